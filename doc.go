@@ -1,0 +1,17 @@
+// Package ringcast is a distributed publish/subscribe system for Go.
+//
+// Every topic has one owner node, chosen on a consistent hash ring whose
+// membership is shared by gossip. A publish goes straight to the topic's
+// owner; the owner orders it and sends it once to each node that has
+// subscribers; each node hands it to its local subscribers.
+//
+// The module is organised in packages that depend downward only:
+//
+//   - ring: membership (gossip) and the hash ring that names each topic's owner.
+//   - transport: node-to-node links carrying length-prefixed msgpack frames.
+//   - transport/websocket: the client gateway, speaking the Phoenix Channels V2 protocol.
+//   - pubsub: the embeddable Node that ties them together.
+//
+// The binaries in cmd/ build a complete notification system from these
+// pieces; examples/ shows how to embed and run them.
+package ringcast

@@ -1,0 +1,241 @@
+package pubsub
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime"
+	"time"
+
+	"github.com/ringcast/ringcast/ring"
+)
+
+// Roles a node can advertise. A node with RoleTopics is on the hash ring
+// and owns a share of the topics; a node with only RoleGateway subscribes and
+// publishes but owns nothing.
+const (
+	RoleTopics  = ring.RoleTopics
+	RoleGateway = ring.RoleGateway
+)
+
+// Member is one node of the cluster as this node sees it.
+type Member = ring.Member
+
+// Overflow policies for a subscription whose buffer is full.
+type Overflow uint8
+
+const (
+	// OverflowClose ends the subscription with ErrSlowConsumer (the default):
+	// a subscriber that cannot keep up is told so instead of silently
+	// missing messages.
+	OverflowClose Overflow = iota
+	// OverflowDropOldest discards the oldest buffered message to make room.
+	// The next message returned carries the number discarded in Message.Lost.
+	OverflowDropOldest
+)
+
+// Defaults applied by New to zero Config fields.
+const (
+	DefaultMaxPayload         = 1 << 20
+	DefaultSubscriptionBuffer = 1024
+	DefaultHistorySize        = 256
+	DefaultHistoryTTL         = 5 * time.Minute
+	DefaultRequestTimeout     = 5 * time.Second
+	DefaultClaimTimeout       = 2 * time.Second
+	DefaultGapTimeout         = 500 * time.Millisecond
+)
+
+// GossipConfig tunes membership gossip and failure detection. Zero fields
+// keep memberlist's LAN defaults, which detect a dead node in a few seconds.
+type GossipConfig struct {
+	ProbeInterval    time.Duration
+	ProbeTimeout     time.Duration
+	GossipInterval   time.Duration
+	PushPullInterval time.Duration
+	TCPTimeout       time.Duration
+	SuspicionMult    int
+}
+
+// FastGossip returns timings for loopback clusters and tests: a node that
+// stops without leaving is declared dead in well under two seconds. They
+// cost more gossip traffic than the defaults and are not meant for WANs.
+func FastGossip() GossipConfig {
+	c := ring.Config{}.FastTimings()
+	return GossipConfig{
+		ProbeInterval:    c.ProbeInterval,
+		ProbeTimeout:     c.ProbeTimeout,
+		GossipInterval:   c.GossipInterval,
+		PushPullInterval: c.PushPullInterval,
+		TCPTimeout:       c.TCPTimeout,
+		SuspicionMult:    c.SuspicionMult,
+	}
+}
+
+// Config configures a Node. The zero value is valid: it runs a standalone
+// node that owns topics, with gossip and peer links on 127.0.0.1 and ports
+// chosen by the system. New copies the Config; it is never modified.
+type Config struct {
+	// NodeName identifies the node in the cluster; it must be unique.
+	// Default: the host name plus a random suffix.
+	NodeName string
+
+	// ClusterName keeps clusters apart: gossip and peer links of another
+	// cluster are refused. Default "ringcast".
+	ClusterName string
+
+	// GossipAddr is the membership gossip address, "host:port". Port 0 picks
+	// a free port; GossipAddr() reports the one chosen. Default "127.0.0.1:0".
+	GossipAddr string
+
+	// PeerAddr is the node-to-node link address, "host:port", with the same
+	// rules. Default "127.0.0.1:0".
+	PeerAddr string
+
+	// Seeds are gossip addresses of members to join at start. New fails if
+	// none of them can be reached.
+	Seeds []string
+
+	// Roles the node advertises. Default: RoleTopics only. A node without
+	// RoleTopics owns no topics.
+	Roles []string
+
+	// Secret, when set, must be the same on every node: it authenticates
+	// peer links (HMAC handshake) and encrypts gossip (with a key derived
+	// from it). Nodes without it are refused.
+	Secret []byte
+
+	// MaxPayload bounds the size of a published message. Default 1 MiB.
+	MaxPayload int
+
+	// SubscriptionBuffer is the number of messages a subscription buffers
+	// before its overflow policy applies. Default 1024.
+	SubscriptionBuffer int
+
+	// HistorySize is the number of recent messages an owner keeps per topic
+	// (for hand-off and recovery); HistoryTTL drops older ones. Defaults 256
+	// and 5 minutes; a negative value turns the bound off (HistorySize < 0
+	// keeps no history).
+	HistorySize int
+	HistoryTTL  time.Duration
+
+	// Workers is the number of goroutines that run handlers of
+	// SubscribeFunc subscriptions. Default GOMAXPROCS.
+	Workers int
+
+	// RequestTimeout bounds internal requests between nodes that are not
+	// governed by a caller's context. Default 5s.
+	RequestTimeout time.Duration
+
+	// ClaimTimeout bounds how long a new owner waits for a topic's state
+	// from its previous owner before starting it afresh (with a new epoch).
+	// Default 2s.
+	ClaimTimeout time.Duration
+
+	// GapTimeout is how long a node holds messages that arrived after a gap
+	// in a topic's sequence, waiting for the missing ones, before it
+	// delivers what it has. Default 500ms.
+	GapTimeout time.Duration
+
+	// Gossip tunes failure detection; zero keeps memberlist's LAN defaults.
+	Gossip GossipConfig
+
+	// Logger receives the node's logs. Nil discards them.
+	Logger *slog.Logger
+}
+
+func (c Config) withDefaults() (Config, error) {
+	if c.NodeName == "" {
+		host, err := os.Hostname()
+		if err != nil || host == "" {
+			host = "ringcast"
+		}
+		var b [4]byte
+		_, _ = rand.Read(b[:])
+		c.NodeName = host + "-" + hex.EncodeToString(b[:])
+	}
+	if c.ClusterName == "" {
+		c.ClusterName = "ringcast"
+	}
+	if c.GossipAddr == "" {
+		c.GossipAddr = "127.0.0.1:0"
+	}
+	if c.PeerAddr == "" {
+		c.PeerAddr = "127.0.0.1:0"
+	}
+	if c.Roles == nil {
+		c.Roles = []string{RoleTopics}
+	}
+	c.Roles = append([]string(nil), c.Roles...)
+	c.Seeds = append([]string(nil), c.Seeds...)
+	c.Secret = append([]byte(nil), c.Secret...)
+	if c.MaxPayload == 0 {
+		c.MaxPayload = DefaultMaxPayload
+	}
+	if c.SubscriptionBuffer == 0 {
+		c.SubscriptionBuffer = DefaultSubscriptionBuffer
+	}
+	if c.HistorySize == 0 {
+		c.HistorySize = DefaultHistorySize
+	}
+	if c.HistoryTTL == 0 {
+		c.HistoryTTL = DefaultHistoryTTL
+	}
+	if c.Workers == 0 {
+		c.Workers = runtime.GOMAXPROCS(0)
+	}
+	if c.RequestTimeout == 0 {
+		c.RequestTimeout = DefaultRequestTimeout
+	}
+	if c.ClaimTimeout == 0 {
+		c.ClaimTimeout = DefaultClaimTimeout
+	}
+	if c.GapTimeout == 0 {
+		c.GapTimeout = DefaultGapTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	switch {
+	case c.MaxPayload < 0:
+		return c, fmt.Errorf("%w: MaxPayload %d is negative", ErrInvalidConfig, c.MaxPayload)
+	case c.MaxPayload > 64<<20:
+		return c, fmt.Errorf("%w: MaxPayload %d is over 64 MiB", ErrInvalidConfig, c.MaxPayload)
+	case c.SubscriptionBuffer < 0:
+		return c, fmt.Errorf("%w: SubscriptionBuffer %d is negative", ErrInvalidConfig, c.SubscriptionBuffer)
+	case c.Workers < 0:
+		return c, fmt.Errorf("%w: Workers %d is negative", ErrInvalidConfig, c.Workers)
+	case c.RequestTimeout < 0 || c.ClaimTimeout < 0 || c.GapTimeout < 0:
+		return c, fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
+	}
+	return c, nil
+}
+
+// gossipKey derives memberlist's 32-byte encryption key from the secret.
+func (c Config) gossipKey() []byte {
+	if len(c.Secret) == 0 {
+		return nil
+	}
+	k := sha256.Sum256(append([]byte("ringcast gossip key\x00"), c.Secret...))
+	return k[:]
+}
+
+func (c Config) ringConfig(peerAddr string) ring.Config {
+	return ring.Config{
+		NodeName:         c.NodeName,
+		BindAddr:         c.GossipAddr,
+		ClusterName:      c.ClusterName,
+		Roles:            c.Roles,
+		PeerAddr:         peerAddr,
+		SecretKey:        c.gossipKey(),
+		ProbeInterval:    c.Gossip.ProbeInterval,
+		ProbeTimeout:     c.Gossip.ProbeTimeout,
+		GossipInterval:   c.Gossip.GossipInterval,
+		PushPullInterval: c.Gossip.PushPullInterval,
+		TCPTimeout:       c.Gossip.TCPTimeout,
+		SuspicionMult:    c.Gossip.SuspicionMult,
+		Logger:           c.Logger,
+	}
+}

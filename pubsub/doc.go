@@ -1,0 +1,63 @@
+// Package pubsub is ringcast's embeddable node: distributed publish and
+// subscribe where every topic has one owner.
+//
+// A Node joins a cluster by gossip (package ring). Every topic is owned by
+// one member with the "topics" role, chosen on a consistent hash ring. A
+// publish goes straight to that owner, which gives the message the topic's
+// next sequence number, keeps it in a short history, and sends it once to
+// each node that has subscribers for the topic; each node hands it to its
+// local subscriptions.
+//
+//	n, err := pubsub.New(pubsub.Config{Seeds: []string{"10.0.0.1:7946"}})
+//	sub, err := n.Subscribe(ctx, "orders")
+//	_, err = n.Publish(ctx, "orders", []byte("hello"))
+//	msg, err := sub.Next(ctx)
+//
+// # Delivery
+//
+// Per topic there is one total order: every message carries the topic's
+// epoch and a sequence number that increases by one per message. A
+// subscriber receives each message at most once and in that order.
+// Subscribe returns only once the owner has accepted the subscription, so
+// every message published after it returns is delivered unless a node in
+// between fails or a buffer overflows. Publish returns the sequence number
+// the owner assigned (AckOwner, the default) or returns at once (AckNone).
+//
+// The epoch changes only when a topic's state is lost: its owner failed
+// with no copy of the state left. While ownership changes gracefully (a
+// node joins, or leaves with Shutdown), the old owner hands the topic's
+// sequence, subscriber nodes and history to the new one, and sequences
+// continue.
+//
+// # Cost of a publish
+//
+// One frame to the owner (none when the owner is local) plus one frame per
+// node that has subscribers, whatever the number of subscribers there; the
+// frame is encoded once and shared. A node tells an owner about a topic only
+// when its first local subscriber arrives and when its last one leaves.
+//
+// # Ownership changes
+//
+// When the ring changes, a node that no longer owns a topic pushes its state
+// to the new owner and forwards late requests there. A node that becomes
+// the owner of a topic it holds no state for first asks the member that
+// would own the topic without it (the previous owner, after a join) and
+// holds requests until it knows the topic's sequence, so that numbers never
+// go backwards. Nodes with local subscribers re-register with the new owner
+// on their own, passing the last sequence number they delivered, and the
+// owner sends them what its history holds after it.
+//
+// # Slow subscribers
+//
+// Each subscription has a bounded buffer. A subscription that falls behind
+// ends with ErrSlowConsumer, or with OverflowDropOldest loses its oldest
+// messages and is told how many (Message.Lost). It never slows the owner,
+// the links, or other subscribers.
+//
+// # Limits
+//
+// Topic names are 1 to 255 bytes of UTF-8 without control characters
+// (ValidateTopic). Payloads are at most Config.MaxPayload (1 MiB by
+// default). Invalid input returns an error wrapping ErrInvalidTopic or
+// ErrPayloadTooLarge and changes nothing.
+package pubsub

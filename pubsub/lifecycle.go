@@ -1,0 +1,232 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ringcast/ringcast/ring"
+)
+
+// reconcileInterval is how often a node re-checks, besides every ring
+// change, that each topic it owns is still its own and that each local
+// topic is registered with the current owner. It repairs what a lost frame
+// or a view that changed twice in quick succession left behind.
+const reconcileInterval = 250 * time.Millisecond
+
+// loop follows ring changes. It is the only goroutine that moves topics
+// and re-registers subscriptions, so those never race with each other.
+func (n *Node) loop() {
+	defer close(n.loopDone)
+	views, cancel := n.ring.Watch()
+	defer cancel()
+	tick := time.NewTicker(reconcileInterval)
+	defer tick.Stop()
+	prev := n.ring.View()
+	for {
+		select {
+		case <-n.done:
+			return
+		case v := <-views:
+			n.departed(prev, v)
+			prev = v
+			n.reconcile()
+		case <-tick.C:
+			n.reconcile()
+		}
+	}
+}
+
+// departed forgets members that left between two views: their links close
+// and owners stop sending to them.
+func (n *Node) departed(prev, next *ring.View) {
+	var gone []string
+	for _, m := range prev.Members() {
+		if _, ok := next.Member(m.Name); !ok {
+			gone = append(gone, m.Name)
+		}
+	}
+	if len(gone) == 0 {
+		return
+	}
+	n.log.Info("members departed", "members", gone)
+	for _, name := range gone {
+		n.tr.ClosePeer(name)
+		n.pending.failPeer(name)
+	}
+	for _, ot := range n.owned.all() {
+		ot.mu.Lock()
+		for _, name := range gone {
+			n.unsubscribeLocked(ot, name, maxHops)
+			if ot.state == stateMoved && ot.movedTo == name {
+				n.owned.drop(ot)
+			}
+		}
+		ot.mu.Unlock()
+	}
+}
+
+// reconcile moves topics this node no longer owns to their owner, drops
+// tombstones every view now agrees on, expires history, and re-registers
+// local topics whose owner changed or did not answer.
+func (n *Node) reconcile() {
+	if n.leaving.Load() {
+		return // Shutdown hands everything off itself and waits for it
+	}
+	v := n.view()
+	now := time.Now()
+	for _, ot := range n.owned.all() {
+		owner := ""
+		if m, err := v.Owner(ot.name); err == nil {
+			owner = m.Name
+		}
+		ot.mu.Lock()
+		switch ot.state {
+		case stateReady:
+			ot.hist.expire(now.UnixNano())
+			if owner != "" && owner != n.name {
+				ot.mu.Unlock()
+				n.handoff(ot, owner, nil)
+				continue
+			}
+		case stateMoved:
+			if owner != n.name {
+				n.owned.drop(ot)
+			}
+		}
+		ot.mu.Unlock()
+	}
+	for _, lt := range n.local.all() {
+		owner, _ := n.ownerName(lt.name)
+		lt.mu.Lock()
+		stale := !lt.removed && owner != "" && lt.based &&
+			(lt.owner != owner || !lt.confirmed && now.Sub(lt.regAt) > n.cfg.RequestTimeout)
+		lt.mu.Unlock()
+		if stale {
+			n.register(lt, false)
+		}
+	}
+}
+
+// Shutdown leaves the cluster gracefully: it hands every topic this node
+// owns to its next owner (waiting for their acknowledgements until ctx is
+// done), announces its departure to the cluster, then closes. Subscriptions
+// end with ErrClosed. Shutdown is idempotent; after Close it does nothing.
+func (n *Node) Shutdown(ctx context.Context) error {
+	if n.isClosed() || !n.leaving.CompareAndSwap(false, true) {
+		return n.Close()
+	}
+	// Drain: tell the cluster this node no longer owns topics, so every
+	// view takes it off the ring while it still forwards what reaches it.
+	var err error
+	if slices.Contains(n.cfg.Roles, RoleTopics) {
+		roles := slices.DeleteFunc(slices.Clone(n.cfg.Roles), func(r string) bool { return r == RoleTopics })
+		if derr := n.ring.SetRoles(ctx, roles); derr != nil {
+			err = fmt.Errorf("pubsub: drain: %w", derr)
+		}
+	}
+	err = errors.Join(err, n.handOffAll(ctx))
+	n.linger(ctx)
+	if lerr := n.ring.Leave(ctx); lerr != nil {
+		err = errors.Join(err, fmt.Errorf("pubsub: leave: %w", lerr))
+	}
+	n.log.Info("node left the cluster")
+	return errors.Join(err, n.Close())
+}
+
+// linger keeps a draining node forwarding requests to the new owners until
+// none has arrived for lingerQuiet (other nodes' views have caught up), or
+// ctx is done.
+func (n *Node) linger(ctx context.Context) {
+	t := time.NewTicker(lingerQuiet / 5)
+	defer t.Stop()
+	start := time.Now()
+	for {
+		last := time.Unix(0, n.lastRequest.Load())
+		if start.After(last) {
+			last = start
+		}
+		if time.Since(last) >= lingerQuiet {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// lingerQuiet is how long a draining node must see no request before it
+// leaves: several gossip rounds at the default timings.
+const lingerQuiet = 300 * time.Millisecond
+
+// handOffAll moves every owned topic to its owner in the ring without this
+// node and waits for the acknowledgements.
+func (n *Node) handOffAll(ctx context.Context) error {
+	v := n.view()
+	var (
+		wg   sync.WaitGroup
+		mu   sync.Mutex
+		errs []error
+	)
+	for _, ot := range n.owned.all() {
+		m, err := v.Owner(ot.name)
+		if err != nil {
+			continue // no other owner: the topic ends with this node
+		}
+		wg.Add(1)
+		n.handoff(ot, m.Name, func(err error) {
+			if err != nil {
+				mu.Lock()
+				errs = append(errs, err)
+				mu.Unlock()
+			}
+			wg.Done()
+		})
+	}
+	waited := make(chan struct{})
+	go func() { wg.Wait(); close(waited) }()
+	select {
+	case <-waited:
+	case <-ctx.Done():
+		// The pending table's timeouts (RequestTimeout) still complete the
+		// wait group; Close below fails whatever is left at once.
+		return fmt.Errorf("pubsub: hand-off: %w", ctx.Err())
+	}
+	if len(errs) > 0 {
+		return fmt.Errorf("pubsub: hand-off of %d topics failed: %w", len(errs), errors.Join(errs...))
+	}
+	return nil
+}
+
+// Close stops the node at once, without handing its topics off: the
+// cluster sees it as failed. Subscriptions end with ErrClosed. Close is
+// idempotent and returns when every goroutine of the node has stopped.
+func (n *Node) Close() error {
+	n.closeOnce.Do(func() {
+		close(n.done)
+		<-n.loopDone
+		n.pending.close()
+		for _, lt := range n.local.all() {
+			lt.mu.Lock()
+			subs := lt.subs
+			if lt.gapTimer != nil {
+				lt.gapTimer.Stop()
+			}
+			lt.mu.Unlock()
+			for _, s := range subs {
+				if s.end(ErrClosed) && s.fn == nil {
+					n.local.remove(s)
+				}
+			}
+		}
+		n.dispatch.close()
+		n.closeErr = errors.Join(n.tr.Close(), n.ring.Close())
+		n.log.Info("node closed")
+	})
+	return n.closeErr
+}

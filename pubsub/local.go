@@ -1,0 +1,247 @@
+package pubsub
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+)
+
+const shardCount = 64
+
+func shardOf(topic string) int { return int(xxhash.Sum64String(topic) % shardCount) }
+
+// localTopic is the subscriber side of a topic on this node: its local
+// subscriptions, the owner it is registered with, and the sequence position
+// that keeps delivery in order and free of duplicates.
+type localTopic struct {
+	name  string
+	ready chan struct{} // closed when the first registration completed
+
+	mu        sync.Mutex
+	subs      []*Subscription // copied on write
+	regErr    error           // outcome of the first registration
+	owner     string          // node this topic is registered with
+	confirmed bool            // the owner acknowledged the registration
+	regAt     time.Time       // when the registration in flight was sent
+	removed   bool            // no longer in the table (last subscriber left)
+	based     bool            // epoch and last are known
+	epoch     uint64
+	last      uint64            // seq of the last message delivered
+	pending   map[uint64][]byte // messages after a gap, by seq
+	gapTimer  *time.Timer       // armed while pending is not empty
+}
+
+type localShard struct {
+	mu     sync.RWMutex
+	topics map[string]*localTopic
+}
+
+type localTable struct {
+	shards [shardCount]localShard
+}
+
+func newLocalTable() *localTable {
+	t := &localTable{}
+	for i := range t.shards {
+		t.shards[i].topics = make(map[string]*localTopic)
+	}
+	return t
+}
+
+func (t *localTable) get(topic string) *localTopic {
+	sh := &t.shards[shardOf(topic)]
+	sh.mu.RLock()
+	lt := sh.topics[topic]
+	sh.mu.RUnlock()
+	return lt
+}
+
+// add attaches s to its topic, creating the topic on the first subscriber.
+// It reports whether s is the first (0→1), in which case the caller
+// registers the topic with its owner.
+func (t *localTable) add(s *Subscription) (*localTopic, bool) {
+	sh := &t.shards[shardOf(s.topic)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	lt, ok := sh.topics[s.topic]
+	if !ok {
+		lt = &localTopic{name: s.topic, ready: make(chan struct{})}
+		sh.topics[s.topic] = lt
+	}
+	lt.mu.Lock()
+	lt.subs = append(slices.Clip(lt.subs), s)
+	s.lt = lt
+	lt.mu.Unlock()
+	return lt, !ok
+}
+
+// remove detaches s. It reports the owner to unregister from when s was the
+// last subscriber (N→0) and the topic had been registered.
+func (t *localTable) remove(s *Subscription) (owner string, last bool) {
+	lt := s.lt
+	if lt == nil {
+		return "", false
+	}
+	sh := &t.shards[shardOf(s.topic)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	i := slices.Index(lt.subs, s)
+	if i < 0 {
+		return "", false
+	}
+	subs := make([]*Subscription, 0, len(lt.subs)-1)
+	subs = append(subs, lt.subs[:i]...)
+	lt.subs = append(subs, lt.subs[i+1:]...)
+	if len(lt.subs) > 0 {
+		return "", false
+	}
+	if sh.topics[lt.name] == lt {
+		delete(sh.topics, lt.name)
+	}
+	lt.removed = true
+	if lt.gapTimer != nil {
+		lt.gapTimer.Stop()
+	}
+	lt.pending = nil
+	return lt.owner, lt.owner != ""
+}
+
+// forget removes lt from the table if it is still there (failed first
+// registration).
+func (t *localTable) forget(lt *localTopic) {
+	sh := &t.shards[shardOf(lt.name)]
+	sh.mu.Lock()
+	if sh.topics[lt.name] == lt {
+		delete(sh.topics, lt.name)
+	}
+	sh.mu.Unlock()
+}
+
+// all returns every local topic (for ring changes and shutdown).
+func (t *localTable) all() []*localTopic {
+	var out []*localTopic
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.RLock()
+		for _, lt := range sh.topics {
+			out = append(out, lt)
+		}
+		sh.mu.RUnlock()
+	}
+	return out
+}
+
+// maxPending bounds the messages held after a gap; past it the gap is
+// given up at once.
+const maxPending = 4096
+
+// deliver hands one message from the topic's owner to the local
+// subscriptions, in sequence order, dropping duplicates and holding
+// messages that arrive after a gap until the gap fills or GapTimeout
+// passes. It never blocks.
+func (n *Node) deliver(topic string, epoch, seq uint64, data []byte) {
+	lt := n.local.get(topic)
+	if lt == nil {
+		n.stats.unrouted.Add(1)
+		return
+	}
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.removed || !lt.based {
+		n.stats.unrouted.Add(1)
+		return
+	}
+	if epoch != lt.epoch {
+		// The owner started the topic over: sequence numbers restart.
+		n.log.Info("topic epoch changed", "topic", topic, "old", lt.epoch, "new", epoch)
+		lt.epoch, lt.last = epoch, seq-1
+		lt.pending = nil
+	}
+	switch {
+	case seq <= lt.last:
+		n.stats.duplicates.Add(1)
+	case seq == lt.last+1:
+		lt.fanout(n, Message{Topic: topic, Epoch: epoch, Seq: seq, Data: data})
+		lt.last = seq
+		lt.drainPending(n, false)
+	default:
+		if lt.pending == nil {
+			lt.pending = make(map[uint64][]byte)
+		}
+		if _, dup := lt.pending[seq]; dup {
+			n.stats.duplicates.Add(1)
+			return
+		}
+		lt.pending[seq] = data
+		if len(lt.pending) >= maxPending {
+			lt.drainPending(n, true)
+			return
+		}
+		if lt.gapTimer == nil {
+			lt.gapTimer = time.AfterFunc(n.cfg.GapTimeout, func() { n.gapExpired(lt) })
+		} else if len(lt.pending) == 1 {
+			lt.gapTimer.Reset(n.cfg.GapTimeout)
+		}
+	}
+}
+
+// drainPending delivers held messages that have become contiguous; with
+// skip it first jumps over the gap to the lowest held message. lt.mu held.
+func (lt *localTopic) drainPending(n *Node, skip bool) {
+	if len(lt.pending) == 0 {
+		return
+	}
+	if skip {
+		low := uint64(0)
+		for s := range lt.pending {
+			if low == 0 || s < low {
+				low = s
+			}
+		}
+		n.stats.gaps.Add(1)
+		n.stats.lost.Add(low - lt.last - 1)
+		n.log.Warn("gave up waiting for missing messages", "topic", lt.name, "from", lt.last+1, "to", low-1)
+		lt.last = low - 1
+	}
+	for {
+		data, ok := lt.pending[lt.last+1]
+		if !ok {
+			break
+		}
+		delete(lt.pending, lt.last+1)
+		lt.last++
+		lt.fanout(n, Message{Topic: lt.name, Epoch: lt.epoch, Seq: lt.last, Data: data})
+	}
+	if len(lt.pending) == 0 {
+		lt.pending = nil
+		if lt.gapTimer != nil {
+			lt.gapTimer.Stop()
+		}
+	} else if skip {
+		lt.drainPending(n, true)
+	}
+}
+
+func (n *Node) gapExpired(lt *localTopic) {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.removed || len(lt.pending) == 0 {
+		return
+	}
+	lt.drainPending(n, true)
+}
+
+// fanout pushes m to every local subscription. lt.mu held.
+func (lt *localTopic) fanout(n *Node, m Message) {
+	for _, s := range lt.subs {
+		if !s.push(m) {
+			n.stats.slowConsumers.Add(1)
+			n.log.Warn("subscription overflowed: slow consumer", "topic", lt.name, "buffer", len(s.buf))
+		}
+	}
+	n.stats.delivered.Add(uint64(len(lt.subs)))
+}

@@ -1,0 +1,57 @@
+package pubsub
+
+// Ack is the acknowledgement a publisher waits for.
+type Ack uint8
+
+const (
+	// AckOwner (the default) returns once the topic's owner has sequenced
+	// the message; PublishResult carries its sequence number.
+	AckOwner Ack = iota
+	// AckNone returns as soon as the message is queued toward the owner
+	// (fire and forget): no sequence number, no error from the owner.
+	AckNone
+)
+
+// PublishOption configures one Publish call.
+type PublishOption func(*publishOptions)
+
+type publishOptions struct {
+	ack Ack
+}
+
+// WithAck sets the acknowledgement Publish waits for.
+func WithAck(a Ack) PublishOption {
+	return func(o *publishOptions) { o.ack = a }
+}
+
+// SubscribeOption configures one Subscribe or SubscribeFunc call.
+type SubscribeOption func(*subscribeOptions)
+
+type subscribeOptions struct {
+	buffer   int
+	overflow Overflow
+	onClose  func(error)
+}
+
+// WithBuffer sets the number of messages this subscription buffers,
+// overriding Config.SubscriptionBuffer.
+func WithBuffer(n int) SubscribeOption {
+	return func(o *subscribeOptions) {
+		if n > 0 {
+			o.buffer = n
+		}
+	}
+}
+
+// WithOverflow sets what happens when the subscription's buffer is full.
+func WithOverflow(p Overflow) SubscribeOption {
+	return func(o *subscribeOptions) { o.overflow = p }
+}
+
+// OnClose registers fn to be called once, on a worker goroutine, when the
+// subscription is ended by the node rather than by Unsubscribe: slow
+// consumer (ErrSlowConsumer) or node shutdown (ErrClosed). It is meant for
+// SubscribeFunc users that have no Next call to return the error.
+func OnClose(fn func(error)) SubscribeOption {
+	return func(o *subscribeOptions) { o.onClose = fn }
+}

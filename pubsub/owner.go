@@ -1,0 +1,562 @@
+package pubsub
+
+import (
+	"crypto/rand"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ringcast/ringcast/transport"
+)
+
+// The owner side of a topic goes through three states. A node that becomes
+// the owner of a topic it holds no state for first claims it: it asks the
+// member that would own the topic without it (the previous owner after a
+// join) for the topic's sequence, subscriber nodes and history, and queues
+// publishes and subscriptions until the answer comes or ClaimTimeout
+// passes. A ready topic is sequenced here. When the ring moves the topic
+// elsewhere, its state is pushed to the new owner and a moved tombstone
+// forwards late requests there until every view agrees.
+type topicState uint8
+
+const (
+	stateClaiming topicState = iota
+	stateReady
+	stateMoved
+)
+
+// maxQueued bounds the requests held for one topic while it is claimed.
+const maxQueued = 4096
+
+// maxHops bounds how often a request is forwarded between nodes whose views
+// of the ring disagree.
+const maxHops = 4
+
+type ownedTopic struct {
+	name string
+
+	mu      sync.Mutex
+	state   topicState
+	movedTo string
+	epoch   uint64
+	seq     uint64
+	nodes   []string // subscriber nodes, copied on write
+	hist    history
+	queued  []ownerOp
+}
+
+// ownerOp is a request held while a topic is being claimed.
+type ownerOp struct {
+	pub   *pubReq
+	sub   *subReq
+	unsub string // origin node of an unsubscribe
+}
+
+// pubReq is a publish travelling toward the topic's owner.
+type pubReq struct {
+	topic  string
+	data   []byte
+	origin string
+	reqID  uint64
+	ack    Ack
+	hops   uint8
+	done   chan pubResult // set when the origin is this node and waits
+}
+
+type pubResult struct {
+	epoch, seq uint64
+	err        error
+}
+
+// subReq registers a subscriber node with the topic's owner.
+type subReq struct {
+	topic    string
+	origin   string
+	reqID    uint64
+	since    uint64
+	hasSince bool
+	hops     uint8
+	// done is set when the origin is this node; it is called exactly once,
+	// with the owner's lock held when the owner is this node too.
+	done func(owner string, epoch, seq uint64, err error)
+}
+
+type ownerShard struct {
+	mu     sync.Mutex
+	topics map[string]*ownedTopic
+}
+
+type ownerTable struct {
+	shards [shardCount]ownerShard
+}
+
+func newOwnerTable() *ownerTable {
+	t := &ownerTable{}
+	for i := range t.shards {
+		t.shards[i].topics = make(map[string]*ownedTopic)
+	}
+	return t
+}
+
+func (t *ownerTable) get(topic string) *ownedTopic {
+	sh := &t.shards[shardOf(topic)]
+	sh.mu.Lock()
+	ot := sh.topics[topic]
+	sh.mu.Unlock()
+	return ot
+}
+
+// acquire returns the topic's state, creating it in the claiming state if
+// absent; created tells the caller to start the claim.
+func (t *ownerTable) acquire(n *Node, topic string) (ot *ownedTopic, created bool) {
+	sh := &t.shards[shardOf(topic)]
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	if ot = sh.topics[topic]; ot != nil {
+		return ot, false
+	}
+	ot = &ownedTopic{name: topic, hist: newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)}
+	sh.topics[topic] = ot
+	return ot, true
+}
+
+func (t *ownerTable) drop(ot *ownedTopic) {
+	sh := &t.shards[shardOf(ot.name)]
+	sh.mu.Lock()
+	if sh.topics[ot.name] == ot {
+		delete(sh.topics, ot.name)
+	}
+	sh.mu.Unlock()
+}
+
+func (t *ownerTable) all() []*ownedTopic {
+	var out []*ownedTopic
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, ot := range sh.topics {
+			out = append(out, ot)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}
+
+func newEpoch() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:])
+	e := binary.BigEndian.Uint64(b[:]) >> 1
+	if e == 0 {
+		e = 1
+	}
+	return e
+}
+
+// ownedTopicFor returns the topic's owner state, starting a claim when it
+// is new here.
+func (n *Node) ownedTopicFor(topic string) *ownedTopic {
+	ot, created := n.owned.acquire(n, topic)
+	if created {
+		n.startClaim(ot)
+	}
+	return ot
+}
+
+// ownerPublish sequences a publish for which this node is the owner. It
+// reports false when the result will come later through replyPublish (the
+// topic is being claimed, or has moved and the request was forwarded).
+func (n *Node) ownerPublish(req *pubReq) (pubResult, bool) {
+	ot := n.ownedTopicFor(req.topic)
+	ot.mu.Lock()
+	defer ot.mu.Unlock()
+	return n.publishLocked(ot, req)
+}
+
+func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
+	switch ot.state {
+	case stateClaiming:
+		if len(ot.queued) >= maxQueued {
+			return pubResult{err: fmt.Errorf("%w: topic %q is changing owner and its queue is full", ErrUnavailable, req.topic)}, true
+		}
+		if req.origin == n.name && req.done == nil {
+			req.done = make(chan pubResult, 1)
+		}
+		ot.queued = append(ot.queued, ownerOp{pub: req})
+		return pubResult{}, false
+	case stateMoved:
+		if err := n.sendPublish(req, ot.movedTo); err != nil {
+			return pubResult{err: err}, true
+		}
+		return pubResult{}, false
+	}
+	ot.seq++
+	now := time.Now().UnixNano()
+	ot.hist.add(ot.seq, now, req.data)
+	n.fanout(ot, ot.seq, req.data)
+	n.stats.sequenced.Add(1)
+	return pubResult{epoch: ot.epoch, seq: ot.seq}, true
+}
+
+// fanout sends one message to every subscriber node: one frame, encoded
+// once and shared, per remote node; a direct call for this node. ot.mu held,
+// which keeps frames of one topic in sequence order on every link.
+func (n *Node) fanout(ot *ownedTopic, seq uint64, data []byte) {
+	var frame []byte
+	for _, node := range ot.nodes {
+		if node == n.name {
+			n.deliver(ot.name, ot.epoch, seq, data)
+			continue
+		}
+		if frame == nil {
+			frame = transport.EncodeFrame(&transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data})
+		}
+		if err := n.sendTo(node, frame); err != nil {
+			n.stats.sendErrors.Add(1)
+		}
+	}
+}
+
+// replyPublish returns a publish result to its origin.
+func (n *Node) replyPublish(req *pubReq, res pubResult) {
+	if req.origin == n.name {
+		if req.done != nil {
+			req.done <- res
+		}
+		return
+	}
+	if req.reqID == 0 {
+		return
+	}
+	ack := &transport.PublishAck{ReqID: req.reqID, Epoch: res.epoch, Seq: res.seq, Code: errorCode(res.err)}
+	if res.err != nil {
+		ack.Err = res.err.Error()
+	}
+	if err := n.sendMsg(req.origin, ack); err != nil {
+		n.stats.sendErrors.Add(1)
+	}
+}
+
+// sendPublish forwards req toward target, the owner as this node sees it.
+func (n *Node) sendPublish(req *pubReq, target string) error {
+	if req.hops >= maxHops {
+		return fmt.Errorf("%w: %q forwarded %d times between nodes that disagree on its owner", ErrNoOwner, req.topic, req.hops)
+	}
+	if req.origin == n.name && req.ack != AckNone && req.reqID == 0 {
+		if req.done == nil {
+			req.done = make(chan pubResult, 1)
+		}
+		done := req.done
+		req.reqID = n.pending.add(target, 0, func(_ string, msg transport.Message, err error) {
+			var res pubResult
+			if ack, ok := msg.(*transport.PublishAck); ok {
+				res = pubResult{epoch: ack.Epoch, seq: ack.Seq, err: codeError(ack.Code, ack.Err)}
+			} else {
+				res.err = err
+			}
+			done <- res
+		})
+	}
+	m := &transport.Publish{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Data: req.data, Ack: uint8(req.ack), Hops: req.hops + 1}
+	if err := n.sendMsg(target, m); err != nil {
+		if req.reqID != 0 && req.origin == n.name {
+			n.pending.cancel(req.reqID)
+		}
+		return err
+	}
+	n.stats.forwarded.Add(1)
+	return nil
+}
+
+// ownerSubscribe registers req.origin as a subscriber node of the topic.
+func (n *Node) ownerSubscribe(req *subReq) {
+	ot := n.ownedTopicFor(req.topic)
+	ot.mu.Lock()
+	defer ot.mu.Unlock()
+	n.subscribeLocked(ot, req)
+}
+
+func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
+	switch ot.state {
+	case stateClaiming:
+		if len(ot.queued) >= maxQueued {
+			n.replySubscribe(req, 0, 0, fmt.Errorf("%w: topic %q is changing owner and its queue is full", ErrUnavailable, req.topic))
+			return
+		}
+		ot.queued = append(ot.queued, ownerOp{sub: req})
+		return
+	case stateMoved:
+		if err := n.sendSubscribe(req, ot.movedTo); err != nil {
+			n.replySubscribe(req, 0, 0, err)
+		}
+		return
+	}
+	if !slices.Contains(ot.nodes, req.origin) {
+		ot.nodes = append(slices.Clip(ot.nodes), req.origin)
+	}
+	n.replySubscribe(req, ot.epoch, ot.seq, nil)
+	if !req.hasSince || req.since >= ot.seq {
+		return
+	}
+	// The subscriber node missed messages while it moved between owners:
+	// send it what history holds, in order, before anything newer.
+	for _, e := range ot.hist.since(req.since) {
+		if req.origin == n.name {
+			n.deliver(ot.name, ot.epoch, e.Seq, e.Data)
+			continue
+		}
+		m := &transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: e.Seq, Data: e.Data}
+		if err := n.sendMsg(req.origin, m); err != nil {
+			n.stats.sendErrors.Add(1)
+			return
+		}
+	}
+}
+
+func (n *Node) replySubscribe(req *subReq, epoch, seq uint64, err error) {
+	if req.origin == n.name {
+		if req.done != nil {
+			req.done(n.name, epoch, seq, err)
+		}
+		return
+	}
+	ack := &transport.SubscribeAck{ReqID: req.reqID, Epoch: epoch, Seq: seq, Code: errorCode(err)}
+	if err != nil {
+		ack.Err = err.Error()
+	}
+	if err := n.sendMsg(req.origin, ack); err != nil {
+		n.stats.sendErrors.Add(1)
+	}
+}
+
+// sendSubscribe forwards req toward target.
+func (n *Node) sendSubscribe(req *subReq, target string) error {
+	if req.hops >= maxHops {
+		return fmt.Errorf("%w: %q forwarded %d times between nodes that disagree on its owner", ErrNoOwner, req.topic, req.hops)
+	}
+	if req.origin == n.name && req.reqID == 0 {
+		done := req.done
+		req.reqID = n.pending.add(target, n.cfg.RequestTimeout, func(from string, msg transport.Message, err error) {
+			if ack, ok := msg.(*transport.SubscribeAck); ok {
+				done(from, ack.Epoch, ack.Seq, codeError(ack.Code, ack.Err))
+				return
+			}
+			done("", 0, 0, err)
+		})
+	}
+	m := &transport.Subscribe{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Since: req.since, HasSince: req.hasSince, Hops: req.hops + 1}
+	if err := n.sendMsg(target, m); err != nil {
+		if req.origin == n.name {
+			n.pending.cancel(req.reqID)
+		}
+		return err
+	}
+	return nil
+}
+
+// ownerUnsubscribe removes origin from the topic's subscriber nodes.
+func (n *Node) ownerUnsubscribe(topic, origin string, hops uint8) {
+	ot := n.owned.get(topic)
+	if ot == nil {
+		return
+	}
+	ot.mu.Lock()
+	defer ot.mu.Unlock()
+	n.unsubscribeLocked(ot, origin, hops)
+}
+
+func (n *Node) unsubscribeLocked(ot *ownedTopic, origin string, hops uint8) {
+	switch ot.state {
+	case stateClaiming:
+		if len(ot.queued) < maxQueued {
+			ot.queued = append(ot.queued, ownerOp{unsub: origin})
+		}
+	case stateMoved:
+		if hops < maxHops {
+			_ = n.sendMsg(ot.movedTo, &transport.Unsubscribe{Topic: ot.name, Origin: origin, Hops: hops + 1})
+		}
+	default:
+		if i := slices.Index(ot.nodes, origin); i >= 0 {
+			ot.nodes = slices.Delete(slices.Clone(ot.nodes), i, i+1)
+		}
+	}
+}
+
+// startClaim asks the member that would own the topic without this node
+// for its state; with nobody to ask the topic starts afresh at once.
+func (n *Node) startClaim(ot *ownedTopic) {
+	cand, err := n.previousOwner(ot.name)
+	if err != nil || cand == n.name {
+		n.completeClaim(ot, nil)
+		return
+	}
+	id := n.pending.add(cand, n.cfg.ClaimTimeout, func(_ string, msg transport.Message, _ error) {
+		st, _ := msg.(*transport.TopicState)
+		n.completeClaim(ot, st)
+	})
+	if err := n.sendMsg(cand, &transport.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
+		n.pending.cancel(id)
+		n.completeClaim(ot, nil)
+	}
+}
+
+// completeClaim makes a claimed topic ready with the state received (or
+// afresh) and runs the requests queued meanwhile, in arrival order.
+func (n *Node) completeClaim(ot *ownedTopic, st *transport.TopicState) {
+	ot.mu.Lock()
+	defer ot.mu.Unlock()
+	if ot.state != stateClaiming {
+		return
+	}
+	n.adoptLocked(ot, st)
+	n.runQueuedLocked(ot)
+}
+
+// adoptLocked merges a topic state received from another node and makes
+// the topic ready. Sequence numbers never go backwards within an epoch.
+func (n *Node) adoptLocked(ot *ownedTopic, st *transport.TopicState) {
+	found := st != nil && st.Found
+	switch {
+	case !found && ot.state == stateReady:
+	case !found:
+		ot.epoch, ot.seq, ot.nodes = newEpoch(), 0, nil
+		ot.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
+		n.log.Debug("topic starts afresh", "topic", ot.name, "epoch", ot.epoch)
+	case ot.state != stateReady || st.Seq > ot.seq || st.Epoch == ot.epoch && st.Seq == ot.seq:
+		nodes := ot.nodes
+		if ot.state != stateReady {
+			nodes = nil
+		}
+		ot.epoch, ot.seq = st.Epoch, max(st.Seq, ot.seqIfEpoch(st.Epoch))
+		ot.hist.replace(st.History)
+		ot.nodes = mergeNodes(nodes, st.Nodes)
+		n.log.Debug("topic state adopted", "topic", ot.name, "epoch", ot.epoch, "seq", ot.seq, "nodes", len(ot.nodes))
+	default:
+		ot.nodes = mergeNodes(ot.nodes, st.Nodes)
+	}
+	ot.state, ot.movedTo = stateReady, ""
+}
+
+func (ot *ownedTopic) seqIfEpoch(epoch uint64) uint64 {
+	if ot.state == stateReady && ot.epoch == epoch {
+		return ot.seq
+	}
+	return 0
+}
+
+func mergeNodes(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (n *Node) runQueuedLocked(ot *ownedTopic) {
+	queued := ot.queued
+	ot.queued = nil
+	for _, op := range queued {
+		switch {
+		case op.pub != nil:
+			if res, ok := n.publishLocked(ot, op.pub); ok {
+				n.replyPublish(op.pub, res)
+			}
+		case op.sub != nil:
+			n.subscribeLocked(ot, op.sub)
+		default:
+			n.unsubscribeLocked(ot, op.unsub, 0)
+		}
+	}
+}
+
+// moveLocked hands a ready topic to another node: its state goes in one
+// frame (a reply to reqID when the new owner asked, a hand-off otherwise)
+// and the topic becomes a tombstone forwarding to the new owner. Frames
+// forwarded later follow the state on the same link, so they arrive after
+// it.
+func (n *Node) moveLocked(ot *ownedTopic, to string, reqID uint64, handoff bool) error {
+	st := &transport.TopicState{
+		ReqID:   reqID,
+		Topic:   ot.name,
+		Found:   true,
+		Epoch:   ot.epoch,
+		Seq:     ot.seq,
+		Nodes:   slices.Clone(ot.nodes),
+		History: ot.hist.all(),
+		Handoff: handoff,
+	}
+	if err := n.sendMsg(to, st); err != nil {
+		return err
+	}
+	ot.state, ot.movedTo, ot.nodes = stateMoved, to, nil
+	ot.hist = newHistory(0, 0)
+	n.stats.handoffs.Add(1)
+	n.log.Debug("topic moved", "topic", ot.name, "to", to, "seq", ot.seq)
+	return nil
+}
+
+// handoff pushes a ready topic to its new owner and calls done (if not nil)
+// with the outcome once the new owner acknowledged it.
+func (n *Node) handoff(ot *ownedTopic, to string, done func(error)) {
+	ot.mu.Lock()
+	defer ot.mu.Unlock()
+	if ot.state != stateReady {
+		if done != nil {
+			done(nil)
+		}
+		return
+	}
+	id := n.pending.add(to, n.cfg.RequestTimeout, func(_ string, msg transport.Message, err error) {
+		if ack, ok := msg.(*transport.StateAck); ok {
+			err = codeError(ack.Code, ack.Err)
+		}
+		if err != nil {
+			n.log.Warn("topic hand-off not acknowledged", "topic", ot.name, "to", to, "err", err)
+		}
+		if done != nil {
+			done(err)
+		}
+	})
+	if err := n.moveLocked(ot, to, id, true); err != nil {
+		n.pending.cancel(id)
+		n.log.Warn("topic hand-off failed", "topic", ot.name, "to", to, "err", err)
+		if done != nil {
+			done(err)
+		}
+	}
+}
+
+// onStateRequest answers a node claiming a topic: it gets the state if this
+// node holds it ready, and the topic moves to it.
+func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
+	if ot := n.owned.get(req.Topic); ot != nil {
+		ot.mu.Lock()
+		defer ot.mu.Unlock()
+		if ot.state == stateReady {
+			if err := n.moveLocked(ot, from, req.ReqID, false); err == nil {
+				return
+			}
+		}
+	}
+	_ = n.sendMsg(from, &transport.TopicState{ReqID: req.ReqID, Topic: req.Topic})
+}
+
+// onHandoff adopts a topic pushed by its previous owner.
+func (n *Node) onHandoff(from string, st *transport.TopicState) {
+	ot, _ := n.owned.acquire(n, st.Topic)
+	ot.mu.Lock()
+	n.adoptLocked(ot, st)
+	n.runQueuedLocked(ot)
+	ot.mu.Unlock()
+	_ = n.sendMsg(from, &transport.StateAck{ReqID: st.ReqID})
+	if n.leaving.Load() {
+		// Pushed here by a node that has not yet seen this one drain: pass
+		// it on to the owner without this node.
+		if m, err := n.view().Owner(st.Topic); err == nil {
+			n.handoff(ot, m.Name, nil)
+		}
+	}
+}

@@ -1,0 +1,87 @@
+package pubsub
+
+import (
+	"sync/atomic"
+
+	"github.com/ringcast/ringcast/transport"
+)
+
+type counters struct {
+	published     atomic.Uint64
+	sequenced     atomic.Uint64
+	forwarded     atomic.Uint64
+	delivered     atomic.Uint64
+	dropped       atomic.Uint64
+	slowConsumers atomic.Uint64
+	duplicates    atomic.Uint64
+	gaps          atomic.Uint64
+	lost          atomic.Uint64
+	unrouted      atomic.Uint64
+	handoffs      atomic.Uint64
+	sendErrors    atomic.Uint64
+	badFrames     atomic.Uint64
+}
+
+// Stats is a snapshot of a node's counters. Counters only grow; gauges
+// (the counts of topics and subscriptions) are current values.
+type Stats struct {
+	Node string
+
+	Published     uint64 // Publish calls accepted on this node
+	Sequenced     uint64 // messages this node sequenced as a topic owner
+	Forwarded     uint64 // publishes sent on to another node
+	Delivered     uint64 // messages handed to local subscriptions
+	Dropped       uint64 // messages discarded by OverflowDropOldest
+	SlowConsumers uint64 // subscriptions ended by ErrSlowConsumer
+	Duplicates    uint64 // duplicate deliveries discarded
+	Gaps          uint64 // sequence gaps given up on after GapTimeout
+	Lost          uint64 // messages those gaps skipped
+	Unrouted      uint64 // deliveries for topics with no local subscriber
+	Handoffs      uint64 // topics moved to another owner
+	SendErrors    uint64 // frames that could not be queued to a peer
+	BadFrames     uint64 // malformed or unknown frames from peers
+
+	OwnedTopics   int // topics this node sequences
+	LocalTopics   int // topics with local subscribers
+	Subscriptions int // local subscriptions
+
+	// Links holds per-peer link counters: frames sent and received per
+	// frame type, bytes, drops. Links.Peers[p].Sent[transport.FrameDeliver]
+	// is the number of deliveries this node sent to p.
+	Links transport.Stats
+}
+
+// Stats returns a snapshot of the node's counters.
+func (n *Node) Stats() Stats {
+	s := Stats{
+		Node:          n.name,
+		Published:     n.stats.published.Load(),
+		Sequenced:     n.stats.sequenced.Load(),
+		Forwarded:     n.stats.forwarded.Load(),
+		Delivered:     n.stats.delivered.Load(),
+		Dropped:       n.stats.dropped.Load(),
+		SlowConsumers: n.stats.slowConsumers.Load(),
+		Duplicates:    n.stats.duplicates.Load(),
+		Gaps:          n.stats.gaps.Load(),
+		Lost:          n.stats.lost.Load(),
+		Unrouted:      n.stats.unrouted.Load(),
+		Handoffs:      n.stats.handoffs.Load(),
+		SendErrors:    n.stats.sendErrors.Load(),
+		BadFrames:     n.stats.badFrames.Load(),
+		Links:         n.tr.Stats(),
+	}
+	for _, ot := range n.owned.all() {
+		ot.mu.Lock()
+		if ot.state == stateReady {
+			s.OwnedTopics++
+		}
+		ot.mu.Unlock()
+	}
+	for _, lt := range n.local.all() {
+		lt.mu.Lock()
+		s.LocalTopics++
+		s.Subscriptions += len(lt.subs)
+		lt.mu.Unlock()
+	}
+	return s
+}

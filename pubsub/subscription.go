@@ -1,0 +1,229 @@
+package pubsub
+
+import (
+	"context"
+	"sync"
+)
+
+// Message is one publication as a subscriber receives it. Data is shared by
+// every subscriber of the node: it must not be modified.
+type Message struct {
+	Topic string
+	// Epoch identifies the topic's history. It changes only when the topic's
+	// state was lost (its owner failed with no copy left), so a change of
+	// epoch tells a subscriber that sequence numbers started over.
+	Epoch uint64
+	// Seq is the owner-assigned position of the message in the topic:
+	// strictly increasing within an epoch.
+	Seq  uint64
+	Data []byte
+	// Lost is the number of messages this subscription discarded just
+	// before this one (OverflowDropOldest only).
+	Lost uint64
+}
+
+// Subscription is one subscriber's interest in a topic. Messages are
+// buffered per subscription (bounded by WithBuffer or
+// Config.SubscriptionBuffer) and read with Next, or handed to the function
+// given to SubscribeFunc. A Subscription is safe for concurrent use, but
+// messages come out in order only to a single reader.
+type Subscription struct {
+	node     *Node
+	topic    string
+	fn       func(Message)
+	onClose  func(error)
+	overflow Overflow
+	lt       *localTopic // set once by Subscribe; guarded by lt.mu for membership
+
+	mu        sync.Mutex
+	buf       []Message // ring buffer
+	head, n   int
+	lost      uint64
+	err       error // why the subscription ended; nil while active
+	scheduled bool  // queued on, or running in, a dispatcher worker
+	finished  bool  // detached from the node and OnClose called
+	notify    chan struct{}
+	done      chan struct{}
+}
+
+func newSubscription(n *Node, topic string, fn func(Message), o subscribeOptions) *Subscription {
+	size := o.buffer
+	if size <= 0 {
+		size = n.cfg.SubscriptionBuffer
+	}
+	return &Subscription{
+		node:     n,
+		topic:    topic,
+		fn:       fn,
+		onClose:  o.onClose,
+		overflow: o.overflow,
+		buf:      make([]Message, size),
+		notify:   make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+}
+
+// Topic returns the subscription's topic.
+func (s *Subscription) Topic() string { return s.topic }
+
+// Done is closed when the subscription ends: by Unsubscribe, by overflow
+// (ErrSlowConsumer) or by the node closing (ErrClosed). Buffered messages
+// may still be read with Next after that.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns why the subscription ended, or nil while it is active.
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Next returns the next message, waiting for one until ctx is done. When the
+// subscription has ended it first returns what was buffered, then the reason
+// (ErrUnsubscribed, ErrSlowConsumer or ErrClosed). Next must not be used on
+// a subscription made with SubscribeFunc.
+func (s *Subscription) Next(ctx context.Context) (Message, error) {
+	for {
+		s.mu.Lock()
+		if s.n > 0 {
+			m := s.pop()
+			s.mu.Unlock()
+			return m, nil
+		}
+		err := s.err
+		s.mu.Unlock()
+		if err != nil {
+			return Message{}, err
+		}
+		select {
+		case <-s.notify:
+		case <-ctx.Done():
+			return Message{}, ctx.Err()
+		}
+	}
+}
+
+// Unsubscribe ends the subscription. Messages already buffered can still be
+// read with Next. For SubscribeFunc, a call of the function already under way
+// may finish after Unsubscribe returns. Unsubscribe is idempotent and always
+// returns nil; the error is there for interface compatibility.
+func (s *Subscription) Unsubscribe() error {
+	if s.end(ErrUnsubscribed) {
+		s.node.detach(s)
+	}
+	return nil
+}
+
+// pop removes the oldest buffered message. s.mu must be held and s.n > 0.
+func (s *Subscription) pop() Message {
+	m := s.buf[s.head]
+	s.buf[s.head] = Message{}
+	s.head = (s.head + 1) % len(s.buf)
+	s.n--
+	if s.lost > 0 {
+		m.Lost = s.lost
+		s.lost = 0
+	}
+	return m
+}
+
+// push buffers m; it never blocks. It reports false when the subscription
+// overflowed under OverflowClose and has just ended.
+func (s *Subscription) push(m Message) bool {
+	s.mu.Lock()
+	if s.err != nil {
+		s.mu.Unlock()
+		return true
+	}
+	if s.n == len(s.buf) {
+		if s.overflow == OverflowClose {
+			s.err = ErrSlowConsumer
+			close(s.done)
+			s.wakeLocked()
+			s.scheduleLocked()
+			s.mu.Unlock()
+			return false
+		}
+		s.buf[s.head] = Message{}
+		s.head = (s.head + 1) % len(s.buf)
+		s.n--
+		s.lost++
+		s.node.stats.dropped.Add(1)
+	}
+	s.buf[(s.head+s.n)%len(s.buf)] = m
+	s.n++
+	s.wakeLocked()
+	s.mu.Unlock()
+	return true
+}
+
+// end marks the subscription ended with err; it reports whether this call
+// ended it.
+func (s *Subscription) end(err error) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.err != nil {
+		return false
+	}
+	s.err = err
+	close(s.done)
+	s.wakeLocked()
+	return true
+}
+
+// wakeLocked tells the reader that something changed: the Next caller, or
+// the dispatcher for a SubscribeFunc subscription.
+func (s *Subscription) wakeLocked() {
+	if s.fn == nil {
+		select {
+		case s.notify <- struct{}{}:
+		default:
+		}
+		return
+	}
+	s.scheduleLocked()
+}
+
+func (s *Subscription) scheduleLocked() {
+	if !s.scheduled {
+		s.scheduled = true
+		s.node.dispatch.enqueue(s)
+	}
+}
+
+// dispatchBatch is how the dispatcher reads from a subscription: it hands up
+// to max buffered messages to the handler, and finishes an ended
+// subscription (detaching it and calling OnClose). It reports whether the
+// subscription must be scheduled again.
+func (s *Subscription) dispatchBatch(batch []Message) ([]Message, bool) {
+	const max = 64
+	s.mu.Lock()
+	batch = batch[:0]
+	if s.fn != nil {
+		for s.n > 0 && len(batch) < max {
+			batch = append(batch, s.pop())
+		}
+	}
+	if len(batch) == 0 {
+		s.scheduled = false
+		finish := s.err != nil && !s.finished
+		if finish {
+			s.finished = true
+		}
+		err := s.err
+		s.mu.Unlock()
+		if finish {
+			s.node.detach(s)
+			if s.onClose != nil && err != ErrUnsubscribed {
+				s.onClose(err)
+			}
+		}
+		return batch, false
+	}
+	s.mu.Unlock()
+	for i := range batch {
+		s.fn(batch[i])
+		batch[i] = Message{}
+	}
+	return batch, true
+}

@@ -1,0 +1,154 @@
+package pubsub
+
+import (
+	"time"
+
+	"github.com/ringcast/ringcast/transport"
+)
+
+// HandleFrame implements transport.Handler: it decodes a frame from a peer
+// and acts on it. It runs on the link's read goroutine and never blocks:
+// deliveries go into subscription buffers, owner work is in-memory, and
+// replies are queued on links.
+func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
+	if n.isClosed() {
+		return
+	}
+	switch typ {
+	case transport.FrameDeliver:
+		var m transport.Deliver
+		if n.decode(from, &m, body) {
+			n.deliver(m.Topic, m.Epoch, m.Seq, m.Data)
+		}
+	case transport.FramePublish:
+		n.lastRequest.Store(time.Now().UnixNano())
+		var m transport.Publish
+		if n.decode(from, &m, body) {
+			n.onPublish(from, &m)
+		}
+	case transport.FramePublishAck:
+		var m transport.PublishAck
+		if n.decode(from, &m, body) {
+			n.pending.complete(from, m.ReqID, &m)
+		}
+	case transport.FrameSubscribe:
+		n.lastRequest.Store(time.Now().UnixNano())
+		var m transport.Subscribe
+		if n.decode(from, &m, body) {
+			n.onSubscribe(from, &m)
+		}
+	case transport.FrameSubscribeAck:
+		var m transport.SubscribeAck
+		if n.decode(from, &m, body) {
+			n.pending.complete(from, m.ReqID, &m)
+		}
+	case transport.FrameUnsubscribe:
+		var m transport.Unsubscribe
+		if n.decode(from, &m, body) {
+			origin := m.Origin
+			if origin == "" {
+				origin = from
+			}
+			n.routeUnsubscribe(m.Topic, origin, m.Hops)
+		}
+	case transport.FrameStateRequest:
+		var m transport.StateRequest
+		if n.decode(from, &m, body) {
+			n.onStateRequest(from, &m)
+		}
+	case transport.FrameState:
+		var m transport.TopicState
+		if !n.decode(from, &m, body) {
+			return
+		}
+		if m.Handoff {
+			n.onHandoff(from, &m)
+		} else {
+			n.pending.complete(from, m.ReqID, &m)
+		}
+	case transport.FrameStateAck:
+		var m transport.StateAck
+		if n.decode(from, &m, body) {
+			n.pending.complete(from, m.ReqID, &m)
+		}
+	default:
+		n.stats.badFrames.Add(1)
+		n.log.Warn("unknown frame type from peer", "peer", from, "type", typ)
+	}
+}
+
+func (n *Node) decode(from string, m transport.Message, body []byte) bool {
+	if err := m.DecodeBody(body); err != nil {
+		n.stats.badFrames.Add(1)
+		n.log.Warn("malformed frame from peer", "peer", from, "type", m.FrameType(), "err", err)
+		return false
+	}
+	return true
+}
+
+// onPublish handles a publish from a peer: sequence it if this node owns the
+// topic, forward it otherwise.
+func (n *Node) onPublish(from string, m *transport.Publish) {
+	req := &pubReq{topic: m.Topic, data: m.Data, origin: m.Origin, reqID: m.ReqID, ack: Ack(m.Ack), hops: m.Hops}
+	if req.origin == "" {
+		req.origin = from
+	}
+	if err := ValidateTopic(req.topic); err != nil {
+		n.replyPublish(req, pubResult{err: err})
+		return
+	}
+	if len(req.data) > n.cfg.MaxPayload {
+		n.replyPublish(req, pubResult{err: ErrPayloadTooLarge})
+		return
+	}
+	owner, err := n.ownerName(req.topic)
+	if err != nil {
+		n.replyPublish(req, pubResult{err: err})
+		return
+	}
+	if owner != n.name {
+		if err := n.sendPublish(req, owner); err != nil {
+			n.replyPublish(req, pubResult{err: err})
+		}
+		return
+	}
+	if res, ok := n.ownerPublish(req); ok {
+		n.replyPublish(req, res)
+	}
+}
+
+// onSubscribe handles a subscriber node's registration.
+func (n *Node) onSubscribe(from string, m *transport.Subscribe) {
+	req := &subReq{topic: m.Topic, origin: m.Origin, reqID: m.ReqID, since: m.Since, hasSince: m.HasSince, hops: m.Hops}
+	if req.origin == "" {
+		req.origin = from
+	}
+	if err := ValidateTopic(req.topic); err != nil {
+		n.replySubscribe(req, 0, 0, err)
+		return
+	}
+	owner, err := n.ownerName(req.topic)
+	if err != nil {
+		n.replySubscribe(req, 0, 0, err)
+		return
+	}
+	if owner != n.name {
+		if err := n.sendSubscribe(req, owner); err != nil {
+			n.replySubscribe(req, 0, 0, err)
+		}
+		return
+	}
+	n.ownerSubscribe(req)
+}
+
+func (n *Node) routeUnsubscribe(topic, origin string, hops uint8) {
+	if ot := n.owned.get(topic); ot != nil {
+		n.ownerUnsubscribe(topic, origin, hops)
+		return
+	}
+	owner, err := n.ownerName(topic)
+	if err != nil || owner == n.name || hops >= maxHops {
+		return
+	}
+	_ = n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
+}

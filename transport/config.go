@@ -1,0 +1,125 @@
+package transport
+
+import (
+	"bytes"
+	"fmt"
+	"log/slog"
+	"time"
+)
+
+// Defaults for zero Config fields.
+const (
+	DefaultClusterName      = "ringcast"
+	DefaultListenAddr       = "127.0.0.1:0"
+	DefaultMaxFrameSize     = 8 << 20
+	DefaultQueueFrames      = 8192
+	DefaultQueueBytes       = 64 << 20
+	DefaultDialTimeout      = 2 * time.Second
+	DefaultHandshakeTimeout = 5 * time.Second
+	DefaultWriteTimeout     = 10 * time.Second
+	DefaultIdleTimeout      = 30 * time.Second
+	DefaultReconnectMin     = 50 * time.Millisecond
+	DefaultReconnectMax     = 2 * time.Second
+	DefaultMaxInbound       = 4096
+)
+
+// Config configures a Transport. The zero value of every field except
+// NodeName and Handler means its default. New copies the Config; changing
+// it (or the Secret's bytes) afterwards has no effect.
+type Config struct {
+	// NodeName is this node's name, unique in the cluster. Required.
+	NodeName string
+	// ClusterName must be equal on both ends of a link. Default "ringcast".
+	ClusterName string
+	// ListenAddr is the TCP address to listen on. Default "127.0.0.1:0".
+	ListenAddr string
+	// Secret, if set, must be shared by both ends of every link: each end
+	// proves knowledge of it during the handshake (HMAC-SHA256 over both
+	// nonces and names), and a peer without it is refused. Without a
+	// Secret, links are not authenticated. Frames are never encrypted.
+	Secret []byte
+	// MaxFrameSize bounds a frame's length N (type byte plus body), sent
+	// or received. Default 8 MiB.
+	MaxFrameSize int
+	// QueueFrames bounds the frames queued on one outbound link. Default 8192.
+	QueueFrames int
+	// QueueBytes bounds the bytes queued on one outbound link. Default
+	// 64 MiB, raised to fit one frame of MaxFrameSize; an explicit value
+	// must fit one such frame.
+	QueueBytes int
+	// DialTimeout bounds a TCP connect. Default 2s.
+	DialTimeout time.Duration
+	// HandshakeTimeout bounds the whole handshake, on either side. Default 5s.
+	HandshakeTimeout time.Duration
+	// WriteTimeout bounds one batch write on a link. Default 10s.
+	WriteTimeout time.Duration
+	// IdleTimeout closes a connection on which nothing arrived for that
+	// long. Links ping every IdleTimeout/3. Default 30s.
+	IdleTimeout time.Duration
+	// ReconnectMin and ReconnectMax bound the delay between reconnect
+	// attempts, which doubles per failure, with jitter. Defaults 50ms, 2s.
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	// MaxInbound bounds the accepted connections open at once; more are
+	// closed at once. Default 4096.
+	MaxInbound int
+	// Handler receives every pubsub frame. Required.
+	Handler Handler
+	// Logger receives the transport's logs. nil discards them.
+	Logger *slog.Logger
+}
+
+// withDefaults returns a validated copy of c with defaults filled in.
+func (c Config) withDefaults() (Config, error) {
+	if c.NodeName == "" {
+		return c, fmt.Errorf("%w: NodeName is required", ErrInvalidConfig)
+	}
+	if c.Handler == nil {
+		return c, fmt.Errorf("%w: Handler is required", ErrInvalidConfig)
+	}
+	if c.MaxFrameSize < 0 || c.QueueFrames < 0 || c.QueueBytes < 0 || c.MaxInbound < 0 {
+		return c, fmt.Errorf("%w: negative size or count", ErrInvalidConfig)
+	}
+	if c.DialTimeout < 0 || c.HandshakeTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 ||
+		c.ReconnectMin < 0 || c.ReconnectMax < 0 {
+		return c, fmt.Errorf("%w: negative duration", ErrInvalidConfig)
+	}
+	c.Secret = bytes.Clone(c.Secret)
+	setDefault(&c.ClusterName, DefaultClusterName)
+	setDefault(&c.ListenAddr, DefaultListenAddr)
+	setDefault(&c.MaxFrameSize, DefaultMaxFrameSize)
+	setDefault(&c.QueueFrames, DefaultQueueFrames)
+	setDefault(&c.MaxInbound, DefaultMaxInbound)
+	setDefault(&c.DialTimeout, DefaultDialTimeout)
+	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
+	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
+	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
+	setDefault(&c.ReconnectMin, DefaultReconnectMin)
+	setDefault(&c.ReconnectMax, DefaultReconnectMax)
+	if uint64(c.MaxFrameSize) > maxEncodableFrame {
+		return c, fmt.Errorf("%w: MaxFrameSize %d exceeds the 4 GiB a length prefix can carry", ErrInvalidConfig, c.MaxFrameSize)
+	}
+	largest := c.MaxFrameSize + 4
+	if c.QueueBytes == 0 {
+		c.QueueBytes = max(DefaultQueueBytes, largest)
+	} else if c.QueueBytes < largest {
+		return c, fmt.Errorf("%w: QueueBytes %d cannot hold one frame of MaxFrameSize %d", ErrInvalidConfig, c.QueueBytes, c.MaxFrameSize)
+	}
+	if c.ReconnectMin > c.ReconnectMax {
+		return c, fmt.Errorf("%w: ReconnectMin %v exceeds ReconnectMax %v", ErrInvalidConfig, c.ReconnectMin, c.ReconnectMax)
+	}
+	if c.IdleTimeout < 3*time.Millisecond {
+		return c, fmt.Errorf("%w: IdleTimeout %v is too short", ErrInvalidConfig, c.IdleTimeout)
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return c, nil
+}
+
+func setDefault[T comparable](v *T, def T) {
+	var zero T
+	if *v == zero {
+		*v = def
+	}
+}

@@ -1,0 +1,120 @@
+package transport
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+// fuzzMaxFrame is the frame limit used by the fuzzers.
+const fuzzMaxFrame = 1 << 12
+
+// fuzzSeeds returns valid frames of every type, one per seed, plus a
+// stream of all of them.
+func fuzzSeeds() [][]byte {
+	var seeds [][]byte
+	var all []byte
+	for _, m := range sampleMessages() {
+		f := EncodeFrame(m)
+		if len(f) > fuzzMaxFrame {
+			continue
+		}
+		seeds = append(seeds, f)
+		all = append(all, f...)
+	}
+	seeds = append(seeds, pingFrame, append(all, pingFrame...))
+	return seeds
+}
+
+// decodeStream reads every frame from r and describes each: its type and
+// body, and the body's decoding by its type's decoder (re-encoded, so that
+// results compare byte for byte). It ends with the error that stopped it.
+func decodeStream(t *testing.T, r io.Reader) []string {
+	var out []string
+	for {
+		typ, body, err := ReadFrame(r, fuzzMaxFrame)
+		if err != nil {
+			return append(out, "end: "+err.Error())
+		}
+		out = append(out, fmt.Sprintf("frame %v % x", typ, body))
+		out = append(out, decodeBody(t, typ, body))
+	}
+}
+
+// decodeBody decodes body with typ's decoder and checks the codec's
+// invariants: errors wrap ErrMalformed; a decoded message re-encodes to a
+// body that decodes to the same message.
+func decodeBody(t *testing.T, typ FrameType, body []byte) string {
+	if typ == FramePing {
+		return fmt.Sprintf("ping, empty %v", len(body) == 0)
+	}
+	m := newMessage(typ)
+	if m == nil {
+		return "unknown type"
+	}
+	if err := m.DecodeBody(body); err != nil {
+		if !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%v: decode error %v does not wrap ErrMalformed", typ, err)
+		}
+		return "malformed: " + err.Error()
+	}
+	again := m.AppendBody(nil)
+	m2 := newMessage(typ)
+	if err := m2.DecodeBody(again); err != nil {
+		t.Fatalf("%v: re-encoded body does not decode: %v", typ, err)
+	}
+	if !reflect.DeepEqual(m, m2) {
+		t.Fatalf("%v: re-encoding changed the message:\n%+v\n%+v", typ, m, m2)
+	}
+	return fmt.Sprintf("ok % x", again)
+}
+
+// FuzzReadFrame feeds a byte stream through ReadFrame split at every
+// offset into two reads, plainly and through a small bufio.Reader: the
+// frames, their decoding and the final error must be the same for every
+// split, and nothing may panic.
+func FuzzReadFrame(f *testing.F) {
+	for _, s := range fuzzSeeds() {
+		f.Add(s)
+	}
+	f.Add([]byte{0, 0, 0, 0})
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 16})
+	f.Fuzz(func(t *testing.T, data []byte) {
+		if len(data) > 4*fuzzMaxFrame {
+			return
+		}
+		want := decodeStream(t, bytes.NewReader(data))
+		for i := 0; i <= len(data); i++ {
+			split := func() io.Reader {
+				return io.MultiReader(bytes.NewReader(data[:i]), bytes.NewReader(data[i:]))
+			}
+			got := decodeStream(t, split())
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("split at %d:\n got %s\nwant %s", i, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+			got = decodeStream(t, bufio.NewReaderSize(split(), 16))
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("bufio, split at %d:\n got %s\nwant %s", i, strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		}
+	})
+}
+
+// FuzzDecodeBody decodes arbitrary bodies with every message decoder.
+func FuzzDecodeBody(f *testing.F) {
+	for _, m := range sampleMessages() {
+		if body := m.AppendBody(nil); len(body) <= fuzzMaxFrame {
+			f.Add(body)
+		}
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for typ := FrameType(1); typ < 32; typ++ {
+			decodeBody(t, typ, body)
+		}
+	})
+}

@@ -1,0 +1,314 @@
+package transport
+
+import (
+	"bufio"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"strings"
+	"time"
+)
+
+// The handshake, run by the dialer on every new connection:
+//
+//	dialer   -> Hello{Cluster, Node, Version, Nonce}
+//	listener -> HelloAck{Node, Version, Nonce, Proof, Err}
+//	dialer   -> Proof{Proof}
+//
+// The listener checks version, cluster and name, and answers with its own
+// nonce and, if it has a secret, a proof over both nonces and names. The
+// dialer checks the listener's name and proof before proving the secret
+// itself; the listener checks that proof before reading anything else. A
+// listener that refuses answers HelloAck{Err} when it can and closes.
+
+// nonceSize is the length of each side's random handshake nonce.
+const nonceSize = 16
+
+// maxHandshakeFrame bounds the frames read before a peer is
+// authenticated, so an unknown client cannot make the listener allocate
+// MaxFrameSize.
+const maxHandshakeFrame = 64 << 10
+
+// Proof roles, part of the HMAC input so neither side's proof can be
+// replayed as the other's.
+const (
+	roleListener = "ringcast transport v1 listener"
+	roleDialer   = "ringcast transport v1 dialer"
+)
+
+// hello is the dialer's first frame. Its first fields never change, so a
+// listener can always tell a version mismatch.
+type hello struct {
+	Cluster string
+	Node    string
+	Version uint8
+	Nonce   []byte
+}
+
+// helloAck is the listener's answer; a non-empty Err refuses the
+// connection.
+type helloAck struct {
+	Node    string
+	Version uint8
+	Nonce   []byte
+	Proof   []byte
+	Err     string
+}
+
+// proof is the dialer's last handshake frame. Proof is empty without a
+// secret.
+type proof struct {
+	Proof []byte
+}
+
+func (*hello) FrameType() FrameType { return FrameHello }
+
+func (m *hello) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 4)
+	b = appendStr(b, m.Cluster)
+	b = appendStr(b, m.Node)
+	b = appendUint(b, uint64(m.Version))
+	return appendBin(b, m.Nonce)
+}
+
+func (m *hello) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(4)
+	m.Cluster = d.str()
+	m.Node = d.str()
+	m.Version = d.uint8()
+	m.Nonce = d.bin()
+	d.finish(n, 4)
+	return d.result("Hello")
+}
+
+func (*helloAck) FrameType() FrameType { return FrameHelloAck }
+
+func (m *helloAck) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 5)
+	b = appendStr(b, m.Node)
+	b = appendUint(b, uint64(m.Version))
+	b = appendBin(b, m.Nonce)
+	b = appendBin(b, m.Proof)
+	return appendStr(b, m.Err)
+}
+
+func (m *helloAck) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(5)
+	m.Node = d.str()
+	m.Version = d.uint8()
+	m.Nonce = d.bin()
+	m.Proof = d.bin()
+	m.Err = d.str()
+	d.finish(n, 5)
+	return d.result("HelloAck")
+}
+
+func (*proof) FrameType() FrameType { return FrameProof }
+
+func (m *proof) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 1)
+	return appendBin(b, m.Proof)
+}
+
+func (m *proof) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(1)
+	m.Proof = d.bin()
+	d.finish(n, 1)
+	return d.result("Proof")
+}
+
+// computeProof returns HMAC-SHA256(secret) over the role, the cluster,
+// both names and both nonces, each length-prefixed.
+func computeProof(secret []byte, role, cluster, dialer, listener string, dialerNonce, listenerNonce []byte) []byte {
+	h := hmac.New(sha256.New, secret)
+	var l [4]byte
+	for _, field := range [][]byte{[]byte(role), []byte(cluster), []byte(dialer), []byte(listener), dialerNonce, listenerNonce} {
+		binary.BigEndian.PutUint32(l[:], uint32(len(field)))
+		h.Write(l[:])
+		h.Write(field)
+	}
+	return h.Sum(nil)
+}
+
+// newNonce returns nonceSize random bytes.
+func newNonce() []byte {
+	n := make([]byte, nonceSize)
+	rand.Read(n) // crypto/rand.Read never fails (it panics if the OS cannot supply randomness)
+	return n
+}
+
+// writeHandshake writes one handshake frame directly to conn.
+func writeHandshake(conn net.Conn, m Message) error {
+	_, err := conn.Write(EncodeFrame(m))
+	return err
+}
+
+// dialHandshake runs the dialer's side of the handshake on conn, expecting
+// the listener to be named peer. br reads from conn and keeps any bytes
+// buffered past the handshake. The caller clears the deadlines.
+func (t *Transport) dialHandshake(conn net.Conn, br *bufio.Reader, peer string) error {
+	cfg := &t.cfg
+	if err := conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout)); err != nil {
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	myNonce := newNonce()
+	if err := writeHandshake(conn, &hello{Cluster: cfg.ClusterName, Node: cfg.NodeName, Version: ProtocolVersion, Nonce: myNonce}); err != nil {
+		return fmt.Errorf("%w: sending Hello: %w", ErrHandshake, err)
+	}
+	typ, body, err := readFrame(br, min(maxHandshakeFrame, cfg.MaxFrameSize))
+	if err != nil {
+		return fmt.Errorf("%w: reading HelloAck: %w", ErrHandshake, err)
+	}
+	if typ != FrameHelloAck {
+		return fmt.Errorf("%w: got a %v frame, want HelloAck", ErrHandshake, typ)
+	}
+	var ack helloAck
+	if err := ack.DecodeBody(body); err != nil {
+		return fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	if ack.Err != "" {
+		return refusalError(ack.Err, ack.Node)
+	}
+	if ack.Version != ProtocolVersion {
+		return fmt.Errorf("%w: %q speaks protocol version %d, %q speaks %d", ErrVersionMismatch, ack.Node, ack.Version, cfg.NodeName, ProtocolVersion)
+	}
+	if ack.Node != peer {
+		return fmt.Errorf("%w: dialled %q, the listener is %q", ErrPeerMismatch, peer, ack.Node)
+	}
+	if len(ack.Nonce) != nonceSize {
+		return fmt.Errorf("%w: HelloAck nonce of %d bytes, want %d", ErrHandshake, len(ack.Nonce), nonceSize)
+	}
+	var p proof
+	switch {
+	case len(cfg.Secret) > 0 && len(ack.Proof) == 0:
+		return fmt.Errorf("%w: %q did not prove the shared secret (is a Secret configured there?)", ErrAuth, peer)
+	case len(cfg.Secret) > 0:
+		want := computeProof(cfg.Secret, roleListener, cfg.ClusterName, cfg.NodeName, peer, myNonce, ack.Nonce)
+		if !hmac.Equal(want, ack.Proof) {
+			return fmt.Errorf("%w: %q proved a different secret", ErrAuth, peer)
+		}
+		p.Proof = computeProof(cfg.Secret, roleDialer, cfg.ClusterName, cfg.NodeName, peer, myNonce, ack.Nonce)
+	case len(ack.Proof) > 0:
+		return fmt.Errorf("%w: %q requires a shared secret and none is configured", ErrAuth, peer)
+	}
+	if err := writeHandshake(conn, &p); err != nil {
+		return fmt.Errorf("%w: sending Proof: %w", ErrHandshake, err)
+	}
+	return nil
+}
+
+// acceptHandshake runs the listener's side of the handshake on conn and
+// returns the dialer's node name. On failure it answers HelloAck{Err} when
+// it can; the caller closes conn.
+func (t *Transport) acceptHandshake(conn net.Conn, br *bufio.Reader) (string, error) {
+	cfg := &t.cfg
+	if err := conn.SetDeadline(time.Now().Add(cfg.HandshakeTimeout)); err != nil {
+		return "", fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	maxFrame := min(maxHandshakeFrame, cfg.MaxFrameSize)
+	typ, body, err := readFrame(br, maxFrame)
+	if err != nil {
+		if isTimeout(err) {
+			err = fmt.Errorf("%w: no Hello within %v", ErrHandshake, cfg.HandshakeTimeout)
+		} else {
+			err = fmt.Errorf("%w: reading Hello: %w", ErrHandshake, err)
+		}
+		return "", t.refuse(conn, err)
+	}
+	if typ != FrameHello {
+		return "", t.refuse(conn, fmt.Errorf("%w: got a %v frame, want Hello", ErrHandshake, typ))
+	}
+	var h hello
+	if err := h.DecodeBody(body); err != nil {
+		return "", t.refuse(conn, fmt.Errorf("%w: %w", ErrHandshake, err))
+	}
+	switch {
+	case h.Version != ProtocolVersion:
+		err = fmt.Errorf("%w: %q speaks protocol version %d, %q speaks %d", ErrVersionMismatch, h.Node, h.Version, cfg.NodeName, ProtocolVersion)
+	case h.Cluster != cfg.ClusterName:
+		err = fmt.Errorf("%w: %q is in cluster %q, %q is in cluster %q", ErrClusterMismatch, h.Node, h.Cluster, cfg.NodeName, cfg.ClusterName)
+	case h.Node == "":
+		err = fmt.Errorf("%w: Hello without a node name", ErrHandshake)
+	case h.Node == cfg.NodeName:
+		err = fmt.Errorf("%w: the dialer uses the listener's own name %q", ErrPeerMismatch, h.Node)
+	case len(h.Nonce) != nonceSize:
+		err = fmt.Errorf("%w: Hello nonce of %d bytes, want %d", ErrHandshake, len(h.Nonce), nonceSize)
+	}
+	if err != nil {
+		return h.Node, t.refuse(conn, err)
+	}
+	ack := helloAck{Node: cfg.NodeName, Version: ProtocolVersion, Nonce: newNonce()}
+	if len(cfg.Secret) > 0 {
+		ack.Proof = computeProof(cfg.Secret, roleListener, cfg.ClusterName, h.Node, cfg.NodeName, h.Nonce, ack.Nonce)
+	}
+	if err := writeHandshake(conn, &ack); err != nil {
+		return h.Node, fmt.Errorf("%w: sending HelloAck: %w", ErrHandshake, err)
+	}
+	typ, body, err = readFrame(br, maxFrame)
+	if err != nil {
+		if isTimeout(err) {
+			err = fmt.Errorf("%w: no Proof within %v", ErrHandshake, cfg.HandshakeTimeout)
+		} else {
+			err = fmt.Errorf("%w: reading Proof: %w", ErrHandshake, err)
+		}
+		return h.Node, t.refuse(conn, err)
+	}
+	if typ != FrameProof {
+		return h.Node, t.refuse(conn, fmt.Errorf("%w: got a %v frame, want Proof", ErrHandshake, typ))
+	}
+	var p proof
+	if err := p.DecodeBody(body); err != nil {
+		return h.Node, t.refuse(conn, fmt.Errorf("%w: %w", ErrHandshake, err))
+	}
+	if len(cfg.Secret) > 0 {
+		want := computeProof(cfg.Secret, roleDialer, cfg.ClusterName, h.Node, cfg.NodeName, h.Nonce, ack.Nonce)
+		if !hmac.Equal(want, p.Proof) {
+			return h.Node, t.refuse(conn, fmt.Errorf("%w: %q did not prove the shared secret", ErrAuth, h.Node))
+		}
+	}
+	return h.Node, nil
+}
+
+// refuse answers a failed handshake with HelloAck{Err}, best effort, and
+// returns err.
+func (t *Transport) refuse(conn net.Conn, err error) error {
+	ack := helloAck{Node: t.cfg.NodeName, Version: ProtocolVersion, Err: err.Error()}
+	if conn.SetWriteDeadline(time.Now().Add(min(t.cfg.WriteTimeout, t.cfg.HandshakeTimeout))) == nil {
+		_ = writeHandshake(conn, &ack)
+	}
+	return err
+}
+
+// maxRefusalText bounds how much of a peer's refusal text is kept.
+const maxRefusalText = 1024
+
+// refusalSentinels are matched against the text of a peer's refusal, so the
+// dialer reports the same sentinel as the listener.
+var refusalSentinels = []error{ErrClusterMismatch, ErrVersionMismatch, ErrAuth, ErrPeerMismatch, ErrHandshake}
+
+// refusalError turns a listener's HelloAck.Err into an error wrapping the
+// matching sentinel (ErrHandshake if none matches).
+func refusalError(msg, by string) error {
+	if len(msg) > maxRefusalText {
+		msg = msg[:maxRefusalText] + "..."
+	}
+	for _, s := range refusalSentinels {
+		if rest, ok := strings.CutPrefix(msg, s.Error()); ok {
+			return fmt.Errorf("%w%s (refused by %q)", s, rest, by)
+		}
+	}
+	return fmt.Errorf("%w: %s (refused by %q)", ErrHandshake, msg, by)
+}
+
+// isTimeout reports whether err is a deadline expiry.
+func isTimeout(err error) bool {
+	var ne net.Error
+	return errors.As(err, &ne) && ne.Timeout()
+}

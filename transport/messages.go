@@ -1,0 +1,437 @@
+package transport
+
+// Message is implemented by every pubsub wire message (with pointer
+// receivers). A message value is not safe for concurrent use while it is
+// being decoded into; encoding only reads it.
+type Message interface {
+	// FrameType returns the frame type that carries this message.
+	FrameType() FrameType
+	// AppendBody appends the msgpack body of the message to b and returns
+	// the extended slice.
+	AppendBody(b []byte) []byte
+	// DecodeBody parses a body into the message, overwriting every field.
+	// []byte fields alias b (zero copy), strings are copies. Errors wrap
+	// ErrMalformed.
+	DecodeBody(b []byte) error
+}
+
+// Publish asks a topic's owner to sequence and fan out a message.
+type Publish struct {
+	ReqID  uint64 // 0 = no acknowledgement wanted
+	Origin string // node that should receive the PublishAck ("" = the sender)
+	Topic  string
+	Data   []byte
+	Ack    uint8 // acknowledgement level requested (package pubsub's constants)
+	Hops   uint8 // forwards so far (package pubsub limits it)
+}
+
+// PublishAck answers a Publish with a non-zero ReqID.
+type PublishAck struct {
+	ReqID uint64
+	Epoch uint64
+	Seq   uint64
+	Code  uint8 // 0 = ok
+	Err   string
+}
+
+// Deliver carries one sequenced message from a topic's owner to a node
+// with subscribers.
+type Deliver struct {
+	Topic string
+	Epoch uint64
+	Seq   uint64
+	Data  []byte
+}
+
+// Subscribe registers the sending node's interest in a topic with its
+// owner.
+type Subscribe struct {
+	ReqID    uint64
+	Topic    string
+	Since    uint64 // last sequence number seen, if HasSince
+	HasSince bool
+	Origin   string // node to register and answer ("" = the sender)
+	Hops     uint8  // forwards so far
+}
+
+// SubscribeAck answers a Subscribe.
+type SubscribeAck struct {
+	ReqID uint64
+	Epoch uint64
+	Seq   uint64
+	Code  uint8 // 0 = ok
+	Err   string
+}
+
+// Unsubscribe withdraws the sending node's interest in a topic.
+type Unsubscribe struct {
+	Topic  string
+	Origin string // node to unregister ("" = the sender)
+	Hops   uint8  // forwards so far
+}
+
+// StateRequest asks a node for its state of a topic.
+type StateRequest struct {
+	ReqID uint64
+	Topic string
+}
+
+// HistoryEntry is one retained message of a topic.
+type HistoryEntry struct {
+	Seq  uint64
+	Time int64 // unix nanoseconds at the owner
+	Data []byte
+}
+
+// TopicState is the state of one topic: the reply to a StateRequest, or a
+// hand-off pushed to a topic's new owner.
+type TopicState struct {
+	ReqID   uint64
+	Topic   string
+	Found   bool
+	Epoch   uint64
+	Seq     uint64
+	Nodes   []string // subscriber node names
+	History []HistoryEntry
+	Handoff bool // pushed by the previous owner (answered with StateAck), not a reply
+}
+
+// StateAck answers a pushed TopicState.
+type StateAck struct {
+	ReqID uint64
+	Code  uint8 // 0 = ok
+	Err   string
+}
+
+// FrameType implements Message.
+func (*Publish) FrameType() FrameType { return FramePublish }
+
+// AppendBody implements Message.
+func (m *Publish) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 6)
+	b = appendUint(b, m.ReqID)
+	b = appendStr(b, m.Origin)
+	b = appendStr(b, m.Topic)
+	b = appendBin(b, m.Data)
+	b = appendUint(b, uint64(m.Ack))
+	return appendUint(b, uint64(m.Hops))
+}
+
+// DecodeBody implements Message.
+func (m *Publish) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(6)
+	m.ReqID = d.uint()
+	m.Origin = d.str()
+	m.Topic = d.str()
+	m.Data = d.bin()
+	m.Ack = d.uint8()
+	m.Hops = d.uint8()
+	d.finish(n, 6)
+	return d.result("Publish")
+}
+
+func (m *Publish) maxBodySize() int {
+	return 1 + 3*maxUintSize + 3*maxHeaderSize + len(m.Origin) + len(m.Topic) + len(m.Data)
+}
+
+// FrameType implements Message.
+func (*PublishAck) FrameType() FrameType { return FramePublishAck }
+
+// AppendBody implements Message.
+func (m *PublishAck) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 5)
+	b = appendUint(b, m.ReqID)
+	b = appendUint(b, m.Epoch)
+	b = appendUint(b, m.Seq)
+	b = appendUint(b, uint64(m.Code))
+	return appendStr(b, m.Err)
+}
+
+// DecodeBody implements Message.
+func (m *PublishAck) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(5)
+	m.ReqID = d.uint()
+	m.Epoch = d.uint()
+	m.Seq = d.uint()
+	m.Code = d.uint8()
+	m.Err = d.str()
+	d.finish(n, 5)
+	return d.result("PublishAck")
+}
+
+func (m *PublishAck) maxBodySize() int {
+	return 1 + 4*maxUintSize + maxHeaderSize + len(m.Err)
+}
+
+// FrameType implements Message.
+func (*Deliver) FrameType() FrameType { return FrameDeliver }
+
+// AppendBody implements Message.
+func (m *Deliver) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 4)
+	b = appendStr(b, m.Topic)
+	b = appendUint(b, m.Epoch)
+	b = appendUint(b, m.Seq)
+	return appendBin(b, m.Data)
+}
+
+// DecodeBody implements Message.
+func (m *Deliver) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(4)
+	m.Topic = d.str()
+	m.Epoch = d.uint()
+	m.Seq = d.uint()
+	m.Data = d.bin()
+	d.finish(n, 4)
+	return d.result("Deliver")
+}
+
+func (m *Deliver) maxBodySize() int {
+	return 1 + 2*maxUintSize + 2*maxHeaderSize + len(m.Topic) + len(m.Data)
+}
+
+// FrameType implements Message.
+func (*Subscribe) FrameType() FrameType { return FrameSubscribe }
+
+// AppendBody implements Message.
+func (m *Subscribe) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 6)
+	b = appendUint(b, m.ReqID)
+	b = appendStr(b, m.Topic)
+	b = appendUint(b, m.Since)
+	b = appendBool(b, m.HasSince)
+	b = appendStr(b, m.Origin)
+	return appendUint(b, uint64(m.Hops))
+}
+
+// DecodeBody implements Message.
+func (m *Subscribe) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(6)
+	m.ReqID = d.uint()
+	m.Topic = d.str()
+	m.Since = d.uint()
+	m.HasSince = d.bool()
+	m.Origin = d.str()
+	m.Hops = d.uint8()
+	d.finish(n, 6)
+	return d.result("Subscribe")
+}
+
+func (m *Subscribe) maxBodySize() int {
+	return 1 + 3*maxUintSize + 2*maxHeaderSize + len(m.Topic) + len(m.Origin) + 1
+}
+
+// FrameType implements Message.
+func (*SubscribeAck) FrameType() FrameType { return FrameSubscribeAck }
+
+// AppendBody implements Message.
+func (m *SubscribeAck) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 5)
+	b = appendUint(b, m.ReqID)
+	b = appendUint(b, m.Epoch)
+	b = appendUint(b, m.Seq)
+	b = appendUint(b, uint64(m.Code))
+	return appendStr(b, m.Err)
+}
+
+// DecodeBody implements Message.
+func (m *SubscribeAck) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(5)
+	m.ReqID = d.uint()
+	m.Epoch = d.uint()
+	m.Seq = d.uint()
+	m.Code = d.uint8()
+	m.Err = d.str()
+	d.finish(n, 5)
+	return d.result("SubscribeAck")
+}
+
+func (m *SubscribeAck) maxBodySize() int {
+	return 1 + 4*maxUintSize + maxHeaderSize + len(m.Err)
+}
+
+// FrameType implements Message.
+func (*Unsubscribe) FrameType() FrameType { return FrameUnsubscribe }
+
+// AppendBody implements Message.
+func (m *Unsubscribe) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 3)
+	b = appendStr(b, m.Topic)
+	b = appendStr(b, m.Origin)
+	return appendUint(b, uint64(m.Hops))
+}
+
+// DecodeBody implements Message.
+func (m *Unsubscribe) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(3)
+	m.Topic = d.str()
+	m.Origin = d.str()
+	m.Hops = d.uint8()
+	d.finish(n, 3)
+	return d.result("Unsubscribe")
+}
+
+func (m *Unsubscribe) maxBodySize() int {
+	return 1 + maxUintSize + 2*maxHeaderSize + len(m.Topic) + len(m.Origin)
+}
+
+// FrameType implements Message.
+func (*StateRequest) FrameType() FrameType { return FrameStateRequest }
+
+// AppendBody implements Message.
+func (m *StateRequest) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 2)
+	b = appendUint(b, m.ReqID)
+	return appendStr(b, m.Topic)
+}
+
+// DecodeBody implements Message.
+func (m *StateRequest) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(2)
+	m.ReqID = d.uint()
+	m.Topic = d.str()
+	d.finish(n, 2)
+	return d.result("StateRequest")
+}
+
+func (m *StateRequest) maxBodySize() int {
+	return 1 + maxUintSize + maxHeaderSize + len(m.Topic)
+}
+
+// historyEntryMinSize is the smallest encoding of a HistoryEntry: an array
+// header and three one-byte fields.
+const historyEntryMinSize = 4
+
+// FrameType implements Message.
+func (*TopicState) FrameType() FrameType { return FrameState }
+
+// AppendBody implements Message.
+func (m *TopicState) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 8)
+	b = appendUint(b, m.ReqID)
+	b = appendStr(b, m.Topic)
+	b = appendBool(b, m.Found)
+	b = appendUint(b, m.Epoch)
+	b = appendUint(b, m.Seq)
+	b = appendStrList(b, m.Nodes)
+	if m.History == nil {
+		b = append(b, mpNil)
+	} else {
+		b = appendArrayHeader(b, len(m.History))
+		for i := range m.History {
+			h := &m.History[i]
+			b = appendArrayHeader(b, 3)
+			b = appendUint(b, h.Seq)
+			b = appendInt(b, h.Time)
+			b = appendBin(b, h.Data)
+		}
+	}
+	return appendBool(b, m.Handoff)
+}
+
+// DecodeBody implements Message.
+func (m *TopicState) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(8)
+	m.ReqID = d.uint()
+	m.Topic = d.str()
+	m.Found = d.bool()
+	m.Epoch = d.uint()
+	m.Seq = d.uint()
+	m.Nodes = d.strList()
+	m.History = nil
+	if cnt, isNil := d.list(historyEntryMinSize); d.err == nil && !isNil {
+		m.History = make([]HistoryEntry, cnt)
+		for i := range m.History {
+			h := &m.History[i]
+			fn := d.fields(3)
+			h.Seq = d.uint()
+			h.Time = d.int()
+			h.Data = d.bin()
+			if d.err == nil {
+				d.skipN(fn-3, 1)
+			}
+		}
+	}
+	m.Handoff = d.bool()
+	d.finish(n, 8)
+	if d.err != nil {
+		m.Nodes, m.History = nil, nil
+	}
+	return d.result("TopicState")
+}
+
+func (m *TopicState) maxBodySize() int {
+	n := 1 + 3*maxUintSize + maxHeaderSize + len(m.Topic) + 2 + 2*maxHeaderSize
+	for _, s := range m.Nodes {
+		n += maxHeaderSize + len(s)
+	}
+	for i := range m.History {
+		n += 1 + 2*maxUintSize + maxHeaderSize + len(m.History[i].Data)
+	}
+	return n
+}
+
+// FrameType implements Message.
+func (*StateAck) FrameType() FrameType { return FrameStateAck }
+
+// AppendBody implements Message.
+func (m *StateAck) AppendBody(b []byte) []byte {
+	b = appendArrayHeader(b, 3)
+	b = appendUint(b, m.ReqID)
+	b = appendUint(b, uint64(m.Code))
+	return appendStr(b, m.Err)
+}
+
+// DecodeBody implements Message.
+func (m *StateAck) DecodeBody(b []byte) error {
+	d := decoder{b: b}
+	n := d.fields(3)
+	m.ReqID = d.uint()
+	m.Code = d.uint8()
+	m.Err = d.str()
+	d.finish(n, 3)
+	return d.result("StateAck")
+}
+
+func (m *StateAck) maxBodySize() int {
+	return 1 + 2*maxUintSize + maxHeaderSize + len(m.Err)
+}
+
+// newMessage returns a zero message for a known frame type, or nil.
+func newMessage(t FrameType) Message {
+	switch t {
+	case FrameHello:
+		return new(hello)
+	case FrameHelloAck:
+		return new(helloAck)
+	case FrameProof:
+		return new(proof)
+	case FramePublish:
+		return new(Publish)
+	case FramePublishAck:
+		return new(PublishAck)
+	case FrameDeliver:
+		return new(Deliver)
+	case FrameSubscribe:
+		return new(Subscribe)
+	case FrameSubscribeAck:
+		return new(SubscribeAck)
+	case FrameUnsubscribe:
+		return new(Unsubscribe)
+	case FrameStateRequest:
+		return new(StateRequest)
+	case FrameState:
+		return new(TopicState)
+	case FrameStateAck:
+		return new(StateAck)
+	}
+	return nil
+}

@@ -1,0 +1,117 @@
+package transport
+
+import "sync/atomic"
+
+// Stats is a snapshot of a Transport's counters.
+type Stats struct {
+	// Peers is keyed by peer name; a peer's outbound link and inbound
+	// connections are merged. A peer is listed while it has an outbound
+	// link or an inbound connection; its counters start again from zero
+	// after it had neither.
+	Peers map[string]PeerStats
+}
+
+// PeerStats holds the counters of one peer. Handshake frames are not
+// counted; Ping frames are.
+type PeerStats struct {
+	// Sent counts frames written to the socket, per type, after the write
+	// succeeded.
+	Sent map[FrameType]uint64
+	// Received counts frames read, per type.
+	Received map[FrameType]uint64
+	// BytesSent and BytesReceived count whole frames, headers included.
+	BytesSent, BytesReceived uint64
+	// Dropped counts frames refused by Send (queue full), lost in a batch
+	// whose write failed, or still queued when the link was closed.
+	Dropped uint64
+	// Connected reports whether the outbound link is currently connected.
+	Connected bool
+	// Dials counts successful outbound connections (handshake included).
+	Dials uint64
+}
+
+// peerStats holds the live counters of one peer. Writers use atomics, so
+// the hot path never locks; Stats converts them to maps. The sent and
+// received halves are written by different goroutines and kept on
+// different cache lines.
+type peerStats struct {
+	sent      [256]atomic.Uint64
+	bytesSent atomic.Uint64
+	dropped   atomic.Uint64
+	dials     atomic.Uint64
+	connected atomic.Bool
+	_         [64]byte
+
+	received      [256]atomic.Uint64
+	bytesReceived atomic.Uint64
+	_             [64]byte
+
+	refs int // outbound link plus inbound connections; guarded by Transport.mu
+}
+
+// snapshot converts the counters into a PeerStats.
+func (s *peerStats) snapshot() PeerStats {
+	ps := PeerStats{
+		Sent:          make(map[FrameType]uint64),
+		Received:      make(map[FrameType]uint64),
+		BytesSent:     s.bytesSent.Load(),
+		BytesReceived: s.bytesReceived.Load(),
+		Dropped:       s.dropped.Load(),
+		Connected:     s.connected.Load(),
+		Dials:         s.dials.Load(),
+	}
+	for i := range s.sent {
+		if n := s.sent[i].Load(); n != 0 {
+			ps.Sent[FrameType(i)] = n
+		}
+		if n := s.received[i].Load(); n != 0 {
+			ps.Received[FrameType(i)] = n
+		}
+	}
+	return ps
+}
+
+// acquireStats returns the counters of peer name, creating them if
+// needed, and takes a reference.
+func (t *Transport) acquireStats(name string) *peerStats {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.acquireStatsLocked(name)
+}
+
+func (t *Transport) acquireStatsLocked(name string) *peerStats {
+	s := t.stats[name]
+	if s == nil {
+		s = new(peerStats)
+		t.stats[name] = s
+	}
+	s.refs++
+	return s
+}
+
+// releaseStats drops a reference taken by acquireStats and forgets the
+// counters when none is left.
+func (t *Transport) releaseStats(name string, s *peerStats) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	s.refs--
+	if s.refs == 0 && t.stats[name] == s {
+		delete(t.stats, name)
+	}
+}
+
+// Stats returns a snapshot of the counters of every known peer. It is
+// safe to call concurrently with everything else.
+func (t *Transport) Stats() Stats {
+	t.mu.Lock()
+	live := make(map[string]*peerStats, len(t.stats))
+	for name, s := range t.stats {
+		live[name] = s
+	}
+	t.mu.Unlock()
+	st := Stats{Peers: make(map[string]PeerStats, len(live))}
+	for name, s := range live {
+		st.Peers[name] = s.snapshot()
+	}
+	return st
+}

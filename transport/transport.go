@@ -1,0 +1,361 @@
+package transport
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"maps"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Peer names a remote node and the address its Transport listens on.
+type Peer struct {
+	Name string
+	Addr string
+}
+
+// Handler receives every pubsub frame: types FramePublish and up,
+// including values this version does not name (a handler should ignore
+// types it does not know).
+//
+// HandleFrame is called on the connection's read goroutine: frames from
+// one peer connection arrive in order, one at a time; frames from
+// different peers arrive concurrently. body is owned by the handler, which
+// may keep it or slices of it. HandleFrame must not block for long: while
+// it runs, nothing more is read from that peer.
+type Handler interface {
+	HandleFrame(from string, typ FrameType, body []byte)
+}
+
+// HandlerFunc adapts a function to the Handler interface.
+type HandlerFunc func(from string, typ FrameType, body []byte)
+
+// HandleFrame calls f(from, typ, body).
+func (f HandlerFunc) HandleFrame(from string, typ FrameType, body []byte) { f(from, typ, body) }
+
+// inboundBufSize is the read buffer of an accepted connection.
+const inboundBufSize = 64 << 10
+
+// Transport links this node to its peers: it listens for their
+// connections and keeps one outbound link per peer it sends to.
+//
+// All methods are safe for concurrent use. Send never blocks and never
+// does I/O.
+type Transport struct {
+	cfg     Config
+	log     *slog.Logger
+	handler Handler
+	ln      net.Listener
+
+	closed atomic.Bool
+	done   chan struct{}
+	wg     sync.WaitGroup // accept loop, inbound connections, links
+	once   sync.Once
+
+	// links maps peer names to outbound links. It is replaced, never
+	// modified, so Send reads it without locking; replacing it takes mu.
+	links atomic.Pointer[map[string]*link]
+
+	mu      sync.Mutex
+	stats   map[string]*peerStats // guarded by mu
+	inbound map[net.Conn]struct{} // accepted connections; guarded by mu
+}
+
+// New validates cfg, listens on cfg.ListenAddr and starts accepting peer
+// connections. It returns the listen error if the address is unusable.
+func New(cfg Config) (*Transport, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	ln, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return nil, fmt.Errorf("transport: listen: %w", err)
+	}
+	t := &Transport{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		handler: cfg.Handler,
+		ln:      ln,
+		done:    make(chan struct{}),
+		stats:   make(map[string]*peerStats),
+		inbound: make(map[net.Conn]struct{}),
+	}
+	t.links.Store(&map[string]*link{})
+	t.wg.Add(1)
+	go t.acceptLoop()
+	return t, nil
+}
+
+// Addr returns the address the Transport listens on, as host:port.
+func (t *Transport) Addr() string { return t.ln.Addr().String() }
+
+// Send enqueues frame, built by EncodeFrame or AppendFrame, for peer to.
+// It never blocks and never does I/O. The frame is shared, not copied:
+// the caller must not modify it afterwards, and may pass it to Send for
+// other peers too.
+//
+// The outbound link to to.Name is created on first use and (re)dialled in
+// the background; frames queued meanwhile are sent once it connects. If
+// to.Addr differs from the link's address, the link switches to the new
+// address. Frames to one peer are written in Send order; frames lost with
+// a broken connection are counted as dropped, not resent.
+//
+// Errors: ErrClosed, ErrQueueFull (the frame is counted as dropped),
+// ErrFrameTooLarge, ErrInvalidPeer, and ErrMalformed for a frame with an
+// inconsistent header or a link-internal type.
+func (t *Transport) Send(to Peer, frame []byte) error {
+	if t.closed.Load() {
+		return ErrClosed
+	}
+	if err := checkSendFrame(frame, t.cfg.MaxFrameSize); err != nil {
+		return err
+	}
+	if to.Name == "" || to.Addr == "" {
+		return fmt.Errorf("%w: %q at %q", ErrInvalidPeer, to.Name, to.Addr)
+	}
+	l := (*t.links.Load())[to.Name]
+	if l == nil {
+		var err error
+		if l, err = t.newLink(to); err != nil {
+			return err
+		}
+	} else if *l.addr.Load() != to.Addr {
+		l.setAddr(to.Addr)
+	}
+	return l.enqueue(frame)
+}
+
+// SendMsg encodes m with EncodeFrame and sends it to peer to, as Send.
+func (t *Transport) SendMsg(to Peer, m Message) error {
+	return t.Send(to, EncodeFrame(m))
+}
+
+// newLink returns the link to peer to, creating and starting it if it does
+// not exist yet.
+func (t *Transport) newLink(to Peer) (*link, error) {
+	if to.Name == t.cfg.NodeName {
+		return nil, fmt.Errorf("%w: %q is this node", ErrInvalidPeer, to.Name)
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return nil, ErrClosed
+	}
+	old := *t.links.Load()
+	if l := old[to.Name]; l != nil {
+		return l, nil
+	}
+	l := newLink(t, to, t.acquireStatsLocked(to.Name))
+	links := maps.Clone(old)
+	links[to.Name] = l
+	t.links.Store(&links)
+	t.wg.Add(1)
+	go l.run()
+	return l, nil
+}
+
+// ClosePeer stops the outbound link to the named peer, if any, and drops
+// the frames still queued on it (counted as dropped). It does not wait for
+// the link's goroutines and leaves connections the peer opened to this
+// node alone. A later Send to the peer creates a new link.
+func (t *Transport) ClosePeer(name string) {
+	t.mu.Lock()
+	old := *t.links.Load()
+	l := old[name]
+	if l != nil {
+		links := maps.Clone(old)
+		delete(links, name)
+		t.links.Store(&links)
+	}
+	t.mu.Unlock()
+	if l != nil {
+		l.stop()
+	}
+}
+
+// Close closes the listener, every outbound link and every accepted
+// connection, and waits for all of the Transport's goroutines to return,
+// including HandleFrame calls in progress. Frames still queued are
+// dropped. Close is idempotent; later calls wait for the first to finish
+// and return nil.
+func (t *Transport) Close() error {
+	t.once.Do(func() {
+		t.mu.Lock()
+		t.closed.Store(true)
+		links := *t.links.Load()
+		t.links.Store(&map[string]*link{})
+		conns := make([]net.Conn, 0, len(t.inbound))
+		for c := range t.inbound {
+			conns = append(conns, c)
+		}
+		t.mu.Unlock()
+
+		close(t.done)
+		_ = t.ln.Close()
+		for _, l := range links {
+			l.stop()
+		}
+		for _, c := range conns {
+			_ = c.Close()
+		}
+		t.wg.Wait()
+	})
+	return nil
+}
+
+// acceptLoop accepts connections until the listener is closed.
+func (t *Transport) acceptLoop() {
+	defer t.wg.Done()
+	var delay time.Duration
+	for {
+		conn, err := t.ln.Accept()
+		if err != nil {
+			if t.closed.Load() || errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Out of file descriptors or similar: back off, as net/http does.
+			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
+			t.log.Warn("transport: accept failed", "err", err, "retry_in", delay)
+			timer := time.NewTimer(delay)
+			select {
+			case <-t.done:
+				timer.Stop()
+				return
+			case <-timer.C:
+			}
+			continue
+		}
+		delay = 0
+		if !t.trackInbound(conn) {
+			_ = conn.Close()
+			continue
+		}
+		go t.serveInbound(conn)
+	}
+}
+
+// trackInbound registers an accepted connection (and its goroutine with
+// wg), or reports false after Close or when MaxInbound are open.
+func (t *Transport) trackInbound(conn net.Conn) bool {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.closed.Load() {
+		return false
+	}
+	if len(t.inbound) >= t.cfg.MaxInbound {
+		t.log.Warn("transport: too many inbound connections, refusing one", "remote", conn.RemoteAddr().String(), "max", t.cfg.MaxInbound)
+		return false
+	}
+	t.inbound[conn] = struct{}{}
+	t.wg.Add(1)
+	return true
+}
+
+func (t *Transport) untrackInbound(conn net.Conn) {
+	t.mu.Lock()
+	delete(t.inbound, conn)
+	t.mu.Unlock()
+}
+
+// serveInbound authenticates an accepted connection and then reads frames
+// from it until it fails or the Transport closes.
+func (t *Transport) serveInbound(conn net.Conn) {
+	defer t.wg.Done()
+	defer t.untrackInbound(conn)
+	defer conn.Close()
+
+	remote := conn.RemoteAddr().String()
+	dr := &deadlineReader{conn: conn}
+	br := bufio.NewReaderSize(dr, inboundBufSize)
+	name, err := t.acceptHandshake(conn, br)
+	if err != nil {
+		if !t.closed.Load() {
+			t.log.Warn("transport: refused inbound connection", "remote", remote, "peer", name, "err", err)
+		}
+		return
+	}
+	if err := conn.SetDeadline(time.Time{}); err != nil {
+		return
+	}
+	dr.timeout = t.cfg.IdleTimeout
+	stats := t.acquireStats(name)
+	defer t.releaseStats(name, stats)
+	t.log.Debug("transport: inbound connection from peer", "peer", name, "remote", remote)
+
+	err = t.readInbound(conn, br, name, stats)
+	if t.closed.Load() {
+		return
+	}
+	switch {
+	case err == io.EOF || errors.Is(err, net.ErrClosed):
+		t.log.Debug("transport: inbound connection closed", "peer", name, "remote", remote)
+	case errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrMalformed):
+		t.log.Error("transport: closing inbound connection on a protocol violation", "peer", name, "remote", remote, "err", err)
+	default:
+		t.log.Warn("transport: inbound connection lost", "peer", name, "remote", remote, "err", err)
+	}
+}
+
+// readInbound reads the frames of an authenticated inbound connection,
+// passes pubsub frames to the handler and answers pings.
+func (t *Transport) readInbound(conn net.Conn, br *bufio.Reader, name string, stats *peerStats) error {
+	maxFrame := t.cfg.MaxFrameSize
+	for {
+		typ, body, err := readFrame(br, maxFrame)
+		if err != nil {
+			if isTimeout(err) {
+				return fmt.Errorf("nothing received for %v: %w", t.cfg.IdleTimeout, err)
+			}
+			return err
+		}
+		stats.received[typ].Add(1)
+		stats.bytesReceived.Add(uint64(frameHeaderSize + len(body)))
+		switch {
+		case typ >= firstUserFrame:
+			t.handler.HandleFrame(name, typ, body)
+		case typ == FramePing:
+			if len(body) != 0 {
+				return fmt.Errorf("%w: Ping with a %d-byte body", ErrMalformed, len(body))
+			}
+			// Answer so the dialer can tell the connection is alive.
+			if err := conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout)); err != nil {
+				return err
+			}
+			if _, err := conn.Write(pingFrame); err != nil {
+				return err
+			}
+			stats.sent[FramePing].Add(1)
+			stats.bytesSent.Add(uint64(len(pingFrame)))
+		default:
+			return fmt.Errorf("%w: unexpected %v frame after the handshake", ErrMalformed, typ)
+		}
+	}
+}
+
+// deadlineReader refreshes the read deadline of conn before reads, at
+// most every timeout/4, so an idle connection fails after timeout without
+// a deadline call per frame. A zero timeout leaves deadlines alone.
+type deadlineReader struct {
+	conn    net.Conn
+	timeout time.Duration
+	last    time.Time
+}
+
+func (r *deadlineReader) Read(p []byte) (int, error) {
+	if r.timeout > 0 {
+		now := time.Now()
+		if now.Sub(r.last) > r.timeout/4 {
+			if err := r.conn.SetReadDeadline(now.Add(r.timeout)); err != nil {
+				return 0, err
+			}
+			r.last = now
+		}
+	}
+	return r.conn.Read(p)
+}
