@@ -32,15 +32,19 @@ const (
 // Pubsub frame types. The values are part of the wire protocol and never
 // change. The comment names the message type that forms the body.
 const (
-	FramePublish      FrameType = 16 // Publish
-	FramePublishAck   FrameType = 17 // PublishAck
-	FrameDeliver      FrameType = 18 // Deliver
-	FrameSubscribe    FrameType = 19 // Subscribe
-	FrameSubscribeAck FrameType = 20 // SubscribeAck
-	FrameUnsubscribe  FrameType = 21 // Unsubscribe
-	FrameStateRequest FrameType = 22 // StateRequest
-	FrameState        FrameType = 23 // TopicState (reply to StateRequest, or pushed as a hand-off)
-	FrameStateAck     FrameType = 24 // StateAck (reply to a pushed hand-off)
+	FramePublish        FrameType = 16 // Publish
+	FramePublishAck     FrameType = 17 // PublishAck
+	FrameDeliver        FrameType = 18 // Deliver
+	FrameSubscribe      FrameType = 19 // Subscribe
+	FrameSubscribeAck   FrameType = 20 // SubscribeAck
+	FrameUnsubscribe    FrameType = 21 // Unsubscribe
+	FrameStateRequest   FrameType = 22 // StateRequest
+	FrameState          FrameType = 23 // TopicState (reply to StateRequest, or pushed as a hand-off)
+	FrameStateAck       FrameType = 24 // StateAck (reply to a pushed hand-off)
+	FrameReplicate      FrameType = 25 // Replicate
+	FrameReplicateAck   FrameType = 26 // ReplicateAck
+	FrameHistoryRequest FrameType = 27 // HistoryRequest
+	FrameHistory        FrameType = 28 // History
 )
 
 // firstUserFrame is the lowest frame type that is delivered to a Handler.
@@ -74,6 +78,14 @@ func (t FrameType) String() string {
 		return "StateRequest"
 	case FrameState:
 		return "State"
+	case FrameReplicate:
+		return "Replicate"
+	case FrameReplicateAck:
+		return "ReplicateAck"
+	case FrameHistoryRequest:
+		return "HistoryRequest"
+	case FrameHistory:
+		return "History"
 	case FrameStateAck:
 		return "StateAck"
 	}

@@ -74,6 +74,7 @@ type Unsubscribe struct {
 type StateRequest struct {
 	ReqID uint64
 	Topic string
+	Peek  bool // only report epoch and sequence; the topic does not move
 }
 
 // HistoryEntry is one retained message of a topic.
@@ -94,6 +95,46 @@ type TopicState struct {
 	Nodes   []string // subscriber node names
 	History []HistoryEntry
 	Handoff bool // pushed by the previous owner (answered with StateAck), not a reply
+	Replica bool // a replica's copy (sequence and history, no subscriber nodes), not the owner's state
+}
+
+// Replicate copies one sequenced message from a topic's owner to a replica.
+type Replicate struct {
+	ReqID uint64 // non-zero: answer with a ReplicateAck
+	Topic string
+	Epoch uint64
+	Seq   uint64
+	Time  int64 // unix nanoseconds at the owner
+	Data  []byte
+}
+
+// ReplicateAck tells the owner a replica holds a message.
+type ReplicateAck struct {
+	ReqID uint64
+	Seq   uint64
+}
+
+// HistoryRequest asks a topic's owner for retained messages with
+// After < Seq <= Until (Until 0: up to the newest), at most Limit of them
+// (0: no limit beyond the frame size).
+type HistoryRequest struct {
+	ReqID uint64
+	Topic string
+	After uint64
+	Until uint64
+	Limit uint32
+}
+
+// History answers a HistoryRequest.
+type History struct {
+	ReqID   uint64
+	Topic   string
+	Code    uint8 // 0 = ok
+	Err     string
+	Epoch   uint64
+	Seq     uint64 // the topic's current sequence number
+	Oldest  uint64 // lowest sequence number still retained (Seq+1 when none)
+	Entries []HistoryEntry
 }
 
 // StateAck answers a pushed TopicState.
@@ -286,23 +327,25 @@ func (*StateRequest) FrameType() FrameType { return FrameStateRequest }
 
 // AppendBody implements Message.
 func (m *StateRequest) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 2)
+	b = appendArrayHeader(b, 3)
 	b = appendUint(b, m.ReqID)
-	return appendStr(b, m.Topic)
+	b = appendStr(b, m.Topic)
+	return appendBool(b, m.Peek)
 }
 
 // DecodeBody implements Message.
 func (m *StateRequest) DecodeBody(b []byte) error {
 	d := decoder{b: b}
-	n := d.fields(2)
+	n := d.fields(3)
 	m.ReqID = d.uint()
 	m.Topic = d.str()
-	d.finish(n, 2)
+	m.Peek = d.bool()
+	d.finish(n, 3)
 	return d.result("StateRequest")
 }
 
 func (m *StateRequest) maxBodySize() int {
-	return 1 + maxUintSize + maxHeaderSize + len(m.Topic)
+	return 1 + maxUintSize + maxHeaderSize + len(m.Topic) + 1
 }
 
 // historyEntryMinSize is the smallest encoding of a HistoryEntry: an array
@@ -314,26 +357,16 @@ func (*TopicState) FrameType() FrameType { return FrameState }
 
 // AppendBody implements Message.
 func (m *TopicState) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 8)
+	b = appendArrayHeader(b, 9)
 	b = appendUint(b, m.ReqID)
 	b = appendStr(b, m.Topic)
 	b = appendBool(b, m.Found)
 	b = appendUint(b, m.Epoch)
 	b = appendUint(b, m.Seq)
 	b = appendStrList(b, m.Nodes)
-	if m.History == nil {
-		b = append(b, mpNil)
-	} else {
-		b = appendArrayHeader(b, len(m.History))
-		for i := range m.History {
-			h := &m.History[i]
-			b = appendArrayHeader(b, 3)
-			b = appendUint(b, h.Seq)
-			b = appendInt(b, h.Time)
-			b = appendBin(b, h.Data)
-		}
-	}
-	return appendBool(b, m.Handoff)
+	b = appendHistory(b, m.History)
+	b = appendBool(b, m.Handoff)
+	return appendBool(b, m.Replica)
 }
 
 // DecodeBody implements Message.
@@ -346,22 +379,16 @@ func (m *TopicState) DecodeBody(b []byte) error {
 	m.Epoch = d.uint()
 	m.Seq = d.uint()
 	m.Nodes = d.strList()
-	m.History = nil
-	if cnt, isNil := d.list(historyEntryMinSize); d.err == nil && !isNil {
-		m.History = make([]HistoryEntry, cnt)
-		for i := range m.History {
-			h := &m.History[i]
-			fn := d.fields(3)
-			h.Seq = d.uint()
-			h.Time = d.int()
-			h.Data = d.bin()
-			if d.err == nil {
-				d.skipN(fn-3, 1)
-			}
-		}
-	}
+	m.History = d.history()
 	m.Handoff = d.bool()
-	d.finish(n, 8)
+	// Replica came after the first version of this message: optional.
+	m.Replica = false
+	want := 8
+	if n > 8 {
+		m.Replica = d.bool()
+		want = 9
+	}
+	d.finish(n, want)
 	if d.err != nil {
 		m.Nodes, m.History = nil, nil
 	}
@@ -369,14 +396,11 @@ func (m *TopicState) DecodeBody(b []byte) error {
 }
 
 func (m *TopicState) maxBodySize() int {
-	n := 1 + 3*maxUintSize + maxHeaderSize + len(m.Topic) + 2 + 2*maxHeaderSize
+	n := 1 + 3*maxUintSize + maxHeaderSize + len(m.Topic) + 3 + 2*maxHeaderSize
 	for _, s := range m.Nodes {
 		n += maxHeaderSize + len(s)
 	}
-	for i := range m.History {
-		n += 1 + 2*maxUintSize + maxHeaderSize + len(m.History[i].Data)
-	}
-	return n
+	return n + historySize(m.History)
 }
 
 // FrameType implements Message.
@@ -432,6 +456,14 @@ func newMessage(t FrameType) Message {
 		return new(TopicState)
 	case FrameStateAck:
 		return new(StateAck)
+	case FrameReplicate:
+		return new(Replicate)
+	case FrameReplicateAck:
+		return new(ReplicateAck)
+	case FrameHistoryRequest:
+		return new(HistoryRequest)
+	case FrameHistory:
+		return new(History)
 	}
 	return nil
 }

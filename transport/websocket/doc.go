@@ -1,0 +1,110 @@
+// Package websocket is ringcast's client-facing gateway: an [http.Handler]
+// that speaks the Phoenix Channels V2 protocol over WebSocket, so that the
+// official Phoenix JavaScript client (1.8) and plain tools such as websocat
+// can join topics and publish to them. Behind it is a [Broker]: a ringcast
+// pubsub node in production, a [MemoryBroker] in tests and single-process
+// programs.
+//
+// # Protocol
+//
+// The handler serves whatever path it is mounted on (the ringcast binaries
+// use /socket/websocket). The query parameter vsn must be 2.0.0 or absent;
+// anything else is refused with 400 before the upgrade. If the client offers
+// the subprotocol "phoenix" it is selected; the token of a subprotocol
+// "base64url.bearer.phx.<token>" is decoded and given to
+// [Options].Authenticate, whose error refuses the upgrade with 401 (403 if
+// it wraps [ErrForbidden]).
+//
+// Text messages are JSON arrays [join_ref, ref, topic, event, payload]:
+//
+//	["1","1","topics:matrix","phx_join",{}]
+//	  -> ["1","1","topics:matrix","phx_reply",{"status":"ok","response":{}}]
+//	["1","2","topics:matrix","publish",["event",{"message":"hi"}]]
+//	  -> ["1","2","topics:matrix","phx_reply",{"status":"ok","response":{}}]
+//	  -> ["1",null,"topics:matrix","event",{"message":"hi"}]   (to every joined client)
+//	[null,"3","phoenix","heartbeat",{}]
+//	  -> [null,"3","phoenix","phx_reply",{"status":"ok","response":{}}]
+//	["1","4","topics:matrix","phx_leave",{}]
+//	  -> ["1","4","topics:matrix","phx_reply",{"status":"ok","response":{}}]
+//	  -> ["1","1","topics:matrix","phx_close",{}]
+//
+// A join is answered ok only once the broker subscription works cluster-wide.
+// Joining a joined topic replaces the join: phx_close for the old join_ref,
+// then the reply. Leaving a topic not joined is answered ok. Every broadcast
+// carries the receiver's own join_ref. The publisher gets its reply before its
+// own broadcast. A publish body must be a JSON object and is re-emitted byte
+// for byte; events starting with "phx_" are reserved. When the broker ends a
+// subscription, every client joined there gets [jr,jr,topic,"phx_error",{}]
+// and may join again.
+//
+// A join payload of {"meta": true} opts in to sequence metadata: that
+// client's text broadcasts carry a sixth element {"seq":n,"epoch":e} (Phoenix
+// clients ignore extra elements) and its publish replies carry {"seq":n}.
+//
+// Errors are replies {"status":"error","response":{"reason":"..."}} and never
+// close the socket (a Phoenix client would reconnect in a loop): "unmatched
+// topic" for a topic not joined, "unknown event", "too many topics",
+// "join timeout", "subscribe failed", "publish failed", "invalid topic: ...",
+// "malformed JSON", "text message is not valid UTF-8" and others naming the
+// problem. A message whose ref cannot be recovered is answered on the topic
+// "phoenix" without refs. Topics and events are 1 to 255 bytes of UTF-8
+// without control characters ([ValidateTopic], [ValidateEvent]); refs are at
+// most 255 bytes.
+//
+// Binary messages use the V2 binary serializer, every string behind a one-byte
+// length and the payload up to the end:
+//
+//	push, client to server: 0, jr_len, ref_len, topic_len, event_len, jr, ref, topic, event, payload
+//	push, server to client: 0, jr_len, topic_len, event_len, jr, topic, event, payload
+//	reply:                  1, jr_len, ref_len, topic_len, status_len, jr, ref, topic, status, payload
+//	broadcast:              2, topic_len, event_len, topic, event, payload
+//
+// The gateway sends no broadcast (kind 2) messages: its broadcasts are server
+// pushes carrying the receiver's join_ref, as Phoenix clients drop messages
+// addressed to another join.
+//
+// A binary push of the event "publish" publishes its payload as binary data
+// under the event "publish", and "publish:NAME" under the event NAME. Every
+// joined client receives it as a server push carrying its own join_ref
+// (binary broadcasts carry no metadata). A binary push is answered with a
+// binary reply whose payload is the JSON response. Other events work in
+// binary as in text.
+//
+// # Limits
+//
+// Each limit is an [Options] field:
+//   - MaxMessageSize (1 MiB): a larger client message closes the connection
+//     with 1009 (message too big).
+//   - MaxTopicsPerConn (100): joins beyond it get "too many topics".
+//   - OutboundQueueBytes (1 MiB): one bounded queue per connection, drained
+//     by one writer goroutine that writes everything queued in one batch. A
+//     client whose queue overflows is closed with 1013 (try again later) and
+//     reason "slow consumer"; it never slows other clients or the broker.
+//   - IdleTimeout (60 s): a client that sends nothing for that long (Phoenix
+//     heartbeats count) is closed with 1008 and reason "idle timeout".
+//   - WriteTimeout (10 s): bounds each batch written to a client.
+//   - JoinTimeout, PublishTimeout (10 s each).
+//
+// Each broadcast is encoded once per gateway and shared by all receivers; only
+// the join_ref in front of it is written per receiver. The gateway holds one
+// broker subscription per topic, whatever the number of local clients: the
+// first join subscribes (concurrent first joins share the Subscribe in
+// flight) and the last leave unsubscribes.
+//
+// # Broker contract
+//
+// [Broker.Subscribe] returns once the subscription works cluster-wide; its
+// deliver callback is called in order, never concurrently with itself, and
+// must not block; its closed callback is called at most once, when the broker
+// ends the subscription itself, and not after unsubscribe. Broker data is an
+// envelope made by [EncodeEnvelope]: an event name and either raw JSON or
+// binary bytes. The gateway never calls the broker while holding a lock.
+//
+// # Lifecycle
+//
+// The Handler tracks its connections, as http.Server.Shutdown does not close
+// upgraded ones: [Handler.Shutdown] closes them all with 1001 (going away) and
+// waits for their goroutines; [Handler.Close] does the same with a deadline.
+// [Handler.Stats] reports connection, topic, frame, error and slow-consumer
+// counters.
+package websocket

@@ -1,0 +1,287 @@
+package websocket
+
+import (
+	"context"
+	"encoding/base64"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	cws "github.com/coder/websocket"
+)
+
+const (
+	// protocolVersion is the only Phoenix serializer version served.
+	protocolVersion = "2.0.0"
+	// subprotocol is the WebSocket subprotocol the Phoenix client offers.
+	subprotocol = "phoenix"
+	// authTokenPrefix starts the subprotocol that carries the client's auth token.
+	authTokenPrefix = "base64url.bearer.phx."
+)
+
+var errMalformedToken = errors.New("websocket: malformed auth token")
+
+// Handler is the client-facing gateway: an http.Handler that upgrades
+// requests to WebSocket connections speaking Phoenix Channels V2 and connects
+// them to a Broker. Mount it where clients expect it (Phoenix clients append
+// "/websocket" to the socket path, so "/socket/websocket" for "/socket").
+//
+// A Handler is safe for concurrent use. http.Server.Shutdown does not close
+// upgraded connections: call Shutdown or Close on the Handler too.
+type Handler struct {
+	broker Broker
+	opts   Options
+	log    *slog.Logger
+	hub    hub
+	stats  counters
+
+	ctx    context.Context // ends when the Handler cuts its connections
+	cancel context.CancelFunc
+
+	mu        sync.Mutex
+	conns     map[*conn]struct{}
+	nextID    uint64
+	closing   bool
+	drained   chan struct{} // closed once closing and no connection is left
+	isDrained bool
+}
+
+// NewHandler returns a Handler serving clients from b. opts may be nil; it is
+// copied. NewHandler panics if b is nil.
+func NewHandler(b Broker, opts *Options) *Handler {
+	if b == nil {
+		panic("websocket: NewHandler with a nil Broker")
+	}
+	o := opts.withDefaults()
+	h := &Handler{
+		broker:  b,
+		opts:    o,
+		log:     o.Logger,
+		conns:   make(map[*conn]struct{}),
+		drained: make(chan struct{}),
+	}
+	h.ctx, h.cancel = context.WithCancel(context.Background())
+	h.hub.init(h)
+	return h
+}
+
+// ServeHTTP upgrades the request and serves the connection until it ends.
+//
+// Before upgrading it refuses, with a plain-text body: a vsn query parameter
+// other than 2.0.0 (400), a malformed auth token (400), a failed
+// Options.Authenticate (401 or 403), and any request once the Handler is
+// shutting down (503).
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if vsn, ok := r.URL.Query()["vsn"]; ok && (len(vsn) != 1 || vsn[0] != protocolVersion) {
+		h.refuseHTTP(w, http.StatusBadRequest, "websocket: unsupported vsn "+strings.Join(vsn, ",")+": this gateway speaks Phoenix Channels vsn="+protocolVersion)
+		return
+	}
+	token, err := authToken(r)
+	if err != nil {
+		h.refuseHTTP(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if h.opts.Authenticate != nil {
+		if err := h.opts.Authenticate(r, token); err != nil {
+			h.log.Info("websocket: authentication refused", "remote", r.RemoteAddr, "err", err)
+			if errors.Is(err, ErrForbidden) {
+				h.refuseHTTP(w, http.StatusForbidden, "websocket: forbidden")
+			} else {
+				h.refuseHTTP(w, http.StatusUnauthorized, "websocket: unauthorized")
+			}
+			return
+		}
+	}
+	c := h.register()
+	if c == nil {
+		h.refuseHTTP(w, http.StatusServiceUnavailable, "websocket: gateway shutting down")
+		return
+	}
+	defer h.unregister(c)
+
+	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: h.opts.WriteTimeout}
+	ws, err := cws.Accept(uw, r, &cws.AcceptOptions{
+		Subprotocols:       []string{subprotocol},
+		InsecureSkipVerify: h.opts.InsecureSkipVerify,
+		OriginPatterns:     h.opts.OriginPatterns,
+	})
+	if err != nil {
+		// Accept has answered the request.
+		h.stats.refused.Add(1)
+		h.log.Debug("websocket: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		c.cancel()
+		return
+	}
+	ws.SetReadLimit(h.opts.MaxMessageSize)
+	h.stats.connections.Add(1)
+	h.stats.accepted.Add(1)
+	defer h.stats.connections.Add(-1)
+	if !c.attach(ws, uw.cc) {
+		_ = uw.cc.Close()
+	}
+	h.log.Debug("websocket: connection open", "conn", c.id, "remote", r.RemoteAddr)
+	c.serve()
+	h.log.Debug("websocket: connection closed", "conn", c.id)
+}
+
+func (h *Handler) refuseHTTP(w http.ResponseWriter, status int, msg string) {
+	h.stats.refused.Add(1)
+	http.Error(w, msg, status)
+}
+
+// authToken returns the token a Phoenix client sends as the subprotocol
+// base64url.bearer.phx.<base64 of the token>, or "" if there is none. The
+// official client encodes it with the standard base64 alphabet, without padding;
+// both alphabets are accepted.
+func authToken(r *http.Request) (string, error) {
+	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
+		for p := range strings.SplitSeq(v, ",") {
+			enc, ok := strings.CutPrefix(strings.TrimSpace(p), authTokenPrefix)
+			if !ok {
+				continue
+			}
+			enc = strings.TrimRight(enc, "=")
+			if b, err := base64.RawURLEncoding.DecodeString(enc); err == nil {
+				return string(b), nil
+			}
+			if b, err := base64.RawStdEncoding.DecodeString(enc); err == nil {
+				return string(b), nil
+			}
+			return "", errMalformedToken
+		}
+	}
+	return "", nil
+}
+
+// register creates and tracks a connection, or returns nil if the Handler is
+// shutting down.
+func (h *Handler) register() *conn {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closing {
+		return nil
+	}
+	h.nextID++
+	c := newConn(h, h.nextID)
+	h.conns[c] = struct{}{}
+	return c
+}
+
+func (h *Handler) unregister(c *conn) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	delete(h.conns, c)
+	h.checkDrainedLocked()
+}
+
+func (h *Handler) checkDrainedLocked() {
+	if h.closing && len(h.conns) == 0 && !h.isDrained {
+		h.isDrained = true
+		close(h.drained)
+	}
+}
+
+// Shutdown stops accepting connections, closes every connection with
+// StatusGoingAway (1001) after writing what is queued for it, and waits for
+// their goroutines to end and their topics to be left. If ctx ends first, it
+// cuts the remaining connections, aborts their joins and publishes, waits for
+// them and returns ctx's error. Shutdown may be called more than once and
+// concurrently with Close.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.mu.Lock()
+	h.closing = true
+	conns := h.snapshotLocked()
+	h.checkDrainedLocked()
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.shutdown(cws.StatusGoingAway, reasonShutdown, true)
+	}
+	select {
+	case <-h.drained:
+		h.cancel()
+		return nil
+	case <-ctx.Done():
+	}
+	h.cancel()
+	h.mu.Lock()
+	conns = h.snapshotLocked()
+	h.mu.Unlock()
+	for _, c := range conns {
+		c.kill()
+	}
+	<-h.drained
+	return ctx.Err()
+}
+
+// Close is Shutdown with a deadline of Options.WriteTimeout: connections
+// that have not finished closing by then are cut.
+func (h *Handler) Close() error {
+	ctx, cancel := context.WithTimeout(context.Background(), h.opts.WriteTimeout)
+	defer cancel()
+	if err := h.Shutdown(ctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return nil
+}
+
+func (h *Handler) snapshotLocked() []*conn {
+	conns := make([]*conn, 0, len(h.conns))
+	for c := range h.conns {
+		conns = append(conns, c)
+	}
+	return conns
+}
+
+// Stats is a snapshot of a Handler's counters. Gauges say how things are now;
+// the other fields count since NewHandler.
+type Stats struct {
+	Connections     int64  // gauge: connections open
+	Topics          int64  // gauge: topics with a broker subscription
+	Accepted        uint64 // connections upgraded
+	Refused         uint64 // upgrades refused (vsn, auth, origin, shutting down, not WebSocket)
+	Joins           uint64 // successful joins, rejoins included
+	Publishes       uint64 // successful publishes by clients
+	FramesIn        uint64 // messages read from clients
+	FramesOut       uint64 // messages written to clients
+	SlowConsumers   uint64 // connections closed because their queue was full
+	Errors          uint64 // error replies, failed publishes and undecodable broker messages
+	SubscribeErrors uint64 // broker subscriptions that failed
+	ChannelErrors   uint64 // phx_error sent because the broker ended a subscription
+}
+
+type counters struct {
+	connections     atomic.Int64
+	topics          atomic.Int64
+	accepted        atomic.Uint64
+	refused         atomic.Uint64
+	joins           atomic.Uint64
+	publishes       atomic.Uint64
+	framesIn        atomic.Uint64
+	framesOut       atomic.Uint64
+	slowConsumers   atomic.Uint64
+	errors          atomic.Uint64
+	subscribeErrors atomic.Uint64
+	channelErrors   atomic.Uint64
+}
+
+// Stats returns the Handler's counters. It may be called at any time.
+func (h *Handler) Stats() Stats {
+	s := &h.stats
+	return Stats{
+		Connections:     s.connections.Load(),
+		Topics:          s.topics.Load(),
+		Accepted:        s.accepted.Load(),
+		Refused:         s.refused.Load(),
+		Joins:           s.joins.Load(),
+		Publishes:       s.publishes.Load(),
+		FramesIn:        s.framesIn.Load(),
+		FramesOut:       s.framesOut.Load(),
+		SlowConsumers:   s.slowConsumers.Load(),
+		Errors:          s.errors.Load(),
+		SubscribeErrors: s.subscribeErrors.Load(),
+		ChannelErrors:   s.channelErrors.Load(),
+	}
+}

@@ -1,0 +1,123 @@
+package websocket
+
+import (
+	"errors"
+	"log/slog"
+	"net/http"
+	"path"
+	"time"
+)
+
+// Defaults of the Options fields.
+const (
+	DefaultMaxMessageSize     = 1 << 20
+	DefaultMaxTopicsPerConn   = 100
+	DefaultOutboundQueueBytes = 1 << 20
+	DefaultIdleTimeout        = 60 * time.Second
+	DefaultWriteTimeout       = 10 * time.Second
+	DefaultJoinTimeout        = 10 * time.Second
+	DefaultPublishTimeout     = 10 * time.Second
+)
+
+// ErrForbidden may be returned (or wrapped) by Options.Authenticate to refuse a
+// connection with 403 Forbidden instead of 401 Unauthorized.
+var ErrForbidden = errors.New("websocket: forbidden")
+
+// Options configures a Handler. A nil *Options is valid; zero (or negative)
+// fields take their defaults. NewHandler copies the Options: changing them
+// afterwards has no effect.
+type Options struct {
+	// MaxMessageSize bounds one message from a client, in bytes. A larger one
+	// closes the connection with StatusMessageTooBig (1009). Default 1 MiB.
+	MaxMessageSize int64
+
+	// MaxTopicsPerConn bounds the topics one connection may have joined at once.
+	// A join beyond it gets the error reason "too many topics". Default 100.
+	MaxTopicsPerConn int
+
+	// OutboundQueueBytes bounds the bytes queued for one connection and not yet
+	// written. A connection whose queue would grow past it is a slow consumer:
+	// it is closed with StatusTryAgainLater (1013) and reason "slow consumer".
+	// One message is always accepted into an empty queue, whatever its size.
+	// Default 1 MiB.
+	OutboundQueueBytes int
+
+	// IdleTimeout closes a connection that sent no data message for that long
+	// (heartbeats count) with StatusPolicyViolation (1008) and reason
+	// "idle timeout". Default 60 s.
+	IdleTimeout time.Duration
+
+	// WriteTimeout bounds each batch of writes to one connection, and the
+	// close handshake; a client that does not take its data, or does not
+	// answer the close message, within it is disconnected. Default 10 s.
+	WriteTimeout time.Duration
+
+	// JoinTimeout bounds a join, including the cluster-wide Subscribe; the join
+	// then gets the error reason "join timeout". Default 10 s.
+	JoinTimeout time.Duration
+
+	// PublishTimeout bounds a client's publish; the publish then gets the error
+	// reason "publish timeout". Default 10 s.
+	PublishTimeout time.Duration
+
+	// OriginPatterns lists the host patterns of cross-origin pages allowed to
+	// connect, as in github.com/coder/websocket AcceptOptions (path.Match
+	// syntax). The request's own host is always allowed. Invalid patterns are
+	// dropped with a warning.
+	OriginPatterns []string
+
+	// InsecureSkipVerify allows every origin. Prefer OriginPatterns.
+	InsecureSkipVerify bool
+
+	// Authenticate, if set, is called before the upgrade with the request and
+	// the token the Phoenix client sent in its Sec-WebSocket-Protocol header
+	// (base64url.bearer.phx.<token>, decoded; "" when none was sent). An error
+	// refuses the upgrade: 403 if it wraps ErrForbidden, 401 otherwise. It may
+	// be called concurrently.
+	Authenticate func(r *http.Request, token string) error
+
+	// Logger receives the gateway's logs. nil discards them.
+	Logger *slog.Logger
+}
+
+// withDefaults returns a copy of o with every zero field set to its default.
+func (o *Options) withDefaults() Options {
+	var c Options
+	if o != nil {
+		c = *o
+	}
+	if c.MaxMessageSize <= 0 {
+		c.MaxMessageSize = DefaultMaxMessageSize
+	}
+	if c.MaxTopicsPerConn <= 0 {
+		c.MaxTopicsPerConn = DefaultMaxTopicsPerConn
+	}
+	if c.OutboundQueueBytes <= 0 {
+		c.OutboundQueueBytes = DefaultOutboundQueueBytes
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = DefaultWriteTimeout
+	}
+	if c.JoinTimeout <= 0 {
+		c.JoinTimeout = DefaultJoinTimeout
+	}
+	if c.PublishTimeout <= 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	patterns := make([]string, 0, len(c.OriginPatterns))
+	for _, p := range c.OriginPatterns {
+		if _, err := path.Match(p, ""); err != nil {
+			c.Logger.Warn("websocket: dropping invalid origin pattern", "pattern", p, "err", err)
+			continue
+		}
+		patterns = append(patterns, p)
+	}
+	c.OriginPatterns = patterns
+	return c
+}
