@@ -441,3 +441,31 @@ func TestUnsubscribeStopsDelivery(t *testing.T) {
 		t.Fatalf("a new subscription received an old message: %v", err)
 	}
 }
+
+func TestTopicInfo(t *testing.T) {
+	c := startCluster(t, 2, nil)
+	ctx := ctxT(t, 10*time.Second)
+	owner, other := c.nodes[0], c.nodes[1]
+	topic := topicOwnedBy(t, other, owner.Name(), "info")
+	for i := range 3 {
+		if _, err := other.Publish(ctx, topic, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range c.nodes {
+		info, err := n.TopicInfo(ctx, topic)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.Owner != owner.Name() || info.Seq != 3 || info.Epoch == 0 {
+			t.Fatalf("TopicInfo from %s: %+v", n.Name(), info)
+		}
+	}
+	// A peek never moves the topic.
+	if s := owner.Stats(); s.Handoffs != 0 || s.OwnedTopics != 1 {
+		t.Fatalf("peek changed ownership: %+v", s)
+	}
+	if _, err := other.TopicInfo(ctx, ""); !errors.Is(err, ErrInvalidTopic) {
+		t.Fatalf("invalid topic: %v", err)
+	}
+}

@@ -46,6 +46,7 @@ const (
 	DefaultRequestTimeout     = 5 * time.Second
 	DefaultClaimTimeout       = 2 * time.Second
 	DefaultGapTimeout         = 500 * time.Millisecond
+	DefaultReplicationFactor  = 2
 )
 
 // GossipConfig tunes membership gossip and failure detection. Zero fields
@@ -121,6 +122,12 @@ type Config struct {
 	HistorySize int
 	HistoryTTL  time.Duration
 
+	// ReplicationFactor is the number of copies of each topic's sequence and
+	// history: the owner plus the next ReplicationFactor-1 members on the
+	// ring. Default 2; 1 turns replication off (the state of a failed owner
+	// is then lost and its topics start a new epoch).
+	ReplicationFactor int
+
 	// Workers is the number of goroutines that run handlers of
 	// SubscribeFunc subscriptions. Default GOMAXPROCS.
 	Workers int
@@ -183,6 +190,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.HistoryTTL == 0 {
 		c.HistoryTTL = DefaultHistoryTTL
 	}
+	if c.ReplicationFactor == 0 {
+		c.ReplicationFactor = DefaultReplicationFactor
+	}
 	if c.Workers == 0 {
 		c.Workers = runtime.GOMAXPROCS(0)
 	}
@@ -205,6 +215,8 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: MaxPayload %d is over 64 MiB", ErrInvalidConfig, c.MaxPayload)
 	case c.SubscriptionBuffer < 0:
 		return c, fmt.Errorf("%w: SubscriptionBuffer %d is negative", ErrInvalidConfig, c.SubscriptionBuffer)
+	case c.ReplicationFactor < 0 || c.ReplicationFactor > 16:
+		return c, fmt.Errorf("%w: ReplicationFactor %d is not in 1..16", ErrInvalidConfig, c.ReplicationFactor)
 	case c.Workers < 0:
 		return c, fmt.Errorf("%w: Workers %d is negative", ErrInvalidConfig, c.Workers)
 	case c.RequestTimeout < 0 || c.ClaimTimeout < 0 || c.GapTimeout < 0:

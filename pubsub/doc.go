@@ -29,6 +29,17 @@
 // sequence, subscriber nodes and history to the new one, and sequences
 // continue.
 //
+// # Replication and recovery
+//
+// Each message is also copied to the next ReplicationFactor-1 members of
+// the ring. Publish with WithAck(AckReplicated) returns once they hold it,
+// and such a message survives the loss of any one node: the member that takes
+// over a failed owner's topic rebuilds it from the replicas, in the same epoch.
+// The owner keeps a bounded history (HistorySize, HistoryTTL). A subscriber
+// passing Since(epoch, seq) receives what it missed before live messages, or
+// gets a *HistoryGoneError. A node that sees a gap in a topic's sequence
+// fetches the missing messages from the owner's history.
+//
 // # Cost of a publish
 //
 // One frame to the owner (none when the owner is local) plus one frame per

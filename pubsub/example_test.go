@@ -29,6 +29,9 @@ func Example() {
 		nodes = append(nodes, n)
 	}
 	for len(nodes[2].Members()) < 3 || len(nodes[1].Members()) < 3 || len(nodes[0].Members()) < 3 {
+		if ctx.Err() != nil {
+			log.Fatal("gossip did not converge")
+		}
 		time.Sleep(10 * time.Millisecond) // wait until gossip has spread
 	}
 

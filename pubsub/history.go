@@ -88,3 +88,34 @@ func (h *history) replace(entries []transport.HistoryEntry) {
 		h.add(e.Seq, e.Time, e.Data)
 	}
 }
+
+// oldest returns the lowest retained sequence number, or 0 when empty.
+func (h *history) oldest() uint64 {
+	if h.n == 0 {
+		return 0
+	}
+	return h.entries[h.head].Seq
+}
+
+// window returns the entries with after < Seq <= until (until 0: no upper
+// bound), oldest first, stopping once maxBytes of data is collected (always
+// at least one entry when there is one).
+func (h *history) window(after, until uint64, maxBytes int) []transport.HistoryEntry {
+	var out []transport.HistoryEntry
+	size := 0
+	for i := range h.n {
+		e := h.entries[(h.head+i)%len(h.entries)]
+		if e.Seq <= after {
+			continue
+		}
+		if until != 0 && e.Seq > until {
+			break
+		}
+		if len(out) > 0 && size+len(e.Data) > maxBytes {
+			break
+		}
+		out = append(out, e)
+		size += len(e.Data) + 32
+	}
+	return out
+}

@@ -33,8 +33,10 @@ func (n *Node) loop() {
 		case v := <-views:
 			n.departed(prev, v)
 			prev = v
+			n.parked.flush(n)
 			n.reconcile()
 		case <-tick.C:
+			n.parked.flush(n)
 			n.reconcile()
 		}
 	}
@@ -56,6 +58,7 @@ func (n *Node) departed(prev, next *ring.View) {
 	for _, name := range gone {
 		n.tr.ClosePeer(name)
 		n.pending.failPeer(name)
+		n.parked.departed(name)
 	}
 	for _, ot := range n.owned.all() {
 		ot.mu.Lock()
@@ -99,6 +102,7 @@ func (n *Node) reconcile() {
 		}
 		ot.mu.Unlock()
 	}
+	n.reconcileReplicas(v, now)
 	for _, lt := range n.local.all() {
 		owner, _ := n.ownerName(lt.name)
 		lt.mu.Lock()

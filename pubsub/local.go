@@ -4,13 +4,7 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	"github.com/cespare/xxhash/v2"
 )
-
-const shardCount = 64
-
-func shardOf(topic string) int { return int(xxhash.Sum64String(topic) % shardCount) }
 
 // localTopic is the subscriber side of a topic on this node: its local
 // subscriptions, the owner it is registered with, and the sequence position
@@ -31,6 +25,7 @@ type localTopic struct {
 	last      uint64            // seq of the last message delivered
 	pending   map[uint64][]byte // messages after a gap, by seq
 	gapTimer  *time.Timer       // armed while pending is not empty
+	repairing bool              // a history request for the gap is out
 }
 
 type localShard struct {
@@ -186,7 +181,52 @@ func (n *Node) deliver(topic string, epoch, seq uint64, data []byte) {
 		} else if len(lt.pending) == 1 {
 			lt.gapTimer.Reset(n.cfg.GapTimeout)
 		}
+		n.repairGap(lt, seq-1)
 	}
+}
+
+// repairGap asks the topic's owner for the messages missing before until
+// (a frame lost with a broken link, or numbers skipped by a failover). The
+// gap timer stays armed in case the owner cannot answer. lt.mu held.
+func (n *Node) repairGap(lt *localTopic, until uint64) {
+	if lt.repairing || lt.owner == "" || lt.owner == n.name {
+		return
+	}
+	lt.repairing = true
+	after, epoch := lt.last, lt.epoch
+	n.stats.repairs.Add(1)
+	err := n.requestHistory(lt.owner, lt.name, after, until, func(p historyPage, err error) {
+		if err == nil && p.epoch == epoch {
+			for _, e := range p.entries {
+				n.deliver(lt.name, p.epoch, e.Seq, e.Data)
+			}
+		}
+		lt.mu.Lock()
+		defer lt.mu.Unlock()
+		lt.repairing = false
+		if err != nil || p.epoch != lt.epoch || lt.removed {
+			return
+		}
+		// The owner answered for the whole range: whatever it did not send
+		// is gone from its history, or never existed. Move on now.
+		low := lowestPending(lt.pending)
+		if low != 0 && low-1 <= until && lt.last < low-1 {
+			lt.drainPending(n, true)
+		}
+	})
+	if err != nil {
+		lt.repairing = false // the gap timer remains the fallback
+	}
+}
+
+func lowestPending(p map[uint64][]byte) uint64 {
+	low := uint64(0)
+	for s := range p {
+		if low == 0 || s < low {
+			low = s
+		}
+	}
+	return low
 }
 
 // drainPending delivers held messages that have become contiguous; with
@@ -196,12 +236,7 @@ func (lt *localTopic) drainPending(n *Node, skip bool) {
 		return
 	}
 	if skip {
-		low := uint64(0)
-		for s := range lt.pending {
-			if low == 0 || s < low {
-				low = s
-			}
-		}
+		low := lowestPending(lt.pending)
 		n.stats.gaps.Add(1)
 		n.stats.lost.Add(low - lt.last - 1)
 		n.log.Warn("gave up waiting for missing messages", "topic", lt.name, "from", lt.last+1, "to", low-1)

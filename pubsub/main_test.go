@@ -3,6 +3,8 @@ package pubsub
 import (
 	"context"
 	"fmt"
+	"log/slog"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -26,10 +28,20 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// debugLogger is nil (silent) unless RINGCAST_TEST_LOG is set, which sends
+// every test node's debug log to stderr.
+var debugLogger = func() *slog.Logger {
+	if os.Getenv("RINGCAST_TEST_LOG") == "" {
+		return nil
+	}
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}()
+
 func testConfig(name string) Config {
 	return Config{
 		NodeName: name,
 		Gossip:   FastGossip(),
+		Logger:   debugLogger,
 	}
 }
 

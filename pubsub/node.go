@@ -25,8 +25,10 @@ type Node struct {
 	tr       *transport.Transport
 	local    *localTable
 	owned    *ownerTable
+	replicas *replicaTable
 	pending  *pendingTable
 	dispatch *dispatcher
+	parked   parking
 	stats    counters
 
 	leaving     atomic.Bool
@@ -59,6 +61,7 @@ func New(cfg Config) (*Node, error) {
 		log:      cfg.Logger.With("node", cfg.NodeName),
 		local:    newLocalTable(),
 		owned:    newOwnerTable(),
+		replicas: newReplicaTable(),
 		pending:  newPendingTable(),
 		done:     make(chan struct{}),
 		loopDone: make(chan struct{}),
@@ -240,6 +243,16 @@ func (n *Node) subscribe(ctx context.Context, topic string, fn func(Message), op
 	lt.mu.Lock()
 	err := lt.regErr
 	lt.mu.Unlock()
+	if err == nil && o.since != nil {
+		err = n.recover(ctx, s, lt, *o.since)
+	} else if err == nil {
+		lt.mu.Lock()
+		start := Position{Epoch: lt.epoch, Seq: lt.last}
+		lt.mu.Unlock()
+		s.mu.Lock()
+		s.start = start
+		s.mu.Unlock()
+	}
 	if err != nil {
 		s.end(err)
 		n.detach(s)
@@ -263,6 +276,7 @@ func (n *Node) register(lt *localTopic, first bool) {
 	req.done = func(owner string, epoch, seq uint64, err error) {
 		n.onRegistered(lt, first, owner, epoch, seq, err)
 	}
+	n.log.Debug("registering topic with its owner", "topic", lt.name, "owner", owner, "first", first, "since", req.since, "resume", req.hasSince, "err", err)
 	switch {
 	case err != nil:
 		req.done("", 0, 0, err)
@@ -285,8 +299,21 @@ func (n *Node) onRegistered(lt *localTopic, first bool, owner string, epoch, seq
 		if owner != "" {
 			lt.owner = owner
 		}
-		if !lt.based || epoch != lt.epoch {
+		switch {
+		case !lt.based || epoch != lt.epoch:
 			lt.based, lt.epoch, lt.last, lt.pending = true, epoch, seq, nil
+		case seq > lt.last:
+			// A resumed registration: the owner holds nothing between what
+			// this node delivered and seq.
+			n.stats.gaps.Add(1)
+			n.log.Info("sequence numbers skipped on resume", "topic", lt.name, "from", lt.last+1, "to", seq)
+			lt.last = seq
+			for s := range lt.pending {
+				if s <= seq {
+					delete(lt.pending, s)
+				}
+			}
+			lt.drainPending(n, false)
 		}
 	} else if !first {
 		n.log.Warn("re-registering subscriptions failed; will retry", "topic", lt.name, "err", err)
@@ -363,16 +390,22 @@ func (n *Node) previousOwner(topic string) (string, error) {
 	return m.Name, nil
 }
 
-// sendTo queues a complete frame for a member.
+// sendTo queues a complete frame for a member. A node that gossip has not
+// announced here yet (it just joined and asked something) gets its frames
+// once it is, in order; see parking.
 func (n *Node) sendTo(name string, frame []byte) error {
-	m, ok := n.ring.View().Member(name)
-	if !ok {
-		return fmt.Errorf("%w: %s is not a member", ErrUnavailable, name)
-	}
 	if name == n.name {
 		return fmt.Errorf("%w: frame addressed to this node", ErrUnavailable)
 	}
-	if err := n.tr.Send(transport.Peer{Name: name, Addr: m.PeerAddr}, frame); err != nil {
+	m, ok := n.ring.View().Member(name)
+	if ok && n.parked.count.Load() == 0 {
+		return n.send(name, m.PeerAddr, frame)
+	}
+	return n.parked.sendOrPark(n, name, m, ok, frame)
+}
+
+func (n *Node) send(name, addr string, frame []byte) error {
+	if err := n.tr.Send(transport.Peer{Name: name, Addr: addr}, frame); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil

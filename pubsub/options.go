@@ -10,6 +10,11 @@ const (
 	// AckNone returns as soon as the message is queued toward the owner
 	// (fire and forget): no sequence number, no error from the owner.
 	AckNone
+	// AckReplicated returns once the owner and its replicas hold the
+	// message (Config.ReplicationFactor copies, or as many topic-owning
+	// members as the cluster has): an acknowledged message survives the
+	// loss of any one node.
+	AckReplicated
 )
 
 // PublishOption configures one Publish call.
@@ -31,6 +36,25 @@ type subscribeOptions struct {
 	buffer   int
 	overflow Overflow
 	onClose  func(error)
+	since    *Position
+}
+
+// Position is a place in a topic's order: the epoch and the sequence
+// number of a message.
+type Position struct {
+	Epoch uint64
+	Seq   uint64
+}
+
+// Since makes the subscription start right after the given position:
+// messages after it that the owner's history still holds are delivered
+// first, then live ones, without gap or duplicate. If the history no
+// longer reaches back that far, or the topic's epoch is no longer epoch
+// (its history was lost), Subscribe fails with a *HistoryGoneError
+// (errors.Is(err, ErrHistoryGone)) that tells where the topic is now.
+// Epoch 0 accepts the current epoch.
+func Since(epoch, seq uint64) SubscribeOption {
+	return func(o *subscribeOptions) { o.since = &Position{Epoch: epoch, Seq: seq} }
 }
 
 // WithBuffer sets the number of messages this subscription buffers,

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
 )
 
@@ -45,6 +46,9 @@ type ownedTopic struct {
 	nodes   []string // subscriber nodes, copied on write
 	hist    history
 	queued  []ownerOp
+
+	replicaView *ring.View // view replicas was computed from
+	replicas    []string   // replica peers in that view
 }
 
 // ownerOp is a request held while a topic is being claimed.
@@ -83,64 +87,27 @@ type subReq struct {
 	done func(owner string, epoch, seq uint64, err error)
 }
 
-type ownerShard struct {
-	mu     sync.Mutex
-	topics map[string]*ownedTopic
-}
+// ownerTable holds the topics this node owns, is claiming, or has moved
+// (tombstones).
+type ownerTable struct{ m *topicMap[ownedTopic] }
 
-type ownerTable struct {
-	shards [shardCount]ownerShard
-}
+func newOwnerTable() *ownerTable { return &ownerTable{m: newTopicMap[ownedTopic]()} }
 
-func newOwnerTable() *ownerTable {
-	t := &ownerTable{}
-	for i := range t.shards {
-		t.shards[i].topics = make(map[string]*ownedTopic)
-	}
-	return t
-}
-
-func (t *ownerTable) get(topic string) *ownedTopic {
-	sh := &t.shards[shardOf(topic)]
-	sh.mu.Lock()
-	ot := sh.topics[topic]
-	sh.mu.Unlock()
-	return ot
-}
+func (t *ownerTable) get(topic string) *ownedTopic { return t.m.get(topic) }
 
 // acquire returns the topic's state, creating it in the claiming state if
 // absent; created tells the caller to start the claim.
 func (t *ownerTable) acquire(n *Node, topic string) (ot *ownedTopic, created bool) {
-	sh := &t.shards[shardOf(topic)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	if ot = sh.topics[topic]; ot != nil {
-		return ot, false
-	}
-	ot = &ownedTopic{name: topic, hist: newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)}
-	sh.topics[topic] = ot
-	return ot, true
+	return t.m.acquire(topic, func() *ownedTopic {
+		return &ownedTopic{name: topic, hist: newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)}
+	})
 }
 
-func (t *ownerTable) drop(ot *ownedTopic) {
-	sh := &t.shards[shardOf(ot.name)]
-	sh.mu.Lock()
-	if sh.topics[ot.name] == ot {
-		delete(sh.topics, ot.name)
-	}
-	sh.mu.Unlock()
-}
+func (t *ownerTable) drop(ot *ownedTopic) { t.m.drop(ot.name, ot) }
 
 func (t *ownerTable) all() []*ownedTopic {
 	var out []*ownedTopic
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.Lock()
-		for _, ot := range sh.topics {
-			out = append(out, ot)
-		}
-		sh.mu.Unlock()
-	}
+	t.m.each(func(_ string, ot *ownedTopic) { out = append(out, ot) })
 	return out
 }
 
@@ -193,10 +160,12 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 	}
 	ot.seq++
 	now := time.Now().UnixNano()
+	res := pubResult{epoch: ot.epoch, seq: ot.seq}
 	ot.hist.add(ot.seq, now, req.data)
+	replied := n.replicate(ot, req, res, now)
 	n.fanout(ot, ot.seq, req.data)
 	n.stats.sequenced.Add(1)
-	return pubResult{epoch: ot.epoch, seq: ot.seq}, true
+	return res, replied
 }
 
 // fanout sends one message to every subscriber node: one frame, encoded
@@ -294,14 +263,24 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 	}
 	if !slices.Contains(ot.nodes, req.origin) {
 		ot.nodes = append(slices.Clip(ot.nodes), req.origin)
+		n.syncReplicaNodes(ot, n.replicaPeers(ot))
 	}
-	n.replySubscribe(req, ot.epoch, ot.seq, nil)
 	if !req.hasSince || req.since >= ot.seq {
+		n.replySubscribe(req, ot.epoch, ot.seq, nil)
 		return
 	}
 	// The subscriber node missed messages while it moved between owners:
-	// send it what history holds, in order, before anything newer.
-	for _, e := range ot.hist.since(req.since) {
+	// send it what history holds, in order, before anything newer. The
+	// answer's sequence number is where that replay starts from: nothing
+	// before it can be had (evicted, or numbers skipped by a failover), so
+	// the subscriber moves past it at once instead of waiting for it.
+	entries := ot.hist.since(req.since)
+	resume := ot.seq
+	if len(entries) > 0 {
+		resume = entries[0].Seq - 1
+	}
+	n.replySubscribe(req, ot.epoch, max(resume, req.since), nil)
+	for _, e := range entries {
 		if req.origin == n.name {
 			n.deliver(ot.name, ot.epoch, e.Seq, e.Data)
 			continue
@@ -379,37 +358,105 @@ func (n *Node) unsubscribeLocked(ot *ownedTopic, origin string, hops uint8) {
 	default:
 		if i := slices.Index(ot.nodes, origin); i >= 0 {
 			ot.nodes = slices.Delete(slices.Clone(ot.nodes), i, i+1)
+			n.syncReplicaNodes(ot, n.replicaPeers(ot))
 		}
 	}
 }
 
-// startClaim asks the member that would own the topic without this node
-// for its state; with nobody to ask the topic starts afresh at once.
+// startClaim gathers the topic's state before this node serves it: from
+// the member that would own the topic without this node (the previous
+// owner, after a join), from the topic's replicas, and from this node's own
+// replica copy. An owner's state wins; failing that, the most advanced
+// replica copy (the owner failed). With nobody to ask, or nobody holding
+// anything, the topic starts afresh.
 func (n *Node) startClaim(ot *ownedTopic) {
-	cand, err := n.previousOwner(ot.name)
-	if err != nil || cand == n.name {
-		n.completeClaim(ot, nil)
+	c := &claim{ot: ot}
+	if rt := n.replicas.get(ot.name); rt != nil {
+		c.offer(rt.state(ot.name))
+	}
+	var targets []string
+	if cand, err := n.previousOwner(ot.name); err == nil && cand != n.name {
+		targets = append(targets, cand)
+	}
+	for _, p := range replicaNames(n.view(), ot.name, n.cfg.ReplicationFactor, n.name) {
+		if !slices.Contains(targets, p) {
+			targets = append(targets, p)
+		}
+	}
+	c.waiting = len(targets)
+	if c.waiting == 0 {
+		c.finish(n)
 		return
 	}
-	id := n.pending.add(cand, n.cfg.ClaimTimeout, func(_ string, msg transport.Message, _ error) {
-		st, _ := msg.(*transport.TopicState)
-		n.completeClaim(ot, st)
-	})
-	if err := n.sendMsg(cand, &transport.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
-		n.pending.cancel(id)
-		n.completeClaim(ot, nil)
+	for _, t := range targets {
+		id := n.pending.add(t, n.cfg.ClaimTimeout, func(_ string, msg transport.Message, _ error) {
+			st, _ := msg.(*transport.TopicState)
+			c.reply(n, st)
+		})
+		if err := n.sendMsg(t, &transport.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
+			n.pending.cancel(id)
+			c.reply(n, nil)
+		}
 	}
 }
 
-// completeClaim makes a claimed topic ready with the state received (or
-// afresh) and runs the requests queued meanwhile, in arrival order.
-func (n *Node) completeClaim(ot *ownedTopic, st *transport.TopicState) {
+// claim collects the answers to one topic's claim.
+type claim struct {
+	ot      *ownedTopic
+	mu      sync.Mutex
+	waiting int
+	best    *transport.TopicState
+	over    bool
+}
+
+// offer considers one answer: an owner's state beats any replica copy; among
+// equals the higher sequence number wins.
+func (c *claim) offer(st *transport.TopicState) {
+	if st == nil || !st.Found {
+		return
+	}
+	switch {
+	case c.best == nil:
+	case c.best.Replica && !st.Replica:
+	case c.best.Replica == st.Replica && st.Seq > c.best.Seq:
+	default:
+		return
+	}
+	c.best = st
+}
+
+func (c *claim) reply(n *Node, st *transport.TopicState) {
+	c.mu.Lock()
+	c.offer(st)
+	c.waiting--
+	// An owner's state is authoritative: no need to wait for the rest.
+	ready := !c.over && (c.waiting == 0 || c.best != nil && !c.best.Replica)
+	if ready {
+		c.over = true
+	}
+	c.mu.Unlock()
+	if ready {
+		c.finish(n)
+	}
+}
+
+// finish makes the claimed topic ready with the state gathered and runs
+// the requests queued meanwhile, in arrival order.
+func (c *claim) finish(n *Node) {
+	ot := c.ot
 	ot.mu.Lock()
 	defer ot.mu.Unlock()
 	if ot.state != stateClaiming {
 		return
 	}
+	st := c.best
 	n.adoptLocked(ot, st)
+	if st != nil && st.Replica {
+		ot.seq += failoverSeqGap
+		n.stats.failovers.Add(1)
+		n.log.Info("topic rebuilt from replicas", "topic", ot.name, "epoch", ot.epoch, "replicated", st.Seq, "next", ot.seq+1)
+	}
+	n.replicas.drop(ot.name)
 	n.runQueuedLocked(ot)
 }
 
@@ -535,13 +582,28 @@ func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
 	if ot := n.owned.get(req.Topic); ot != nil {
 		ot.mu.Lock()
 		defer ot.mu.Unlock()
+		if req.Peek {
+			st := &transport.TopicState{ReqID: req.ReqID, Topic: ot.name}
+			if ot.state == stateReady {
+				st.Found, st.Epoch, st.Seq = true, ot.epoch, ot.seq
+			}
+			_ = n.sendMsg(from, st)
+			return
+		}
 		if ot.state == stateReady {
 			if err := n.moveLocked(ot, from, req.ReqID, false); err == nil {
 				return
 			}
 		}
 	}
-	_ = n.sendMsg(from, &transport.TopicState{ReqID: req.ReqID, Topic: req.Topic})
+	st := &transport.TopicState{Topic: req.Topic}
+	if rt := n.replicas.get(req.Topic); rt != nil && !req.Peek {
+		if rs := rt.state(req.Topic); rs != nil {
+			st = rs
+		}
+	}
+	st.ReqID = req.ReqID
+	_ = n.sendMsg(from, st)
 }
 
 // onHandoff adopts a topic pushed by its previous owner.

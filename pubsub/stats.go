@@ -20,6 +20,9 @@ type counters struct {
 	handoffs      atomic.Uint64
 	sendErrors    atomic.Uint64
 	badFrames     atomic.Uint64
+	replicated    atomic.Uint64
+	failovers     atomic.Uint64
+	repairs       atomic.Uint64
 }
 
 // Stats is a snapshot of a node's counters. Counters only grow; gauges
@@ -40,6 +43,9 @@ type Stats struct {
 	Handoffs      uint64 // topics moved to another owner
 	SendErrors    uint64 // frames that could not be queued to a peer
 	BadFrames     uint64 // malformed or unknown frames from peers
+	Replicated    uint64 // message copies this node stored as a replica
+	Failovers     uint64 // topics this node rebuilt from replicas
+	Repairs       uint64 // history requests sent to fill sequence gaps
 
 	OwnedTopics   int // topics this node sequences
 	LocalTopics   int // topics with local subscribers
@@ -68,6 +74,9 @@ func (n *Node) Stats() Stats {
 		Handoffs:      n.stats.handoffs.Load(),
 		SendErrors:    n.stats.sendErrors.Load(),
 		BadFrames:     n.stats.badFrames.Load(),
+		Replicated:    n.stats.replicated.Load(),
+		Failovers:     n.stats.failovers.Load(),
+		Repairs:       n.stats.repairs.Load(),
 		Links:         n.tr.Stats(),
 	}
 	for _, ot := range n.owned.all() {

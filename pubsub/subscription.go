@@ -3,6 +3,8 @@ package pubsub
 import (
 	"context"
 	"sync"
+
+	"github.com/ringcast/ringcast/transport"
 )
 
 // Message is one publication as a subscriber receives it. Data is shared by
@@ -42,8 +44,19 @@ type Subscription struct {
 	err       error // why the subscription ended; nil while active
 	scheduled bool  // queued on, or running in, a dispatcher worker
 	finished  bool  // detached from the node and OnClose called
-	notify    chan struct{}
-	done      chan struct{}
+	// While a Since subscription recovers, live messages wait in held so
+	// that the history fetched from the owner goes first.
+	recovering bool
+	held       []Message
+	// After recovery, messages of floorEpoch up to floor were already
+	// handed over (or were asked to be skipped): the live stream may still
+	// bring them when this node was behind the requested position.
+	floor      uint64
+	floorEpoch uint64
+	start      Position // where the subscription started, set by Subscribe
+	recovered  int      // messages that came from history (Since)
+	notify     chan struct{}
+	done       chan struct{}
 }
 
 func newSubscription(n *Node, topic string, fn func(Message), o subscribeOptions) *Subscription {
@@ -52,19 +65,79 @@ func newSubscription(n *Node, topic string, fn func(Message), o subscribeOptions
 		size = n.cfg.SubscriptionBuffer
 	}
 	return &Subscription{
-		node:     n,
-		topic:    topic,
-		fn:       fn,
-		onClose:  o.onClose,
-		overflow: o.overflow,
-		buf:      make([]Message, size),
-		notify:   make(chan struct{}, 1),
-		done:     make(chan struct{}),
+		node:       n,
+		topic:      topic,
+		fn:         fn,
+		onClose:    o.onClose,
+		overflow:   o.overflow,
+		buf:        make([]Message, size),
+		recovering: o.since != nil,
+		notify:     make(chan struct{}, 1),
+		done:       make(chan struct{}),
 	}
+}
+
+// finishRecovery queues the recovered history (entries after since), then
+// the live messages held meanwhile that come after it, and ends recovery.
+// The buffer grows to fit what was recovered.
+func (s *Subscription) finishRecovery(entries []transport.HistoryEntry, epoch, since uint64) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	next := since
+	out := make([]Message, 0, len(entries)+len(s.held))
+	for _, e := range entries {
+		if e.Seq > next {
+			out = append(out, Message{Topic: s.topic, Epoch: epoch, Seq: e.Seq, Data: e.Data})
+			next = e.Seq
+		}
+	}
+	s.recovered = len(out)
+	s.start = Position{Epoch: epoch, Seq: since}
+	for _, m := range s.held {
+		switch {
+		case m.Epoch != epoch:
+			out = append(out, m)
+		case m.Seq > next:
+			out = append(out, m)
+			next = m.Seq
+		}
+	}
+	s.recovering, s.held = false, nil
+	s.floor, s.floorEpoch = next, epoch
+	if need := s.n + len(out); need > len(s.buf) {
+		grown := make([]Message, need+len(s.buf))
+		for i := range s.n {
+			grown[i] = s.buf[(s.head+i)%len(s.buf)]
+		}
+		s.buf, s.head = grown, 0
+	}
+	for _, m := range out {
+		s.buf[(s.head+s.n)%len(s.buf)] = m
+		s.n++
+	}
+	s.wakeLocked()
 }
 
 // Topic returns the subscription's topic.
 func (s *Subscription) Topic() string { return s.topic }
+
+// Start returns the position the subscription starts after: every message
+// it delivers comes after it in the topic's order. With Since it is the
+// position asked for; otherwise the newest message the node had delivered
+// when Subscribe returned.
+func (s *Subscription) Start() Position {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.start
+}
+
+// Recovered returns the number of messages a Since subscription took from
+// the owner's history (0 without Since).
+func (s *Subscription) Recovered() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.recovered
+}
 
 // Done is closed when the subscription ends: by Unsubscribe, by overflow
 // (ErrSlowConsumer) or by the node closing (ErrClosed). Buffered messages
@@ -131,7 +204,25 @@ func (s *Subscription) pop() Message {
 // overflowed under OverflowClose and has just ended.
 func (s *Subscription) push(m Message) bool {
 	s.mu.Lock()
-	if s.err != nil {
+	if s.err != nil || m.Seq <= s.floor && m.Epoch == s.floorEpoch {
+		s.mu.Unlock()
+		return true
+	}
+	if s.recovering {
+		if len(s.held) >= len(s.buf) {
+			if s.overflow == OverflowClose {
+				s.err = ErrSlowConsumer
+				close(s.done)
+				s.wakeLocked()
+				s.scheduleLocked()
+				s.mu.Unlock()
+				return false
+			}
+			s.held = s.held[1:]
+			s.lost++
+			s.node.stats.dropped.Add(1)
+		}
+		s.held = append(s.held, m)
 		s.mu.Unlock()
 		return true
 	}

@@ -61,9 +61,32 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 		if !n.decode(from, &m, body) {
 			return
 		}
-		if m.Handoff {
+		switch {
+		case m.Handoff && m.Replica:
+			n.onReplicaNodes(&m)
+		case m.Handoff:
 			n.onHandoff(from, &m)
-		} else {
+		default:
+			n.pending.complete(from, m.ReqID, &m)
+		}
+	case transport.FrameReplicate:
+		var m transport.Replicate
+		if n.decode(from, &m, body) {
+			n.onReplicate(from, &m)
+		}
+	case transport.FrameReplicateAck:
+		var m transport.ReplicateAck
+		if n.decode(from, &m, body) {
+			n.pending.complete(from, m.ReqID, &m)
+		}
+	case transport.FrameHistoryRequest:
+		var m transport.HistoryRequest
+		if n.decode(from, &m, body) {
+			n.onHistoryRequest(from, &m)
+		}
+	case transport.FrameHistory:
+		var m transport.History
+		if n.decode(from, &m, body) {
 			n.pending.complete(from, m.ReqID, &m)
 		}
 	case transport.FrameStateAck:

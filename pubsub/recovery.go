@@ -1,0 +1,176 @@
+package pubsub
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ringcast/ringcast/transport"
+)
+
+// historyPage is what an owner says about a range of a topic's history.
+type historyPage struct {
+	epoch   uint64
+	seq     uint64 // the topic's last sequence number
+	oldest  uint64 // lowest retained sequence number (seq+1 when none)
+	entries []transport.HistoryEntry
+}
+
+// historyReplyBytes bounds the data in one History frame; a longer range is
+// fetched in several pages.
+func (n *Node) historyReplyBytes() int { return max(n.cfg.MaxPayload, 256<<10) }
+
+// readHistory reads a page of an owned topic's history. It reports false
+// when this node does not serve the topic (not the owner, or still
+// claiming it).
+func (n *Node) readHistory(topic string, after, until uint64) (historyPage, bool) {
+	ot := n.owned.get(topic)
+	if ot == nil {
+		return historyPage{}, false
+	}
+	ot.mu.Lock()
+	defer ot.mu.Unlock()
+	if ot.state != stateReady {
+		return historyPage{}, false
+	}
+	p := historyPage{epoch: ot.epoch, seq: ot.seq, oldest: ot.hist.oldest()}
+	if p.oldest == 0 {
+		p.oldest = ot.seq + 1
+	}
+	p.entries = ot.hist.window(after, until, n.historyReplyBytes())
+	return p, true
+}
+
+// onHistoryRequest answers a subscriber node that repairs a gap or a
+// subscription that recovers with Since.
+func (n *Node) onHistoryRequest(from string, m *transport.HistoryRequest) {
+	reply := &transport.History{ReqID: m.ReqID, Topic: m.Topic}
+	if p, ok := n.readHistory(m.Topic, m.After, m.Until); ok {
+		reply.Epoch, reply.Seq, reply.Oldest, reply.Entries = p.epoch, p.seq, p.oldest, p.entries
+		if m.Limit > 0 && len(reply.Entries) > int(m.Limit) {
+			reply.Entries = reply.Entries[:m.Limit]
+		}
+	} else {
+		reply.Code = codeUnavailable
+		reply.Err = fmt.Sprintf("%s does not serve %q", n.name, m.Topic)
+	}
+	if err := n.sendMsg(from, reply); err != nil {
+		n.stats.sendErrors.Add(1)
+	}
+}
+
+// requestHistory asks the topic's owner for a page of history without
+// blocking. A request that cannot be sent returns its error; otherwise done
+// gets the answer (or the timeout) later, on another goroutine, so a caller
+// may hold its own locks. A local owner is read at once, and done runs
+// before requestHistory returns.
+func (n *Node) requestHistory(owner, topic string, after, until uint64, done func(historyPage, error)) error {
+	if owner == n.name {
+		p, ok := n.readHistory(topic, after, until)
+		if !ok {
+			return fmt.Errorf("%w: %q is changing owner", ErrUnavailable, topic)
+		}
+		done(p, nil)
+		return nil
+	}
+	id := n.pending.add(owner, n.cfg.RequestTimeout, func(_ string, msg transport.Message, err error) {
+		h, ok := msg.(*transport.History)
+		if !ok {
+			done(historyPage{}, err)
+			return
+		}
+		if err := codeError(h.Code, h.Err); err != nil {
+			done(historyPage{}, err)
+			return
+		}
+		done(historyPage{epoch: h.Epoch, seq: h.Seq, oldest: h.Oldest, entries: h.Entries}, nil)
+	})
+	if err := n.sendMsg(owner, &transport.HistoryRequest{ReqID: id, Topic: topic, After: after, Until: until}); err != nil {
+		n.pending.cancel(id)
+		return err
+	}
+	return nil
+}
+
+// fetchHistory collects the history of topic in (after, until] from its
+// owner, page by page, waiting until ctx is done.
+func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint64) (historyPage, error) {
+	var all historyPage
+	for {
+		owner, err := n.ownerName(topic)
+		if err != nil {
+			return historyPage{}, err
+		}
+		ch := make(chan struct {
+			p   historyPage
+			err error
+		}, 1)
+		err = n.requestHistory(owner, topic, after, until, func(p historyPage, err error) {
+			ch <- struct {
+				p   historyPage
+				err error
+			}{p, err}
+		})
+		if err != nil {
+			return historyPage{}, err
+		}
+		var r struct {
+			p   historyPage
+			err error
+		}
+		select {
+		case r = <-ch:
+		case <-ctx.Done():
+			return historyPage{}, ctx.Err()
+		case <-n.done:
+			return historyPage{}, ErrClosed
+		}
+		if r.err != nil {
+			return historyPage{}, r.err
+		}
+		if all.epoch == 0 {
+			all.epoch, all.oldest = r.p.epoch, r.p.oldest
+		} else if r.p.epoch != all.epoch {
+			return historyPage{}, fmt.Errorf("%w: %q changed epoch while its history was read", ErrUnavailable, topic)
+		}
+		all.seq = r.p.seq
+		all.entries = append(all.entries, r.p.entries...)
+		if len(r.p.entries) == 0 {
+			return all, nil
+		}
+		after = r.p.entries[len(r.p.entries)-1].Seq
+		if after >= until {
+			return all, nil
+		}
+	}
+}
+
+// recover brings a new Since subscription up to date: it fetches the
+// history between the requested position and what the node has delivered
+// so far, then releases what arrived live meanwhile.
+func (n *Node) recover(ctx context.Context, s *Subscription, lt *localTopic, from Position) error {
+	lt.mu.Lock()
+	epoch, last := lt.epoch, lt.last
+	lt.mu.Unlock()
+	gone := &HistoryGoneError{Topic: s.topic, Requested: from, Current: Position{Epoch: epoch, Seq: last}}
+	if from.Epoch != 0 && from.Epoch != epoch {
+		return gone
+	}
+	var entries []transport.HistoryEntry
+	if from.Seq < last {
+		p, err := n.fetchHistory(ctx, s.topic, from.Seq, last)
+		if err != nil {
+			return err
+		}
+		gone.Oldest = p.oldest
+		if p.epoch != epoch {
+			gone.Current.Epoch = p.epoch
+			return gone
+		}
+		if p.oldest > from.Seq+1 {
+			return gone
+		}
+		entries = p.entries
+	}
+	s.finishRecovery(entries, epoch, from.Seq)
+	return nil
+}

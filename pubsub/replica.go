@@ -1,0 +1,237 @@
+package pubsub
+
+import (
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ringcast/ringcast/ring"
+	"github.com/ringcast/ringcast/transport"
+)
+
+// Replication. Every message a topic's owner sequences is copied to the
+// next ReplicationFactor-1 members of the ring (its replicas), which keep
+// the topic's epoch, last sequence number and history. When the owner fails,
+// the member that takes the topic over rebuilds it from the replicas (its
+// own copy first), so the sequence continues in the same epoch and acknowledged
+// messages are still in history for subscribers to recover.
+//
+// A message the failed owner sequenced but had not yet replicated may
+// already have reached some subscribers. So that the new owner never reuses
+// its sequence number, a topic rebuilt from replicas continues
+// failoverSeqGap numbers further on; subscribers learn from the new owner's
+// history that the skipped numbers hold nothing and move past them at once.
+const failoverSeqGap = 1 << 20
+
+type replicaTopic struct {
+	mu    sync.Mutex
+	epoch uint64
+	seq   uint64
+	hist  history
+	nodes []string // subscriber nodes, as the owner last said
+}
+
+// replicaTable holds the copies this node keeps as a replica.
+type replicaTable struct{ m *topicMap[replicaTopic] }
+
+func newReplicaTable() *replicaTable { return &replicaTable{m: newTopicMap[replicaTopic]()} }
+
+func (t *replicaTable) get(topic string) *replicaTopic { return t.m.get(topic) }
+
+func (t *replicaTable) acquire(n *Node, topic string) *replicaTopic {
+	rt, _ := t.m.acquire(topic, func() *replicaTopic {
+		return &replicaTopic{hist: newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)}
+	})
+	return rt
+}
+
+func (t *replicaTable) drop(topic string) { t.m.drop(topic, nil) }
+
+func (t *replicaTable) names() []string {
+	var out []string
+	t.m.each(func(topic string, _ *replicaTopic) { out = append(out, topic) })
+	return out
+}
+
+// state returns the replica's copy as a TopicState, or nil.
+func (rt *replicaTopic) state(topic string) *transport.TopicState {
+	rt.mu.Lock()
+	defer rt.mu.Unlock()
+	if rt.seq == 0 {
+		return nil
+	}
+	return &transport.TopicState{Topic: topic, Found: true, Replica: true, Epoch: rt.epoch, Seq: rt.seq, Nodes: rt.nodes, History: rt.hist.all()}
+}
+
+// replicaPeers returns the members that hold copies of topic besides this
+// owner, cached per ring view on the owner's topic state. ot.mu held.
+func (n *Node) replicaPeers(ot *ownedTopic) []string {
+	if n.cfg.ReplicationFactor < 2 {
+		return nil
+	}
+	v := n.view()
+	if ot.replicaView == v {
+		return ot.replicas
+	}
+	old := ot.replicas
+	ot.replicaView, ot.replicas = v, replicaNames(v, ot.name, n.cfg.ReplicationFactor, n.name)
+	var added []string
+	for _, p := range ot.replicas {
+		if !slices.Contains(old, p) {
+			added = append(added, p)
+		}
+	}
+	n.syncReplicaNodes(ot, added)
+	return ot.replicas
+}
+
+// syncReplicaNodes tells replicas which nodes subscribe to the topic, so
+// that an owner rebuilt from a replica delivers to them at once, before they
+// notice the failure and re-register. It is sent only when the set or the
+// replicas change. ot.mu held.
+func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
+	if len(peers) == 0 || ot.state != stateReady {
+		return
+	}
+	frame := transport.EncodeFrame(&transport.TopicState{
+		Topic: ot.name, Found: true, Replica: true, Handoff: true,
+		Epoch: ot.epoch, Seq: ot.seq, Nodes: slices.Clone(ot.nodes),
+	})
+	for _, p := range peers {
+		if err := n.sendTo(p, frame); err != nil {
+			n.stats.sendErrors.Add(1)
+		}
+	}
+}
+
+// onReplicaNodes records a topic's subscriber nodes sent by its owner.
+func (n *Node) onReplicaNodes(st *transport.TopicState) {
+	rt := n.replicas.acquire(n, st.Topic)
+	rt.mu.Lock()
+	if rt.epoch == 0 || rt.epoch == st.Epoch {
+		rt.epoch = st.Epoch
+		rt.nodes = st.Nodes
+	}
+	rt.mu.Unlock()
+}
+
+// replicaNames lists the first r owners of topic in v other than self,
+// at most r-1 of them.
+func replicaNames(v *ring.View, topic string, r int, self string) []string {
+	owners, err := v.Owners(topic, r)
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, m := range owners {
+		if m.Name != self && len(out) < r-1 {
+			out = append(out, m.Name)
+		}
+	}
+	return out
+}
+
+// replicate copies a sequenced message to the topic's replicas. With
+// AckReplicated it reports false and answers req once every replica has
+// acknowledged (or fails it after RequestTimeout). ot.mu held.
+func (n *Node) replicate(ot *ownedTopic, req *pubReq, res pubResult, now int64) bool {
+	peers := n.replicaPeers(ot)
+	if len(peers) == 0 {
+		return true
+	}
+	m := &transport.Replicate{Topic: ot.name, Epoch: ot.epoch, Seq: res.seq, Time: now, Data: req.data}
+	if req.ack != AckReplicated {
+		frame := transport.EncodeFrame(m)
+		for _, p := range peers {
+			if err := n.sendTo(p, frame); err != nil {
+				n.stats.sendErrors.Add(1)
+			}
+		}
+		return true
+	}
+	if req.origin == n.name && req.done == nil {
+		req.done = make(chan pubResult, 1)
+	}
+	w := &replicaWait{need: len(peers), req: req, res: res}
+	for _, p := range peers {
+		id := n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ transport.Message, err error) {
+			w.done(n, p, err)
+		})
+		m.ReqID = id
+		if err := n.sendMsg(p, m); err != nil {
+			n.pending.cancel(id)
+			w.done(n, p, err)
+		}
+	}
+	return false
+}
+
+// replicaWait counts the replica acknowledgements of one publish.
+type replicaWait struct {
+	mu   sync.Mutex
+	need int
+	over bool
+	req  *pubReq
+	res  pubResult
+}
+
+func (w *replicaWait) done(n *Node, peer string, err error) {
+	w.mu.Lock()
+	if w.over {
+		w.mu.Unlock()
+		return
+	}
+	if err != nil {
+		w.over = true
+		w.mu.Unlock()
+		n.replyPublish(w.req, pubResult{err: fmt.Errorf("%w: message %d of %q sequenced but not replicated to %s: %w", ErrUnavailable, w.res.seq, w.req.topic, peer, err)})
+		return
+	}
+	w.need--
+	finished := w.need == 0
+	w.over = finished
+	w.mu.Unlock()
+	if finished {
+		n.replyPublish(w.req, w.res)
+	}
+}
+
+// onReplicate stores a copy of a message sent by its topic's owner.
+func (n *Node) onReplicate(from string, m *transport.Replicate) {
+	rt := n.replicas.acquire(n, m.Topic)
+	rt.mu.Lock()
+	if m.Epoch != rt.epoch {
+		rt.epoch, rt.seq = m.Epoch, 0
+		rt.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
+	}
+	if m.Seq > rt.seq {
+		rt.seq = m.Seq
+		rt.hist.add(m.Seq, m.Time, m.Data)
+	}
+	rt.mu.Unlock()
+	n.stats.replicated.Add(1)
+	if m.ReqID != 0 {
+		if err := n.sendMsg(from, &transport.ReplicateAck{ReqID: m.ReqID, Seq: m.Seq}); err != nil {
+			n.stats.sendErrors.Add(1)
+		}
+	}
+}
+
+// reconcileReplicas drops copies this node is no longer a replica (or the
+// owner) of, and expires old history.
+func (n *Node) reconcileReplicas(v *ring.View, now time.Time) {
+	for _, topic := range n.replicas.names() {
+		owners, err := v.Owners(topic, n.cfg.ReplicationFactor)
+		keep := err == nil && slices.ContainsFunc(owners, func(m ring.Member) bool { return m.Name == n.name })
+		if !keep {
+			n.replicas.drop(topic)
+			continue
+		}
+		if rt := n.replicas.get(topic); rt != nil {
+			rt.mu.Lock()
+			rt.hist.expire(now.UnixNano())
+			rt.mu.Unlock()
+		}
+	}
+}
