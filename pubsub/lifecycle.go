@@ -172,35 +172,46 @@ const lingerQuiet = 300 * time.Millisecond
 // node and waits for the acknowledgements.
 func (n *Node) handOffAll(ctx context.Context) error {
 	v := n.view()
-	var (
-		wg   sync.WaitGroup
-		mu   sync.Mutex
-		errs []error
-	)
-	for _, ot := range n.owned.all() {
-		m, err := v.Owner(ot.name)
-		if err != nil {
-			continue // no other owner: the topic ends with this node
-		}
-		wg.Add(1)
-		n.handoff(ot, m.Name, func(err error) {
-			if err != nil {
-				mu.Lock()
-				errs = append(errs, err)
-				mu.Unlock()
-			}
-			wg.Done()
-		})
+	type move struct {
+		ot *ownedTopic
+		to string
 	}
-	waited := make(chan struct{})
-	go func() { wg.Wait(); close(waited) }()
+	var moves []move
+	for _, ot := range n.owned.all() {
+		if m, err := v.Owner(ot.name); err == nil {
+			moves = append(moves, move{ot, m.Name})
+		} // else no other owner: the topic ends with this node
+	}
+	var (
+		mu      sync.Mutex
+		errs    []error
+		left    = len(moves)
+		waited  = make(chan struct{})
+		settled = func(err error) {
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil {
+				errs = append(errs, err)
+			}
+			if left--; left == 0 {
+				close(waited)
+			}
+		}
+	)
+	if left == 0 {
+		close(waited)
+	}
+	for _, mv := range moves {
+		n.handoff(mv.ot, mv.to, settled)
+	}
 	select {
 	case <-waited:
 	case <-ctx.Done():
-		// The pending table's timeouts (RequestTimeout) still complete the
-		// wait group; Close below fails whatever is left at once.
+		// Close fails whatever is still waiting.
 		return fmt.Errorf("pubsub: hand-off: %w", ctx.Err())
 	}
+	mu.Lock()
+	defer mu.Unlock()
 	if len(errs) > 0 {
 		return fmt.Errorf("pubsub: hand-off of %d topics failed: %w", len(errs), errors.Join(errs...))
 	}
