@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -74,6 +75,9 @@ type join struct {
 	meta       bool
 	publishing bool      // a publish of this connection to the topic is in flight
 	held       []outItem // broadcasts held back until the publish reply is queued
+	// private is the shard of the join's own subscription when it recovered
+	// with since (set before the join is shared, then read-only).
+	private *hubShard
 }
 
 type conn struct {
@@ -274,13 +278,21 @@ func (c *conn) lookup(topic string, joinRef optString) *join {
 }
 
 func (c *conn) handleJoin(f *frame) {
-	meta, ok := joinMeta(f)
+	p, ok := parseJoin(f)
 	if !ok {
 		c.refuseReason(f, reasonJoinPayload)
 		return
 	}
+	meta := p.meta
 	c.mu.Lock()
-	if old := c.joins[f.topic]; old != nil {
+	if old := c.joins[f.topic]; old != nil && p.since != nil {
+		// Resuming replaces the join and its subscription.
+		c.mu.Unlock()
+		_, unsub := c.h.hub.leave(old)
+		c.h.hub.unsubscribe(f.topic, unsub)
+		c.mu.Lock()
+		c.enqueueLocked(closeItem(old.joinRef, f.topic))
+	} else if old != nil {
 		// A join of a joined topic replaces the old join: phx_close for the
 		// old join_ref, then the reply. The broker subscription stays.
 		c.enqueueLocked(closeItem(old.joinRef, f.topic))
@@ -298,10 +310,17 @@ func (c *conn) handleJoin(f *frame) {
 	}
 	j := &join{conn: c, topic: f.topic, joinRef: f.joinRef, meta: meta}
 	ctx, cancel := context.WithTimeout(c.opCtx, c.h.opts.JoinTimeout)
-	err := c.h.hub.join(ctx, j, replyItem(f, statusOK, []byte(emptyObject)))
+	var err error
+	if p.since != nil {
+		err = c.resume(ctx, f, j, *p.since)
+	} else {
+		err = c.h.hub.join(ctx, j, replyItem(f, statusOK, []byte(emptyObject)))
+	}
 	cancel()
 	switch {
 	case err == nil:
+	case errors.Is(err, errRecoveryUnsupported):
+		c.refuseReason(f, reasonNoRecovery)
 	case errors.Is(err, errConnClosed):
 	case errors.Is(err, errJoinTimeout):
 		c.refuseReason(f, reasonJoinTimeout)
@@ -310,22 +329,95 @@ func (c *conn) handleJoin(f *frame) {
 	}
 }
 
-// joinMeta reads the join payload: an object (or null), in which
-// {"meta": true} opts in to sequence metadata. Binary joins carry no options.
-func joinMeta(f *frame) (meta, ok bool) {
+// joinParams are the options a join payload carries.
+type joinParams struct {
+	meta  bool      // {"meta": true}: broadcasts carry {"seq","epoch"}
+	since *Position // {"since": seq, "epoch": "e"}: resume after that position
+}
+
+// parseJoin reads the join payload: an object (or null). {"meta": true}
+// opts in to sequence metadata; {"since": seq} (with "epoch", as a string
+// or a number) resumes after a position and implies meta. Binary joins carry
+// no options.
+func parseJoin(f *frame) (joinParams, bool) {
 	if f.binary || string(f.payload) == jsonNull {
-		return false, true
+		return joinParams{}, true
 	}
 	if len(f.payload) == 0 || f.payload[0] != '{' {
-		return false, false
+		return joinParams{}, false
 	}
-	var params struct {
-		Meta any `json:"meta"`
+	var raw struct {
+		Meta  any             `json:"meta"`
+		Since json.RawMessage `json:"since"`
+		Epoch json.RawMessage `json:"epoch"`
 	}
-	if err := json.Unmarshal(f.payload, &params); err != nil {
-		return false, false
+	if err := json.Unmarshal(f.payload, &raw); err != nil {
+		return joinParams{}, false
 	}
-	return params.Meta == true, true
+	p := joinParams{meta: raw.Meta == true}
+	if len(raw.Since) == 0 || string(raw.Since) == jsonNull {
+		return p, true
+	}
+	seq, ok := jsonUint(raw.Since)
+	if !ok {
+		return joinParams{}, false
+	}
+	var epoch uint64
+	if len(raw.Epoch) > 0 && string(raw.Epoch) != jsonNull {
+		if epoch, ok = jsonUint(raw.Epoch); !ok {
+			return joinParams{}, false
+		}
+	}
+	p.meta, p.since = true, &Position{Epoch: epoch, Seq: seq}
+	return p, true
+}
+
+// jsonUint reads an unsigned integer written as a JSON number or string
+// (epochs exceed JavaScript's exact integers, so clients send them as
+// strings).
+func jsonUint(raw json.RawMessage) (uint64, bool) {
+	s := string(raw)
+	if len(s) >= 2 && s[0] == '"' && s[len(s)-1] == '"' {
+		s = s[1 : len(s)-1]
+	}
+	v, err := strconv.ParseUint(s, 10, 64)
+	return v, err == nil
+}
+
+// resume joins j after position from, if the broker keeps history. The
+// reply says what was recovered: {"recovered": n, "epoch": "e", "seq": s}
+// with the position the client resumes after, or, when history no longer
+// reaches back, {"recovered": false, "reset": true, "epoch": "e", "seq": s}
+// with where the topic is now, and the join goes on live from there.
+func (c *conn) resume(ctx context.Context, f *frame, j *join, from Position) error {
+	r, ok := c.h.broker.(Recoverer)
+	if !ok {
+		return errRecoveryUnsupported
+	}
+	err := c.h.hub.joinSince(ctx, j, r, from, func(rec Recovery) outItem {
+		return replyItem(f, statusOK, recoveryResponse(rec.Recovered, rec.Start, false))
+	})
+	var gone *HistoryGoneError
+	if !errors.As(err, &gone) {
+		return err
+	}
+	j.private = nil
+	c.h.stats.resets.Add(1)
+	return c.h.hub.join(ctx, j, replyItem(f, statusOK, recoveryResponse(0, gone.Current, true)))
+}
+
+func recoveryResponse(n int, at Position, reset bool) []byte {
+	b := []byte(`{"recovered":`)
+	if reset {
+		b = append(b, `false,"reset":true`...)
+	} else {
+		b = strconv.AppendInt(b, int64(n), 10)
+	}
+	b = append(b, `,"epoch":"`...)
+	b = strconv.AppendUint(b, at.Epoch, 10)
+	b = append(b, `","seq":`...)
+	b = strconv.AppendUint(b, at.Seq, 10)
+	return append(b, '}')
 }
 
 func (c *conn) handleLeave(f *frame) {

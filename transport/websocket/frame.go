@@ -70,6 +70,7 @@ const (
 	reasonReservedEvent   = "reserved event"
 	reasonJoinTimeout     = "join timeout"
 	reasonSubscribeFailed = "subscribe failed"
+	reasonNoRecovery      = "recovery not supported"
 	reasonPublishTimeout  = "publish timeout"
 	reasonPublishFailed   = "publish failed"
 	invalidTopicPrefix    = "invalid topic: "
@@ -374,7 +375,7 @@ func appendSeqResponse(dst []byte, seq uint64) []byte {
 func appendMetaSuffix(dst []byte, seq, epoch uint64) []byte {
 	dst = append(dst, `,{"seq":`...)
 	dst = strconv.AppendUint(dst, seq, 10)
-	dst = append(dst, `,"epoch":`...)
+	dst = append(dst, `,"epoch":"`...)
 	dst = strconv.AppendUint(dst, epoch, 10)
-	return append(dst, "}]"...)
+	return append(dst, `"}]`...)
 }

@@ -250,6 +250,7 @@ type Stats struct {
 	Errors          uint64 // error replies, failed publishes and undecodable broker messages
 	SubscribeErrors uint64 // broker subscriptions that failed
 	ChannelErrors   uint64 // phx_error sent because the broker ended a subscription
+	Resets          uint64 // resuming joins answered "reset": history no longer reached back
 }
 
 type counters struct {
@@ -265,6 +266,7 @@ type counters struct {
 	errors          atomic.Uint64
 	subscribeErrors atomic.Uint64
 	channelErrors   atomic.Uint64
+	resets          atomic.Uint64
 }
 
 // Stats returns the Handler's counters. It may be called at any time.
@@ -283,5 +285,6 @@ func (h *Handler) Stats() Stats {
 		Errors:          s.errors.Load(),
 		SubscribeErrors: s.subscribeErrors.Load(),
 		ChannelErrors:   s.channelErrors.Load(),
+		Resets:          s.resets.Load(),
 	}
 }

@@ -22,9 +22,10 @@ import (
 const hubShards = 32
 
 var (
-	errJoinTimeout     = errors.New("websocket: join timeout")
-	errConnClosed      = errors.New("websocket: connection closed")
-	errSubscribeFailed = errors.New("websocket: subscribe failed")
+	errJoinTimeout         = errors.New("websocket: join timeout")
+	errConnClosed          = errors.New("websocket: connection closed")
+	errSubscribeFailed     = errors.New("websocket: subscribe failed")
+	errRecoveryUnsupported = errors.New("websocket: the broker keeps no history")
 )
 
 type hub struct {
@@ -59,6 +60,12 @@ type topicSub struct {
 	waiters     int // joins waiting for Subscribe
 	unsubscribe func() error
 	err         error // why the subscription failed or ended
+
+	// A private subscription serves one recovering join (joinSince) and is
+	// not in the hub's map; pre holds what it delivers before the join is
+	// attached.
+	private bool
+	pre     []*broadcast
 }
 
 func (hb *hub) init(h *Handler) {
@@ -185,6 +192,9 @@ func (hb *hub) attachLocked(t *topicSub, j *join, reply outItem) error {
 // unsubscribe to run, outside any lock, if j was the topic's last member.
 func (hb *hub) leave(j *join) (bool, func() error) {
 	s := hb.shard(j.topic)
+	if j.private != nil {
+		s = j.private
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c := j.conn
@@ -281,13 +291,22 @@ func (t *topicSub) deliver(m Message) {
 		h.log.Warn("websocket: dropping undecodable message", "topic", t.topic, "seq", m.Seq, "err", err)
 		return
 	}
+	b := newBroadcast(t.topic, event, payload, binary, m.Seq, m.Epoch)
 	s := t.shard
-	s.mu.RLock()
-	defer s.mu.RUnlock()
+	if t.private {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		if t.state == stateSubscribing {
+			t.pre = append(t.pre, b)
+			return
+		}
+	} else {
+		s.mu.RLock()
+		defer s.mu.RUnlock()
+	}
 	if t.state != stateActive || len(t.members) == 0 {
 		return
 	}
-	b := newBroadcast(t.topic, event, payload, binary, m.Seq, m.Epoch)
 	for j := range t.members {
 		j.conn.deliver(j, b)
 	}

@@ -354,7 +354,7 @@ func TestManyClientsReceiveEverythingInOrder(t *testing.T) {
 					errs <- err
 					return
 				}
-				exp := fmt.Sprintf(`["1",null,"t:many","e",{"i":%d},{"seq":%d,"epoch":1}]`, want, want)
+				exp := fmt.Sprintf(`["1",null,"t:many","e",{"i":%d},{"seq":%d,"epoch":"1"}]`, want, want)
 				if string(data) != exp {
 					errs <- fmt.Errorf("got %s, want %s", data, exp)
 					return

@@ -18,8 +18,9 @@ var ErrBrokerClosed = errors.New("websocket: broker closed")
 // subscription of the topic, one publish of a topic at a time; so deliver
 // callbacks must not block (as the Broker contract requires) and must not call
 // back into the broker. Sequence numbers start at 1 per topic; the epoch is 1.
-// It keeps one small record per topic ever used, so it suits a bounded set of
-// topics. All methods are safe for concurrent use; the zero value is not
+// It keeps the last MemoryHistory messages of each topic for SubscribeSince
+// (it is a Recoverer), and one record per topic ever used, so it suits a
+// bounded set of topics. All methods are safe for concurrent use; the zero value is not
 // usable, call NewMemoryBroker.
 type MemoryBroker struct {
 	mu     sync.Mutex
@@ -31,7 +32,12 @@ type memoryTopic struct {
 	mu   sync.Mutex // serializes the publishes of the topic, so deliveries are in order
 	seq  uint64
 	subs map[*memorySub]struct{}
+	hist []Message // the last MemoryHistory messages, oldest first
 }
+
+// MemoryHistory is the number of recent messages a MemoryBroker keeps per
+// topic.
+const MemoryHistory = 1024
 
 type memorySub struct {
 	deliver func(Message)
@@ -98,10 +104,56 @@ func (b *MemoryBroker) Publish(ctx context.Context, topic string, data []byte) (
 	defer t.mu.Unlock()
 	t.seq++
 	m := Message{Topic: topic, Epoch: memoryEpoch, Seq: t.seq, Data: data}
+	if len(t.hist) == MemoryHistory {
+		copy(t.hist, t.hist[1:])
+		t.hist = t.hist[:MemoryHistory-1]
+	}
+	t.hist = append(t.hist, m)
 	for s := range t.subs {
 		s.deliver(m)
 	}
 	return t.seq, nil
+}
+
+// SubscribeSince implements Recoverer: the messages after from that the
+// topic's history holds are delivered before SubscribeSince returns, then
+// live ones.
+func (b *MemoryBroker) SubscribeSince(ctx context.Context, topic string, from Position, deliver func(Message), closed func(error)) (Recovery, error) {
+	if err := ctx.Err(); err != nil {
+		return Recovery{}, err
+	}
+	t, err := b.topic(topic)
+	if err != nil {
+		return Recovery{}, err
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	oldest := t.seq + 1
+	if len(t.hist) > 0 {
+		oldest = t.hist[0].Seq
+	}
+	if from.Epoch != 0 && from.Epoch != memoryEpoch || from.Seq < t.seq && from.Seq+1 < oldest {
+		return Recovery{}, &HistoryGoneError{Current: Position{Epoch: memoryEpoch, Seq: t.seq}}
+	}
+	n := 0
+	for _, m := range t.hist {
+		if m.Seq > from.Seq {
+			deliver(m)
+			n++
+		}
+	}
+	s := &memorySub{deliver: deliver, closed: closed}
+	t.subs[s] = struct{}{}
+	var once sync.Once
+	unsub := func() error {
+		once.Do(func() {
+			t.mu.Lock()
+			delete(t.subs, s)
+			t.mu.Unlock()
+		})
+		return nil
+	}
+	return Recovery{Unsubscribe: unsub, Recovered: n, Start: Position{Epoch: memoryEpoch, Seq: from.Seq}}, nil
 }
 
 // CloseTopic ends every subscription of topic as a failing broker would: each

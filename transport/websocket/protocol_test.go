@@ -211,11 +211,11 @@ func TestMetaOptIn(t *testing.T) {
 
 	publishJSON(t, b, "t:meta", "e", `{"a":1}`)
 	plain.expect(`["1",null,"t:meta","e",{"a":1}]`)
-	meta.expect(`["2",null,"t:meta","e",{"a":1},{"seq":1,"epoch":1}]`)
+	meta.expect(`["2",null,"t:meta","e",{"a":1},{"seq":1,"epoch":"1"}]`)
 
 	meta.send(`["2","3","t:meta","publish",["e",{"a":2}]]`)
 	meta.expect(`["2","3","t:meta","phx_reply",{"status":"ok","response":{"seq":2}}]`)
-	meta.expect(`["2",null,"t:meta","e",{"a":2},{"seq":2,"epoch":1}]`)
+	meta.expect(`["2",null,"t:meta","e",{"a":2},{"seq":2,"epoch":"1"}]`)
 	plain.expect(`["1",null,"t:meta","e",{"a":2}]`)
 
 	// Rejoining without the option turns it off.
@@ -249,7 +249,7 @@ func TestLargeBroadcastIsFragmentedIntact(t *testing.T) {
 	body := `{"blob":"` + repeat("abcdefgh", 2*coalesceLimit) + `"}`
 	publishJSON(t, b, "t:big", "e", body)
 	plain.expect(`["1",null,"t:big","e",` + body + `]`)
-	meta.expect(`["2",null,"t:big","e",` + body + `,{"seq":1,"epoch":1}]`)
+	meta.expect(`["2",null,"t:big","e",` + body + `,{"seq":1,"epoch":"1"}]`)
 }
 
 func TestRefusesBadVsn(t *testing.T) {

@@ -1,0 +1,106 @@
+package websocket
+
+import (
+	"context"
+	"errors"
+	"fmt"
+)
+
+// Position is a place in a topic's order.
+type Position struct {
+	Epoch uint64
+	Seq   uint64
+}
+
+// Recovery describes a subscription made with SubscribeSince.
+type Recovery struct {
+	// Unsubscribe ends the subscription.
+	Unsubscribe func() error
+	// Recovered is the number of messages taken from history, delivered
+	// before any live one.
+	Recovered int
+	// Start is the position the subscription resumes after, with the
+	// topic's actual epoch.
+	Start Position
+}
+
+// ErrHistoryGone is wrapped by a Recoverer when history no longer reaches
+// back to the requested position; the error should also be a
+// *HistoryGoneError telling where the topic is now.
+var ErrHistoryGone = errors.New("websocket: history no longer reaches back that far")
+
+// HistoryGoneError tells a client that asked to resume where the topic is
+// now, so that it can start over.
+type HistoryGoneError struct {
+	Current Position
+}
+
+func (e *HistoryGoneError) Error() string {
+	return fmt.Sprintf("websocket: history gone; topic is at epoch %d seq %d", e.Current.Epoch, e.Current.Seq)
+}
+
+// Unwrap makes errors.Is(err, ErrHistoryGone) hold.
+func (e *HistoryGoneError) Unwrap() error { return ErrHistoryGone }
+
+// Recoverer is implemented by brokers that keep history (a ringcast node
+// does; see package broker). It lets a client that reconnects resume where
+// it left off: join with {"since": seq, "epoch": "e"}.
+type Recoverer interface {
+	// SubscribeSince is Subscribe starting right after from: deliver first
+	// gets the messages after from that history still holds, then live ones,
+	// without gap or duplicate. from.Epoch 0 accepts the current epoch. If
+	// history no longer reaches back to from, it returns an error wrapping
+	// ErrHistoryGone, preferably a *HistoryGoneError.
+	SubscribeSince(ctx context.Context, topic string, from Position, deliver func(Message), closed func(error)) (Recovery, error)
+}
+
+// joinSince joins j with its own broker subscription that starts after
+// from. Messages the broker delivers before SubscribeSince returns (the
+// history) wait in the subscription until j is a member and reply(rec) is
+// queued, so the client sees the join reply first, then the recovered
+// messages, then live ones.
+func (hb *hub) joinSince(ctx context.Context, j *join, r Recoverer, from Position, reply func(Recovery) outItem) error {
+	s := &hubShard{topics: make(map[string]*topicSub)}
+	t := &topicSub{
+		hub:     hb,
+		shard:   s,
+		topic:   j.topic,
+		ready:   make(chan struct{}),
+		state:   stateSubscribing,
+		members: make(map[*join]struct{}),
+		private: true,
+	}
+	j.private = s
+	ctx, cancel := context.WithTimeout(ctx, hb.h.opts.JoinTimeout)
+	rec, err := r.SubscribeSince(ctx, j.topic, from, t.deliver, t.closed)
+	cancel()
+	s.mu.Lock()
+	defer close(t.ready)
+	if err == nil && t.state == stateEnded {
+		err = t.err
+		rec.Unsubscribe = nil
+	}
+	if err != nil {
+		t.state = stateEnded
+		s.mu.Unlock()
+		if rec.Unsubscribe != nil {
+			hb.unsubscribe(j.topic, rec.Unsubscribe)
+		}
+		return err
+	}
+	t.state = stateActive
+	t.unsubscribe = rec.Unsubscribe
+	hb.h.stats.topics.Add(1)
+	if err := hb.attachLocked(t, j, reply(rec)); err != nil {
+		unsub := hb.releaseLocked(t)
+		s.mu.Unlock()
+		hb.unsubscribe(j.topic, unsub)
+		return err
+	}
+	for _, b := range t.pre {
+		j.conn.deliver(j, b)
+	}
+	t.pre = nil
+	s.mu.Unlock()
+	return nil
+}
