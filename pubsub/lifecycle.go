@@ -43,12 +43,22 @@ func (n *Node) loop() {
 }
 
 // departed forgets members that left between two views: their links close
-// and owners stop sending to them.
+// and owners stop sending to them. It also notes members that stopped
+// owning topics while staying members (draining before a graceful leave):
+// they still hold the state of their topics until they have handed it off,
+// so claims ask them too.
 func (n *Node) departed(prev, next *ring.View) {
 	var gone []string
 	for _, m := range prev.Members() {
-		if _, ok := next.Member(m.Name); !ok {
+		now, ok := next.Member(m.Name)
+		switch {
+		case !ok:
 			gone = append(gone, m.Name)
+			n.drained.Delete(m.Name)
+		case m.HasRole(RoleTopics) && !now.HasRole(RoleTopics):
+			n.drained.Store(m.Name, time.Now())
+		case now.HasRole(RoleTopics):
+			n.drained.Delete(m.Name)
 		}
 	}
 	if len(gone) == 0 {

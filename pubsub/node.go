@@ -32,6 +32,7 @@ type Node struct {
 	stats    counters
 
 	leaving     atomic.Bool
+	drained     sync.Map     // member name -> time it stopped owning topics
 	lastRequest atomic.Int64 // unix nanos of the last request frame from a peer
 	views       atomic.Pointer[viewCache]
 	closeOnce   sync.Once

@@ -31,6 +31,10 @@ const (
 // maxQueued bounds the requests held for one topic while it is claimed.
 const maxQueued = 4096
 
+// drainedFor is how long a member that stopped owning topics is still asked
+// in claims: past it, it has handed everything off or is gone.
+const drainedFor = time.Minute
+
 // maxHops bounds how often a request is forwarded between nodes whose views
 // of the ring disagree.
 const maxHops = 4
@@ -370,7 +374,18 @@ func (n *Node) unsubscribeLocked(ot *ownedTopic, origin string, hops uint8) {
 // replica copy (the owner failed). With nobody to ask, or nobody holding
 // anything, the topic starts afresh.
 func (n *Node) startClaim(ot *ownedTopic) {
-	c := &claim{ot: ot}
+	n.startClaimTry(ot, 1)
+}
+
+// maxClaimTries bounds how often a claim that found nothing starts over
+// because the view changed while it ran.
+const maxClaimTries = 3
+
+func (n *Node) startClaimTry(ot *ownedTopic, try int) {
+	// Decide whom to ask on the newest membership gossip has reported: a
+	// node that has just joined learns the cluster before its view shows it.
+	view := n.ring.Refresh()
+	c := &claim{ot: ot, try: try, view: view}
 	if rt := n.replicas.get(ot.name); rt != nil {
 		c.offer(rt.state(ot.name))
 	}
@@ -383,6 +398,14 @@ func (n *Node) startClaim(ot *ownedTopic) {
 			targets = append(targets, p)
 		}
 	}
+	// A member draining before it leaves is off the ring but may still hold
+	// the topic: ask it too, or its hand-off would be overtaken by a claim.
+	n.drained.Range(func(name, since any) bool {
+		if p := name.(string); p != n.name && !slices.Contains(targets, p) && time.Since(since.(time.Time)) < drainedFor {
+			targets = append(targets, p)
+		}
+		return true
+	})
 	c.waiting = len(targets)
 	if c.waiting == 0 {
 		c.finish(n)
@@ -403,6 +426,8 @@ func (n *Node) startClaim(ot *ownedTopic) {
 // claim collects the answers to one topic's claim.
 type claim struct {
 	ot      *ownedTopic
+	try     int
+	view    *ring.View // the view the claim chose its targets in
 	mu      sync.Mutex
 	waiting int
 	best    *transport.TopicState
@@ -444,6 +469,12 @@ func (c *claim) reply(n *Node, st *transport.TopicState) {
 // the requests queued meanwhile, in arrival order.
 func (c *claim) finish(n *Node) {
 	ot := c.ot
+	if c.best == nil && c.try < maxClaimTries && n.ring.Refresh() != c.view {
+		// Nobody had the topic, but membership changed meanwhile: the
+		// previous owner may be among the members this claim did not ask.
+		n.startClaimTry(ot, c.try+1)
+		return
+	}
 	ot.mu.Lock()
 	defer ot.mu.Unlock()
 	if ot.state != stateClaiming {

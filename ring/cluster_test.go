@@ -533,3 +533,30 @@ func TestSetRoles(t *testing.T) {
 		t.Fatalf("SetRoles after Close = %v", err)
 	}
 }
+
+// TestLeaveTogether: when every member leaves at once, nobody waits for a
+// confirmation that no staying member can give.
+func TestLeaveTogether(t *testing.T) {
+	rings := startCluster(t, 2, nil, nil)
+	var wg sync.WaitGroup
+	errs := make([]error, len(rings))
+	start := time.Now()
+	for i, r := range rings {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			errs[i] = r.Leave(ctx)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("Leave of member %d: %v", i, err)
+		}
+	}
+	if d := time.Since(start); d > 4*time.Second {
+		t.Fatalf("leaving together took %v", d)
+	}
+}

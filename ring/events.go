@@ -102,10 +102,22 @@ func (r *Ring) run() {
 	}
 }
 
+// Refresh brings the view up to date with every membership change gossip
+// has reported so far, without waiting for the rebuild goroutine, and
+// returns it. Use it before a decision that must not rest on a view a few
+// microseconds old: right after joining, memberlist has reported the whole
+// cluster before the view shows it.
+func (r *Ring) Refresh() *View {
+	r.rebuild()
+	return r.View()
+}
+
 // rebuild builds and publishes a new View when the member set changed, and
-// logs what changed. It runs on the rebuild goroutine (or in New before that
-// goroutine starts).
+// logs what changed. The rebuild goroutine runs it after each change;
+// Refresh and Join run it directly.
 func (r *Ring) rebuild() {
+	r.rebuildMu.Lock()
+	defer r.rebuildMu.Unlock()
 	members, rejected, departed := r.snapshotMembers()
 	r.logRejected(rejected)
 

@@ -59,8 +59,10 @@ type Ring struct {
 
 	// kick wakes the rebuild goroutine; capacity 1, sent without blocking.
 	kick chan struct{}
-	view atomic.Pointer[View]
-	// rejected is owned by the rebuild goroutine: members whose metadata
+	// rebuildMu serialises rebuilds (and guards rejected).
+	rebuildMu sync.Mutex
+	view      atomic.Pointer[View]
+	// rejected is guarded by rebuildMu: members whose metadata
 	// was rejected, with the logged reason.
 	rejected map[string]string
 
@@ -165,6 +167,9 @@ func (r *Ring) Join(ctx context.Context, seeds ...string) (int, error) {
 	if contacted == 0 && len(errs) > 0 {
 		return 0, fmt.Errorf("%w: %w", ErrJoin, errors.Join(errs...))
 	}
+	// The push/pull exchange reported the whole cluster: show it in the
+	// view before Join returns.
+	r.rebuild()
 	return contacted, nil
 }
 
@@ -214,12 +219,30 @@ func (r *Ring) Leave(ctx context.Context) error {
 			r.log.Debug("leave notice not confirmed", "err", err)
 		}
 	}
+	if !r.othersStaying() {
+		// Nobody stays to hear it (the others are leaving too, or gone):
+		// say it once without waiting for a confirmation that cannot come.
+		_ = r.ml.Leave(time.Millisecond)
+		return nil
+	}
 	// memberlist waits forever on a zero timeout: keep it positive.
 	remaining := max(timeout-time.Since(start), time.Millisecond)
 	if err := r.ml.Leave(remaining); err != nil {
 		return fmt.Errorf("ring: leave not confirmed within %v (%v): %w", timeout, err, context.DeadlineExceeded)
 	}
 	return nil
+}
+
+// othersStaying reports whether some other member is alive and not leaving.
+func (r *Ring) othersStaying() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for name, e := range r.entries {
+		if name != r.set.NodeName && !e.leaving && e.err == nil {
+			return true
+		}
+	}
+	return false
 }
 
 // Close stops memberlist and the Ring's goroutines without announcing a
