@@ -1,0 +1,281 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ringcast/ringcast/pubsub"
+	"github.com/ringcast/ringcast/transport/websocket"
+)
+
+// DefaultEvent is the event of a message published with POST /api/publish
+// without an event parameter: clients receive [jr, null, topic, "message", body].
+const DefaultEvent = "message"
+
+// DefaultAPITimeout bounds each API request: reading a body, and the round
+// trip to a topic's owner.
+const DefaultAPITimeout = 10 * time.Second
+
+// reservedEventPrefix starts Phoenix lifecycle events, which clients would
+// misread.
+const reservedEventPrefix = "phx_"
+
+// APIConfig configures an API. Zero fields take their defaults.
+type APIConfig struct {
+	// Publish enables POST /api/publish.
+	Publish bool
+	// MaxPayload is the node's Config.MaxPayload: the bound of the message
+	// published, envelope included. Default pubsub.DefaultMaxPayload.
+	MaxPayload int
+	// Timeout bounds each request. Default DefaultAPITimeout.
+	Timeout time.Duration
+	// Logger receives the API's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// API is the HTTP API of a ringcast binary. It is safe for concurrent use.
+//
+//   - GET /healthz: 200 "ok" while serving, 503 once shutting down.
+//   - GET /api/cluster: {"node": name, "members": [{"name", "roles", "gossip", "peer", "share"}]},
+//     share being the member's fraction of the hash ring.
+//   - GET /api/topics/{topic}: {"topic", "owner", "epoch", "seq"} from the topic's owner.
+//   - POST /api/publish?topic=T[&event=E] with a JSON body (if enabled):
+//     publishes the body under event E (default "message") to every client
+//     joined to T on every gateway, and answers {"topic": T, "seq": N}.
+//
+// Errors are {"error": "..."}: 400 for a bad topic, event or body (not JSON,
+// larger than the node's MaxPayload allows), 405 for a wrong method, 503
+// when no member owns topics or the owner cannot be reached, 504 when it
+// does not answer in time.
+type API struct {
+	node     *pubsub.Node
+	cfg      APIConfig
+	log      *slog.Logger
+	draining atomic.Bool
+}
+
+// NewAPI returns the API of node. cfg is copied.
+func NewAPI(node *pubsub.Node, cfg APIConfig) *API {
+	if cfg.MaxPayload <= 0 {
+		cfg.MaxPayload = pubsub.DefaultMaxPayload
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultAPITimeout
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &API{node: node, cfg: cfg, log: cfg.Logger}
+}
+
+// Register adds the API's routes to mux.
+func (a *API) Register(mux *http.ServeMux) {
+	mux.HandleFunc("/healthz", a.healthz)
+	mux.HandleFunc("/api/cluster", a.cluster)
+	mux.HandleFunc("/api/topics/{topic...}", a.topic)
+	if a.cfg.Publish {
+		mux.HandleFunc("/api/publish", a.publish)
+	}
+	mux.HandleFunc("/api/", func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.URL.Path)
+	})
+}
+
+// SetDraining makes /healthz answer 503 from now on.
+func (a *API) SetDraining() { a.draining.Store(true) }
+
+func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	if a.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "shutting down\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// ClusterMember is one member in GET /api/cluster.
+type ClusterMember struct {
+	Name   string   `json:"name"`
+	Roles  []string `json:"roles"`
+	Gossip string   `json:"gossip"`
+	Peer   string   `json:"peer"`
+	Share  float64  `json:"share"`
+}
+
+// ClusterInfo is the body of GET /api/cluster.
+type ClusterInfo struct {
+	Node    string          `json:"node"`
+	Members []ClusterMember `json:"members"`
+}
+
+func (a *API) cluster(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	ms := a.node.Members()
+	out := ClusterInfo{Node: a.node.Name(), Members: make([]ClusterMember, 0, len(ms))}
+	for _, m := range ms {
+		roles := m.Roles
+		if roles == nil {
+			roles = []string{}
+		}
+		out.Members = append(out.Members, ClusterMember{
+			Name:   m.Name,
+			Roles:  roles,
+			Gossip: m.GossipAddr,
+			Peer:   m.PeerAddr,
+			Share:  a.node.RingShare(m.Name),
+		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// TopicState is the body of GET /api/topics/{topic}.
+type TopicState struct {
+	Topic string `json:"topic"`
+	Owner string `json:"owner"`
+	Epoch uint64 `json:"epoch"`
+	Seq   uint64 `json:"seq"`
+}
+
+func (a *API) topic(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	topic := r.PathValue("topic")
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	info, err := a.node.TopicInfo(ctx, topic)
+	if err != nil {
+		a.fail(w, r, topic, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, TopicState{Topic: info.Topic, Owner: info.Owner, Epoch: info.Epoch, Seq: info.Seq})
+}
+
+// Published is the body of a successful POST /api/publish.
+type Published struct {
+	Topic string `json:"topic"`
+	Seq   uint64 `json:"seq"`
+}
+
+func (a *API) publish(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	q := r.URL.Query()
+	topic := q.Get("topic")
+	if err := pubsub.ValidateTopic(topic); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	event := DefaultEvent
+	if q.Has("event") {
+		event = q.Get("event")
+	}
+	if err := websocket.ValidateEvent(event); err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	if strings.HasPrefix(event, reservedEventPrefix) {
+		writeError(w, http.StatusBadRequest, fmt.Sprintf("event %q is reserved: events starting with %q are Phoenix's own", event, reservedEventPrefix))
+		return
+	}
+	// The envelope (2 bytes and the event) counts against the node's limit.
+	limit := int64(a.cfg.MaxPayload - len(websocket.EncodeEnvelope(event, nil, false)))
+	tooLarge := fmt.Sprintf("%v: body larger than %d bytes", pubsub.ErrPayloadTooLarge, limit)
+	if r.ContentLength > limit {
+		writeError(w, http.StatusBadRequest, tooLarge)
+		return
+	}
+	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.cfg.Timeout))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			writeError(w, http.StatusBadRequest, tooLarge)
+		} else {
+			writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
+		}
+		return
+	}
+	body = bytes.TrimSpace(body)
+	if !json.Valid(body) {
+		writeError(w, http.StatusBadRequest, "body is not valid JSON")
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	res, err := a.node.Publish(ctx, topic, websocket.EncodeEnvelope(event, body, false))
+	if err != nil {
+		a.fail(w, r, topic, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, Published{Topic: topic, Seq: res.Seq})
+}
+
+// fail answers a node error with the status that fits it.
+func (a *API) fail(w http.ResponseWriter, r *http.Request, topic string, err error) {
+	status := http.StatusInternalServerError
+	switch {
+	case errors.Is(err, pubsub.ErrInvalidTopic), errors.Is(err, pubsub.ErrPayloadTooLarge):
+		status = http.StatusBadRequest
+	case errors.Is(err, pubsub.ErrNoOwner), errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed):
+		status = http.StatusServiceUnavailable
+	case errors.Is(err, context.DeadlineExceeded):
+		status = http.StatusGatewayTimeout
+	case errors.Is(err, context.Canceled):
+		return // the client went away
+	}
+	if status >= 500 {
+		a.log.Warn("api request failed", "path", r.URL.Path, "topic", topic, "status", status, "err", err)
+	}
+	writeError(w, status, err.Error())
+}
+
+// allow answers 405 unless r uses method (GET allows HEAD too).
+func allow(w http.ResponseWriter, r *http.Request, method string) bool {
+	if r.Method == method || method == http.MethodGet && r.Method == http.MethodHead {
+		return true
+	}
+	allowed := method
+	if method == http.MethodGet {
+		allowed = "GET, HEAD"
+	}
+	w.Header().Set("Allow", allowed)
+	writeError(w, http.StatusMethodNotAllowed, fmt.Sprintf("method %s not allowed; use %s", r.Method, method))
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		http.Error(w, `{"error":"encoding the response failed"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	_, _ = w.Write(b.Bytes())
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, struct {
+		Error string `json:"error"`
+	}{msg})
+}

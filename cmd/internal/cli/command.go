@@ -1,0 +1,297 @@
+package cli
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/ringcast/ringcast/pubsub"
+)
+
+// DefaultShutdownTimeout bounds a graceful shutdown unless
+// --shutdown-timeout says otherwise.
+const DefaultShutdownTimeout = 10 * time.Second
+
+// Common holds the values of the flags every ringcast binary has.
+type Common struct {
+	NodeName        string        // --name
+	Gossip          string        // --gossip
+	Peer            string        // --peer
+	Join            []string      // --join
+	Cluster         string        // --cluster
+	Secret          string        // --secret
+	LogFormat       string        // --log-format
+	LogLevel        slog.Level    // --log-level
+	ShutdownTimeout time.Duration // --shutdown-timeout
+}
+
+// option is one flag and the environment variable behind it.
+type option struct {
+	name  string
+	env   string
+	usage string
+	def   string // default as shown in --help; "" shows none
+	value flag.Value
+}
+
+// Command is one ringcast binary's command line: the common flags plus its
+// own. Declare its own flags before calling Parse or Main. A Command is
+// used by one goroutine; the values it parsed may be read from any once
+// parsing is done.
+type Command struct {
+	// Common holds the parsed common flags.
+	Common Common
+
+	name    string
+	intro   string
+	fs      *flag.FlagSet
+	options []*option
+	common  int // options[:common] are the common flags
+}
+
+// NewCommand returns a Command named name (the binary's name, which prefixes
+// its error messages and its ready line) with the common flags declared.
+// intro is printed at the top of --help.
+func NewCommand(name, intro string) *Command {
+	c := &Command{name: name, intro: strings.TrimSpace(intro)}
+	c.fs = flag.NewFlagSet(name, flag.ContinueOnError)
+	c.fs.SetOutput(io.Discard)
+	c.fs.Usage = func() {}
+	c.Common = Common{
+		Cluster:         "ringcast",
+		Gossip:          "127.0.0.1:0",
+		Peer:            "127.0.0.1:0",
+		LogFormat:       LogText,
+		LogLevel:        slog.LevelInfo,
+		ShutdownTimeout: DefaultShutdownTimeout,
+	}
+	cm := &c.Common
+	c.Var(stringValue{&cm.NodeName}, "name", "RINGCAST_NAME",
+		"node name, unique in the cluster (default: host name and a random suffix)")
+	c.Var(addrValue{p: &cm.Gossip}, "gossip", "RINGCAST_GOSSIP",
+		"gossip (membership) address, host:port; port 0 picks a free port")
+	c.Var(addrValue{p: &cm.Peer}, "peer", "RINGCAST_PEER",
+		"node-to-node link address, host:port; port 0 picks a free port")
+	c.Var(listValue{p: &cm.Join}, "join", "RINGCAST_JOIN",
+		"comma-separated gossip addresses of members to join at start; empty starts a new cluster")
+	c.Var(stringValue{&cm.Cluster}, "cluster", "RINGCAST_CLUSTER",
+		"cluster name; nodes of other clusters are refused")
+	c.Var(stringValue{&cm.Secret}, "secret", "RINGCAST_SECRET",
+		"shared secret that authenticates peer links and encrypts gossip; the same on every node (prefer the variable: flags show in ps)")
+	c.Var(formatValue{&cm.LogFormat}, "log-format", "RINGCAST_LOG_FORMAT",
+		"log format on stderr: text or json")
+	c.Var(levelValue{&cm.LogLevel}, "log-level", "RINGCAST_LOG_LEVEL",
+		"lowest level logged: debug, info, warn or error")
+	c.Var(durationValue{&cm.ShutdownTimeout}, "shutdown-timeout", "RINGCAST_SHUTDOWN_TIMEOUT",
+		"time allowed, after SIGINT or SIGTERM, to close clients, hand topics off and leave")
+	c.common = len(c.options)
+	return c
+}
+
+// Var declares a flag --name backed by the environment variable env. The
+// value's String at declaration time is shown as the default.
+func (c *Command) Var(value flag.Value, name, env, usage string) {
+	c.fs.Var(value, name, usage)
+	c.options = append(c.options, &option{name: name, env: env, usage: usage, def: value.String(), value: value})
+}
+
+// String declares a string flag with its variable and default.
+func (c *Command) String(name, env, def, usage string) *string {
+	p := new(string)
+	*p = def
+	c.Var(stringValue{p}, name, env, usage)
+	return p
+}
+
+// Addr declares a host:port flag. With optional, an empty value is allowed
+// (meaning off).
+func (c *Command) Addr(name, env, def string, optional bool, usage string) *string {
+	p := new(string)
+	*p = def
+	c.Var(addrValue{p: p, optional: optional}, name, env, usage)
+	return p
+}
+
+// List declares a comma-separated list flag.
+func (c *Command) List(name, env, def, usage string) *[]string {
+	p := new([]string)
+	v := listValue{p: p}
+	if err := v.Set(def); err != nil {
+		panic(err)
+	}
+	c.Var(v, name, env, usage)
+	return p
+}
+
+// Roles declares a flag listing node roles (gateway, topics): a non-empty,
+// comma-separated list.
+func (c *Command) Roles(name, env, def, usage string) *[]string {
+	p := new([]string)
+	v := rolesValue{listValue{p: p}}
+	if err := v.Set(def); err != nil {
+		panic(err)
+	}
+	c.Var(v, name, env, usage)
+	return p
+}
+
+// Parse reads the command line and then, for every flag not given there,
+// its environment variable (looked up with getenv). It returns flag.ErrHelp
+// for -h, -help or --help, and a one-line error for anything else wrong.
+func (c *Command) Parse(args []string, getenv func(string) string) error {
+	if err := c.fs.Parse(args); err != nil {
+		return err
+	}
+	if c.fs.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", c.fs.Arg(0))
+	}
+	given := make(map[string]bool)
+	c.fs.Visit(func(f *flag.Flag) { given[f.Name] = true })
+	for _, o := range c.options {
+		if given[o.name] || o.env == "" {
+			continue
+		}
+		v, ok := lookup(getenv, o.env)
+		if !ok {
+			continue
+		}
+		if err := o.value.Set(v); err != nil {
+			return fmt.Errorf("invalid value %q for %s: %w", v, o.env, err)
+		}
+	}
+	return nil
+}
+
+// lookup treats an empty variable as unset.
+func lookup(getenv func(string) string, env string) (string, bool) {
+	if getenv == nil {
+		return "", false
+	}
+	v := getenv(env)
+	return v, v != ""
+}
+
+// Usage writes the --help text: the intro, then every flag with its
+// variable and default.
+func (c *Command) Usage(w io.Writer) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "Usage: %s [flags]\n\n", c.name)
+	if c.intro != "" {
+		b.WriteString(c.intro)
+		b.WriteString("\n\n")
+	}
+	b.WriteString("Flags (a flag wins over its environment variable):\n")
+	// The command's own flags first, then the common ones.
+	for _, o := range append(slices.Clone(c.options[c.common:]), c.options[:c.common]...) {
+		fmt.Fprintf(&b, "  --%s %s\n", o.name, argName(o.value))
+		fmt.Fprintf(&b, "        %s\n", o.usage)
+		extra := "env " + o.env
+		if o.def != "" {
+			extra += ", default " + o.def
+		}
+		fmt.Fprintf(&b, "        (%s)\n", extra)
+	}
+	_, _ = io.WriteString(w, b.String())
+}
+
+// argName names a flag's value in --help.
+func argName(v flag.Value) string {
+	switch v.(type) {
+	case addrValue:
+		return "host:port"
+	case rolesValue:
+		return "roles"
+	case listValue:
+		return "list"
+	case durationValue:
+		return "duration"
+	case formatValue:
+		return "text|json"
+	case levelValue:
+		return "level"
+	default:
+		return "string"
+	}
+}
+
+// Main runs the command: it parses args and the environment, sets up
+// logging on stderr and signal handling, and calls run. It returns the exit
+// status: 0 on success or --help, 2 for a bad flag or variable, 1 when run
+// fails. Errors are written to stderr as one line prefixed with the
+// command's name.
+func (c *Command) Main(args []string, getenv func(string) string, stdout, stderr io.Writer, run func(*Env) error) int {
+	if err := c.Parse(args, getenv); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			c.Usage(stdout)
+			return 0
+		}
+		fmt.Fprintf(stderr, "%s: %s (see %s --help)\n", c.name, oneLine(err), c.name)
+		return 2
+	}
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	e := &Env{
+		Log:     NewLogger(stderr, c.Common.LogFormat, c.Common.LogLevel),
+		cmd:     c,
+		signals: sigs,
+	}
+	if len(c.Common.Secret) > 0 && len(c.Common.Secret) < minSecretLen {
+		e.Log.Warn("the shared secret is short; use at least 16 random bytes", "bytes", len(c.Common.Secret))
+	}
+	if err := run(e); err != nil {
+		fmt.Fprintf(stderr, "%s: %s\n", c.name, oneLine(err))
+		return 1
+	}
+	return 0
+}
+
+const minSecretLen = 16
+
+// oneLine keeps an error message on one line (errors.Join separates with
+// newlines).
+func oneLine(err error) string {
+	var parts []string
+	for line := range strings.Lines(err.Error()) {
+		if line = strings.TrimSpace(line); line != "" {
+			parts = append(parts, line)
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
+// NewLogger returns a logger writing to w in format (LogText or LogJSON) at
+// level and above.
+func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
+	opts := &slog.HandlerOptions{Level: level}
+	if format == LogJSON {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// NodeConfig returns the pubsub configuration the common flags describe, for
+// a node with roles, logging to log.
+func (c *Command) NodeConfig(roles []string, log *slog.Logger) pubsub.Config {
+	cfg := pubsub.Config{
+		NodeName:    c.Common.NodeName,
+		ClusterName: c.Common.Cluster,
+		GossipAddr:  c.Common.Gossip,
+		PeerAddr:    c.Common.Peer,
+		Seeds:       append([]string(nil), c.Common.Join...),
+		Roles:       append([]string(nil), roles...),
+		Logger:      log,
+	}
+	if c.Common.Secret != "" {
+		cfg.Secret = []byte(c.Common.Secret)
+	}
+	return cfg
+}

@@ -1,0 +1,60 @@
+package main
+
+import (
+	"net"
+	"net/http"
+	"os"
+
+	"github.com/ringcast/ringcast/cmd/internal/cli"
+	"github.com/ringcast/ringcast/pubsub"
+)
+
+const intro = `ringcast-topic is a topic server of a ringcast cluster: it owns a share of
+the topics (orders their messages, keeps their recent history, and sends
+each message once to every node with subscribers) and serves no clients.
+Clients connect to ringcast-ws gateways.
+
+With --http it also serves, on that address:
+
+  GET /api/cluster    members, their roles, addresses and share of the ring
+  GET /api/topics/T   topic T's owner, epoch and last sequence number
+  GET /healthz        200 "ok" while serving, 503 while shutting down
+
+SIGINT or SIGTERM hands the node's topics over to the remaining servers and
+leaves the cluster within --shutdown-timeout; a second signal cuts that
+short. The exit status is 0 after a clean shutdown, 1 after a failure, 2 for
+bad flags.`
+
+func main() {
+	cmd := cli.NewCommand("ringcast-topic", intro)
+	admin := cmd.Addr("http", "RINGCAST_HTTP", "", true,
+		"HTTP address for /healthz and the read-only API; empty (the default) serves none")
+	os.Exit(cmd.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, func(e *cli.Env) error {
+		return run(e, *admin)
+	}))
+}
+
+func run(e *cli.Env, admin string) error {
+	var ln net.Listener
+	if admin != "" {
+		var err error
+		if ln, err = cli.Listen(admin); err != nil {
+			return err
+		}
+	}
+	node, err := e.StartNode([]string{pubsub.RoleTopics})
+	if err != nil {
+		if ln != nil {
+			_ = ln.Close()
+		}
+		return err
+	}
+	s := cli.Service{Node: node}
+	if ln != nil {
+		s.API = cli.NewAPI(node, cli.APIConfig{Logger: e.Log})
+		mux := http.NewServeMux()
+		s.API.Register(mux)
+		s.Servers = []*cli.Server{cli.NewServer("http", ln, mux, e.Log)}
+	}
+	return e.Serve(s)
+}

@@ -1,0 +1,70 @@
+package main
+
+import (
+	"context"
+	"net/http"
+	"os"
+
+	"github.com/ringcast/ringcast/cmd/internal/cli"
+	"github.com/ringcast/ringcast/pubsub"
+	"github.com/ringcast/ringcast/transport/websocket"
+	"github.com/ringcast/ringcast/transport/websocket/broker"
+)
+
+const intro = `ringcast-ws is the WebSocket gateway of a ringcast cluster. It joins the
+cluster as a node and serves, on --listen:
+
+  /socket/websocket   Phoenix Channels V2 clients (phoenix.js 1.8, websocat:
+                      ws://HOST:PORT/socket/websocket?vsn=2.0.0)
+  POST /api/publish?topic=T[&event=E]
+                      publish the JSON body to topic T as event E
+                      (default "message"); answers {"topic":T,"seq":N}
+  GET /api/cluster    members, their roles, addresses and share of the ring
+  GET /api/topics/T   topic T's owner, epoch and last sequence number
+  GET /healthz        200 "ok" while serving, 503 while shutting down
+
+With the default roles it also owns a share of the topics; --roles gateway
+makes a pure gateway that leaves topics to ringcast-topic servers.
+
+SIGINT or SIGTERM closes clients, hands the node's topics over and leaves
+the cluster within --shutdown-timeout; a second signal cuts that short. The
+exit status is 0 after a clean shutdown, 1 after a failure, 2 for bad flags.`
+
+func main() {
+	cmd := cli.NewCommand("ringcast-ws", intro)
+	listen := cmd.Addr("listen", "RINGCAST_LISTEN", "127.0.0.1:4000", false,
+		"HTTP address for WebSocket clients, the API and /healthz; port 0 picks a free port")
+	roles := cmd.Roles("roles", "RINGCAST_ROLES", pubsub.RoleGateway+","+pubsub.RoleTopics,
+		`node roles, comma-separated: "gateway" serves clients, "topics" also owns topics`)
+	origins := cmd.List("origins", "RINGCAST_ORIGINS", "",
+		"comma-separated host patterns of web pages allowed to connect from another origin (e.g. app.example.com,*.example.com)")
+	os.Exit(cmd.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, func(e *cli.Env) error {
+		return run(e, *listen, *roles, *origins)
+	}))
+}
+
+func run(e *cli.Env, listen string, roles, origins []string) error {
+	ln, err := cli.Listen(listen)
+	if err != nil {
+		return err
+	}
+	node, err := e.StartNode(roles)
+	if err != nil {
+		_ = ln.Close()
+		return err
+	}
+	gateway := websocket.NewHandler(broker.New(node), &websocket.Options{
+		OriginPatterns: origins,
+		Logger:         e.Log,
+	})
+	api := cli.NewAPI(node, cli.APIConfig{Publish: true, Logger: e.Log})
+	mux := http.NewServeMux()
+	mux.Handle("/socket/websocket", gateway)
+	api.Register(mux)
+	return e.Serve(cli.Service{
+		Node:    node,
+		Servers: []*cli.Server{cli.NewServer("listen", ln, mux, e.Log)},
+		API:     api,
+		Drain:   []func(ctx context.Context) error{gateway.Shutdown},
+	})
+}

@@ -1,0 +1,13 @@
+// Package cluster is a runnable example and its test, not a library: run.sh
+// starts a local ringcast cluster of two gateways and two topic servers, and
+// README.md shows a websocat session against it.
+//
+// # Tests
+//
+// The package's tests build ringcast-ws and ringcast-topic and run them as
+// processes on 127.0.0.1 with ports chosen by the system: they replay the
+// README's session byte for byte across two gateways, publish over HTTP,
+// stop a topic's owner mid-session, check the command lines (--help, bad
+// flags, busy ports, environment variables), and, with RINGCAST_PHOENIX_JS
+// set, run the official Phoenix JavaScript client across two gateways.
+package cluster

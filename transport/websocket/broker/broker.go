@@ -1,0 +1,129 @@
+package broker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+
+	"github.com/ringcast/ringcast/pubsub"
+	"github.com/ringcast/ringcast/transport/websocket"
+)
+
+// New returns a websocket.Broker that subscribes and publishes through n. It
+// also implements websocket.Recoverer, so that gateway clients can resume
+// from a topic's history.
+//
+// opts apply to every subscription the gateway makes (for example
+// pubsub.WithBuffer to size the per-topic buffer); an OnClose among them is
+// replaced by the gateway's closed callback, and a Since by the position a
+// client resumes from. The Broker does not own n: shutting n down is the
+// caller's job. New panics if n is nil.
+func New(n *pubsub.Node, opts ...pubsub.SubscribeOption) websocket.Broker {
+	if n == nil {
+		panic("broker: New with a nil Node")
+	}
+	return &nodeBroker{node: n, opts: append([]pubsub.SubscribeOption(nil), opts...)}
+}
+
+// The adapter lets clients resume from history.
+var _ websocket.Recoverer = (*nodeBroker)(nil)
+
+type nodeBroker struct {
+	node *pubsub.Node
+	opts []pubsub.SubscribeOption
+}
+
+// Subscribe implements websocket.Broker.
+func (b *nodeBroker) Subscribe(ctx context.Context, topic string, deliver func(websocket.Message), closed func(error)) (func() error, error) {
+	_, unsubscribe, err := b.subscribe(ctx, topic, deliver, closed, nil)
+	return unsubscribe, err
+}
+
+// SubscribeSince implements websocket.Recoverer with pubsub.Since: the
+// messages after from that the owner's history still holds come first, then
+// live ones. When history no longer reaches back to from, the error is a
+// *websocket.HistoryGoneError telling where the topic is now, and also wraps
+// the node's *pubsub.HistoryGoneError.
+func (b *nodeBroker) SubscribeSince(ctx context.Context, topic string, from websocket.Position, deliver func(websocket.Message), closed func(error)) (websocket.Recovery, error) {
+	sub, unsubscribe, err := b.subscribe(ctx, topic, deliver, closed, pubsub.Since(from.Epoch, from.Seq))
+	if err != nil {
+		if gone, ok := errors.AsType[*pubsub.HistoryGoneError](err); ok {
+			cur := websocket.Position{Epoch: gone.Current.Epoch, Seq: gone.Current.Seq}
+			return websocket.Recovery{}, fmt.Errorf("%w: %w", &websocket.HistoryGoneError{Current: cur}, err)
+		}
+		return websocket.Recovery{}, err
+	}
+	start := sub.Start()
+	return websocket.Recovery{
+		Unsubscribe: unsubscribe,
+		Recovered:   sub.Recovered(),
+		Start:       websocket.Position{Epoch: start.Epoch, Seq: start.Seq},
+	}, nil
+}
+
+// subscribe makes one node subscription for the gateway, with since (if
+// not nil) after the configured options.
+func (b *nodeBroker) subscribe(ctx context.Context, topic string, deliver func(websocket.Message), closed func(error), since pubsub.SubscribeOption) (*pubsub.Subscription, func() error, error) {
+	s := &subscription{deliver: deliver, closed: closed}
+	opts := make([]pubsub.SubscribeOption, 0, len(b.opts)+2)
+	opts = append(opts, b.opts...)
+	if since != nil {
+		opts = append(opts, since)
+	}
+	opts = append(opts, pubsub.OnClose(s.onClose))
+	sub, err := b.node.SubscribeFunc(ctx, topic, s.onMessage, opts...)
+	if err != nil {
+		return nil, nil, err
+	}
+	return sub, func() error {
+		s.stop()
+		return sub.Unsubscribe()
+	}, nil
+}
+
+// Publish implements websocket.Broker.
+func (b *nodeBroker) Publish(ctx context.Context, topic string, data []byte) (uint64, error) {
+	res, err := b.node.Publish(ctx, topic, data)
+	if err != nil {
+		return 0, err
+	}
+	return res.Seq, nil
+}
+
+// subscription guards the gateway's callbacks: once unsubscribe has started,
+// messages still in flight are dropped, and closed is never called after
+// unsubscribe has returned.
+type subscription struct {
+	deliver func(websocket.Message)
+	closed  func(error)
+
+	stopped atomic.Bool
+	mu      sync.Mutex // held while closed runs, so stop waits for it
+	ended   bool       // guarded by mu: closed was called, or stop was
+}
+
+func (s *subscription) onMessage(m pubsub.Message) {
+	if s.stopped.Load() {
+		return
+	}
+	s.deliver(websocket.Message{Topic: m.Topic, Epoch: m.Epoch, Seq: m.Seq, Data: m.Data})
+}
+
+func (s *subscription) onClose(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ended {
+		return
+	}
+	s.ended = true
+	s.closed(err)
+}
+
+func (s *subscription) stop() {
+	s.stopped.Store(true)
+	s.mu.Lock()
+	s.ended = true
+	s.mu.Unlock()
+}
