@@ -181,25 +181,12 @@ func (*PublishAck) FrameType() FrameType { return FramePublishAck }
 
 // AppendBody implements Message.
 func (m *PublishAck) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 5)
-	b = appendUint(b, m.ReqID)
-	b = appendUint(b, m.Epoch)
-	b = appendUint(b, m.Seq)
-	b = appendUint(b, uint64(m.Code))
-	return appendStr(b, m.Err)
+	return appendAck(b, m.ReqID, m.Epoch, m.Seq, m.Code, m.Err)
 }
 
 // DecodeBody implements Message.
 func (m *PublishAck) DecodeBody(b []byte) error {
-	d := decoder{b: b}
-	n := d.fields(5)
-	m.ReqID = d.uint()
-	m.Epoch = d.uint()
-	m.Seq = d.uint()
-	m.Code = d.uint8()
-	m.Err = d.str()
-	d.finish(n, 5)
-	return d.result("PublishAck")
+	return decodeAck(b, "PublishAck", &m.ReqID, &m.Epoch, &m.Seq, &m.Code, &m.Err)
 }
 
 func (m *PublishAck) maxBodySize() int {
@@ -271,25 +258,12 @@ func (*SubscribeAck) FrameType() FrameType { return FrameSubscribeAck }
 
 // AppendBody implements Message.
 func (m *SubscribeAck) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 5)
-	b = appendUint(b, m.ReqID)
-	b = appendUint(b, m.Epoch)
-	b = appendUint(b, m.Seq)
-	b = appendUint(b, uint64(m.Code))
-	return appendStr(b, m.Err)
+	return appendAck(b, m.ReqID, m.Epoch, m.Seq, m.Code, m.Err)
 }
 
 // DecodeBody implements Message.
 func (m *SubscribeAck) DecodeBody(b []byte) error {
-	d := decoder{b: b}
-	n := d.fields(5)
-	m.ReqID = d.uint()
-	m.Epoch = d.uint()
-	m.Seq = d.uint()
-	m.Code = d.uint8()
-	m.Err = d.str()
-	d.finish(n, 5)
-	return d.result("SubscribeAck")
+	return decodeAck(b, "SubscribeAck", &m.ReqID, &m.Epoch, &m.Seq, &m.Code, &m.Err)
 }
 
 func (m *SubscribeAck) maxBodySize() int {
@@ -466,4 +440,27 @@ func newMessage(t FrameType) Message {
 		return new(History)
 	}
 	return nil
+}
+
+// PublishAck and SubscribeAck share one body: [ReqID, Epoch, Seq, Code, Err].
+
+func appendAck(b []byte, reqID, epoch, seq uint64, code uint8, err string) []byte {
+	b = appendArrayHeader(b, 5)
+	b = appendUint(b, reqID)
+	b = appendUint(b, epoch)
+	b = appendUint(b, seq)
+	b = appendUint(b, uint64(code))
+	return appendStr(b, err)
+}
+
+func decodeAck(b []byte, name string, reqID, epoch, seq *uint64, code *uint8, err *string) error {
+	d := decoder{b: b}
+	n := d.fields(5)
+	*reqID = d.uint()
+	*epoch = d.uint()
+	*seq = d.uint()
+	*code = d.uint8()
+	*err = d.str()
+	d.finish(n, 5)
+	return d.result(name)
 }
