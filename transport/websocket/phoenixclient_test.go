@@ -100,3 +100,35 @@ func TestOfficialPhoenixClient(t *testing.T) {
 		t.Fatalf("phoenix client with a wrong token: %v\n%s", err, out)
 	}
 }
+
+// TestOfficialPhoenixClientRejoins drops the official client's connection:
+// it reconnects by itself, rejoins its channel with a new join_ref, and
+// publishes and receives again.
+func TestOfficialPhoenixClientRejoins(t *testing.T) {
+	dir, node := phoenixJSDir(t)
+	g := newGateway(t, NewMemoryBroker(), nil)
+	observer := g.dial()
+	observer.join("1", "topics:rejoin")
+	script, err := filepath.Abs(filepath.Join("testdata", "phoenix_reconnect.mjs"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	socketURL := "ws://" + g.srv.Listener.Addr().String() + strings.TrimSuffix(socketPath, "/websocket")
+	cmd := exec.CommandContext(ctx, node, script, socketURL)
+	cmd.Env = append(os.Environ(), "RINGCAST_PHOENIX_JS="+dir)
+	cmd.WaitDelay = 5 * time.Second
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("phoenix client: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "PHOENIX_RECONNECT_OK opens=2") {
+		t.Fatalf("phoenix client output:\n%s", out)
+	}
+	observer.expect(`["1",null,"topics:rejoin","e",{"n":1}]`)
+	observer.expect(`["1",null,"topics:rejoin","e",{"n":2}]`)
+	if s := g.h.Stats(); s.Accepted < 3 {
+		t.Fatalf("%d connections accepted, want the observer and two from the client", s.Accepted)
+	}
+}
