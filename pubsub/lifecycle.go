@@ -11,6 +11,12 @@ import (
 	"github.com/ringcast/ringcast/ring"
 )
 
+// now returns a coarse clock for history timestamps: reading the system
+// clock for every message costs more than the message on some machines, and
+// history expiry is only as precise as reconcile, which runs with the same
+// period.
+func (n *Node) now() int64 { return n.clock.Load() }
+
 // reconcileInterval is how often a node re-checks, besides every ring
 // change, that each topic it owns is still its own and that each local
 // topic is registered with the current owner. It repairs what a lost frame
@@ -36,6 +42,7 @@ func (n *Node) loop() {
 			n.parked.flush(n)
 			n.reconcile()
 		case <-tick.C:
+			n.clock.Store(time.Now().UnixNano())
 			n.parked.flush(n)
 			n.reconcile()
 		}

@@ -31,6 +31,7 @@ type Node struct {
 	parked   parking
 	stats    counters
 
+	clock       atomic.Int64 // unix nanos, refreshed every reconcileInterval: see now
 	leaving     atomic.Bool
 	drained     sync.Map     // member name -> time it stopped owning topics
 	lastRequest atomic.Int64 // unix nanos of the last request frame from a peer
@@ -87,6 +88,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("pubsub: membership: %w", err)
 	}
 	n.dispatch = newDispatcher(cfg.Workers)
+	n.clock.Store(time.Now().UnixNano())
 	go n.loop()
 	if len(cfg.Seeds) > 0 {
 		if err := n.Join(context.Background(), cfg.Seeds...); err != nil {
@@ -149,8 +151,8 @@ type PublishResult struct {
 // does not keep data: it may be reused once Publish returns.
 func (n *Node) Publish(ctx context.Context, topic string, data []byte, opts ...PublishOption) (PublishResult, error) {
 	var o publishOptions
-	for _, opt := range opts {
-		opt(&o)
+	if len(opts) > 0 {
+		o = applyPublishOptions(opts)
 	}
 	if err := ValidateTopic(topic); err != nil {
 		return PublishResult{}, err
@@ -162,14 +164,18 @@ func (n *Node) Publish(ctx context.Context, topic string, data []byte, opts ...P
 		return PublishResult{}, ErrClosed
 	}
 	n.stats.published.Add(1)
-	owner, err := n.ownerName(topic)
-	if err != nil {
-		return PublishResult{}, err
+	owner, ot := n.name, n.owned.get(topic)
+	if ot == nil {
+		var err error
+		if owner, err = n.ownerName(topic); err != nil {
+			return PublishResult{}, err
+		}
 	}
 	req := &pubReq{topic: topic, origin: n.name, ack: o.ack}
 	if owner == n.name {
 		req.data = append([]byte(nil), data...)
-		if res, ok := n.ownerPublish(req); ok {
+		res, ok := n.publishOwned(ot, req)
+		if ok {
 			return PublishResult{Epoch: res.epoch, Seq: res.seq}, res.err
 		}
 	} else {

@@ -24,6 +24,16 @@ type publishOptions struct {
 	ack Ack
 }
 
+// applyPublishOptions is kept apart from Publish so that the options only
+// escape to the heap when there are some.
+func applyPublishOptions(opts []PublishOption) publishOptions {
+	var o publishOptions
+	for _, opt := range opts {
+		opt(&o)
+	}
+	return o
+}
+
 // WithAck sets the acknowledgement Publish waits for.
 func WithAck(a Ack) PublishOption {
 	return func(o *publishOptions) { o.ack = a }

@@ -139,7 +139,15 @@ func (n *Node) ownedTopicFor(topic string) *ownedTopic {
 // reports false when the result will come later through replyPublish (the
 // topic is being claimed, or has moved and the request was forwarded).
 func (n *Node) ownerPublish(req *pubReq) (pubResult, bool) {
-	ot := n.ownedTopicFor(req.topic)
+	return n.publishOwned(nil, req)
+}
+
+// publishOwned is ownerPublish with the topic's state when the caller has
+// already looked it up (nil if not).
+func (n *Node) publishOwned(ot *ownedTopic, req *pubReq) (pubResult, bool) {
+	if ot == nil {
+		ot = n.ownedTopicFor(req.topic)
+	}
 	ot.mu.Lock()
 	defer ot.mu.Unlock()
 	return n.publishLocked(ot, req)
@@ -163,7 +171,7 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 		return pubResult{}, false
 	}
 	ot.seq++
-	now := time.Now().UnixNano()
+	now := n.now()
 	res := pubResult{epoch: ot.epoch, seq: ot.seq}
 	ot.hist.add(ot.seq, now, req.data)
 	replied := n.replicate(ot, req, res, now)

@@ -21,7 +21,7 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 			n.deliver(m.Topic, m.Epoch, m.Seq, m.Data)
 		}
 	case transport.FramePublish:
-		n.lastRequest.Store(time.Now().UnixNano())
+		n.noteRequest()
 		var m transport.Publish
 		if n.decode(from, &m, body) {
 			n.onPublish(from, &m)
@@ -32,7 +32,7 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 			n.pending.complete(from, m.ReqID, &m)
 		}
 	case transport.FrameSubscribe:
-		n.lastRequest.Store(time.Now().UnixNano())
+		n.noteRequest()
 		var m transport.Subscribe
 		if n.decode(from, &m, body) {
 			n.onSubscribe(from, &m)
@@ -97,6 +97,14 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 	default:
 		n.stats.badFrames.Add(1)
 		n.log.Warn("unknown frame type from peer", "peer", from, "type", typ)
+	}
+}
+
+// noteRequest records when a draining node last received a request (see
+// linger); at other times nobody needs it.
+func (n *Node) noteRequest() {
+	if n.leaving.Load() {
+		n.lastRequest.Store(time.Now().UnixNano())
 	}
 }
 

@@ -16,15 +16,27 @@ cluster as a node and serves, on --listen:
 
   /socket/websocket   Phoenix Channels V2 clients (phoenix.js 1.8, websocat:
                       ws://HOST:PORT/socket/websocket?vsn=2.0.0)
-  POST /api/publish?topic=T[&event=E]
+  POST /api/publish?topic=T[&event=E][&ack=none|owner|replicated]
                       publish the JSON body to topic T as event E
-                      (default "message"); answers {"topic":T,"seq":N}
+                      (default "message"); answers {"topic":T,"seq":N,
+                      "epoch":"E"} once the topic's owner (ack=owner, the
+                      default) or the owner and its replicas
+                      (ack=replicated) hold it, or 202 {"topic":T} at once
+                      (ack=none)
   GET /api/cluster    members, their roles, addresses and share of the ring
   GET /api/topics/T   topic T's owner, epoch and last sequence number
   GET /healthz        200 "ok" while serving, 503 while shutting down
 
 With the default roles it also owns a share of the topics; --roles gateway
 makes a pure gateway that leaves topics to ringcast-topic servers.
+
+Each topic is held by --replication members; a publish acknowledged with
+ack=replicated survives the loss of any one of them. When a topic's owner
+fails, the next member takes the topic over once the failure is detected:
+within a few seconds with --failure-detection lan, well under a second with
+fast (loopback and test clusters). Clients that reconnect resume with a
+join payload {"since": seq, "epoch": "E"} from the topic's history
+(--history-size, --history-ttl).
 
 SIGINT or SIGTERM closes clients, hands the node's topics over and leaves
 the cluster within --shutdown-timeout; a second signal cuts that short. The
@@ -39,11 +51,15 @@ func main() {
 	origins := cmd.List("origins", "RINGCAST_ORIGINS", "",
 		"comma-separated host patterns of web pages allowed to connect from another origin (e.g. app.example.com,*.example.com)")
 	os.Exit(cmd.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, func(e *cli.Env) error {
-		return run(e, *listen, *roles, *origins)
+		return run(e, *listen, *roles, *origins, cmd.Common.MaxPayload)
 	}))
 }
 
-func run(e *cli.Env, listen string, roles, origins []string) error {
+// frameOverhead is what a client's publish frame holds besides the payload:
+// refs, topic and event (each at most 255 bytes) and the JSON around them.
+const frameOverhead = 4 << 10
+
+func run(e *cli.Env, listen string, roles, origins []string, maxPayload int) error {
 	ln, err := cli.Listen(listen)
 	if err != nil {
 		return err
@@ -54,10 +70,11 @@ func run(e *cli.Env, listen string, roles, origins []string) error {
 		return err
 	}
 	gateway := websocket.NewHandler(broker.New(node), &websocket.Options{
+		MaxMessageSize: int64(maxPayload + frameOverhead),
 		OriginPatterns: origins,
 		Logger:         e.Log,
 	})
-	api := cli.NewAPI(node, cli.APIConfig{Publish: true, Logger: e.Log})
+	api := cli.NewAPI(node, cli.APIConfig{Publish: true, MaxPayload: maxPayload, Logger: e.Log})
 	mux := http.NewServeMux()
 	mux.Handle("/socket/websocket", gateway)
 	api.Register(mux)

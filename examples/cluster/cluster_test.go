@@ -42,10 +42,12 @@ func (c *cluster) all() map[*proc]string {
 
 // startCluster starts topic servers and pure gateways on 127.0.0.1 with
 // ports chosen by the system, all joined to the first topic server's gossip
-// address, and waits until every process sees all of them.
-func startCluster(t *testing.T, gateways, topics int) *cluster {
+// address, and waits until every process sees all of them. Every process
+// gets the flags in extra too.
+func startCluster(t *testing.T, gateways, topics int, extra ...string) *cluster {
 	t.Helper()
 	common := []string{"--gossip", "127.0.0.1:0", "--peer", "127.0.0.1:0", "--shutdown-timeout", shutdownTimeout.String()}
+	common = append(common, extra...)
 	c := &cluster{}
 	first := start(t, "topic-1", topicBinary, nil, append(common, "--name", "topic-1", "--http", "127.0.0.1:0")...)
 	c.topics = append(c.topics, first)
@@ -120,15 +122,17 @@ func TestClusterSession(t *testing.T) {
 	a.expect(redPill)
 
 	// The HTTP API publishes to clients on both gateways.
+	var matrix topicState
+	getJSON(t, "http://"+g1+"/api/topics/topics:matrix", &matrix)
 	status, body, err := httpDo("POST", "http://"+g1+"/api/publish?topic=topics:matrix&event=event", `{"message":"via http"}`)
-	if status != 200 || body != `{"topic":"topics:matrix","seq":2}`+"\n" {
-		t.Fatalf("POST /api/publish = %d %s %v", status, body, err)
+	if want := fmt.Sprintf(`{"topic":"topics:matrix","seq":2,"epoch":"%d"}`+"\n", matrix.Epoch); status != 200 || body != want {
+		t.Fatalf("POST /api/publish = %d %s %v, want %s", status, body, err, want)
 	}
 	a.expect(`["1",null,"topics:matrix","event",{"message":"via http"}]`)
 	b.expect(`["1",null,"topics:matrix","event",{"message":"via http"}]`)
-	status, body, err = httpDo("POST", "http://"+g2+"/api/publish?topic=topics:matrix", `{"n":3}`)
-	if status != 200 || body != `{"topic":"topics:matrix","seq":3}`+"\n" {
-		t.Fatalf("POST /api/publish = %d %s %v", status, body, err)
+	status, body, err = httpDo("POST", "http://"+g2+"/api/publish?topic=topics:matrix&ack=replicated", `{"n":3}`)
+	if want := fmt.Sprintf(`{"topic":"topics:matrix","seq":3,"epoch":"%d"}`+"\n", matrix.Epoch); status != 200 || body != want {
+		t.Fatalf("POST /api/publish?ack=replicated = %d %s %v, want %s", status, body, err, want)
 	}
 	a.expect(`["1",null,"topics:matrix","message",{"n":3}]`)
 	b.expect(`["1",null,"topics:matrix","message",{"n":3}]`)
@@ -167,7 +171,7 @@ func TestClusterSession(t *testing.T) {
 		attempt++
 		status, body, err := httpDo("POST", "http://"+g2+"/api/publish?topic=topics:matrix&event=event", fmt.Sprintf(`{"attempt":%d}`, attempt))
 		if status == 200 {
-			if _, err := fmt.Sscanf(body, `{"topic":"topics:matrix","seq":%d}`, &seq); err != nil {
+			if _, err := fmt.Sscanf(body, `{"topic":"topics:matrix","seq":%d,`, &seq); err != nil {
 				t.Fatalf("publish answer %q: %v", body, err)
 			}
 			break
@@ -249,7 +253,8 @@ func TestReadmeSession(t *testing.T) {
 }
 
 func TestCommandLine(t *testing.T) {
-	common := []string{"name", "gossip", "peer", "join", "cluster", "secret", "log-format", "log-level", "shutdown-timeout"}
+	common := []string{"name", "gossip", "peer", "join", "cluster", "secret", "log-format", "log-level", "shutdown-timeout",
+		"failure-detection", "replication", "history-size", "history-ttl", "max-payload"}
 	for bin, own := range map[string][]string{wsBinary: {"listen", "roles", "origins"}, topicBinary: {"http"}} {
 		code, stdout, stderr := runOnce(t, bin, nil, "--help")
 		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Usage: "+bin+" [flags]") {
@@ -269,6 +274,21 @@ func TestCommandLine(t *testing.T) {
 		code, _, stderr = runOnce(t, bin, []string{"RINGCAST_SHUTDOWN_TIMEOUT=never"})
 		if code != 2 || !strings.HasPrefix(stderr, bin+`: invalid value "never" for RINGCAST_SHUTDOWN_TIMEOUT`) || strings.Count(stderr, "\n") != 1 {
 			t.Errorf("%s with a bad variable: status %d, stderr %q", bin, code, stderr)
+		}
+		for _, bad := range []struct {
+			env, args []string
+			want      string
+		}{
+			{args: []string{"--failure-detection", "wan"}, want: `invalid value "wan" for flag -failure-detection: unknown failure detection "wan" (want lan or fast)`},
+			{env: []string{"RINGCAST_REPLICATION=0"}, want: `invalid value "0" for RINGCAST_REPLICATION: out of range: want 1 to 16`},
+			{args: []string{"--history-size", "-5"}, want: `invalid value "-5" for flag -history-size: out of range: want -1 to 1048576`},
+			{env: []string{"RINGCAST_HISTORY_TTL=-1m"}, want: `invalid value "-1m" for RINGCAST_HISTORY_TTL: duration -1m0s is not positive`},
+			{args: []string{"--max-payload", "128MiB"}, want: `invalid value "128MiB" for flag -max-payload: out of range: want 1KiB to 64MiB`},
+		} {
+			code, stdout, stderr := runOnce(t, bin, bad.env, bad.args...)
+			if want := bin + ": " + bad.want + " (see " + bin + " --help)\n"; code != 2 || stderr != want || stdout != "" {
+				t.Errorf("%s %v %v: status %d, stderr %q; want 2 and %q", bin, bad.env, bad.args, code, stderr, want)
+			}
 		}
 	}
 

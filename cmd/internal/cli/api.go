@@ -25,6 +25,33 @@ const DefaultEvent = "message"
 // trip to a topic's owner.
 const DefaultAPITimeout = 10 * time.Second
 
+// Acknowledgements of POST /api/publish (the ack parameter).
+const (
+	// AckNone answers as soon as the message is on its way to the topic's
+	// owner, with no sequence number (pubsub.AckNone).
+	AckNone = "none"
+	// AckOwner answers once the owner has sequenced the message
+	// (pubsub.AckOwner). The default.
+	AckOwner = "owner"
+	// AckReplicated answers once the owner and its replicas hold the
+	// message, so that it survives the loss of any one node
+	// (pubsub.AckReplicated).
+	AckReplicated = "replicated"
+)
+
+// parseAck maps the ack parameter to the node's acknowledgement level.
+func parseAck(s string) (pubsub.Ack, error) {
+	switch s {
+	case AckNone:
+		return pubsub.AckNone, nil
+	case AckOwner:
+		return pubsub.AckOwner, nil
+	case AckReplicated:
+		return pubsub.AckReplicated, nil
+	}
+	return 0, fmt.Errorf("invalid ack %q: want %s, %s or %s", s, AckNone, AckOwner, AckReplicated)
+}
+
 // reservedEventPrefix starts Phoenix lifecycle events, which clients would
 // misread.
 const reservedEventPrefix = "phx_"
@@ -48,14 +75,21 @@ type APIConfig struct {
 //   - GET /api/cluster: {"node": name, "members": [{"name", "roles", "gossip", "peer", "share"}]},
 //     share being the member's fraction of the hash ring.
 //   - GET /api/topics/{topic}: {"topic", "owner", "epoch", "seq"} from the topic's owner.
-//   - POST /api/publish?topic=T[&event=E] with a JSON body (if enabled):
-//     publishes the body under event E (default "message") to every client
-//     joined to T on every gateway, and answers {"topic": T, "seq": N}.
+//   - POST /api/publish?topic=T[&event=E][&ack=A] with a JSON body (if
+//     enabled): publishes the body under event E (default "message") to
+//     every client joined to T on every gateway. The acknowledgement A is
+//     one of the Ack constants. With owner (the default) and replicated it
+//     answers 200 {"topic": T, "seq": N, "epoch": "E"} once the topic's owner
+//     (owner) or the owner and its replicas (replicated) hold the message;
+//     the epoch is a decimal string, as it may exceed the integers
+//     JavaScript holds exactly. With none it answers 202 {"topic": T} once
+//     the message is on its way to the owner.
 //
-// Errors are {"error": "..."}: 400 for a bad topic, event or body (not JSON,
-// larger than the node's MaxPayload allows), 405 for a wrong method, 503
-// when no member owns topics or the owner cannot be reached, 504 when it
-// does not answer in time.
+// Errors are {"error": "..."}: 400 for a bad topic, event, ack or body (not
+// JSON, larger than the node's MaxPayload allows), 405 for a wrong method,
+// 503 when no member owns topics or the owner or its replicas cannot be
+// reached, 504 when they do not answer in time. A publish that failed with
+// 503 or 504 may still have been delivered: retrying it can deliver it twice.
 type API struct {
 	node     *pubsub.Node
 	cfg      APIConfig
@@ -167,10 +201,13 @@ func (a *API) topic(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, TopicState{Topic: info.Topic, Owner: info.Owner, Epoch: info.Epoch, Seq: info.Seq})
 }
 
-// Published is the body of a successful POST /api/publish.
+// Published is the body of a successful POST /api/publish. Seq and Epoch
+// place the message in the topic's order; both are left out with ack=none.
+// Epoch is encoded as a decimal string.
 type Published struct {
 	Topic string `json:"topic"`
-	Seq   uint64 `json:"seq"`
+	Seq   uint64 `json:"seq,omitempty"`
+	Epoch uint64 `json:"epoch,omitempty,string"`
 }
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request) {
@@ -194,6 +231,14 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if strings.HasPrefix(event, reservedEventPrefix) {
 		writeError(w, http.StatusBadRequest, fmt.Sprintf("event %q is reserved: events starting with %q are Phoenix's own", event, reservedEventPrefix))
 		return
+	}
+	ack := pubsub.AckOwner
+	if q.Has("ack") {
+		var err error
+		if ack, err = parseAck(q.Get("ack")); err != nil {
+			writeError(w, http.StatusBadRequest, err.Error())
+			return
+		}
 	}
 	// The envelope (2 bytes and the event) counts against the node's limit.
 	limit := int64(a.cfg.MaxPayload - len(websocket.EncodeEnvelope(event, nil, false)))
@@ -219,12 +264,16 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
-	res, err := a.node.Publish(ctx, topic, websocket.EncodeEnvelope(event, body, false))
+	res, err := a.node.Publish(ctx, topic, websocket.EncodeEnvelope(event, body, false), pubsub.WithAck(ack))
 	if err != nil {
 		a.fail(w, r, topic, err)
 		return
 	}
-	writeJSON(w, http.StatusOK, Published{Topic: topic, Seq: res.Seq})
+	if ack == pubsub.AckNone {
+		writeJSON(w, http.StatusAccepted, Published{Topic: topic})
+		return
+	}
+	writeJSON(w, http.StatusOK, Published{Topic: topic, Seq: res.Seq, Epoch: res.Epoch})
 }
 
 // fail answers a node error with the status that fits it.

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -132,12 +133,21 @@ func TestPublishAndTopic(t *testing.T) {
 	defer sub.Unsubscribe()
 
 	r := do(t, "POST", base+"/api/publish?topic=topics:matrix", "  {\"message\": \"hi\"}\n")
-	if r.status != 200 || r.body != `{"topic":"topics:matrix","seq":1}`+"\n" {
-		t.Fatalf("publish = %d %s", r.status, r.body)
+	info, err := n.TopicInfo(ctx, "topics:matrix")
+	if err != nil || info.Epoch == 0 {
+		t.Fatalf("TopicInfo = %+v, %v", info, err)
 	}
-	r = do(t, "POST", base+"/api/publish?topic=topics:matrix&event=event", `[1,2]`)
-	if r.status != 200 || r.body != `{"topic":"topics:matrix","seq":2}`+"\n" {
-		t.Fatalf("publish = %d %s", r.status, r.body)
+	// The epoch is a string: it may exceed what JavaScript holds exactly.
+	if want := fmt.Sprintf(`{"topic":"topics:matrix","seq":1,"epoch":"%d"}`+"\n", info.Epoch); r.status != 200 || r.body != want {
+		t.Fatalf("publish = %d %s, want 200 %s", r.status, r.body, want)
+	}
+	r = do(t, "POST", base+"/api/publish?topic=topics:matrix&event=event&ack=owner", `[1,2]`)
+	if want := fmt.Sprintf(`{"topic":"topics:matrix","seq":2,"epoch":"%d"}`+"\n", info.Epoch); r.status != 200 || r.body != want {
+		t.Fatalf("publish = %d %s, want 200 %s", r.status, r.body, want)
+	}
+	var pub Published
+	if err := json.Unmarshal([]byte(r.body), &pub); err != nil || pub != (Published{Topic: "topics:matrix", Seq: 2, Epoch: info.Epoch}) {
+		t.Fatalf("decoding %s: %+v %v", r.body, pub, err)
 	}
 	for _, want := range []struct{ event, payload string }{{"message", `{"message": "hi"}`}, {"event", `[1,2]`}} {
 		m, err := sub.Next(ctx)
@@ -182,6 +192,9 @@ func TestPublishErrors(t *testing.T) {
 	do(t, "POST", pub+"?topic=t&event=", "{}").expectError(t, 400, "invalid event")
 	do(t, "POST", pub+"?topic=t&event="+strings.Repeat("e", 256), "{}").expectError(t, 400, "invalid event")
 	do(t, "POST", pub+"?topic=t&event=phx_reply", "{}").expectError(t, 400, "reserved")
+	do(t, "POST", pub+"?topic=t&ack=all", "{}").expectError(t, 400, `invalid ack "all": want none, owner or replicated`)
+	do(t, "POST", pub+"?topic=t&ack=", "{}").expectError(t, 400, `invalid ack ""`)
+	do(t, "POST", pub+"?topic=t&ack=Replicated", "{}").expectError(t, 400, "invalid ack")
 	do(t, "POST", pub+"?topic=t", "").expectError(t, 400, "not valid JSON")
 	do(t, "POST", pub+"?topic=t", `{"a":`).expectError(t, 400, "not valid JSON")
 
@@ -208,6 +221,76 @@ func TestPublishErrors(t *testing.T) {
 	_, base2 := apiServer(t, n, APIConfig{Publish: true, MaxPayload: 2 * pubsub.DefaultMaxPayload})
 	big := `"` + strings.Repeat("x", pubsub.DefaultMaxPayload) + `"`
 	do(t, "POST", base2+"/api/publish?topic=t", big).expectError(t, 400, "payload too large")
+}
+
+func TestPublishAck(t *testing.T) {
+	g := pubsub.FastGossip()
+	a := startNode(t, pubsub.Config{NodeName: "a", Gossip: g})
+	b := startNode(t, pubsub.Config{NodeName: "b", Gossip: g, Seeds: []string{a.GossipAddr()}})
+	gw := startNode(t, pubsub.Config{NodeName: "gw", Gossip: g, Roles: []string{pubsub.RoleGateway}, Seeds: []string{a.GossipAddr()}})
+	for _, n := range []*pubsub.Node{a, b, gw} {
+		waitFor(t, testTimeout, n.Name()+" to see three members", func() bool { return len(n.Members()) == 3 })
+	}
+	_, base := apiServer(t, gw, APIConfig{Publish: true})
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	const topic = "topics:ack"
+	sub, err := gw.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+
+	// none: accepted at once, without a position.
+	r := do(t, "POST", base+"/api/publish?topic="+topic+"&ack=none", `{"n":1}`)
+	if r.status != http.StatusAccepted || r.body != `{"topic":"`+topic+`"}`+"\n" {
+		t.Fatalf("publish with ack=none = %d %s, want 202 and the topic alone", r.status, r.body)
+	}
+	// replicated: answered with the position once both topic servers hold it.
+	r = do(t, "POST", base+"/api/publish?topic="+topic+"&ack=replicated", `{"n":2}`)
+	var pub Published
+	if r.status != 200 || json.Unmarshal([]byte(r.body), &pub) != nil || pub.Topic != topic || pub.Seq != 2 || pub.Epoch == 0 {
+		t.Fatalf("publish with ack=replicated = %d %s, want 200 with seq 2 and an epoch", r.status, r.body)
+	}
+	for i, want := range []string{`{"n":1}`, `{"n":2}`} {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, payload, _, _ := websocket.DecodeEnvelope(m.Data); string(payload) != want || m.Seq != uint64(i+1) {
+			t.Fatalf("message %d = seq %d %s, want seq %d %s", i, m.Seq, payload, i+1, want)
+		}
+	}
+
+	// The owner fails without handing off: the replica takes the topic over
+	// with the acknowledged message in its history, in the same epoch.
+	owner, err := gw.Owner(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	survivor := b
+	if owner.Name == "a" {
+		_ = a.Close()
+	} else {
+		_ = b.Close()
+		survivor = a
+	}
+	waitFor(t, testTimeout, "the survivor to own "+topic, func() bool {
+		o, err := gw.Owner(topic)
+		return err == nil && o.Name == survivor.Name()
+	})
+	resumed, err := gw.Subscribe(ctx, topic, pubsub.Since(pub.Epoch, 1))
+	if err != nil {
+		t.Fatalf("resuming after seq 1 from the survivor: %v", err)
+	}
+	defer resumed.Unsubscribe()
+	m, err := resumed.Next(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, payload, _, _ := websocket.DecodeEnvelope(m.Data); string(payload) != `{"n":2}` || m.Seq != 2 || m.Epoch != pub.Epoch {
+		t.Fatalf("recovered %s seq %d epoch %d, want {\"n\":2} seq 2 epoch %d", payload, m.Seq, m.Epoch, pub.Epoch)
+	}
 }
 
 func TestNoOwner(t *testing.T) {

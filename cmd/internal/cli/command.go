@@ -20,6 +20,17 @@ import (
 // --shutdown-timeout says otherwise.
 const DefaultShutdownTimeout = 10 * time.Second
 
+// Bounds of the delivery flags. Replication and payload follow what
+// pubsub.New accepts; the smallest payload leaves room for an HTTP publish's
+// envelope.
+const (
+	MaxReplication    = 16
+	MaxHistorySize    = 1 << 20
+	MinMaxPayload     = 1 << 10
+	MaxMaxPayload     = 64 << 20
+	DefaultMaxPayload = pubsub.DefaultMaxPayload
+)
+
 // Common holds the values of the flags every ringcast binary has.
 type Common struct {
 	NodeName        string        // --name
@@ -31,6 +42,12 @@ type Common struct {
 	LogFormat       string        // --log-format
 	LogLevel        slog.Level    // --log-level
 	ShutdownTimeout time.Duration // --shutdown-timeout
+
+	FailureDetection string        // --failure-detection: FailureDetectionLAN or FailureDetectionFast
+	Replication      int           // --replication: copies of each topic, owner included
+	HistorySize      int           // --history-size: messages kept per topic; 0 or -1 keeps none
+	HistoryTTL       time.Duration // --history-ttl
+	MaxPayload       int           // --max-payload, in bytes
 }
 
 // option is one flag and the environment variable behind it.
@@ -72,6 +89,12 @@ func NewCommand(name, intro string) *Command {
 		LogFormat:       LogText,
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: DefaultShutdownTimeout,
+
+		FailureDetection: FailureDetectionLAN,
+		Replication:      pubsub.DefaultReplicationFactor,
+		HistorySize:      pubsub.DefaultHistorySize,
+		HistoryTTL:       pubsub.DefaultHistoryTTL,
+		MaxPayload:       DefaultMaxPayload,
 	}
 	cm := &c.Common
 	c.Var(stringValue{&cm.NodeName}, "name", "RINGCAST_NAME",
@@ -92,6 +115,16 @@ func NewCommand(name, intro string) *Command {
 		"lowest level logged: debug, info, warn or error")
 	c.Var(durationValue{&cm.ShutdownTimeout}, "shutdown-timeout", "RINGCAST_SHUTDOWN_TIMEOUT",
 		"time allowed, after SIGINT or SIGTERM, to close clients, hand topics off and leave")
+	c.Var(detectionValue{&cm.FailureDetection}, "failure-detection", "RINGCAST_FAILURE_DETECTION",
+		`how soon a member that stops without leaving is declared dead and its topics taken over: "lan" (a few seconds) or "fast" (under a second; more gossip, for loopback and test clusters)`)
+	c.Var(intValue{p: &cm.Replication, min: 1, max: MaxReplication}, "replication", "RINGCAST_REPLICATION",
+		"copies of each topic's sequence and history, the owner included (1 to 16; 1 turns replication off); the same on every node")
+	c.Var(intValue{p: &cm.HistorySize, min: -1, max: MaxHistorySize}, "history-size", "RINGCAST_HISTORY_SIZE",
+		"recent messages each topic keeps for clients that resume and for failover (up to 1048576; 0 or -1 keeps none)")
+	c.Var(durationValue{&cm.HistoryTTL}, "history-ttl", "RINGCAST_HISTORY_TTL",
+		"age at which a message leaves its topic's history")
+	c.Var(sizeValue{p: &cm.MaxPayload, min: MinMaxPayload, max: MaxMaxPayload}, "max-payload", "RINGCAST_MAX_PAYLOAD",
+		"largest message, in bytes or with a KiB or MiB suffix (1KiB to 64MiB); the same on every node")
 	c.common = len(c.options)
 	return c
 }
@@ -217,6 +250,12 @@ func argName(v flag.Value) string {
 		return "text|json"
 	case levelValue:
 		return "level"
+	case detectionValue:
+		return "lan|fast"
+	case intValue:
+		return "n"
+	case sizeValue:
+		return "bytes"
 	default:
 		return "string"
 	}
@@ -293,5 +332,15 @@ func (c *Command) NodeConfig(roles []string, log *slog.Logger) pubsub.Config {
 	if c.Common.Secret != "" {
 		cfg.Secret = []byte(c.Common.Secret)
 	}
+	if c.Common.FailureDetection == FailureDetectionFast {
+		cfg.Gossip = pubsub.FastGossip()
+	}
+	cfg.ReplicationFactor = c.Common.Replication
+	cfg.HistorySize = c.Common.HistorySize
+	if cfg.HistorySize == 0 {
+		cfg.HistorySize = -1 // pubsub reads 0 as its default
+	}
+	cfg.HistoryTTL = c.Common.HistoryTTL
+	cfg.MaxPayload = c.Common.MaxPayload
 	return cfg
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ringcast/ringcast/pubsub"
 )
 
 // env returns a getenv over vars.
@@ -38,6 +40,12 @@ func TestParseDefaults(t *testing.T) {
 		LogFormat:       LogText,
 		LogLevel:        slog.LevelInfo,
 		ShutdownTimeout: DefaultShutdownTimeout,
+
+		FailureDetection: FailureDetectionLAN,
+		Replication:      2,
+		HistorySize:      256,
+		HistoryTTL:       5 * time.Minute,
+		MaxPayload:       1 << 20,
 	}
 	if !equalCommon(c.Common, want) {
 		t.Fatalf("defaults = %+v, want %+v", c.Common, want)
@@ -50,7 +58,9 @@ func TestParseDefaults(t *testing.T) {
 func equalCommon(a, b Common) bool {
 	return a.NodeName == b.NodeName && a.Gossip == b.Gossip && a.Peer == b.Peer &&
 		slices.Equal(a.Join, b.Join) && a.Cluster == b.Cluster && a.Secret == b.Secret &&
-		a.LogFormat == b.LogFormat && a.LogLevel == b.LogLevel && a.ShutdownTimeout == b.ShutdownTimeout
+		a.LogFormat == b.LogFormat && a.LogLevel == b.LogLevel && a.ShutdownTimeout == b.ShutdownTimeout &&
+		a.FailureDetection == b.FailureDetection && a.Replication == b.Replication &&
+		a.HistorySize == b.HistorySize && a.HistoryTTL == b.HistoryTTL && a.MaxPayload == b.MaxPayload
 }
 
 func TestParseEnvironment(t *testing.T) {
@@ -68,6 +78,12 @@ func TestParseEnvironment(t *testing.T) {
 		"RINGCAST_LISTEN":           "127.0.0.1:0",
 		"RINGCAST_ROLES":            "gateway",
 		"RINGCAST_HTTP":             "127.0.0.1:9090",
+
+		"RINGCAST_FAILURE_DETECTION": "Fast",
+		"RINGCAST_REPLICATION":       "3",
+		"RINGCAST_HISTORY_SIZE":      "-1",
+		"RINGCAST_HISTORY_TTL":       "90s",
+		"RINGCAST_MAX_PAYLOAD":       "64KiB",
 	}
 	if err := c.Parse(nil, env(vars)); err != nil {
 		t.Fatalf("Parse: %v", err)
@@ -82,6 +98,12 @@ func TestParseEnvironment(t *testing.T) {
 		LogFormat:       LogJSON,
 		LogLevel:        slog.LevelDebug,
 		ShutdownTimeout: 3 * time.Second,
+
+		FailureDetection: FailureDetectionFast,
+		Replication:      3,
+		HistorySize:      -1,
+		HistoryTTL:       90 * time.Second,
+		MaxPayload:       64 << 10,
 	}
 	if !equalCommon(c.Common, want) {
 		t.Fatalf("from the environment: %+v, want %+v", c.Common, want)
@@ -129,6 +151,22 @@ func TestParseErrors(t *testing.T) {
 		{vars: map[string]string{"RINGCAST_GOSSIP": "nope"}, want: `invalid value "nope" for RINGCAST_GOSSIP`},
 		{vars: map[string]string{"RINGCAST_SHUTDOWN_TIMEOUT": "-1s"}, want: "RINGCAST_SHUTDOWN_TIMEOUT"},
 		{vars: map[string]string{"RINGCAST_ROLES": "admin"}, want: "RINGCAST_ROLES"},
+		{args: []string{"--failure-detection", "wan"}, want: `unknown failure detection "wan" (want lan or fast)`},
+		{vars: map[string]string{"RINGCAST_FAILURE_DETECTION": "slow"}, want: `invalid value "slow" for RINGCAST_FAILURE_DETECTION`},
+		{args: []string{"--replication", "0"}, want: "out of range: want 1 to 16"},
+		{args: []string{"--replication", "17"}, want: "out of range: want 1 to 16"},
+		{args: []string{"--replication", "two"}, want: "not an integer"},
+		{vars: map[string]string{"RINGCAST_REPLICATION": "99999999999999999999"}, want: "RINGCAST_REPLICATION: out of range"},
+		{args: []string{"--history-size", "-2"}, want: "out of range: want -1 to 1048576"},
+		{args: []string{"--history-size", "1048577"}, want: "out of range"},
+		{args: []string{"--history-ttl", "0s"}, want: "not positive"},
+		{vars: map[string]string{"RINGCAST_HISTORY_TTL": "5"}, want: "RINGCAST_HISTORY_TTL"},
+		{args: []string{"--max-payload", "1023"}, want: "out of range: want 1KiB to 64MiB"},
+		{args: []string{"--max-payload", "65MiB"}, want: "out of range: want 1KiB to 64MiB"},
+		{args: []string{"--max-payload", "1GiB"}, want: "want a number of bytes"},
+		{args: []string{"--max-payload", "-1KiB"}, want: "out of range"},
+		{args: []string{"--max-payload", "99999999999999999999MiB"}, want: "out of range"},
+		{vars: map[string]string{"RINGCAST_MAX_PAYLOAD": "lots"}, want: "RINGCAST_MAX_PAYLOAD: want a number of bytes"},
 	} {
 		c, _, _, _ := testCommand()
 		err := c.Parse(tc.args, env(tc.vars))
@@ -157,10 +195,12 @@ func TestHelp(t *testing.T) {
 			t.Errorf("usage lacks --%s or %s:\n%s", o.name, o.env, out)
 		}
 	}
-	if len(c.options) != 12 {
-		t.Fatalf("%d flags, want the 9 common ones and 3 of the test command", len(c.options))
+	if len(c.options) != 17 {
+		t.Fatalf("%d flags, want the 14 common ones and 3 of the test command", len(c.options))
 	}
-	for _, def := range []string{"default 127.0.0.1:4000", "default gateway,topics", "default 10s", "default ringcast", "default text", "default info"} {
+	for _, def := range []string{"default 127.0.0.1:4000", "default gateway,topics", "default 10s", "default ringcast", "default text", "default info",
+		"--failure-detection lan|fast\n", "default lan)", "--replication n\n", "default 2)", "--history-size n\n", "default 256)",
+		"--history-ttl duration\n", "default 5m0s)", "--max-payload bytes\n", "default 1MiB)"} {
 		if !strings.Contains(out, def) {
 			t.Errorf("usage lacks %q", def)
 		}
@@ -242,7 +282,64 @@ func TestNodeConfig(t *testing.T) {
 	if err := c2.Parse(nil, env(nil)); err != nil {
 		t.Fatal(err)
 	}
-	if cfg := c2.NodeConfig(nil, nil); cfg.Secret != nil || cfg.Seeds != nil {
+	cfg = c2.NodeConfig(nil, nil)
+	if cfg.Secret != nil || cfg.Seeds != nil {
 		t.Fatalf("NodeConfig without secret or seeds = %+v", cfg)
+	}
+	// The defaults are the library's: LAN gossip timings, 2 copies, 256
+	// messages for 5 minutes, 1 MiB.
+	if cfg.Gossip != (pubsub.GossipConfig{}) || cfg.ReplicationFactor != pubsub.DefaultReplicationFactor ||
+		cfg.HistorySize != pubsub.DefaultHistorySize || cfg.HistoryTTL != pubsub.DefaultHistoryTTL || cfg.MaxPayload != pubsub.DefaultMaxPayload {
+		t.Fatalf("default delivery settings = %+v", cfg)
+	}
+}
+
+func TestNodeConfigDelivery(t *testing.T) {
+	for _, tc := range []struct {
+		args    []string
+		gossip  pubsub.GossipConfig
+		rf      int
+		history int
+		ttl     time.Duration
+		payload int
+	}{
+		{args: []string{"--failure-detection", "fast", "--replication", "3", "--history-size", "10", "--history-ttl", "1m", "--max-payload", "4096"},
+			gossip: pubsub.FastGossip(), rf: 3, history: 10, ttl: time.Minute, payload: 4096},
+		{args: []string{"--failure-detection", "lan", "--replication", "1", "--history-size", "-1", "--max-payload", "2MiB"},
+			rf: 1, history: -1, ttl: pubsub.DefaultHistoryTTL, payload: 2 << 20},
+		// 0 keeps no history; pubsub would read it as its default.
+		{args: []string{"--history-size", "0"}, rf: 2, history: -1, ttl: pubsub.DefaultHistoryTTL, payload: pubsub.DefaultMaxPayload},
+	} {
+		c, _, _, _ := testCommand()
+		if err := c.Parse(tc.args, env(nil)); err != nil {
+			t.Fatalf("Parse(%q): %v", tc.args, err)
+		}
+		cfg := c.NodeConfig(nil, nil)
+		if cfg.Gossip != tc.gossip || cfg.ReplicationFactor != tc.rf || cfg.HistorySize != tc.history ||
+			cfg.HistoryTTL != tc.ttl || cfg.MaxPayload != tc.payload {
+			t.Errorf("%q: NodeConfig gossip %+v, replication %d, history %d for %v, max payload %d; want %+v, %d, %d, %v, %d",
+				tc.args, cfg.Gossip, cfg.ReplicationFactor, cfg.HistorySize, cfg.HistoryTTL, cfg.MaxPayload,
+				tc.gossip, tc.rf, tc.history, tc.ttl, tc.payload)
+		}
+	}
+	if pubsub.FastGossip() == (pubsub.GossipConfig{}) {
+		t.Fatal("pubsub.FastGossip is the zero GossipConfig: fast and lan would be the same")
+	}
+}
+
+func TestSizeValue(t *testing.T) {
+	for in, want := range map[string]int{
+		"65536": 65536, "1024": 1024, "2048B": 2048, "64KiB": 64 << 10, " 64 kib ": 64 << 10,
+		"1MiB": 1 << 20, "1mib": 1 << 20, "64MiB": 64 << 20, "1KiB": 1024,
+	} {
+		var n int
+		if err := (sizeValue{p: &n, min: MinMaxPayload, max: MaxMaxPayload}).Set(in); err != nil || n != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, n, err, want)
+		}
+	}
+	for n, want := range map[int]string{1 << 20: "1MiB", 3 << 10: "3KiB", 1500: "1500", 0: "0"} {
+		if got := (sizeValue{p: &n}).String(); got != want {
+			t.Errorf("String of %d = %q, want %q", n, got, want)
+		}
 	}
 }

@@ -11,6 +11,18 @@
 // starts. --help prints the intro, every flag, its variable and its default
 // on stdout and exits 0.
 //
+// # Delivery and failover
+//
+// Every binary has the same delivery flags, which become the node's
+// pubsub.Config: --replication (copies of each topic, owner included),
+// --history-size and --history-ttl (what a topic keeps for clients that
+// resume and for failover), --max-payload, and --failure-detection. With
+// "lan" (the default) a member that stops without leaving is declared dead
+// within a few seconds; "fast" (pubsub.FastGossip) takes well under a second
+// on loopback, and is meant for local and test clusters. Once an owner is
+// declared dead, the next member on the ring takes its topics over from the
+// replicas and publishes succeed again.
+//
 // # Lifecycle
 //
 // [Command.Main] parses the flags, builds the logger (text or JSON on
@@ -28,7 +40,8 @@
 // # HTTP API
 //
 // [API] serves /healthz, GET /api/cluster, GET /api/topics/{topic} and, for
-// gateways, POST /api/publish. Responses are JSON; errors are
+// gateways, POST /api/publish, whose ack parameter (none, owner, replicated)
+// chooses what the answer waits for. Responses are JSON; errors are
 // {"error": "..."} with a 4xx or 5xx status.
 //
 // # Concurrency

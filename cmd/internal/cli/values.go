@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -185,5 +186,114 @@ func (v durationValue) Set(s string) error {
 		return fmt.Errorf("duration %v is not positive", d)
 	}
 	*v.p = d
+	return nil
+}
+
+// Failure detection presets for --failure-detection.
+const (
+	// FailureDetectionLAN keeps memberlist's LAN timings: a node that stops
+	// without leaving is declared dead within a few seconds.
+	FailureDetectionLAN = "lan"
+	// FailureDetectionFast uses pubsub.FastGossip: a stopped node is declared
+	// dead in well under a second, at the cost of more gossip traffic. For
+	// loopback and LAN test clusters.
+	FailureDetectionFast = "fast"
+)
+
+// detectionValue is a failure detection preset.
+type detectionValue struct{ p *string }
+
+func (v detectionValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return *v.p
+}
+
+func (v detectionValue) Set(s string) error {
+	s = strings.ToLower(strings.TrimSpace(s))
+	if s != FailureDetectionLAN && s != FailureDetectionFast {
+		return fmt.Errorf("unknown failure detection %q (want %s or %s)", s, FailureDetectionLAN, FailureDetectionFast)
+	}
+	*v.p = s
+	return nil
+}
+
+// intValue is an integer in [min, max].
+type intValue struct {
+	p        *int
+	min, max int
+}
+
+func (v intValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return strconv.Itoa(*v.p)
+}
+
+func (v intValue) Set(s string) error {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return errors.New("not an integer")
+	}
+	if err != nil || n < v.min || n > v.max {
+		return fmt.Errorf("out of range: want %d to %d", v.min, v.max)
+	}
+	*v.p = n
+	return nil
+}
+
+// Byte size units accepted by sizeValue.
+const (
+	kib = 1 << 10
+	mib = 1 << 20
+)
+
+// sizeValue is a number of bytes in [min, max], written as a plain number
+// or with a KiB or MiB suffix ("65536", "64KiB", "1MiB").
+type sizeValue struct {
+	p        *int
+	min, max int
+}
+
+func (v sizeValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return formatSize(*v.p)
+}
+
+// formatSize writes n in the largest unit that divides it.
+func formatSize(n int) string {
+	switch {
+	case n != 0 && n%mib == 0:
+		return strconv.Itoa(n/mib) + "MiB"
+	case n != 0 && n%kib == 0:
+		return strconv.Itoa(n/kib) + "KiB"
+	}
+	return strconv.Itoa(n)
+}
+
+func (v sizeValue) Set(s string) error {
+	num, unit := strings.TrimSpace(s), 1
+	for _, u := range []struct {
+		suffix string
+		size   int
+	}{{"kib", kib}, {"mib", mib}, {"b", 1}} {
+		if strings.HasSuffix(strings.ToLower(num), u.suffix) {
+			num, unit = strings.TrimSpace(num[:len(num)-len(u.suffix)]), u.size
+			break
+		}
+	}
+	n, err := strconv.Atoi(num)
+	if err != nil && !errors.Is(err, strconv.ErrRange) {
+		return errors.New("want a number of bytes such as 65536, 64KiB or 1MiB")
+	}
+	if err != nil || n < 0 || n > v.max/unit || n*unit < v.min {
+		return fmt.Errorf("out of range: want %s to %s", formatSize(v.min), formatSize(v.max))
+	}
+	n *= unit
+	*v.p = n
 	return nil
 }
