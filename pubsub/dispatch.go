@@ -63,15 +63,12 @@ func (d *dispatcher) next() (*Subscription, bool) {
 
 func (d *dispatcher) work() {
 	defer d.wg.Done()
-	var batch []Message
 	for {
 		s, ok := d.next()
 		if !ok {
 			return
 		}
-		var again bool
-		batch, again = s.dispatchBatch(batch)
-		if again {
+		if s.dispatchBatch() {
 			d.enqueue(s)
 		}
 	}

@@ -275,7 +275,7 @@ func (lt *localTopic) fanout(n *Node, m Message) {
 	for _, s := range lt.subs {
 		if !s.push(m) {
 			n.stats.slowConsumers.Add(1)
-			n.log.Warn("subscription overflowed: slow consumer", "topic", lt.name, "buffer", len(s.buf))
+			n.log.Warn("subscription overflowed: slow consumer", "topic", lt.name, "buffer", s.size)
 		}
 	}
 	n.stats.delivered.Add(uint64(len(lt.subs)))

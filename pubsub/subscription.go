@@ -24,22 +24,33 @@ type Message struct {
 	Lost uint64
 }
 
-// Subscription is one subscriber's interest in a topic. Messages are
-// buffered per subscription (bounded by WithBuffer or
-// Config.SubscriptionBuffer) and read with Next, or handed to the function
+// Subscription is one subscriber's interest in a topic. Messages wait in a
+// bounded buffer (WithBuffer or Config.SubscriptionBuffer messages not yet
+// taken by the reader) and are read with Next, or handed to the function
 // given to SubscribeFunc. A Subscription is safe for concurrent use, but
 // messages come out in order only to a single reader.
+//
+// The buffer is double: the delivery path appends to in under mu, and the
+// reader swaps in for its own drained buffer (out) once per batch, then
+// reads out without taking mu, so the two sides meet once per batch rather
+// than once per message.
 type Subscription struct {
 	node     *Node
 	topic    string
 	fn       func(Message)
 	onClose  func(error)
 	overflow Overflow
+	size     int         // bound on len(in)
 	lt       *localTopic // set once by Subscribe; guarded by lt.mu for membership
 
+	// Reader side: out[pos:] are taken but not yet returned. Guarded by rmu
+	// for Next; a dispatcher worker owns them while it runs the handler.
+	rmu sync.Mutex
+	out []Message
+	pos int
+
 	mu        sync.Mutex
-	buf       []Message // ring buffer
-	head, n   int
+	in        []Message
 	lost      uint64
 	err       error // why the subscription ended; nil while active
 	scheduled bool  // queued on, or running in, a dispatcher worker
@@ -70,7 +81,8 @@ func newSubscription(n *Node, topic string, fn func(Message), o subscribeOptions
 		fn:         fn,
 		onClose:    o.onClose,
 		overflow:   o.overflow,
-		buf:        make([]Message, size),
+		size:       size,
+		in:         make([]Message, 0, min(size, 64)),
 		recovering: o.since != nil,
 		notify:     make(chan struct{}, 1),
 		done:       make(chan struct{}),
@@ -79,7 +91,7 @@ func newSubscription(n *Node, topic string, fn func(Message), o subscribeOptions
 
 // finishRecovery queues the recovered history (entries after since), then
 // the live messages held meanwhile that come after it, and ends recovery.
-// The buffer grows to fit what was recovered.
+// What was recovered may exceed the buffer's bound.
 func (s *Subscription) finishRecovery(entries []transport.HistoryEntry, epoch, since uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -104,18 +116,10 @@ func (s *Subscription) finishRecovery(entries []transport.HistoryEntry, epoch, s
 	}
 	s.recovering, s.held = false, nil
 	s.floor, s.floorEpoch = next, epoch
-	if need := s.n + len(out); need > len(s.buf) {
-		grown := make([]Message, need+len(s.buf))
-		for i := range s.n {
-			grown[i] = s.buf[(s.head+i)%len(s.buf)]
-		}
-		s.buf, s.head = grown, 0
+	if len(out) > 0 {
+		s.in = append(s.in, out...)
+		s.wakeLocked()
 	}
-	for _, m := range out {
-		s.buf[(s.head+s.n)%len(s.buf)] = m
-		s.n++
-	}
-	s.wakeLocked()
 }
 
 // Topic returns the subscription's topic.
@@ -157,14 +161,21 @@ func (s *Subscription) Err() error {
 // a subscription made with SubscribeFunc.
 func (s *Subscription) Next(ctx context.Context) (Message, error) {
 	for {
-		s.mu.Lock()
-		if s.n > 0 {
-			m := s.pop()
-			s.mu.Unlock()
+		s.rmu.Lock()
+		if s.pos < len(s.out) || s.take() {
+			m := s.out[s.pos]
+			s.out[s.pos] = Message{}
+			s.pos++
+			s.rmu.Unlock()
 			return m, nil
 		}
-		err := s.err
+		s.rmu.Unlock()
+		s.mu.Lock()
+		err, empty := s.err, len(s.in) == 0
 		s.mu.Unlock()
+		if !empty {
+			continue
+		}
 		if err != nil {
 			return Message{}, err
 		}
@@ -174,6 +185,23 @@ func (s *Subscription) Next(ctx context.Context) (Message, error) {
 			return Message{}, ctx.Err()
 		}
 	}
+}
+
+// take swaps the reader's drained buffer for the messages waiting in in. It
+// reports whether it got any. The reader side (rmu, or the dispatcher
+// worker) must be held.
+func (s *Subscription) take() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(s.in) == 0 {
+		return false
+	}
+	s.out, s.in = s.in, s.out[:0]
+	s.pos = 0
+	if s.lost > 0 {
+		s.out[0].Lost, s.lost = s.lost, 0
+	}
+	return true
 }
 
 // Unsubscribe ends the subscription. Messages already buffered can still be
@@ -187,19 +215,6 @@ func (s *Subscription) Unsubscribe() error {
 	return nil
 }
 
-// pop removes the oldest buffered message. s.mu must be held and s.n > 0.
-func (s *Subscription) pop() Message {
-	m := s.buf[s.head]
-	s.buf[s.head] = Message{}
-	s.head = (s.head + 1) % len(s.buf)
-	s.n--
-	if s.lost > 0 {
-		m.Lost = s.lost
-		s.lost = 0
-	}
-	return m
-}
-
 // push buffers m; it never blocks. It reports false when the subscription
 // overflowed under OverflowClose and has just ended.
 func (s *Subscription) push(m Message) bool {
@@ -209,42 +224,41 @@ func (s *Subscription) push(m Message) bool {
 		return true
 	}
 	if s.recovering {
-		if len(s.held) >= len(s.buf) {
-			if s.overflow == OverflowClose {
-				s.err = ErrSlowConsumer
-				close(s.done)
-				s.wakeLocked()
-				s.scheduleLocked()
-				s.mu.Unlock()
-				return false
-			}
-			s.held = s.held[1:]
-			s.lost++
-			s.node.stats.dropped.Add(1)
+		if len(s.held) >= s.size && !s.makeRoomLocked(&s.held) {
+			s.mu.Unlock()
+			return false
 		}
 		s.held = append(s.held, m)
 		s.mu.Unlock()
 		return true
 	}
-	if s.n == len(s.buf) {
-		if s.overflow == OverflowClose {
-			s.err = ErrSlowConsumer
-			close(s.done)
-			s.wakeLocked()
-			s.scheduleLocked()
-			s.mu.Unlock()
-			return false
-		}
-		s.buf[s.head] = Message{}
-		s.head = (s.head + 1) % len(s.buf)
-		s.n--
-		s.lost++
-		s.node.stats.dropped.Add(1)
+	if len(s.in) >= s.size && !s.makeRoomLocked(&s.in) {
+		s.mu.Unlock()
+		return false
 	}
-	s.buf[(s.head+s.n)%len(s.buf)] = m
-	s.n++
-	s.wakeLocked()
+	s.in = append(s.in, m)
+	if len(s.in) == 1 {
+		// The reader sleeps only after it saw in empty.
+		s.wakeLocked()
+	}
 	s.mu.Unlock()
+	return true
+}
+
+// makeRoomLocked applies the overflow policy to a full queue q: drop its
+// oldest message, or end the subscription (reported as false).
+func (s *Subscription) makeRoomLocked(q *[]Message) bool {
+	if s.overflow == OverflowClose {
+		s.err = ErrSlowConsumer
+		close(s.done)
+		s.wakeLocked()
+		s.scheduleLocked()
+		return false
+	}
+	(*q)[0] = Message{}
+	*q = (*q)[1:]
+	s.lost++
+	s.node.stats.dropped.Add(1)
 	return true
 }
 
@@ -282,39 +296,40 @@ func (s *Subscription) scheduleLocked() {
 	}
 }
 
-// dispatchBatch is how the dispatcher reads from a subscription: it hands up
-// to max buffered messages to the handler, and finishes an ended
+// dispatchBatch is how the dispatcher reads from a subscription: it hands
+// what is buffered to the handler (at most dispatchMax messages per turn, so
+// that one busy subscription does not hold a worker), and finishes an ended
 // subscription (detaching it and calling OnClose). It reports whether the
-// subscription must be scheduled again.
-func (s *Subscription) dispatchBatch(batch []Message) ([]Message, bool) {
-	const max = 64
+// subscription must be scheduled again. Only one worker runs a subscription
+// at a time, so it owns out and pos meanwhile.
+func (s *Subscription) dispatchBatch() bool {
+	const dispatchMax = 256
+	if s.fn != nil && (s.pos < len(s.out) || s.take()) {
+		end := min(len(s.out), s.pos+dispatchMax)
+		for ; s.pos < end; s.pos++ {
+			m := s.out[s.pos]
+			s.out[s.pos] = Message{}
+			s.fn(m)
+		}
+		return true
+	}
 	s.mu.Lock()
-	batch = batch[:0]
-	if s.fn != nil {
-		for s.n > 0 && len(batch) < max {
-			batch = append(batch, s.pop())
-		}
-	}
-	if len(batch) == 0 {
-		s.scheduled = false
-		finish := s.err != nil && !s.finished
-		if finish {
-			s.finished = true
-		}
-		err := s.err
+	if s.fn != nil && len(s.in) > 0 {
 		s.mu.Unlock()
-		if finish {
-			s.node.detach(s)
-			if s.onClose != nil && err != ErrUnsubscribed {
-				s.onClose(err)
-			}
-		}
-		return batch, false
+		return true
 	}
+	s.scheduled = false
+	finish := s.err != nil && !s.finished
+	if finish {
+		s.finished = true
+	}
+	err := s.err
 	s.mu.Unlock()
-	for i := range batch {
-		s.fn(batch[i])
-		batch[i] = Message{}
+	if finish {
+		s.node.detach(s)
+		if s.onClose != nil && err != ErrUnsubscribed {
+			s.onClose(err)
+		}
 	}
-	return batch, true
+	return false
 }
