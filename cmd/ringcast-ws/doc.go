@@ -10,15 +10,21 @@
 // On --listen (default 127.0.0.1:4000):
 //
 //   - /socket/websocket: Phoenix clients (ws://HOST:PORT/socket/websocket?vsn=2.0.0).
-//   - POST /api/publish?topic=T[&event=E]: publishes the JSON body to every
-//     client joined to T, on every gateway, as event E (default "message");
-//     answers {"topic":T,"seq":N}.
+//   - POST /api/publish?topic=T[&event=E][&ack=A]: publishes the JSON body
+//     to every client joined to T, on every gateway, as event E (default
+//     "message"). It answers {"topic":T,"seq":N,"epoch":"E"} once the
+//     topic's owner holds the message (ack=owner, the default) or the owner
+//     and its replicas do (ack=replicated: the message survives the loss of
+//     any one node); with ack=none it answers 202 {"topic":T} at once.
 //   - GET /api/cluster, GET /api/topics/{topic}, GET /healthz.
 //
 // # Configuration
 //
 // Every flag has an environment variable (RINGCAST_LISTEN for --listen, and
-// so on); a flag wins over its variable. --help lists them all. Logs go to
+// so on); a flag wins over its variable. --replication, --history-size,
+// --history-ttl and --max-payload set what the node keeps and accepts;
+// --failure-detection fast declares a failed member dead in under a second
+// (loopback and test clusters) instead of a few seconds. --help lists them all. Logs go to
 // stderr as text or, with --log-format json, as JSON; once serving, the
 // process logs "ringcast-ws ready" with its listen, gossip and peer
 // addresses and its name.

@@ -7,7 +7,10 @@
 // The package's tests build ringcast-ws and ringcast-topic and run them as
 // processes on 127.0.0.1 with ports chosen by the system: they replay the
 // README's session byte for byte across two gateways, publish over HTTP,
-// stop a topic's owner mid-session, check the command lines (--help, bad
-// flags, busy ports, environment variables), and, with RINGCAST_PHOENIX_JS
-// set, run the official Phoenix JavaScript client across two gateways.
+// stop a topic's owner mid-session, kill one with SIGKILL while publishing
+// with ack=replicated (TestFailover logs the kill-to-recovery time), resume
+// a client with {"since": seq, "epoch": "e"}, check the command lines
+// (--help, bad flags, busy ports, environment variables), and, with
+// RINGCAST_PHOENIX_JS set, run the official Phoenix JavaScript client across
+// two gateways.
 package cluster

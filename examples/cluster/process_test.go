@@ -20,6 +20,7 @@ import (
 	"time"
 
 	cws "github.com/coder/websocket"
+	"go.uber.org/goleak"
 )
 
 const (
@@ -40,6 +41,11 @@ func TestMain(m *testing.M) {
 	code := m.Run()
 	if binDir != "" {
 		_ = os.RemoveAll(binDir)
+	}
+	// Every process, client and publisher a test started has been stopped.
+	if err := goleak.Find(); code == 0 && err != nil {
+		fmt.Fprintf(os.Stderr, "goleak: %v\n", err)
+		code = 1
 	}
 	os.Exit(code)
 }

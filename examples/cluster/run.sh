@@ -3,6 +3,11 @@
 # 127.0.0.1:4000 and :4001) and two topic servers (admin API on :4100 and
 # :4101), all on loopback and joined to the first topic server. Ctrl-C stops
 # them all gracefully.
+#
+# Every process runs with --failure-detection fast: on loopback a process that
+# dies (kill -9) is declared dead in well under a second, and its topics are
+# taken over by the other topic server. The default, lan, takes a few seconds
+# and sends less gossip; use it on real networks.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -60,12 +65,13 @@ start() {
   https+=("$http")
 }
 seed=127.0.0.1:7946
-start topic-1 127.0.0.1:4100 "$tmp/ringcast-topic" --name topic-1 --gossip 127.0.0.1:7946 --peer 127.0.0.1:7956 --http 127.0.0.1:4100
+fast=(--failure-detection fast)
+start topic-1 127.0.0.1:4100 "$tmp/ringcast-topic" "${fast[@]}" --name topic-1 --gossip 127.0.0.1:7946 --peer 127.0.0.1:7956 --http 127.0.0.1:4100
 # The others join the first: give it a moment to listen.
 for _ in $(seq 50); do curl -fs http://127.0.0.1:4100/healthz >/dev/null && break; sleep 0.1; done
-start topic-2 127.0.0.1:4101 "$tmp/ringcast-topic" --name topic-2 --gossip 127.0.0.1:7947 --peer 127.0.0.1:7957 --http 127.0.0.1:4101 --join "$seed"
-start gateway-1 127.0.0.1:4000 "$tmp/ringcast-ws" --name gateway-1 --gossip 127.0.0.1:7948 --peer 127.0.0.1:7958 --listen 127.0.0.1:4000 --roles gateway --join "$seed"
-start gateway-2 127.0.0.1:4001 "$tmp/ringcast-ws" --name gateway-2 --gossip 127.0.0.1:7949 --peer 127.0.0.1:7959 --listen 127.0.0.1:4001 --roles gateway --join "$seed"
+start topic-2 127.0.0.1:4101 "$tmp/ringcast-topic" "${fast[@]}" --name topic-2 --gossip 127.0.0.1:7947 --peer 127.0.0.1:7957 --http 127.0.0.1:4101 --join "$seed"
+start gateway-1 127.0.0.1:4000 "$tmp/ringcast-ws" "${fast[@]}" --name gateway-1 --gossip 127.0.0.1:7948 --peer 127.0.0.1:7958 --listen 127.0.0.1:4000 --roles gateway --join "$seed"
+start gateway-2 127.0.0.1:4001 "$tmp/ringcast-ws" "${fast[@]}" --name gateway-2 --gossip 127.0.0.1:7949 --peer 127.0.0.1:7959 --listen 127.0.0.1:4001 --roles gateway --join "$seed"
 
 # Wait (at most 15 s) until each of the four sees all four.
 echo "waiting for the cluster to form"
@@ -83,7 +89,8 @@ done
 
 cat <<'TEXT'
 
-ringcast cluster running:
+ringcast cluster running (--failure-detection fast: a process that dies is
+declared dead in under a second):
   gateway-1  ws://127.0.0.1:4000/socket/websocket   (gossip 7948, peer 7958)
   gateway-2  ws://127.0.0.1:4001/socket/websocket   (gossip 7949, peer 7959)
   topic-1    http://127.0.0.1:4100/api/cluster       (gossip 7946, peer 7956)
@@ -103,9 +110,16 @@ Talk to it with websocat (https://github.com/vi/websocat):
 
 Or publish over HTTP:
 
-  curl -d '{"message":"hello"}' "http://127.0.0.1:4000/api/publish?topic=topics:matrix&event=event"
+  curl -d '{"message":"hello"}' "http://127.0.0.1:4000/api/publish?topic=topics:matrix&event=event&ack=replicated"
   curl http://127.0.0.1:4000/api/topics/topics:matrix
 
+Kill the topic's owner (kill -9 its PID, below) and publish again: the other
+topic server takes the topic over and the sequence goes on.
+
 TEXT
+for i in "${!names[@]}"; do
+  echo "  ${names[$i]}  PID ${pids[$i]}"
+done
+echo
 echo "logs in $tmp; Ctrl-C stops the cluster"
 wait
