@@ -17,6 +17,11 @@ import (
 // period.
 func (n *Node) now() int64 { return n.clock.Load() }
 
+// reregisterAfter is how long a node waits for an owner to acknowledge a
+// re-registration before sending it again (re-registering is idempotent; the
+// first one may have been forwarded toward an owner that failed).
+const reregisterAfter = time.Second
+
 // reconcileInterval is how often a node re-checks, besides every ring
 // change, that each topic it owns is still its own and that each local
 // topic is registered with the current owner. It repairs what a lost frame
@@ -124,7 +129,7 @@ func (n *Node) reconcile() {
 		owner, _ := n.ownerName(lt.name)
 		lt.mu.Lock()
 		stale := !lt.removed && owner != "" && lt.based &&
-			(lt.owner != owner || !lt.confirmed && now.Sub(lt.regAt) > n.cfg.RequestTimeout)
+			(lt.owner != owner || !lt.confirmed && now.Sub(lt.regAt) > reregisterAfter)
 		lt.mu.Unlock()
 		if stale {
 			n.register(lt, false)

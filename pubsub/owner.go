@@ -59,7 +59,15 @@ type ownedTopic struct {
 type ownerOp struct {
 	pub   *pubReq
 	sub   *subReq
+	hist  *histReq
 	unsub string // origin node of an unsubscribe
+}
+
+// histReq is a history request from another node, held while the topic is
+// claimed.
+type histReq struct {
+	from string
+	m    transport.HistoryRequest
 }
 
 // pubReq is a publish travelling toward the topic's owner.
@@ -229,7 +237,10 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 			req.done = make(chan pubResult, 1)
 		}
 		done := req.done
-		req.reqID = n.pending.add(target, 0, func(_ string, msg transport.Message, err error) {
+		// The caller's context bounds the wait too, but a request whose
+		// answer was lost (forwarded toward an owner that failed) must not
+		// hold it longer than RequestTimeout.
+		req.reqID = n.pending.add(target, n.cfg.RequestTimeout, func(_ string, msg transport.Message, err error) {
 			var res pubResult
 			if ack, ok := msg.(*transport.PublishAck); ok {
 				res = pubResult{epoch: ack.Epoch, seq: ack.Seq, err: codeError(ack.Code, ack.Err)}
@@ -552,6 +563,8 @@ func (n *Node) runQueuedLocked(ot *ownedTopic) {
 			}
 		case op.sub != nil:
 			n.subscribeLocked(ot, op.sub)
+		case op.hist != nil:
+			n.replyHistoryLocked(ot, op.hist.from, &op.hist.m)
 		default:
 			n.unsubscribeLocked(ot, op.unsub, 0)
 		}

@@ -2,10 +2,16 @@ package pubsub
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"time"
 
 	"github.com/ringcast/ringcast/transport"
 )
+
+// historyRetry is the pause before asking an owner again that could not
+// serve a history request yet.
+const historyRetry = 50 * time.Millisecond
 
 // historyPage is what an owner says about a range of a topic's history.
 type historyPage struct {
@@ -19,11 +25,24 @@ type historyPage struct {
 // fetched in several pages.
 func (n *Node) historyReplyBytes() int { return max(n.cfg.MaxPayload, 256<<10) }
 
-// readHistory reads a page of an owned topic's history. It reports false
-// when this node does not serve the topic (not the owner, or still
-// claiming it).
+// servedTopic returns the owner state of a topic this node serves,
+// starting a claim when the ring says this node owns a topic it holds no
+// state for (a history request can be the first to arrive after a
+// failover). It returns nil when another node serves the topic.
+func (n *Node) servedTopic(topic string) *ownedTopic {
+	if ot := n.owned.get(topic); ot != nil {
+		return ot
+	}
+	if owner, err := n.ownerName(topic); err != nil || owner != n.name {
+		return nil
+	}
+	return n.ownedTopicFor(topic)
+}
+
+// readHistory reads a page of a served topic's history. It reports false
+// when this node does not serve the topic, or is still claiming it.
 func (n *Node) readHistory(topic string, after, until uint64) (historyPage, bool) {
-	ot := n.owned.get(topic)
+	ot := n.servedTopic(topic)
 	if ot == nil {
 		return historyPage{}, false
 	}
@@ -32,19 +51,40 @@ func (n *Node) readHistory(topic string, after, until uint64) (historyPage, bool
 	if ot.state != stateReady {
 		return historyPage{}, false
 	}
+	return n.historyPageLocked(ot, after, until), true
+}
+
+func (n *Node) historyPageLocked(ot *ownedTopic, after, until uint64) historyPage {
 	p := historyPage{epoch: ot.epoch, seq: ot.seq, oldest: ot.hist.oldest()}
 	if p.oldest == 0 {
 		p.oldest = ot.seq + 1
 	}
 	p.entries = ot.hist.window(after, until, n.historyReplyBytes())
-	return p, true
+	return p
 }
 
 // onHistoryRequest answers a subscriber node that repairs a gap or a
-// subscription that recovers with Since.
+// subscription that recovers with Since. A topic being claimed answers once
+// it is ready.
 func (n *Node) onHistoryRequest(from string, m *transport.HistoryRequest) {
+	if ot := n.servedTopic(m.Topic); ot != nil {
+		ot.mu.Lock()
+		defer ot.mu.Unlock()
+		if ot.state == stateClaiming && len(ot.queued) < maxQueued {
+			ot.queued = append(ot.queued, ownerOp{hist: &histReq{from: from, m: *m}})
+			return
+		}
+		n.replyHistoryLocked(ot, from, m)
+		return
+	}
+	n.replyHistoryLocked(nil, from, m)
+}
+
+// replyHistoryLocked answers m from ot (nil: not served here). ot.mu held.
+func (n *Node) replyHistoryLocked(ot *ownedTopic, from string, m *transport.HistoryRequest) {
 	reply := &transport.History{ReqID: m.ReqID, Topic: m.Topic}
-	if p, ok := n.readHistory(m.Topic, m.After, m.Until); ok {
+	if ot != nil && ot.state == stateReady {
+		p := n.historyPageLocked(ot, m.After, m.Until)
 		reply.Epoch, reply.Seq, reply.Oldest, reply.Entries = p.epoch, p.seq, p.oldest, p.entries
 		if m.Limit > 0 && len(reply.Entries) > int(m.Limit) {
 			reply.Entries = reply.Entries[:m.Limit]
@@ -92,7 +132,8 @@ func (n *Node) requestHistory(owner, topic string, after, until uint64, done fun
 }
 
 // fetchHistory collects the history of topic in (after, until] from its
-// owner, page by page, waiting until ctx is done.
+// owner, page by page, waiting until ctx is done. An owner that is not
+// serving the topic yet (it is taking it over) is asked again.
 func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint64) (historyPage, error) {
 	var all historyPage
 	for {
@@ -123,6 +164,16 @@ func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint
 			return historyPage{}, ctx.Err()
 		case <-n.done:
 			return historyPage{}, ErrClosed
+		}
+		if errors.Is(r.err, ErrUnavailable) {
+			select {
+			case <-time.After(historyRetry):
+				continue
+			case <-ctx.Done():
+				return historyPage{}, fmt.Errorf("%w (last: %w)", ctx.Err(), r.err)
+			case <-n.done:
+				return historyPage{}, ErrClosed
+			}
 		}
 		if r.err != nil {
 			return historyPage{}, r.err

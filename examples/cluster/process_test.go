@@ -338,7 +338,7 @@ type clusterInfo struct {
 type topicState struct {
 	Topic string `json:"topic"`
 	Owner string `json:"owner"`
-	Epoch uint64 `json:"epoch"`
+	Epoch uint64 `json:"epoch,string"`
 	Seq   uint64 `json:"seq"`
 }
 

@@ -182,7 +182,7 @@ func (a *API) cluster(w http.ResponseWriter, r *http.Request) {
 type TopicState struct {
 	Topic string `json:"topic"`
 	Owner string `json:"owner"`
-	Epoch uint64 `json:"epoch"`
+	Epoch uint64 `json:"epoch,string"` // a string: JavaScript cannot hold it exactly
 	Seq   uint64 `json:"seq"`
 }
 
