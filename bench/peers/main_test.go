@@ -1,0 +1,164 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m)
+}
+
+// quick are settings for tests: short runs, tight deadlines.
+var quick = settings{
+	duration: 200 * time.Millisecond,
+	warmup:   50 * time.Millisecond,
+	drain:    10 * time.Second,
+	stall:    5 * time.Second,
+	setup:    30 * time.Second,
+}
+
+// needRedis skips t when redis-server is missing, unless CI is set: there
+// the Redis comparison is required and its absence is a failure.
+func needRedis(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("redis-server"); err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("CI is set but redis-server is not installed: %v", err)
+		}
+		t.Skip("redis-server not installed (apt-get install redis-server); skipping the Redis comparison")
+	}
+}
+
+func findWorkload(t *testing.T, id string) workload {
+	t.Helper()
+	for _, w := range workloads() {
+		if w.id == id {
+			return w
+		}
+	}
+	t.Fatalf("no workload %q", id)
+	return workload{}
+}
+
+// TestSystems runs a fan-out and a paced workload against every system and
+// checks that every delivery arrived and was timed.
+func TestSystems(t *testing.T) {
+	for _, f := range allSystems {
+		t.Run(f.name, func(t *testing.T) {
+			if strings.HasPrefix(f.name, "redis") {
+				needRedis(t)
+			}
+			for _, id := range []string{"W1-1", "W2-max", "W2-2000"} {
+				w := findWorkload(t, id)
+				res, err := runOne(context.Background(), f, w, quick)
+				if err != nil {
+					t.Fatalf("%s: %v", id, err)
+				}
+				if res.Published == 0 || res.Delivered != res.Expected || res.Lost != 0 || res.Stalled {
+					t.Fatalf("%s: published %d, delivered %d of %d, lost %d, stalled %v",
+						id, res.Published, res.Delivered, res.Expected, res.Lost, res.Stalled)
+				}
+				if res.DeliveriesPS <= 0 || res.P50us <= 0 || res.P99us < res.P50us {
+					t.Fatalf("%s: implausible result %+v", id, res)
+				}
+				if id == "W2-2000" && res.MessagesPS > pacedRate*1.2 {
+					t.Fatalf("%s: %.0f messages/s, paced at %d", id, res.MessagesPS, pacedRate)
+				}
+			}
+		})
+	}
+}
+
+// TestRedisStartStop checks that the Redis server this program starts is
+// gone, socket directory included, once stopped.
+func TestRedisStartStop(t *testing.T) {
+	needRedis(t)
+	p, err := startRedisProcess(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pid := p.cmd.Process.Pid
+	if err := p.stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(p.dir); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("%s still exists: %v", p.dir, err)
+	}
+	if _, err := os.Stat(filepath.Join("/proc", strconv.Itoa(pid))); err == nil {
+		t.Fatalf("redis-server %d still running", pid)
+	}
+}
+
+// TestRunWritesResults runs the command end to end on one workload and
+// checks the table and the CSV it writes.
+func TestRunWritesResults(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"-systems", "ringcast,nats", "-workloads", "W1-1", "-duration", "100ms", "-warmup", "0s", "-out", dir}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	if !strings.Contains(out.String(), "| W1-1 | ringcast |") || !strings.Contains(out.String(), "| W1-1 | nats |") {
+		t.Fatalf("table lacks a row:\n%s", out.String())
+	}
+	if !strings.Contains(out.String(), "1.00x") {
+		t.Fatalf("ringcast's own ratio is not 1.00x:\n%s", out.String())
+	}
+	f, err := os.Open(filepath.Join(dir, "results.csv"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rows) != 3 || rows[0][0] != "workload" || rows[1][1] != "ringcast" || rows[2][1] != "nats" {
+		t.Fatalf("results.csv: %q", rows)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "results.json")); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestFlags(t *testing.T) {
+	for _, args := range [][]string{
+		{"-systems", "kafka"},
+		{"-workloads", "W9"},
+		{"-duration", "0s"},
+		{"extra"},
+	} {
+		var errOut bytes.Buffer
+		if code := run(args, &bytes.Buffer{}, &errOut); code != 2 {
+			t.Errorf("%q: exit %d, want 2 (%s)", args, code, errOut.String())
+		}
+	}
+}
+
+func TestHistogram(t *testing.T) {
+	var h histogram
+	for v := int64(1); v <= 100000; v++ {
+		h.record(v * 1000) // 1 µs .. 100 ms, uniform
+	}
+	for _, c := range []struct{ q, want float64 }{{0.5, 50e6}, {0.99, 99e6}} {
+		got := h.quantile(c.q)
+		if got < c.want*0.93 || got > c.want*1.07 {
+			t.Errorf("quantile(%v) = %.0f, want %.0f ±7%%", c.q, got, c.want)
+		}
+	}
+	if h.max.Load() != 100e6 {
+		t.Errorf("max = %d", h.max.Load())
+	}
+}

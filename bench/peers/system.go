@@ -1,0 +1,154 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ringcast/ringcast/pubsub"
+	"github.com/ringcast/ringcast/transport"
+)
+
+// System is one pub/sub system under comparison, running as a cluster of
+// nodes on this machine. A node is where subscribers and publishers
+// attach: a ringcast Node, a NATS server (with one client connection per
+// node), or one client connection to the Redis server.
+type System interface {
+	// Name identifies the system in results.
+	Name() string
+	// Subscribe attaches one subscriber of topic to node. fn gets the send
+	// time of each message (0 for probes); it is called sequentially for
+	// one subscriber, concurrently for different ones, and must not block.
+	// The subscription may become live cluster-wide only later: workloads
+	// probe before they measure.
+	Subscribe(ctx context.Context, node int, topic string, fn func(sent int64)) error
+	// Publish sends data from node without waiting for its delivery. data
+	// may be reused once Publish returns.
+	Publish(ctx context.Context, node int, topic string, data []byte) error
+	// Flush sends whatever Publish buffered on node.
+	Flush(ctx context.Context, node int) error
+	// Close stops the system and everything it started.
+	Close() error
+}
+
+// factory starts a system of n nodes.
+type factory struct {
+	name  string
+	start func(ctx context.Context, n int) (System, error)
+}
+
+// errUnavailable is returned by a factory whose system cannot run here
+// (redis-server not installed).
+var errUnavailable = errors.New("peers: system unavailable")
+
+// ringcastSystem is ringcast: n in-process nodes on 127.0.0.1 with fast
+// gossip; publishes use AckNone.
+type ringcastSystem struct {
+	nodes []*pubsub.Node
+	mu    sync.Mutex
+	subs  []*pubsub.Subscription
+}
+
+func startRingcast(ctx context.Context, n int) (System, error) {
+	s := &ringcastSystem{}
+	for i := range n {
+		cfg := pubsub.Config{NodeName: "n" + strconv.Itoa(i), Gossip: benchGossip()}
+		if i > 0 {
+			cfg.Seeds = []string{s.nodes[0].GossipAddr()}
+		}
+		nd, err := pubsub.New(cfg)
+		if err != nil {
+			_ = s.Close()
+			return nil, err
+		}
+		s.nodes = append(s.nodes, nd)
+	}
+	err := poll(ctx, func() bool {
+		for _, nd := range s.nodes {
+			if len(nd.Members()) != n {
+				return false
+			}
+		}
+		return true
+	})
+	if err != nil {
+		_ = s.Close()
+		return nil, fmt.Errorf("ringcast cluster did not converge: %w", err)
+	}
+	return s, nil
+}
+
+func (s *ringcastSystem) Name() string { return "ringcast" }
+
+func (s *ringcastSystem) Subscribe(ctx context.Context, node int, topic string, fn func(int64)) error {
+	sub, err := s.nodes[node].SubscribeFunc(ctx, topic, func(m pubsub.Message) { fn(sentAt(m.Data)) })
+	if err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.subs = append(s.subs, sub)
+	s.mu.Unlock()
+	return nil
+}
+
+// Publish retries, after a short pause, while the link toward the owner is
+// full (transport.ErrQueueFull): back-pressure, as a NATS client's
+// buffered writer and Redis's pipeline round trips give their publishers.
+func (s *ringcastSystem) Publish(ctx context.Context, node int, topic string, data []byte) error {
+	for {
+		_, err := s.nodes[node].Publish(ctx, topic, data, pubsub.WithAck(pubsub.AckNone))
+		if err == nil || !errors.Is(err, transport.ErrQueueFull) {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(50 * time.Microsecond):
+		}
+	}
+}
+
+// benchGossip is pubsub.FastGossip with a failure detector that tolerates
+// saturated CPUs: FastGossip's 50 ms probe timeout declares busy nodes dead
+// while a run keeps both cores busy, and these runs measure throughput,
+// not failure detection.
+func benchGossip() pubsub.GossipConfig {
+	g := pubsub.FastGossip()
+	g.ProbeInterval = time.Second
+	g.ProbeTimeout = 500 * time.Millisecond
+	g.SuspicionMult = 5
+	return g
+}
+
+func (s *ringcastSystem) Flush(context.Context, int) error { return nil }
+
+func (s *ringcastSystem) Close() error {
+	s.mu.Lock()
+	subs := s.subs
+	s.subs = nil
+	s.mu.Unlock()
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+	var wg sync.WaitGroup
+	for _, nd := range s.nodes {
+		wg.Go(func() { _ = nd.Close() })
+	}
+	wg.Wait()
+	return nil
+}
+
+// poll calls cond every few milliseconds until it holds or ctx ends.
+func poll(ctx context.Context, cond func() bool) error {
+	for !cond() {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(2 * time.Millisecond):
+		}
+	}
+	return nil
+}
