@@ -133,18 +133,20 @@ type Config struct {
 
 // FastTimings returns a copy of c with aggressive failure-detection timings,
 // meant for tests and small clusters on one host or a fast LAN: probe every
-// 100 ms with a 50 ms timeout, gossip every 20 ms, suspicion multiplier 2,
+// 200 ms with a 100 ms timeout, gossip every 20 ms, suspicion multiplier 2,
 // push/pull every 1 s and a 1 s TCP timeout.
 //
 // With these timings a member that stops without leaving is declared failed
-// once some member probes it (each member probes one peer per 100 ms, in
-// turn), the probe round ends (100 ms) and the suspicion timeout runs out
-// (2 × 100 ms for clusters of up to 10 members); the verdict then spreads in
-// a few 20 ms gossip rounds. That is about 0.4 s plus at most 0.1 s per
-// member, well under 2 s for clusters of up to 10 members on a healthy host.
+// once some member probes it (each member probes one peer per 200 ms, in
+// turn), the probe round ends (200 ms) and the suspicion timeout runs out
+// (2 × 200 ms for clusters of up to 10 members); the verdict then spreads in
+// a few 20 ms gossip rounds. That is about 0.6 s plus at most 0.2 s per
+// member: under 2 s for clusters of up to 6 members on a healthy host. A
+// 100 ms probe timeout leaves a busy host some slack; a 50 ms one made
+// loaded test machines declare live members dead.
 func (c Config) FastTimings() Config {
-	c.ProbeInterval = 100 * time.Millisecond
-	c.ProbeTimeout = 50 * time.Millisecond
+	c.ProbeInterval = 200 * time.Millisecond
+	c.ProbeTimeout = 100 * time.Millisecond
 	c.GossipInterval = 20 * time.Millisecond
 	c.SuspicionMult = 2
 	c.PushPullInterval = time.Second

@@ -127,7 +127,7 @@ func TestFastTimings(t *testing.T) {
 	if base.ProbeInterval != time.Hour {
 		t.Fatal("FastTimings changed its receiver")
 	}
-	if fast.NodeName != "x" || fast.ProbeInterval != 100*time.Millisecond || fast.ProbeTimeout != 50*time.Millisecond ||
+	if fast.NodeName != "x" || fast.ProbeInterval != 200*time.Millisecond || fast.ProbeTimeout != 100*time.Millisecond ||
 		fast.GossipInterval != 20*time.Millisecond || fast.SuspicionMult != 2 ||
 		fast.PushPullInterval != time.Second || fast.TCPTimeout != time.Second {
 		t.Fatalf("FastTimings = %+v", fast)
