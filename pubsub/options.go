@@ -24,8 +24,10 @@ type publishOptions struct {
 	ack Ack
 }
 
-// applyPublishOptions is kept apart from Publish so that the options only
-// escape to the heap when there are some.
+// applyPublishOptions is kept apart from Publish, and not inlined into it,
+// so that the options only escape to the heap when there are some.
+//
+//go:noinline
 func applyPublishOptions(opts []PublishOption) publishOptions {
 	var o publishOptions
 	for _, opt := range opts {
