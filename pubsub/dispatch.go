@@ -40,6 +40,16 @@ func (d *dispatcher) enqueue(s *Subscription) {
 	d.mu.Unlock()
 }
 
+// requeue puts back a subscription a worker has not finished with. Unlike
+// enqueue it works while closing: the workers drain the queue before they
+// stop, so every ended subscription is finished (detached, OnClose called).
+func (d *dispatcher) requeue(s *Subscription) {
+	d.mu.Lock()
+	d.queue = append(d.queue, s)
+	d.cond.Signal()
+	d.mu.Unlock()
+}
+
 func (d *dispatcher) next() (*Subscription, bool) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -69,7 +79,7 @@ func (d *dispatcher) work() {
 			return
 		}
 		if s.dispatchBatch() {
-			d.enqueue(s)
+			d.requeue(s)
 		}
 	}
 }

@@ -127,6 +127,8 @@ func (n *Node) reconcile() {
 	n.reconcileReplicas(v, now)
 	for _, lt := range n.local.all() {
 		owner, _ := n.ownerName(lt.name)
+		reg := &n.regMu[shardOf(lt.name)]
+		reg.Lock()
 		lt.mu.Lock()
 		stale := !lt.removed && owner != "" && lt.based &&
 			(lt.owner != owner || !lt.confirmed && now.Sub(lt.regAt) > reregisterAfter)
@@ -134,6 +136,7 @@ func (n *Node) reconcile() {
 		if stale {
 			n.register(lt, false)
 		}
+		reg.Unlock()
 	}
 }
 
@@ -241,8 +244,11 @@ func (n *Node) handOffAll(ctx context.Context) error {
 }
 
 // Close stops the node at once, without handing its topics off: the
-// cluster sees it as failed. Subscriptions end with ErrClosed. Close is
-// idempotent and returns when every goroutine of the node has stopped.
+// cluster sees it as failed. Subscriptions end with ErrClosed; handlers of
+// SubscribeFunc are not called after that, and OnClose is. Close is
+// idempotent and returns when every goroutine of the node has stopped, so
+// it must not be called from a SubscribeFunc handler or an OnClose
+// function (they run on the node's workers): start a goroutine for that.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
 		close(n.done)
@@ -256,6 +262,7 @@ func (n *Node) Close() error {
 			}
 			lt.mu.Unlock()
 			for _, s := range subs {
+				s.stopped.Store(true)
 				if s.end(ErrClosed) && s.fn == nil {
 					n.local.remove(s)
 				}

@@ -13,19 +13,20 @@ type localTopic struct {
 	name  string
 	ready chan struct{} // closed when the first registration completed
 
-	mu        sync.Mutex
-	subs      []*Subscription // copied on write
-	regErr    error           // outcome of the first registration
-	owner     string          // node this topic is registered with
-	confirmed bool            // the owner acknowledged the registration
-	regAt     time.Time       // when the registration in flight was sent
-	removed   bool            // no longer in the table (last subscriber left)
-	based     bool            // epoch and last are known
-	epoch     uint64
-	last      uint64            // seq of the last message delivered
-	pending   map[uint64][]byte // messages after a gap, by seq
-	gapTimer  *time.Timer       // armed while pending is not empty
-	repairing bool              // a history request for the gap is out
+	mu          sync.Mutex
+	subs        []*Subscription // copied on write
+	regErr      error           // outcome of the first registration
+	owner       string          // node this topic is registered with
+	confirmed   bool            // the owner acknowledged the registration
+	regAt       time.Time       // when the registration in flight was sent
+	removed     bool            // no longer in the table (last subscriber left)
+	based       bool            // epoch and last are known
+	epoch       uint64
+	last        uint64            // seq of the last message delivered
+	pending     map[uint64][]byte // messages after a gap, by seq
+	gapTimer    *time.Timer       // armed while pending is not empty
+	repairing   bool              // a history request for the gap is out
+	gapDeadline time.Time         // when the oldest gap is given up
 }
 
 type localShard struct {
@@ -138,7 +139,10 @@ const maxPending = 4096
 // subscriptions, in sequence order, dropping duplicates and holding
 // messages that arrive after a gap until the gap fills or GapTimeout
 // passes. It never blocks.
-func (n *Node) deliver(topic string, epoch, seq uint64, data []byte) {
+//
+// from is the node that sent the message (this node for a local owner): it
+// holds the history before seq, so a gap is repaired from it.
+func (n *Node) deliver(from, topic string, epoch, seq uint64, data []byte) {
 	lt := n.local.get(topic)
 	if lt == nil {
 		n.stats.unrouted.Add(1)
@@ -176,29 +180,38 @@ func (n *Node) deliver(topic string, epoch, seq uint64, data []byte) {
 			lt.drainPending(n, true)
 			return
 		}
-		if lt.gapTimer == nil {
-			lt.gapTimer = time.AfterFunc(n.cfg.GapTimeout, func() { n.gapExpired(lt) })
-		} else if len(lt.pending) == 1 {
-			lt.gapTimer.Reset(n.cfg.GapTimeout)
+		if len(lt.pending) == 1 {
+			lt.gapDeadline = time.Now().Add(n.cfg.GapTimeout)
+			if lt.gapTimer == nil {
+				lt.gapTimer = time.AfterFunc(n.cfg.GapTimeout, func() { n.gapExpired(lt) })
+			} else {
+				lt.gapTimer.Reset(n.cfg.GapTimeout)
+			}
 		}
-		n.repairGap(lt, seq-1)
+		n.repairGap(lt, from, seq-1)
 	}
 }
 
-// repairGap asks the topic's owner for the messages missing before until
-// (a frame lost with a broken link, or numbers skipped by a failover). The
-// gap timer stays armed in case the owner cannot answer. lt.mu held.
-func (n *Node) repairGap(lt *localTopic, until uint64) {
-	if lt.repairing || lt.owner == "" || lt.owner == n.name {
+// repairGap asks the node that sent a message after a gap (the topic's
+// owner, even when this node's view does not know it yet) for the messages
+// missing before until: a frame lost with a broken link, or numbers skipped
+// by a failover. The gap timer stays armed in case nobody can answer. lt.mu
+// held.
+func (n *Node) repairGap(lt *localTopic, from string, until uint64) {
+	target := from
+	if target == "" {
+		target = lt.owner
+	}
+	if lt.repairing || target == "" || target == n.name {
 		return
 	}
 	lt.repairing = true
 	after, epoch := lt.last, lt.epoch
 	n.stats.repairs.Add(1)
-	err := n.requestHistory(lt.owner, lt.name, after, until, func(p historyPage, err error) {
+	err := n.requestHistory(target, lt.name, after, until, func(p historyPage, err error) {
 		if err == nil && p.epoch == epoch {
 			for _, e := range p.entries {
-				n.deliver(lt.name, p.epoch, e.Seq, e.Data)
+				n.deliver(target, lt.name, p.epoch, e.Seq, e.Data)
 			}
 		}
 		lt.mu.Lock()
@@ -238,7 +251,10 @@ func (lt *localTopic) drainPending(n *Node, skip bool) {
 	if skip {
 		low := lowestPending(lt.pending)
 		n.stats.gaps.Add(1)
-		n.stats.lost.Add(low - lt.last - 1)
+		if skipped := low - lt.last - 1; skipped < failoverSeqGap {
+			// A failover's skip holds no messages: count only real losses.
+			n.stats.lost.Add(skipped)
+		}
 		n.log.Warn("gave up waiting for missing messages", "topic", lt.name, "from", lt.last+1, "to", low-1)
 		lt.last = low - 1
 	}
@@ -261,10 +277,18 @@ func (lt *localTopic) drainPending(n *Node, skip bool) {
 	}
 }
 
+// gapExpired gives up waiting for the messages missing before the held
+// ones. It waits longer while the topic's registration with a new owner is
+// unconfirmed (the new owner's answer says where replay starts), and
+// ignores a firing meant for a gap that has since been filled.
 func (n *Node) gapExpired(lt *localTopic) {
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	if lt.removed || len(lt.pending) == 0 {
+		return
+	}
+	if wait := time.Until(lt.gapDeadline); wait > 0 || !lt.confirmed {
+		lt.gapTimer.Reset(max(wait, n.cfg.GapTimeout/4))
 		return
 	}
 	lt.drainPending(n, true)

@@ -21,9 +21,15 @@ type Node struct {
 	name string
 	log  *slog.Logger
 
-	ring     *ring.Ring
-	tr       *transport.Transport
-	local    *localTable
+	ring  *ring.Ring
+	tr    *transport.Transport
+	local *localTable
+	// regMu serialises, per shard of topics, a topic's registration
+	// changes: first subscriber and registration, last subscriber and
+	// unregistration, re-registration. Without it an unsubscribe could
+	// overtake the subscribe that followed it and leave that subscription
+	// deaf. It is the outermost lock.
+	regMu    [shardCount]sync.Mutex
 	owned    *ownerTable
 	replicas *replicaTable
 	pending  *pendingTable
@@ -214,7 +220,8 @@ func (n *Node) Subscribe(ctx context.Context, topic string, opts ...SubscribeOpt
 // must return quickly and must not block on other subscriptions (hand slow
 // work to a goroutine of your own): a blocked fn holds a worker, and its
 // buffer overflowing ends the subscription like any slow consumer. Use
-// OnClose to learn that the node ended the subscription.
+// OnClose to learn that the node ended the subscription. Neither fn nor the
+// OnClose function may call Close or Shutdown directly (see Close).
 func (n *Node) SubscribeFunc(ctx context.Context, topic string, fn func(Message), opts ...SubscribeOption) (*Subscription, error) {
 	if fn == nil {
 		return nil, errors.New("pubsub: SubscribeFunc with a nil function")
@@ -234,10 +241,13 @@ func (n *Node) subscribe(ctx context.Context, topic string, fn func(Message), op
 		return nil, ErrClosed
 	}
 	s := newSubscription(n, topic, fn, o)
+	reg := &n.regMu[shardOf(topic)]
+	reg.Lock()
 	lt, first := n.local.add(s)
 	if first {
 		n.register(lt, true)
 	}
+	reg.Unlock()
 	select {
 	case <-lt.ready:
 	case <-ctx.Done():
@@ -338,6 +348,9 @@ func (n *Node) onRegistered(lt *localTopic, first bool, owner string, epoch, seq
 // detach removes s from its topic and tells the owner when it was the last
 // local subscriber (N→0).
 func (n *Node) detach(s *Subscription) {
+	reg := &n.regMu[shardOf(s.topic)]
+	reg.Lock()
+	defer reg.Unlock()
 	owner, last := n.local.remove(s)
 	if !last {
 		return

@@ -167,7 +167,7 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 		if len(ot.queued) >= maxQueued {
 			return pubResult{err: fmt.Errorf("%w: topic %q is changing owner and its queue is full", ErrUnavailable, req.topic)}, true
 		}
-		if req.origin == n.name && req.done == nil {
+		if req.origin == n.name && req.done == nil && req.reqID == 0 {
 			req.done = make(chan pubResult, 1)
 		}
 		ot.queued = append(ot.queued, ownerOp{pub: req})
@@ -195,7 +195,7 @@ func (n *Node) fanout(ot *ownedTopic, seq uint64, data []byte) {
 	var frame []byte
 	for _, node := range ot.nodes {
 		if node == n.name {
-			n.deliver(ot.name, ot.epoch, seq, data)
+			n.deliver(n.name, ot.name, ot.epoch, seq, data)
 			continue
 		}
 		if frame == nil {
@@ -209,10 +209,8 @@ func (n *Node) fanout(ot *ownedTopic, seq uint64, data []byte) {
 
 // replyPublish returns a publish result to its origin.
 func (n *Node) replyPublish(req *pubReq, res pubResult) {
-	if req.origin == n.name {
-		if req.done != nil {
-			req.done <- res
-		}
+	if req.done != nil {
+		req.done <- res
 		return
 	}
 	if req.reqID == 0 {
@@ -221,6 +219,12 @@ func (n *Node) replyPublish(req *pubReq, res pubResult) {
 	ack := &transport.PublishAck{ReqID: req.reqID, Epoch: res.epoch, Seq: res.seq, Code: errorCode(res.err)}
 	if res.err != nil {
 		ack.Err = res.err.Error()
+	}
+	if req.origin == n.name {
+		// This node's own request came back to it through nodes whose views
+		// disagreed: its waiter is in the pending table.
+		n.pending.complete(n.name, req.reqID, ack)
+		return
 	}
 	if err := n.sendMsg(req.origin, ack); err != nil {
 		n.stats.sendErrors.Add(1)
@@ -305,7 +309,7 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 	n.replySubscribe(req, ot.epoch, max(resume, req.since), nil)
 	for _, e := range entries {
 		if req.origin == n.name {
-			n.deliver(ot.name, ot.epoch, e.Seq, e.Data)
+			n.deliver(n.name, ot.name, ot.epoch, e.Seq, e.Data)
 			continue
 		}
 		m := &transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: e.Seq, Data: e.Data}
@@ -317,15 +321,18 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 }
 
 func (n *Node) replySubscribe(req *subReq, epoch, seq uint64, err error) {
-	if req.origin == n.name {
-		if req.done != nil {
-			req.done(n.name, epoch, seq, err)
-		}
+	if req.done != nil {
+		req.done(n.name, epoch, seq, err)
 		return
 	}
 	ack := &transport.SubscribeAck{ReqID: req.reqID, Epoch: epoch, Seq: seq, Code: errorCode(err)}
 	if err != nil {
 		ack.Err = err.Error()
+	}
+	if req.origin == n.name {
+		// Came back through nodes whose views disagreed (see replyPublish).
+		n.pending.complete(n.name, req.reqID, ack)
+		return
 	}
 	if err := n.sendMsg(req.origin, ack); err != nil {
 		n.stats.sendErrors.Add(1)
@@ -427,7 +434,7 @@ func (n *Node) startClaimTry(ot *ownedTopic, try int) {
 	})
 	c.waiting = len(targets)
 	if c.waiting == 0 {
-		c.finish(n)
+		c.finish(n, c.best)
 		return
 	}
 	for _, t := range targets {
@@ -475,31 +482,31 @@ func (c *claim) reply(n *Node, st *transport.TopicState) {
 	c.waiting--
 	// An owner's state is authoritative: no need to wait for the rest.
 	ready := !c.over && (c.waiting == 0 || c.best != nil && !c.best.Replica)
+	best := c.best
 	if ready {
 		c.over = true
 	}
 	c.mu.Unlock()
 	if ready {
-		c.finish(n)
+		c.finish(n, best)
 	}
 }
 
 // finish makes the claimed topic ready with the state gathered and runs
 // the requests queued meanwhile, in arrival order.
-func (c *claim) finish(n *Node) {
+func (c *claim) finish(n *Node, st *transport.TopicState) {
 	ot := c.ot
-	if c.best == nil && c.try < maxClaimTries && n.ring.Refresh() != c.view {
+	if st == nil && c.try < maxClaimTries && n.ring.Refresh() != c.view {
 		// Nobody had the topic, but membership changed meanwhile: the
 		// previous owner may be among the members this claim did not ask.
 		n.startClaimTry(ot, c.try+1)
 		return
 	}
 	ot.mu.Lock()
-	defer ot.mu.Unlock()
 	if ot.state != stateClaiming {
+		ot.mu.Unlock()
 		return
 	}
-	st := c.best
 	n.adoptLocked(ot, st)
 	if st != nil && st.Replica {
 		ot.seq += failoverSeqGap
@@ -508,6 +515,13 @@ func (c *claim) finish(n *Node) {
 	}
 	n.replicas.drop(ot.name)
 	n.runQueuedLocked(ot)
+	ot.mu.Unlock()
+	if n.leaving.Load() {
+		// The claim finished while this node drains: pass the topic on.
+		if m, err := n.view().Owner(ot.name); err == nil && m.Name != n.name {
+			n.handoff(ot, m.Name, nil)
+		}
+	}
 }
 
 // adoptLocked merges a topic state received from another node and makes

@@ -151,19 +151,20 @@ func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint
 				err error
 			}{p, err}
 		})
-		if err != nil {
-			return historyPage{}, err
-		}
 		var r struct {
 			p   historyPage
 			err error
 		}
-		select {
-		case r = <-ch:
-		case <-ctx.Done():
-			return historyPage{}, ctx.Err()
-		case <-n.done:
-			return historyPage{}, ErrClosed
+		if err != nil {
+			r.err = err
+		} else {
+			select {
+			case r = <-ch:
+			case <-ctx.Done():
+				return historyPage{}, ctx.Err()
+			case <-n.done:
+				return historyPage{}, ErrClosed
+			}
 		}
 		if errors.Is(r.err, ErrUnavailable) {
 			select {

@@ -150,7 +150,7 @@ func (n *Node) replicate(ot *ownedTopic, req *pubReq, res pubResult, now int64) 
 		}
 		return true
 	}
-	if req.origin == n.name && req.done == nil {
+	if req.origin == n.name && req.done == nil && req.reqID == 0 {
 		req.done = make(chan pubResult, 1)
 	}
 	w := &replicaWait{need: len(peers), req: req, res: res}

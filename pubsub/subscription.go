@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ringcast/ringcast/transport"
 )
@@ -48,6 +49,9 @@ type Subscription struct {
 	rmu sync.Mutex
 	out []Message
 	pos int
+	// stopped is set when Unsubscribe or Close ended the subscription: the
+	// handler of a SubscribeFunc is not called any more.
+	stopped atomic.Bool
 
 	mu        sync.Mutex
 	in        []Message
@@ -205,10 +209,11 @@ func (s *Subscription) take() bool {
 }
 
 // Unsubscribe ends the subscription. Messages already buffered can still be
-// read with Next. For SubscribeFunc, a call of the function already under way
-// may finish after Unsubscribe returns. Unsubscribe is idempotent and always
+// read with Next. For SubscribeFunc, no call of the function starts after
+// Unsubscribe returns; one already under way may finish. Unsubscribe is idempotent and always
 // returns nil; the error is there for interface compatibility.
 func (s *Subscription) Unsubscribe() error {
+	s.stopped.Store(true)
 	if s.end(ErrUnsubscribed) {
 		s.node.detach(s)
 	}
@@ -304,9 +309,18 @@ func (s *Subscription) scheduleLocked() {
 // at a time, so it owns out and pos meanwhile.
 func (s *Subscription) dispatchBatch() bool {
 	const dispatchMax = 256
-	if s.fn != nil && (s.pos < len(s.out) || s.take()) {
+	if s.fn != nil && s.stopped.Load() {
+		// Ended by Unsubscribe or Close: what is buffered is not handed on.
+		clear(s.out)
+		s.out, s.pos = s.out[:0], 0
+		s.mu.Lock()
+		clear(s.in)
+		s.in = s.in[:0]
+		s.mu.Unlock()
+	}
+	if s.fn != nil && !s.stopped.Load() && (s.pos < len(s.out) || s.take()) {
 		end := min(len(s.out), s.pos+dispatchMax)
-		for ; s.pos < end; s.pos++ {
+		for ; s.pos < end && !s.stopped.Load(); s.pos++ {
 			m := s.out[s.pos]
 			s.out[s.pos] = Message{}
 			s.fn(m)

@@ -18,7 +18,7 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 	case transport.FrameDeliver:
 		var m transport.Deliver
 		if n.decode(from, &m, body) {
-			n.deliver(m.Topic, m.Epoch, m.Seq, m.Data)
+			n.deliver(from, m.Topic, m.Epoch, m.Seq, m.Data)
 		}
 	case transport.FramePublish:
 		n.noteRequest()
