@@ -145,7 +145,15 @@ func (n *Node) reconcile() {
 // done), announces its departure to the cluster, then closes. Subscriptions
 // end with ErrClosed. Shutdown is idempotent; after Close it does nothing.
 func (n *Node) Shutdown(ctx context.Context) error {
-	if n.isClosed() || !n.leaving.CompareAndSwap(false, true) {
+	if n.isClosed() {
+		return n.Close()
+	}
+	if !n.leaving.CompareAndSwap(false, true) {
+		// Another Shutdown is draining: wait for it rather than cut it short.
+		select {
+		case <-n.done:
+		case <-ctx.Done():
+		}
 		return n.Close()
 	}
 	// Drain: tell the cluster this node no longer owns topics, so every

@@ -67,6 +67,10 @@ func (n *Node) historyPageLocked(ot *ownedTopic, after, until uint64) historyPag
 // subscription that recovers with Since. A topic being claimed answers once
 // it is ready.
 func (n *Node) onHistoryRequest(from string, m *transport.HistoryRequest) {
+	if ValidateTopic(m.Topic) != nil {
+		n.replyHistoryLocked(nil, from, m)
+		return
+	}
 	if ot := n.servedTopic(m.Topic); ot != nil {
 		ot.mu.Lock()
 		defer ot.mu.Unlock()
