@@ -13,13 +13,15 @@ import (
 	cws "github.com/coder/websocket"
 )
 
-// A connection runs three goroutines, all owned by the conn and ended before
-// ServeHTTP returns:
-//   - the reader (ServeHTTP's own goroutine) reads messages, answers heartbeats
-//     and malformed messages itself, and hands the rest to the worker in order;
+// A connection runs up to three goroutines, all owned by the conn and ended
+// before its serveConn goroutine (the reader) returns:
+//   - the reader reads messages, answers heartbeats and malformed messages
+//     itself, and hands the rest to the worker in order;
 //   - the worker runs joins, leaves and publishes one at a time, as Phoenix
 //     runs a channel's messages; it is started on demand and exits when idle;
-//   - the writer drains the outbound queue in batches.
+//   - the writer drains the outbound queue in batches; it is started when
+//     something is queued and exits once the queue is empty, and it sends the
+//     close message when the connection shuts down.
 //
 // conn.mu guards the queue and the joins; it is never held during I/O or a
 // broker call.
@@ -37,6 +39,12 @@ const (
 	coalesceLimit = 4096
 	// maxSpareItems bounds the queue slice kept between batches.
 	maxSpareItems = 1024
+	// idleSpareItems, idleScratchBytes and maxIdleCork bound the buffers a
+	// connection keeps once its writer goes idle: a busy connection reuses
+	// its buffers from batch to batch, an idle one does not hold on to what
+	// a burst made it grow.
+	idleSpareItems   = 16
+	idleScratchBytes = 1024
 
 	reasonSlowConsumer = "slow consumer"
 	reasonIdleTimeout  = "idle timeout"
@@ -93,14 +101,16 @@ type conn struct {
 	opCtx    context.Context
 	opCancel context.CancelFunc
 	done     chan struct{} // closed by shutdown
-	kick     chan struct{} // wakes the writer
 	ops      chan *frame   // messages for the worker
 
-	working    atomic.Bool
-	workers    sync.WaitGroup
-	writerDone chan struct{}
-	idle       *time.Timer
-	scratch    []byte // the writer's buffer for receiver prefixes
+	working atomic.Bool
+	workers sync.WaitGroup
+	writer  sync.WaitGroup // the writer goroutine; Add with mu held
+	// writeLoopFn is c.writeLoop, made once: a go statement on a method
+	// value would allocate its closure each time the writer starts.
+	writeLoopFn func()
+	idle        *time.Timer
+	scratch     []byte // the writer's buffer for receiver prefixes
 
 	ws  *cws.Conn
 	raw *corkConn
@@ -108,6 +118,7 @@ type conn struct {
 	mu           sync.Mutex
 	closed       bool
 	killed       bool
+	writing      bool // a writer goroutine runs
 	closeCode    cws.StatusCode
 	closeReason  string
 	flushOnClose bool
@@ -120,19 +131,19 @@ type conn struct {
 func newConn(h *Handler, id uint64) *conn {
 	ctx, cancel := context.WithCancel(h.ctx)
 	opCtx, opCancel := context.WithCancel(ctx)
-	return &conn{
-		h:          h,
-		id:         id,
-		ctx:        ctx,
-		cancel:     cancel,
-		opCtx:      opCtx,
-		opCancel:   opCancel,
-		done:       make(chan struct{}),
-		kick:       make(chan struct{}, 1),
-		ops:        make(chan *frame, pendingOps),
-		writerDone: make(chan struct{}),
-		joins:      make(map[string]*join),
+	c := &conn{
+		h:        h,
+		id:       id,
+		ctx:      ctx,
+		cancel:   cancel,
+		opCtx:    opCtx,
+		opCancel: opCancel,
+		done:     make(chan struct{}),
+		ops:      make(chan *frame, pendingOps),
+		joins:    make(map[string]*join),
 	}
+	c.writeLoopFn = c.writeLoop
+	return c
 }
 
 // attach hands the upgraded connection to c. It reports false if c was
@@ -141,12 +152,15 @@ func (c *conn) attach(ws *cws.Conn, raw *corkConn) bool {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.ws, c.raw = ws, raw
+	if c.closed {
+		// Shut down before it was attached: the writer sends the close message.
+		c.startWriterLocked()
+	}
 	return !c.killed
 }
 
 // serve runs the connection until it ends, then leaves every topic.
 func (c *conn) serve() {
-	go c.writeLoop()
 	c.idle = time.AfterFunc(c.h.opts.IdleTimeout, func() {
 		c.shutdown(cws.StatusPolicyViolation, reasonIdleTimeout, true)
 	})
@@ -154,7 +168,7 @@ func (c *conn) serve() {
 	c.idle.Stop()
 	c.shutdown(cws.StatusNormalClosure, "", true)
 	c.workers.Wait()
-	<-c.writerDone
+	c.writer.Wait()
 	c.cancel()
 	_ = c.raw.Close()
 
@@ -620,10 +634,18 @@ func (c *conn) pushLocked(it outItem) {
 		return
 	}
 	c.queue = append(c.queue, it)
-	select {
-	case c.kick <- struct{}{}:
-	default:
+	c.startWriterLocked()
+}
+
+// startWriterLocked starts the writer unless it runs or the connection is not
+// attached yet. The caller holds c.mu.
+func (c *conn) startWriterLocked() {
+	if c.writing || c.ws == nil {
+		return
 	}
+	c.writing = true
+	c.writer.Add(1)
+	go c.writeLoopFn()
 }
 
 // shutdown starts closing the connection: the writer sends a close message
@@ -643,6 +665,7 @@ func (c *conn) shutdownLocked(code cws.StatusCode, reason string, flush bool) {
 	c.closeCode, c.closeReason, c.flushOnClose = code, reason, flush
 	close(c.done)
 	c.opCancel()
+	c.startWriterLocked()
 }
 
 // kill cuts the connection at once: pending reads and writes fail.
@@ -658,33 +681,59 @@ func (c *conn) kill() {
 	}
 }
 
+// writeLoop writes what is queued until the queue is empty, then exits; once
+// the connection shuts down it sends the close message and exits. There is at
+// most one writeLoop at a time (c.writing).
 func (c *conn) writeLoop() {
-	defer close(c.writerDone)
+	defer c.writer.Done()
 	for {
-		select {
-		case <-c.kick:
-			if err := c.flushQueue(); err != nil {
-				c.abort(err)
-			}
-		case <-c.done:
-			c.mu.Lock()
+		c.mu.Lock()
+		if c.closed {
 			code, reason, flush := c.closeCode, c.closeReason, c.flushOnClose
 			c.mu.Unlock()
-			if flush {
-				if err := c.flushQueue(); err != nil {
-					c.abort(err)
-				}
-			}
-			// The close handshake is bounded by WriteTimeout too: a client
-			// that does not answer the close message is cut.
-			cut := time.AfterFunc(c.h.opts.WriteTimeout, func() { _ = c.raw.Close() })
-			if err := c.ws.Close(code, reason); err != nil {
-				c.h.log.Debug("websocket: close", "conn", c.id, "err", err)
-			}
-			cut.Stop()
+			c.closeWS(code, reason, flush)
 			return
 		}
+		if len(c.queue) == 0 {
+			c.trimIdleLocked()
+			c.writing = false
+			c.mu.Unlock()
+			return
+		}
+		c.mu.Unlock()
+		if err := c.flushQueue(); err != nil {
+			c.abort(err)
+		}
 	}
+}
+
+// trimIdleLocked drops the writer's buffers that a burst grew. The writer
+// calls it with c.mu held as it goes idle.
+func (c *conn) trimIdleLocked() {
+	if cap(c.spare) > idleSpareItems {
+		c.spare = nil
+	}
+	if cap(c.scratch) > idleScratchBytes {
+		c.scratch = nil
+	}
+	c.raw.trim(maxIdleCork)
+}
+
+// closeWS writes what is queued if flush is set, then runs the close
+// handshake.
+func (c *conn) closeWS(code cws.StatusCode, reason string, flush bool) {
+	if flush {
+		if err := c.flushQueue(); err != nil {
+			c.abort(err)
+		}
+	}
+	// The close handshake is bounded by WriteTimeout too: a client that does
+	// not answer the close message is cut.
+	cut := time.AfterFunc(c.h.opts.WriteTimeout, func() { _ = c.raw.Close() })
+	if err := c.ws.Close(code, reason); err != nil {
+		c.h.log.Debug("websocket: close", "conn", c.id, "err", err)
+	}
+	cut.Stop()
 }
 
 // abort ends a connection whose writes fail: without a close handshake, as

@@ -2,7 +2,9 @@ package websocket
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
+	"io"
 	"net"
 	"net/http"
 	"sync"
@@ -15,13 +17,35 @@ import (
 // connection is corked and collects the bytes, and uncork writes them at
 // once, under the write timeout.
 
-// maxRetainedCork bounds the batch buffer a connection keeps between batches.
-const maxRetainedCork = 64 << 10
+const (
+	// maxRetainedCork bounds the batch buffer a connection keeps between batches.
+	maxRetainedCork = 64 << 10
+	// maxIdleCork bounds the batch buffer kept once the writer goes idle.
+	maxIdleCork = 1024
+	// writeBufferSize is the size of the websocket library's write buffer.
+	// Batches are collected by corkConn, so the buffer only has to hold a
+	// whole control frame (a pong or a close message: a 2-byte header and at
+	// most 125 bytes of payload), which then reaches the socket in one
+	// write even when the connection is not corked.
+	writeBufferSize = 256
+	// maxControlFrame is the largest control frame the gateway sends.
+	maxControlFrame = 2 + 125
+	// readBufferSize is the size of the websocket library's read buffer: a
+	// frame header and a small message are read with one call to the
+	// socket; larger payloads are read into the message without it. An idle
+	// connection keeps this buffer, so it is small.
+	readBufferSize = 512
+)
+
+// A control frame must fit in the write buffer; see writeBufferSize.
+const _ = uint(writeBufferSize - maxControlFrame)
 
 var errNotHijacker = errors.New("websocket: http.ResponseWriter does not support hijacking")
 
 // upgradeWriter is the ResponseWriter handed to the websocket library's
-// Accept: its Hijack puts a corkConn under the upgraded connection.
+// Accept: its Hijack puts a corkConn under the upgraded connection and gives
+// it small buffers of its own, so that none of net/http's per-request
+// buffers stays reachable once ServeHTTP returns.
 type upgradeWriter struct {
 	http.ResponseWriter
 	writeTimeout time.Duration
@@ -42,7 +66,24 @@ func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, err
 	}
 	w.cc = &corkConn{Conn: conn, timeout: w.writeTimeout}
-	return w.cc, bufio.NewReadWriter(brw.Reader, bufio.NewWriter(w.cc)), nil
+	return w.cc, bufio.NewReadWriter(newConnReader(w.cc, brw.Reader), bufio.NewWriterSize(w.cc, writeBufferSize)), nil
+}
+
+// newConnReader returns a readBufferSize reader of conn that first yields
+// what br had read past the request (a client may send frames right behind
+// its upgrade request). Those bytes are already in the returned reader's
+// buffer, as the websocket library expects of a hijacked reader.
+func newConnReader(conn net.Conn, br *bufio.Reader) *bufio.Reader {
+	n := br.Buffered()
+	if n == 0 {
+		return bufio.NewReaderSize(conn, readBufferSize)
+	}
+	pending, _ := br.Peek(n)
+	r := bufio.NewReaderSize(io.MultiReader(bytes.NewReader(bytes.Clone(pending)), conn), max(readBufferSize, n))
+	// The first read of the MultiReader returns all of pending and does not
+	// touch conn.
+	_, _ = r.Peek(n)
+	return r
 }
 
 // Unwrap lets http.ResponseController reach the original ResponseWriter.
@@ -107,4 +148,14 @@ func (c *corkConn) uncork() error {
 		c.mu.Unlock()
 	}
 	return err
+}
+
+// trim drops the batch buffer if its capacity exceeds n. Only the writer
+// goroutine calls it, between batches.
+func (c *corkConn) trim(n int) {
+	c.mu.Lock()
+	if cap(c.buf) > n {
+		c.buf = nil
+	}
+	c.mu.Unlock()
 }

@@ -77,7 +77,7 @@
 //     with 1009 (message too big).
 //   - MaxTopicsPerConn (100): joins beyond it get "too many topics".
 //   - OutboundQueueBytes (1 MiB): one bounded queue per connection, drained
-//     by one writer goroutine that writes everything queued in one batch. A
+//     by a writer goroutine that writes everything queued in one batch. A
 //     client whose queue overflows is closed with 1013 (try again later) and
 //     reason "slow consumer"; it never slows other clients or the broker.
 //   - IdleTimeout (60 s): a client that sends nothing for that long (Phoenix
@@ -102,9 +102,13 @@
 //
 // # Lifecycle
 //
-// The Handler tracks its connections, as http.Server.Shutdown does not close
-// upgraded ones: [Handler.Shutdown] closes them all with 1001 (going away) and
-// waits for their goroutines; [Handler.Close] does the same with a deadline.
+// ServeHTTP returns once the connection is upgraded; the connection is then
+// served by goroutines of the Handler: a reader for as long as it lives, and
+// a writer and a worker only while it has something to write or to do, so an
+// idle connection costs one goroutine and a few KiB. The Handler tracks its
+// connections, as http.Server.Shutdown does not close upgraded ones:
+// [Handler.Shutdown] closes them all with 1001 (going away) and waits for
+// their goroutines; [Handler.Close] does the same with a deadline.
 // [Handler.Stats] reports connection, topic, frame, error and slow-consumer
 // counters.
 package websocket

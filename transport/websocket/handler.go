@@ -29,8 +29,9 @@ var errMalformedToken = errors.New("websocket: malformed auth token")
 // them to a Broker. Mount it where clients expect it (Phoenix clients append
 // "/websocket" to the socket path, so "/socket/websocket" for "/socket").
 //
-// A Handler is safe for concurrent use. http.Server.Shutdown does not close
-// upgraded connections: call Shutdown or Close on the Handler too.
+// A Handler is safe for concurrent use. It owns the goroutines of its
+// connections; http.Server.Shutdown does not close upgraded connections:
+// call Shutdown or Close on the Handler too.
 type Handler struct {
 	broker Broker
 	opts   Options
@@ -40,6 +41,11 @@ type Handler struct {
 
 	ctx    context.Context // ends when the Handler cuts its connections
 	cancel context.CancelFunc
+
+	// serving counts the connections registered and not yet done: their
+	// ServeHTTP before the upgrade, then their serveConn goroutine. Add is
+	// called with mu held while not closing, so Shutdown's Wait follows it.
+	serving sync.WaitGroup
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}
@@ -68,7 +74,8 @@ func NewHandler(b Broker, opts *Options) *Handler {
 	return h
 }
 
-// ServeHTTP upgrades the request and serves the connection until it ends.
+// ServeHTTP upgrades the request and returns: the connection is served by
+// goroutines of the Handler until it ends or the Handler shuts down.
 //
 // Before upgrading it refuses, with a plain-text body: a vsn query parameter
 // other than 2.0.0 (400), a malformed auth token (400), a failed
@@ -100,7 +107,6 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuseHTTP(w, http.StatusServiceUnavailable, "websocket: gateway shutting down")
 		return
 	}
-	defer h.unregister(c)
 
 	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: h.opts.WriteTimeout}
 	ws, err := cws.Accept(uw, r, &cws.AcceptOptions{
@@ -113,16 +119,28 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.stats.refused.Add(1)
 		h.log.Debug("websocket: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		c.cancel()
+		h.unregister(c)
+		h.serving.Done()
 		return
 	}
 	ws.SetReadLimit(h.opts.MaxMessageSize)
 	h.stats.connections.Add(1)
 	h.stats.accepted.Add(1)
-	defer h.stats.connections.Add(-1)
 	if !c.attach(ws, uw.cc) {
 		_ = uw.cc.Close()
 	}
 	h.log.Debug("websocket: connection open", "conn", c.id, "remote", r.RemoteAddr)
+	// The connection outlives the request: ServeHTTP returns so that the
+	// http.Server releases what it keeps per request.
+	go h.serveConn(c)
+}
+
+// serveConn runs an upgraded connection until it ends. It is the goroutine
+// of the connection that register counted in h.serving.
+func (h *Handler) serveConn(c *conn) {
+	defer h.serving.Done()
+	defer h.unregister(c)
+	defer h.stats.connections.Add(-1)
 	c.serve()
 	h.log.Debug("websocket: connection closed", "conn", c.id)
 }
@@ -156,8 +174,9 @@ func authToken(r *http.Request) (string, error) {
 	return "", nil
 }
 
-// register creates and tracks a connection, or returns nil if the Handler is
-// shutting down.
+// register creates and tracks a connection, counted in h.serving until the
+// caller or its serveConn goroutine calls Done, or returns nil if the
+// Handler is shutting down.
 func (h *Handler) register() *conn {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -167,6 +186,7 @@ func (h *Handler) register() *conn {
 	h.nextID++
 	c := newConn(h, h.nextID)
 	h.conns[c] = struct{}{}
+	h.serving.Add(1)
 	return c
 }
 
@@ -202,6 +222,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 	select {
 	case <-h.drained:
 		h.cancel()
+		h.serving.Wait()
 		return nil
 	case <-ctx.Done():
 	}
@@ -213,6 +234,7 @@ func (h *Handler) Shutdown(ctx context.Context) error {
 		c.kill()
 	}
 	<-h.drained
+	h.serving.Wait()
 	return ctx.Err()
 }
 
