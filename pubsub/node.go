@@ -38,6 +38,7 @@ type Node struct {
 	stats    counters
 
 	clock       atomic.Int64 // unix nanos, refreshed every reconcileInterval: see now
+	joining     atomic.Int32 // Join calls under way: the view may not show the cluster yet
 	leaving     atomic.Bool
 	drained     sync.Map     // member name -> time it stopped owning topics
 	lastRequest atomic.Int64 // unix nanos of the last request frame from a peer
@@ -121,6 +122,8 @@ func (n *Node) Join(ctx context.Context, seeds ...string) error {
 	if n.isClosed() {
 		return ErrClosed
 	}
+	n.joining.Add(1)
+	defer n.joining.Add(-1)
 	if _, err := n.ring.Join(ctx, seeds...); err != nil {
 		return fmt.Errorf("pubsub: join %v: %w", seeds, err)
 	}

@@ -403,11 +403,21 @@ func (n *Node) startClaim(ot *ownedTopic) {
 	n.startClaimTry(ot, 1)
 }
 
+// claimJoinWait is how often a claim checks whether a join has finished.
+const claimJoinWait = 10 * time.Millisecond
+
 // maxClaimTries bounds how often a claim that found nothing starts over
 // because the view changed while it ran.
 const maxClaimTries = 3
 
 func (n *Node) startClaimTry(ot *ownedTopic, try int) {
+	if n.joining.Load() > 0 && !n.isClosed() {
+		// The cluster already routes to this node, but its own view does
+		// not show the cluster yet: whom to ask is not known. Wait for the
+		// join to finish (it is bounded by the gossip TCP timeout).
+		time.AfterFunc(claimJoinWait, func() { n.startClaimTry(ot, try) })
+		return
+	}
 	// Decide whom to ask on the newest membership gossip has reported: a
 	// node that has just joined learns the cluster before its view shows it.
 	view := n.ring.Refresh()
