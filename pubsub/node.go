@@ -358,12 +358,23 @@ func (n *Node) detach(s *Subscription) {
 	if !last {
 		return
 	}
+	n.unregister(s.topic, owner)
+	// The owner recorded may be stale (it failed, or the topic moved before
+	// this node re-registered): tell the current one too, or it would keep
+	// sending to a node without subscribers.
+	if cur, err := n.ownerName(s.topic); err == nil && cur != owner {
+		n.unregister(s.topic, cur)
+	}
+}
+
+// unregister tells owner that this node has no subscriber for topic left.
+func (n *Node) unregister(topic, owner string) {
 	if owner == n.name {
-		n.ownerUnsubscribe(s.topic, n.name, 0)
+		n.ownerUnsubscribe(topic, n.name, 0)
 		return
 	}
-	if err := n.sendMsg(owner, &transport.Unsubscribe{Topic: s.topic, Origin: n.name}); err != nil && !n.isClosed() {
-		n.log.Debug("unsubscribe not sent", "topic", s.topic, "owner", owner, "err", err)
+	if err := n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil && !n.isClosed() {
+		n.log.Debug("unsubscribe not sent", "topic", topic, "owner", owner, "err", err)
 	}
 }
 

@@ -151,3 +151,27 @@ func TestBouncedPublishIsAcknowledged(t *testing.T) {
 		t.Fatal("bounced publish not acknowledged")
 	}
 }
+
+// The last subscriber leaving tells the current owner even when the owner
+// this node recorded is stale, so the owner stops sending to it.
+func TestUnsubscribeReachesCurrentOwner(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t, 20*time.Second)
+	owner, subNode := c.nodes[0], c.nodes[2]
+	topic := topicOwnedBy(t, subNode, owner.Name(), "stale")
+	sub, err := subNode.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lt := subNode.local.get(topic)
+	lt.mu.Lock()
+	lt.owner = "gone-node" // as if the owner it registered with had failed since
+	lt.mu.Unlock()
+	_ = sub.Unsubscribe()
+	waitFor(t, 5*time.Second, "the owner to forget the node", func() bool {
+		ot := owner.owned.get(topic)
+		ot.mu.Lock()
+		defer ot.mu.Unlock()
+		return len(ot.nodes) == 0
+	})
+}
