@@ -46,7 +46,12 @@ func (c *cluster) all() map[*proc]string {
 // gets the flags in extra too.
 func startCluster(t *testing.T, gateways, topics int, extra ...string) *cluster {
 	t.Helper()
-	common := []string{"--gossip", "127.0.0.1:0", "--peer", "127.0.0.1:0", "--shutdown-timeout", shutdownTimeout.String()}
+	// Loopback clusters use fast failure detection, whose push/pull every
+	// second also repairs a join that gossip missed: with the LAN timings two
+	// members joining the seed at the same moment can take up to the 30 s
+	// push/pull interval to learn of each other, longer than the tests wait.
+	common := []string{"--gossip", "127.0.0.1:0", "--peer", "127.0.0.1:0", "--shutdown-timeout", shutdownTimeout.String(),
+		"--failure-detection", "fast"}
 	common = append(common, extra...)
 	c := &cluster{}
 	first := start(t, "topic-1", topicBinary, nil, append(common, "--name", "topic-1", "--http", "127.0.0.1:0")...)
