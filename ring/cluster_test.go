@@ -560,3 +560,31 @@ func TestLeaveTogether(t *testing.T) {
 		t.Fatalf("leaving together took %v", d)
 	}
 }
+
+// TestJoinRepairsMissedGossip: with gossip, probes and periodic push/pull
+// all an hour apart, a member that joined before another only learns of it
+// through the state exchange it makes a second after joining.
+func TestJoinRepairsMissedGossip(t *testing.T) {
+	silent := func(name string) Config {
+		cfg := testConfig(name)
+		cfg.GossipInterval = time.Hour
+		cfg.ProbeInterval = time.Hour
+		cfg.PushPullInterval = time.Hour
+		return cfg
+	}
+	seed := newTestRing(t, silent("seed"))
+	early := newTestRing(t, silent("early"))
+	late := newTestRing(t, silent("late"))
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if _, err := early.Join(ctx, seed.GossipAddr()); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := late.Join(ctx, seed.GossipAddr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, "the early member to learn of the late one", func() bool {
+		_, ok := early.View().Member("late")
+		return ok
+	})
+}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -170,7 +171,46 @@ func (r *Ring) Join(ctx context.Context, seeds ...string) (int, error) {
 	// The push/pull exchange reported the whole cluster: show it in the
 	// view before Join returns.
 	r.rebuild()
+	r.life.RLock()
+	if !r.closed.Load() {
+		r.wg.Add(1)
+		go r.resync()
+	}
+	r.life.RUnlock()
 	return contacted, nil
+}
+
+// resyncAfter is how long after joining a node exchanges its whole state
+// once more with a random member.
+const resyncAfter = time.Second
+
+// resync repairs a join that gossip missed. Two nodes that join the same
+// seed at the same moment each get the seed's state from before the other
+// arrived, and the gossip announcing the other can be lost; otherwise only
+// the periodic push/pull (30 s with the LAN timings) would make them see
+// each other. One more push/pull a second after joining closes that window.
+func (r *Ring) resync() {
+	defer r.wg.Done()
+	t := time.NewTimer(resyncAfter)
+	defer t.Stop()
+	select {
+	case <-r.done:
+		return
+	case <-t.C:
+	}
+	var addrs []string
+	for _, m := range r.ml.Members() {
+		if m.Name != r.set.NodeName {
+			addrs = append(addrs, m.Address())
+		}
+	}
+	if len(addrs) == 0 || r.leaving.Load() {
+		return
+	}
+	addr := addrs[rand.IntN(len(addrs))]
+	if _, err := r.ml.Join([]string{addr}); err != nil {
+		r.log.Debug("state exchange after joining failed", "member", addr, "err", err)
+	}
 }
 
 // Leave announces this node's graceful departure and waits until the
