@@ -30,7 +30,7 @@ const (
 // clusterFanout starts W2: three nodes and a topic owned by nodes[owner]
 // with clusterSubsPerNode handlers on each of n1 and n2, each recording
 // the latency of one delivery in every.
-func clusterFanout(b *testing.B, owner int, every uint64, f *fanoutFlow, h *histogram) ([]*pubsub.Node, string) {
+func clusterFanout(b *testing.B, owner int, every uint64, f *fanoutFlow, h *Histogram) ([]*pubsub.Node, string) {
 	nodes := startCluster(b, 3, nil)
 	topic := topicOwnedBy(b, nodes, owner, "bench:w2:")
 	for _, nd := range nodes[1:] {
@@ -51,7 +51,7 @@ func BenchmarkClusterFanout(b *testing.B) {
 		b.Run(c.name, func(b *testing.B) {
 			const subs = 2 * clusterSubsPerNode
 			f := newFanoutFlow(perSubWindow)
-			var h histogram
+			var h Histogram
 			nodes, topic := clusterFanout(b, c.owner, sampleEvery, f, &h)
 			pub := nodes[0]
 			payload := newPayload()
@@ -61,7 +61,7 @@ func BenchmarkClusterFanout(b *testing.B) {
 					if err := f.acquire(i); err != nil {
 						b.Fatal(err, describe(nodes))
 					}
-					stamp(payload)
+					Stamp(payload)
 					if err := publishRetry(pub, topic, payload); err != nil {
 						b.Fatal(err, describe(nodes))
 					}
@@ -73,7 +73,7 @@ func BenchmarkClusterFanout(b *testing.B) {
 			}
 			run(100)
 			f.reset()
-			h.reset()
+			h.Reset()
 			frames := interNodeFrames(nodes, messageFrames...)
 
 			b.ReportAllocs()
@@ -112,7 +112,7 @@ func reportFrames(b *testing.B, nodes []*pubsub.Node, before uint64) {
 func BenchmarkClusterLatency(b *testing.B) {
 	const subs = 2 * clusterSubsPerNode
 	f := newFanoutFlow(perSubWindow)
-	var h histogram
+	var h Histogram
 	nodes, topic := clusterFanout(b, 1, 1, f, &h)
 	pub := nodes[0]
 	payload := newPayload()
@@ -123,7 +123,7 @@ func BenchmarkClusterLatency(b *testing.B) {
 			if d := time.Until(begin.Add(time.Duration(i) * interval)); d > 0 {
 				time.Sleep(d)
 			}
-			stamp(payload)
+			Stamp(payload)
 			if err := publishRetry(pub, topic, payload); err != nil {
 				b.Fatal(err, describe(nodes))
 			}
@@ -135,7 +135,7 @@ func BenchmarkClusterLatency(b *testing.B) {
 	}
 	run(pacedRate / 10)
 	f.reset()
-	h.reset()
+	h.Reset()
 
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -152,7 +152,7 @@ func BenchmarkClusterLatency(b *testing.B) {
 func BenchmarkManyTopics(b *testing.B) {
 	nodes := startCluster(b, 3, nil)
 	f := newFlow(manyTopicsWindow, manyTopics)
-	var h histogram
+	var h Histogram
 	topics := make([]string, manyTopics)
 	subs := make([]*localSubscriber, manyTopics)
 	for i := range topics {
@@ -181,7 +181,7 @@ func BenchmarkManyTopics(b *testing.B) {
 			if err := f.acquire(i, 1); err != nil {
 				b.Fatal(err, describe(nodes))
 			}
-			stamp(payload)
+			Stamp(payload)
 			if err := publishRetry(pub, topics[i%manyTopics], payload); err != nil {
 				b.Fatal(err, describe(nodes))
 			}
@@ -193,7 +193,7 @@ func BenchmarkManyTopics(b *testing.B) {
 	}
 	run(manyTopics) // every topic sequenced once
 	f.reset()
-	h.reset()
+	h.Reset()
 	frames := interNodeFrames(nodes, messageFrames...)
 
 	b.ReportAllocs()

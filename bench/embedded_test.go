@@ -24,7 +24,7 @@ const sampleEvery = 64
 // the latency histogram it samples into.
 type localSubscriber struct {
 	sink  interface{ deliver() }
-	hist  *histogram
+	hist  *Histogram
 	index uint64
 	every uint64 // record one delivery in every; 1 records all
 }
@@ -40,7 +40,7 @@ func (s *localSubscriber) receive(m pubsub.Message) {
 // as Next readers (one goroutine each), and returns when all are active.
 // Each records the latency of one delivery in every. Readers stop when tb
 // ends.
-func subscribeLocal(tb testing.TB, n *pubsub.Node, topic string, count int, next bool, every uint64, f *fanoutFlow, h *histogram) {
+func subscribeLocal(tb testing.TB, n *pubsub.Node, topic string, count int, next bool, every uint64, f *fanoutFlow, h *Histogram) {
 	tb.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var readers sync.WaitGroup
@@ -108,7 +108,7 @@ func benchEmbedded(b *testing.B, subs int, next bool) {
 	node := startCluster(b, 1, nil)[0]
 	const topic = "bench:w1"
 	f := newFanoutFlow(perSubWindow)
-	var h histogram
+	var h Histogram
 	subscribeLocal(b, node, topic, subs, next, sampleEvery, f, &h)
 
 	ctx := context.Background()
@@ -119,7 +119,7 @@ func benchEmbedded(b *testing.B, subs int, next bool) {
 			if err := f.acquire(i); err != nil {
 				b.Fatal(err)
 			}
-			stamp(payload)
+			Stamp(payload)
 			if _, err := node.Publish(ctx, topic, payload); err != nil {
 				b.Fatal(err)
 			}
@@ -131,7 +131,7 @@ func benchEmbedded(b *testing.B, subs int, next bool) {
 	}
 	publish(100) // warm up: buffers, pools, the first dispatch
 	f.reset()
-	h.reset()
+	h.Reset()
 
 	b.ReportAllocs()
 	b.ResetTimer()

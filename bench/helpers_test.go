@@ -2,7 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,12 +55,6 @@ func envInt(tb testing.TB, name string, def int) int {
 
 // newPayload returns a payload of payloadSize bytes.
 func newPayload() []byte { return make([]byte, payloadSize) }
-
-// stamp writes the current time into the first 8 bytes of p.
-func stamp(p []byte) { binary.LittleEndian.PutUint64(p, uint64(time.Now().UnixNano())) }
-
-// sentAt returns the time stamp wrote into p.
-func sentAt(p []byte) int64 { return int64(binary.LittleEndian.Uint64(p)) }
 
 // benchLogger is nil (silent) unless RINGCAST_BENCH_LOG is set.
 var benchLogger = func() *slog.Logger {

@@ -9,18 +9,18 @@ import (
 )
 
 func TestHistogram(t *testing.T) {
-	var h histogram
+	var h Histogram
 	for v := int64(1); v <= 100000; v++ {
-		h.record(v * 1000) // 1 µs .. 100 ms, uniform
+		h.Record(v * 1000) // 1 µs .. 100 ms, uniform
 	}
 	for _, c := range []struct{ q, want float64 }{{0.5, 50e6}, {0.99, 99e6}} {
-		got := h.quantile(c.q)
+		got := h.Quantile(c.q)
 		if got < c.want*0.93 || got > c.want*1.07 {
 			t.Errorf("quantile(%v) = %.0f, want %.0f ±7%%", c.q, got, c.want)
 		}
 	}
-	if h.max.Load() != 100e6 || h.count() != 100000 {
-		t.Errorf("max %d, count %d", h.max.Load(), h.count())
+	if h.Max() != 100e6 || h.Count() != 100000 {
+		t.Errorf("max %d, count %d", h.Max(), h.Count())
 	}
 	for v := uint64(0); v < 1<<20; v = v*2 + 1 {
 		if i := bucketOf(v); bucketValue(i) < float64(v)*0.9 || bucketValue(i) > float64(v)*1.1+1 {

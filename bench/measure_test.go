@@ -3,7 +3,6 @@ package bench
 import (
 	"fmt"
 	"math"
-	"math/bits"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -14,96 +13,19 @@ import (
 // Measuring: a latency histogram, and the two flow controls that bound
 // how far a publisher may run ahead of its subscribers.
 
-// histogram records durations in log-linear buckets (16 per power of two,
-// about 6% precision). record may be called concurrently.
-type histogram struct {
-	buckets [1024]atomic.Uint64
-	max     atomic.Int64
-}
-
-const subBucketBits = 4
-
-func bucketOf(v uint64) int {
-	if v < 1<<subBucketBits {
-		return int(v)
-	}
-	e := bits.Len64(v) - subBucketBits - 1
-	top := v >> uint(e)
-	return (e+1)<<subBucketBits + int(top-1<<subBucketBits)
-}
-
-// bucketValue returns the middle of bucket i.
-func bucketValue(i int) float64 {
-	if i < 1<<subBucketBits {
-		return float64(i)
-	}
-	e := i>>subBucketBits - 1
-	top := uint64(i&(1<<subBucketBits-1) + 1<<subBucketBits)
-	lo := top << uint(e)
-	return float64(lo) + float64(uint64(1)<<uint(e))/2
-}
-
-func (h *histogram) record(d int64) {
-	if d < 0 {
-		d = 0
-	}
-	h.buckets[bucketOf(uint64(d))].Add(1)
-	for {
-		m := h.max.Load()
-		if d <= m || h.max.CompareAndSwap(m, d) {
-			return
-		}
-	}
-}
-
-// recordSince records the latency of a payload made by stamp.
-func (h *histogram) recordSince(p []byte) {
-	h.record(time.Now().UnixNano() - sentAt(p))
-}
-
-func (h *histogram) count() uint64 {
-	var n uint64
-	for i := range h.buckets {
-		n += h.buckets[i].Load()
-	}
-	return n
-}
-
-// quantile returns the q-quantile in nanoseconds, or NaN with no sample.
-func (h *histogram) quantile(q float64) float64 {
-	total := h.count()
-	if total == 0 {
-		return math.NaN()
-	}
-	rank := uint64(math.Ceil(q * float64(total)))
-	if rank == 0 {
-		rank = 1
-	}
-	var seen uint64
-	for i := range h.buckets {
-		seen += h.buckets[i].Load()
-		if seen >= rank {
-			return bucketValue(i)
-		}
-	}
-	return float64(h.max.Load())
-}
-
-func (h *histogram) reset() {
-	for i := range h.buckets {
-		h.buckets[i].Store(0)
-	}
-	h.max.Store(0)
+// recordSince records the latency of a payload made by Stamp.
+func (h *Histogram) recordSince(p []byte) {
+	h.Record(time.Now().UnixNano() - SentAt(p))
 }
 
 // report adds p50-µs, p99-µs and max-µs to b's metrics.
-func (h *histogram) report(b *testing.B) {
-	if h.count() == 0 {
+func (h *Histogram) report(b *testing.B) {
+	if h.Count() == 0 {
 		return
 	}
-	b.ReportMetric(h.quantile(0.50)/1e3, "p50-µs")
-	b.ReportMetric(h.quantile(0.99)/1e3, "p99-µs")
-	b.ReportMetric(float64(h.max.Load())/1e3, "max-µs")
+	b.ReportMetric(h.Quantile(0.50)/1e3, "p50-µs")
+	b.ReportMetric(h.Quantile(0.99)/1e3, "p99-µs")
+	b.ReportMetric(float64(h.Max())/1e3, "max-µs")
 }
 
 // flow bounds the deliveries a publisher has caused and its subscribers

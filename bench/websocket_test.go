@@ -275,7 +275,7 @@ func BenchmarkWebSocket(b *testing.B) {
 		elapsed := time.Since(begin)
 		b.StopTimer()
 
-		var h histogram
+		var h Histogram
 		for _, c := range children {
 			if err := c.send("hist"); err != nil {
 				b.Fatal(err)
@@ -290,7 +290,7 @@ func BenchmarkWebSocket(b *testing.B) {
 			}
 			h.merge(d)
 		}
-		if got, want := h.count(), uint64(b.N)*uint64(conns); got != want {
+		if got, want := h.Count(), uint64(b.N)*uint64(conns); got != want {
 			b.Fatalf("clients timed %d deliveries, want %d", got, want)
 		}
 		b.ReportMetric(float64(b.N)*float64(conns)/elapsed.Seconds(), "deliveries/s")

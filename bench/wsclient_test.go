@@ -51,7 +51,7 @@ type histogramDump struct {
 	Max     int64       `json:"max"`
 }
 
-func (h *histogram) dump() histogramDump {
+func (h *Histogram) dump() histogramDump {
 	var d histogramDump
 	for i := range h.buckets {
 		if n := h.buckets[i].Load(); n != 0 {
@@ -62,7 +62,7 @@ func (h *histogram) dump() histogramDump {
 	return d
 }
 
-func (h *histogram) merge(d histogramDump) {
+func (h *Histogram) merge(d histogramDump) {
 	for _, b := range d.Buckets {
 		if b[0] < uint64(len(h.buckets)) {
 			h.buckets[b[0]].Add(b[1])
@@ -112,7 +112,7 @@ func wsClientMain() int {
 			b, _ := json.Marshal(c.hist.dump())
 			say("hist %s", b)
 		case "reset":
-			c.hist.reset()
+			c.hist.Reset()
 			c.total.Store(0)
 			say("reset")
 		case "exit":
@@ -129,7 +129,7 @@ type wsClients struct {
 	url, topic, local string
 	say               func(string, ...any)
 	conns             []*rawWS
-	hist              histogram
+	hist              Histogram
 	total             atomic.Int64 // messages received over all connections
 	closed            atomic.Bool
 }
@@ -204,7 +204,7 @@ func (c *wsClients) read(rc *rawWS) {
 		if err != nil {
 			continue
 		}
-		c.hist.record(time.Now().UnixNano() - t)
+		c.hist.Record(time.Now().UnixNano() - t)
 		if v := c.total.Add(1); v%n == 0 {
 			c.say("got %d", v/n)
 		}

@@ -1,10 +1,8 @@
 package main
 
 import (
-	"encoding/binary"
 	"errors"
 	"math"
-	"math/bits"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -12,92 +10,6 @@ import (
 
 // payloadSize is the size of every published message.
 const payloadSize = 128
-
-// stamp writes the current time into the first 8 bytes of p. A payload
-// whose stamp is zero is a probe: it shows that a subscription is live and
-// is never counted.
-func stamp(p []byte) { binary.LittleEndian.PutUint64(p, uint64(time.Now().UnixNano())) }
-
-// sentAt returns the time stamp wrote into p, or 0 for a probe or a
-// payload too short to carry one.
-func sentAt(p []byte) int64 {
-	if len(p) < 8 {
-		return 0
-	}
-	return int64(binary.LittleEndian.Uint64(p))
-}
-
-// histogram records durations in log-linear buckets (16 per power of two,
-// about 6% precision). record may be called concurrently.
-type histogram struct {
-	buckets [1024]atomic.Uint64
-	max     atomic.Int64
-}
-
-const subBucketBits = 4
-
-func bucketOf(v uint64) int {
-	if v < 1<<subBucketBits {
-		return int(v)
-	}
-	e := bits.Len64(v) - subBucketBits - 1
-	top := v >> uint(e)
-	return (e+1)<<subBucketBits + int(top-1<<subBucketBits)
-}
-
-// bucketValue returns the middle of bucket i.
-func bucketValue(i int) float64 {
-	if i < 1<<subBucketBits {
-		return float64(i)
-	}
-	e := i>>subBucketBits - 1
-	top := uint64(i&(1<<subBucketBits-1) + 1<<subBucketBits)
-	lo := top << uint(e)
-	return float64(lo) + float64(uint64(1)<<uint(e))/2
-}
-
-func (h *histogram) record(d int64) {
-	d = max(d, 0)
-	h.buckets[bucketOf(uint64(d))].Add(1)
-	for {
-		m := h.max.Load()
-		if d <= m || h.max.CompareAndSwap(m, d) {
-			return
-		}
-	}
-}
-
-func (h *histogram) reset() {
-	for i := range h.buckets {
-		h.buckets[i].Store(0)
-	}
-	h.max.Store(0)
-}
-
-func (h *histogram) count() uint64 {
-	var n uint64
-	for i := range h.buckets {
-		n += h.buckets[i].Load()
-	}
-	return n
-}
-
-// quantile returns the q-quantile in nanoseconds, or NaN with no sample.
-func (h *histogram) quantile(q float64) float64 {
-	total := h.count()
-	if total == 0 {
-		return math.NaN()
-	}
-	rank := max(uint64(math.Ceil(q*float64(total))), 1)
-	var seen uint64
-	for i := range h.buckets {
-		seen += h.buckets[i].Load()
-		if seen >= rank {
-			return bucketValue(i)
-		}
-	}
-	return float64(h.max.Load())
-}
 
 // errStalled is returned by a flow whose subscribers made no progress for
 // stallTimeout: deliveries were lost (or are stuck), and the workload stops

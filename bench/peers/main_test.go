@@ -146,19 +146,3 @@ func TestFlags(t *testing.T) {
 		}
 	}
 }
-
-func TestHistogram(t *testing.T) {
-	var h histogram
-	for v := int64(1); v <= 100000; v++ {
-		h.record(v * 1000) // 1 µs .. 100 ms, uniform
-	}
-	for _, c := range []struct{ q, want float64 }{{0.5, 50e6}, {0.99, 99e6}} {
-		got := h.quantile(c.q)
-		if got < c.want*0.93 || got > c.want*1.07 {
-			t.Errorf("quantile(%v) = %.0f, want %.0f ±7%%", c.q, got, c.want)
-		}
-	}
-	if h.max.Load() != 100e6 {
-		t.Errorf("max = %d", h.max.Load())
-	}
-}

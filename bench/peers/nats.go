@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/ringcast/ringcast/bench"
 )
 
 // natsSystem is a NATS cluster embedded in this process: n servers on
@@ -81,7 +82,7 @@ func (s *natsSystem) Name() string { return "nats" }
 
 func (s *natsSystem) Subscribe(ctx context.Context, node int, topic string, fn func(int64)) error {
 	nc := s.conns[node]
-	if _, err := nc.Subscribe(topic, func(m *nats.Msg) { fn(sentAt(m.Data)) }); err != nil {
+	if _, err := nc.Subscribe(topic, func(m *nats.Msg) { fn(bench.SentAt(m.Data)) }); err != nil {
 		return err
 	}
 	return nil

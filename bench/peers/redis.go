@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/redis/go-redis/v9"
+	"github.com/ringcast/ringcast/bench"
 )
 
 // redisSystem is one redis-server process, started here and stopped by its
@@ -100,7 +101,7 @@ func (c *redisSubConn) receive() {
 		}
 		var sent int64
 		if len(m.Payload) >= 8 {
-			sent = sentAt([]byte(m.Payload[:8]))
+			sent = bench.SentAt([]byte(m.Payload[:8]))
 		}
 		c.mu.RLock()
 		fns := c.topics[m.Channel]

@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringcast/ringcast/bench"
 	"github.com/ringcast/ringcast/pubsub"
 	"github.com/ringcast/ringcast/transport"
 )
@@ -84,7 +85,7 @@ func startRingcast(ctx context.Context, n int) (System, error) {
 func (s *ringcastSystem) Name() string { return "ringcast" }
 
 func (s *ringcastSystem) Subscribe(ctx context.Context, node int, topic string, fn func(int64)) error {
-	sub, err := s.nodes[node].SubscribeFunc(ctx, topic, func(m pubsub.Message) { fn(sentAt(m.Data)) })
+	sub, err := s.nodes[node].SubscribeFunc(ctx, topic, func(m pubsub.Message) { fn(bench.SentAt(m.Data)) })
 	if err != nil {
 		return err
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ringcast/ringcast/bench"
 	"math"
 	"strconv"
 	"sync"
@@ -115,7 +116,7 @@ func (w workload) run(ctx context.Context, sys System, st settings) (result, err
 	}
 	const pubNode = 0
 	flow.setBeforeWait(func() { _ = sys.Flush(ctx, pubNode) })
-	var hist histogram
+	var hist bench.Histogram
 	sinks := make([]*sink, len(subs))
 	every := int64(sampleEvery)
 	if w.paced {
@@ -133,7 +134,7 @@ func (w workload) run(ctx context.Context, sys System, st settings) (result, err
 				return
 			}
 			if (sk.n.Load()+offset)%every == 0 {
-				hist.record(time.Now().UnixNano() - sent)
+				hist.Record(time.Now().UnixNano() - sent)
 			}
 			sk.deliver()
 		})
@@ -171,7 +172,7 @@ func (w workload) run(ctx context.Context, sys System, st settings) (result, err
 				}
 				return i, false, err
 			}
-			stamp(payload)
+			bench.Stamp(payload)
 			if err := sys.Publish(ctx, pubNode, w.topics[i%int64(len(w.topics))], payload); err != nil {
 				return i, false, fmt.Errorf("publish %d: %w", i, err)
 			}
@@ -204,7 +205,7 @@ func (w workload) run(ctx context.Context, sys System, st settings) (result, err
 			return res, fmt.Errorf("warm-up: %d of %d deliveries arrived", got, n*fanout)
 		}
 		flow.reset()
-		hist.reset()
+		hist.Reset()
 	}
 
 	begin := time.Now()
@@ -220,9 +221,9 @@ func (w workload) run(ctx context.Context, sys System, st settings) (result, err
 	res.ElapsedS = elapsed
 	res.DeliveriesPS = float64(got) / elapsed
 	res.MessagesPS = float64(n) / elapsed
-	res.P50us = orZero(hist.quantile(0.50) / 1e3)
-	res.P99us = orZero(hist.quantile(0.99) / 1e3)
-	res.MaxUs = float64(hist.max.Load()) / 1e3
+	res.P50us = orZero(hist.Quantile(0.50) / 1e3)
+	res.P99us = orZero(hist.Quantile(0.99) / 1e3)
+	res.MaxUs = float64(hist.Max()) / 1e3
 	return res, nil
 }
 

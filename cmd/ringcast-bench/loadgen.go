@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+
+	"github.com/ringcast/ringcast/bench"
 )
 
 const (
@@ -119,7 +121,7 @@ func (c *loadConn) nextRef() string { return strconv.FormatUint(c.ref.Add(1), 10
 type load struct {
 	cfg   Config
 	conns []*loadConn
-	hist  histogram
+	hist  bench.Histogram
 
 	published, acknowledged, refused atomic.Uint64
 	received, duplicates, skipped    atomic.Uint64
@@ -384,7 +386,7 @@ func (l *load) read(c *loadConn) {
 		}
 		if p, n, t, ok := parseBroadcast(data); ok {
 			now := time.Now().UnixNano()
-			l.hist.record(now - t)
+			l.hist.Record(now - t)
 			l.received.Add(1)
 			l.lastReceipt.Store(now)
 			switch last := c.last[p]; {
@@ -504,7 +506,10 @@ func (l *load) progress(done <-chan struct{}, w io.Writer) {
 		now := time.Now()
 		pub, recv := l.published.Load(), l.received.Load()
 		secs := now.Sub(last).Seconds()
-		p99 := time.Duration(l.hist.quantile(0.99))
+		var p99 time.Duration
+		if l.hist.Count() > 0 {
+			p99 = time.Duration(l.hist.Quantile(0.99))
+		}
 		fmt.Fprintf(w, "\r%6.0fs  conns %d  published %d (%.0f/s)  received %d (%.0f/s)  p99 %v  skipped %d  errors %d   ",
 			now.Sub(begin).Seconds(), len(l.conns), pub, float64(pub-lastPub)/secs, recv, float64(recv-lastRecv)/secs, round(p99),
 			l.skipped.Load(), l.refused.Load()+l.dropped.Load()+l.channelErrors.Load())
@@ -558,10 +563,10 @@ func (l *load) summary(publishing time.Duration, connectErrs int) Summary {
 	if first, last := l.firstPublish.Load(), l.lastReceipt.Load(); first != 0 && last > first {
 		s.Elapsed = time.Duration(last - first)
 	}
-	if l.hist.count() > 0 {
-		s.P50 = time.Duration(l.hist.quantile(0.50))
-		s.P99 = time.Duration(l.hist.quantile(0.99))
-		s.Max = time.Duration(l.hist.max.Load())
+	if l.hist.Count() > 0 {
+		s.P50 = time.Duration(l.hist.Quantile(0.50))
+		s.P99 = time.Duration(l.hist.Quantile(0.99))
+		s.Max = time.Duration(l.hist.Max())
 	}
 	return s
 }
