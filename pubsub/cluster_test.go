@@ -359,8 +359,16 @@ func TestInvalidInputRefused(t *testing.T) {
 	if _, err := n.Publish(ctx, "ok", make([]byte, 1024)); err != nil {
 		t.Fatalf("payload at the limit: %v", err)
 	}
+	// Publish skips the check for topics it owns: invalid ones are still
+	// refused once the table is not empty, and a peer cannot hand one over.
+	for _, topic := range bad {
+		if _, err := n.Publish(ctx, topic, []byte("x")); !errors.Is(err, ErrInvalidTopic) {
+			t.Errorf("Publish(%q) with an owned topic: %v, want ErrInvalidTopic", topic, err)
+		}
+		n.onHandoff("peer", &transport.TopicState{Topic: topic, Handoff: true, Epoch: 1, Seq: 1})
+	}
 	s := n.Stats()
-	if s.Published != 1 || s.LocalTopics != 0 || s.OwnedTopics != 1 {
+	if s.Published != 1 || s.LocalTopics != 0 || s.OwnedTopics != 1 || s.BadFrames != uint64(len(bad)) {
 		t.Fatalf("refused input changed state: %+v", s)
 	}
 	if _, err := New(Config{MaxPayload: -1}); !errors.Is(err, ErrInvalidConfig) {

@@ -34,18 +34,29 @@ func (h *history) add(seq uint64, now int64, data []byte) {
 		if len(h.entries) < h.size {
 			h.grow()
 		} else {
-			h.head = (h.head + 1) % len(h.entries)
+			h.head = h.slot(1)
 			h.n--
 		}
 	}
-	h.entries[(h.head+h.n)%len(h.entries)] = transport.HistoryEntry{Seq: seq, Time: now, Data: data}
+	h.entries[h.slot(h.n)] = transport.HistoryEntry{Seq: seq, Time: now, Data: data}
 	h.n++
+}
+
+// slot returns the index in entries of the i-th oldest entry, 0 <= i <
+// len(entries): a subtraction, not a division, as add runs on every
+// publish.
+func (h *history) slot(i int) int {
+	j := h.head + i
+	if j >= len(h.entries) {
+		j -= len(h.entries)
+	}
+	return j
 }
 
 func (h *history) grow() {
 	next := make([]transport.HistoryEntry, min(h.size, 2*len(h.entries)))
 	for i := range h.n {
-		next[i] = h.entries[(h.head+i)%len(h.entries)]
+		next[i] = h.entries[h.slot(i)]
 	}
 	h.entries, h.head = next, 0
 }
@@ -58,7 +69,7 @@ func (h *history) expire(now int64) {
 	cut := now - int64(h.ttl)
 	for h.n > 0 && h.entries[h.head].Time < cut {
 		h.entries[h.head] = transport.HistoryEntry{}
-		h.head = (h.head + 1) % len(h.entries)
+		h.head = h.slot(1)
 		h.n--
 	}
 }
@@ -67,7 +78,7 @@ func (h *history) expire(now int64) {
 func (h *history) since(seq uint64) []transport.HistoryEntry {
 	var out []transport.HistoryEntry
 	for i := range h.n {
-		e := h.entries[(h.head+i)%len(h.entries)]
+		e := h.entries[h.slot(i)]
 		if e.Seq > seq {
 			out = append(out, e)
 		}
@@ -104,7 +115,7 @@ func (h *history) window(after, until uint64, maxBytes int) []transport.HistoryE
 	var out []transport.HistoryEntry
 	size := 0
 	for i := range h.n {
-		e := h.entries[(h.head+i)%len(h.entries)]
+		e := h.entries[h.slot(i)]
 		if e.Seq <= after {
 			continue
 		}

@@ -143,16 +143,20 @@ const maxPending = 4096
 // from is the node that sent the message (this node for a local owner): it
 // holds the history before seq, so a gap is repaired from it.
 func (n *Node) deliver(from, topic string, epoch, seq uint64, data []byte) {
-	lt := n.local.get(topic)
-	if lt == nil {
+	if lt := n.local.get(topic); lt == nil || !n.deliverTo(lt, from, epoch, seq, data) {
 		n.stats.unrouted.Add(1)
-		return
 	}
+}
+
+// deliverTo is deliver to a local topic already looked up. It reports
+// false, having done nothing, when lt takes no messages: its last
+// subscriber left, or its registration has not completed.
+func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []byte) bool {
+	topic := lt.name
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	if lt.removed || !lt.based {
-		n.stats.unrouted.Add(1)
-		return
+		return false
 	}
 	if epoch != lt.epoch {
 		// The owner started the topic over: sequence numbers restart.
@@ -173,12 +177,12 @@ func (n *Node) deliver(from, topic string, epoch, seq uint64, data []byte) {
 		}
 		if _, dup := lt.pending[seq]; dup {
 			n.stats.duplicates.Add(1)
-			return
+			return true
 		}
 		lt.pending[seq] = data
 		if len(lt.pending) >= maxPending {
 			lt.drainPending(n, true)
-			return
+			return true
 		}
 		if len(lt.pending) == 1 {
 			lt.gapDeadline = time.Now().Add(n.cfg.GapTimeout)
@@ -190,6 +194,7 @@ func (n *Node) deliver(from, topic string, epoch, seq uint64, data []byte) {
 		}
 		n.repairGap(lt, from, seq-1)
 	}
+	return true
 }
 
 // repairGap asks the node that sent a message after a gap (the topic's

@@ -50,6 +50,7 @@ type ownedTopic struct {
 	nodes   []string // subscriber nodes, copied on write
 	hist    history
 	queued  []ownerOp
+	local   *localTopic // this node's subscribers of the topic, if any (see deliverOwned)
 
 	replicaView *ring.View // view replicas was computed from
 	replicas    []string   // replica peers in that view
@@ -79,6 +80,15 @@ type pubReq struct {
 	ack    Ack
 	hops   uint8
 	done   chan pubResult // set when the origin is this node and waits
+}
+
+// retain returns a heap copy of r for a publish that outlives the call
+// that sequences it (queued during a claim, waiting for replicas). Publish
+// keeps its own request on the stack: the common case, sequenced at once,
+// allocates nothing for it. r.done must be set before: the copy shares it.
+func (r *pubReq) retain() *pubReq {
+	c := *r
+	return &c
 }
 
 type pubResult struct {
@@ -170,7 +180,7 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 		if req.origin == n.name && req.done == nil && req.reqID == 0 {
 			req.done = make(chan pubResult, 1)
 		}
-		ot.queued = append(ot.queued, ownerOp{pub: req})
+		ot.queued = append(ot.queued, ownerOp{pub: req.retain()})
 		return pubResult{}, false
 	case stateMoved:
 		if err := n.sendPublish(req, ot.movedTo); err != nil {
@@ -195,7 +205,7 @@ func (n *Node) fanout(ot *ownedTopic, seq uint64, data []byte) {
 	var frame []byte
 	for _, node := range ot.nodes {
 		if node == n.name {
-			n.deliver(n.name, ot.name, ot.epoch, seq, data)
+			n.deliverOwned(ot, seq, data)
 			continue
 		}
 		if frame == nil {
@@ -204,6 +214,19 @@ func (n *Node) fanout(ot *ownedTopic, seq uint64, data []byte) {
 		if err := n.sendTo(node, frame); err != nil {
 			n.stats.sendErrors.Add(1)
 		}
+	}
+}
+
+// deliverOwned hands a message to this node's own subscribers through the
+// local topic remembered in ot, saving the table lookup on every publish;
+// it looks the topic up again when the remembered one is gone. ot.mu held.
+func (n *Node) deliverOwned(ot *ownedTopic, seq uint64, data []byte) {
+	if ot.local != nil && n.deliverTo(ot.local, n.name, ot.epoch, seq, data) {
+		return
+	}
+	ot.local = n.local.get(ot.name)
+	if ot.local == nil || !n.deliverTo(ot.local, n.name, ot.epoch, seq, data) {
+		n.stats.unrouted.Add(1)
 	}
 }
 
@@ -684,6 +707,11 @@ func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
 
 // onHandoff adopts a topic pushed by its previous owner.
 func (n *Node) onHandoff(from string, st *transport.TopicState) {
+	if err := ValidateTopic(st.Topic); err != nil {
+		n.stats.badFrames.Add(1)
+		n.log.Warn("hand-off of an invalid topic refused", "peer", from, "err", err)
+		return
+	}
 	ot, _ := n.owned.acquire(n, st.Topic)
 	ot.mu.Lock()
 	n.adoptLocked(ot, st)

@@ -153,7 +153,7 @@ func (n *Node) replicate(ot *ownedTopic, req *pubReq, res pubResult, now int64) 
 	if req.origin == n.name && req.done == nil && req.reqID == 0 {
 		req.done = make(chan pubResult, 1)
 	}
-	w := &replicaWait{need: len(peers), req: req, res: res}
+	w := &replicaWait{need: len(peers), req: req.retain(), res: res}
 	for _, p := range peers {
 		id := n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ transport.Message, err error) {
 			w.done(n, p, err)

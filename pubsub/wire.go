@@ -120,7 +120,8 @@ func (n *Node) decode(from string, m transport.Message, body []byte) bool {
 // onPublish handles a publish from a peer: sequence it if this node owns the
 // topic, forward it otherwise.
 func (n *Node) onPublish(from string, m *transport.Publish) {
-	req := &pubReq{topic: m.Topic, data: m.Data, origin: m.Origin, reqID: m.ReqID, ack: Ack(m.Ack), hops: m.Hops}
+	r := pubReq{topic: m.Topic, data: m.Data, origin: m.Origin, reqID: m.ReqID, ack: Ack(m.Ack), hops: m.Hops}
+	req := &r
 	if req.origin == "" {
 		req.origin = from
 	}
