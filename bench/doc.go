@@ -46,7 +46,7 @@
 // # Payloads and metrics
 //
 // Every payload is 128 bytes whose first 8 hold the publisher's
-// time.Now().UnixNano(); subscribers turn it into publish-to-receipt
+// send time in unix nanoseconds (Now); subscribers turn it into publish-to-receipt
 // latency. Benchmarks report allocations and, as custom metrics,
 // deliveries/s, p50-µs and p99-µs latency, frames/publish, heap-B/conn and
 // goroutines/conn.

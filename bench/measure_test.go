@@ -15,7 +15,7 @@ import (
 
 // recordSince records the latency of a payload made by Stamp.
 func (h *Histogram) recordSince(p []byte) {
-	h.Record(time.Now().UnixNano() - SentAt(p))
+	h.Record(Now() - SentAt(p))
 }
 
 // report adds p50-µs, p99-µs and max-µs to b's metrics.

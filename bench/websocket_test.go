@@ -208,7 +208,7 @@ func writeHeapProfile(b *testing.B, path string) {
 
 // wsPayload is a 128-byte JSON object whose first field is the send time.
 func wsPayload() []byte {
-	p := fmt.Appendf(nil, `{"t":%d,"p":"`, time.Now().UnixNano())
+	p := fmt.Appendf(nil, `{"t":%d,"p":"`, Now())
 	for len(p) < payloadSize-2 {
 		p = append(p, 'x')
 	}

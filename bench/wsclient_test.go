@@ -204,7 +204,7 @@ func (c *wsClients) read(rc *rawWS) {
 		if err != nil {
 			continue
 		}
-		c.hist.Record(time.Now().UnixNano() - t)
+		c.hist.Record(Now() - t)
 		if v := c.total.Add(1); v%n == 0 {
 			c.say("got %d", v/n)
 		}

@@ -134,7 +134,7 @@ func (w workload) run(ctx context.Context, sys System, st settings) (result, err
 				return
 			}
 			if (sk.n.Load()+offset)%every == 0 {
-				hist.Record(time.Now().UnixNano() - sent)
+				hist.Record(bench.Now() - sent)
 			}
 			sk.deliver()
 		})

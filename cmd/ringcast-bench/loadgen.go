@@ -295,7 +295,7 @@ func (l *load) publish(ctx context.Context) {
 	interval := time.Duration(float64(time.Second) * float64(len(pubs)) / cfg.Rate)
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration)
 	defer cancel()
-	l.firstPublish.Store(time.Now().UnixNano())
+	l.firstPublish.Store(bench.Now())
 	var wg sync.WaitGroup
 	for k, c := range pubs {
 		// Spread the publishers' schedules over one interval.
@@ -362,7 +362,7 @@ func (l *load) frame(b []byte, c *loadConn, ref string, n uint64) []byte {
 	b = append(b, `,"n":`...)
 	b = strconv.AppendUint(b, n, 10)
 	b = append(b, `,"t":`...)
-	b = strconv.AppendInt(b, time.Now().UnixNano(), 10)
+	b = strconv.AppendInt(b, bench.Now(), 10)
 	b = append(b, `,"x":"`...)
 	for len(b)-obj < l.cfg.PayloadSize-2 {
 		b = append(b, 'x')
@@ -385,7 +385,7 @@ func (l *load) read(c *loadConn) {
 			continue
 		}
 		if p, n, t, ok := parseBroadcast(data); ok {
-			now := time.Now().UnixNano()
+			now := bench.Now()
 			l.hist.Record(now - t)
 			l.received.Add(1)
 			l.lastReceipt.Store(now)
