@@ -446,8 +446,35 @@ func (n *Node) send(name, addr string, frame []byte) error {
 	return nil
 }
 
+// sendMsg sends one message to a member, encoded straight into the link's
+// queue when nothing is parked.
 func (n *Node) sendMsg(name string, m transport.Message) error {
+	if name == n.name {
+		return fmt.Errorf("%w: frame addressed to this node", ErrUnavailable)
+	}
+	if mb, ok := n.ring.View().Member(name); ok && n.parked.count.Load() == 0 {
+		if err := n.tr.SendMsg(transport.Peer{Name: name, Addr: mb.PeerAddr}, m); err != nil {
+			return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		}
+		return nil
+	}
 	return n.sendTo(name, transport.EncodeFrame(m))
+}
+
+// framePool holds buffers for frames encoded once and copied into several
+// links' queues (Send copies), so fan-out allocates no frame.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame keeps buffers grown by a large message out of the pool.
+const maxPooledFrame = 64 << 10
+
+func getFrameBuf() *[]byte { return framePool.Get().(*[]byte) }
+
+func putFrameBuf(b *[]byte, frame []byte) {
+	if cap(frame) <= maxPooledFrame {
+		*b = frame[:0]
+		framePool.Put(b)
+	}
 }
 
 func (n *Node) isClosed() bool {

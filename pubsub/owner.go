@@ -202,18 +202,26 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 // once and shared, per remote node; a direct call for this node. ot.mu held,
 // which keeps frames of one topic in sequence order on every link.
 func (n *Node) fanout(ot *ownedTopic, seq uint64, data []byte) {
-	var frame []byte
+	var (
+		buf   *[]byte
+		frame []byte
+	)
 	for _, node := range ot.nodes {
 		if node == n.name {
 			n.deliverOwned(ot, seq, data)
 			continue
 		}
-		if frame == nil {
-			frame = transport.EncodeFrame(&transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data})
+		if buf == nil {
+			buf = getFrameBuf()
+			m := transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data}
+			frame = m.AppendFrame(*buf)
 		}
 		if err := n.sendTo(node, frame); err != nil {
 			n.stats.sendErrors.Add(1)
 		}
+	}
+	if buf != nil {
+		putFrameBuf(buf, frame)
 	}
 }
 

@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"bytes"
 	"fmt"
 	"sync"
 	"sync/atomic"
@@ -49,7 +50,8 @@ func (p *parking) sendOrPark(n *Node, name string, m ring.Member, known bool, fr
 	if p.frames == nil {
 		p.frames = make(map[string][]parkedFrame)
 	}
-	p.frames[name] = append(q, parkedFrame{frame: frame, at: time.Now()})
+	// The caller may reuse frame (a pooled buffer): keep a copy.
+	p.frames[name] = append(q, parkedFrame{frame: bytes.Clone(frame), at: time.Now()})
 	p.count.Add(1)
 	return nil
 }

@@ -140,16 +140,19 @@ func (n *Node) replicate(ot *ownedTopic, req *pubReq, res pubResult, now int64) 
 	if len(peers) == 0 {
 		return true
 	}
-	m := &transport.Replicate{Topic: ot.name, Epoch: ot.epoch, Seq: res.seq, Time: now, Data: req.data}
 	if req.ack != AckReplicated {
-		frame := transport.EncodeFrame(m)
+		buf := getFrameBuf()
+		m := transport.Replicate{Topic: ot.name, Epoch: ot.epoch, Seq: res.seq, Time: now, Data: req.data}
+		frame := m.AppendFrame(*buf)
 		for _, p := range peers {
 			if err := n.sendTo(p, frame); err != nil {
 				n.stats.sendErrors.Add(1)
 			}
 		}
+		putFrameBuf(buf, frame)
 		return true
 	}
+	m := &transport.Replicate{Topic: ot.name, Epoch: ot.epoch, Seq: res.seq, Time: now, Data: req.data}
 	if req.origin == n.name && req.done == nil && req.reqID == 0 {
 		req.done = make(chan pubResult, 1)
 	}

@@ -59,14 +59,16 @@
 //
 // # Queues and batching
 //
-// Send never blocks and never does I/O: it appends the frame to the link's
-// queue, bounded by QueueFrames frames and QueueBytes bytes, or fails with
-// ErrQueueFull. One writer goroutine per link blocks for the first queued
-// frame, moves every other queued frame into a 64 KiB write buffer without
-// blocking, and flushes once per batch under WriteTimeout, so a loaded
-// link makes one syscall per 64 KiB, not one per frame. No lock is held
-// during I/O. Frames in a batch whose write fails are lost and counted as
-// dropped; the frames still queued are sent after the reconnect.
+// Send never blocks and never does I/O: it copies the frame to the end of
+// the link's queue, one byte buffer bounded by QueueFrames frames and
+// QueueBytes bytes, or fails with ErrQueueFull; SendMsg encodes a message
+// straight into it. One writer goroutine per link waits for the queue to
+// become non-empty, swaps it for its own drained buffer and writes the
+// whole batch in chunks of at most 256 KiB, each under WriteTimeout, so a
+// loaded link makes one syscall per batch, not one per frame, and a frame
+// costs a copy rather than an allocation. No lock is held during I/O.
+// Frames in a batch whose write fails are lost and counted as dropped; the
+// frames still queued are sent after the reconnect.
 //
 // # Counters
 //

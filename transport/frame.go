@@ -140,8 +140,8 @@ var pingFrame = []byte{0, 0, 0, 1, byte(FramePing)}
 
 // EncodeFrame returns a complete frame (header and body) for m in a newly
 // allocated slice of the right size. The result may be passed to Send for
-// several peers: it is shared read-only, never copied per receiver, and
-// must not be modified afterwards.
+// several peers. To send one message to one peer, SendMsg saves the
+// allocation; to send it to several, AppendFrame into a reused buffer.
 func EncodeFrame(m Message) []byte {
 	n := 64
 	if s, ok := m.(sizer); ok {
@@ -155,8 +155,30 @@ func EncodeFrame(m Message) []byte {
 // prefix (4 GiB), which no configuration of this package accepts anyway.
 func AppendFrame(dst []byte, m Message) []byte {
 	start := len(dst)
-	dst = append(dst, 0, 0, 0, 0, byte(m.FrameType()))
-	dst = m.AppendBody(dst)
+	return endFrame(m.AppendBody(beginFrame(dst, m.FrameType())), start)
+}
+
+// AppendFrame appends a complete Deliver frame to dst, as AppendFrame(dst,
+// m) but without converting m to an interface, so that a Deliver built
+// for one fan-out can stay on the caller's stack.
+func (m *Deliver) AppendFrame(dst []byte) []byte {
+	start := len(dst)
+	return endFrame(m.AppendBody(beginFrame(dst, FrameDeliver)), start)
+}
+
+// AppendFrame appends a complete Replicate frame to dst; see
+// Deliver.AppendFrame.
+func (m *Replicate) AppendFrame(dst []byte) []byte {
+	start := len(dst)
+	return endFrame(m.AppendBody(beginFrame(dst, FrameReplicate)), start)
+}
+
+// beginFrame appends a frame header whose length endFrame fills in.
+func beginFrame(dst []byte, typ FrameType) []byte { return append(dst, 0, 0, 0, 0, byte(typ)) }
+
+// endFrame writes the length of the frame that starts at dst[start:]. It
+// panics if the frame would not fit a 4-byte length prefix.
+func endFrame(dst []byte, start int) []byte {
 	n := len(dst) - start - 4
 	if uint64(n) > maxEncodableFrame {
 		panic("transport: frame larger than 4 GiB")

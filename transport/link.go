@@ -3,23 +3,24 @@ package transport
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
-	"io"
 	"math/rand/v2"
 	"net"
+	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // Buffer sizes of an outbound link.
 const (
-	// writeBufSize is the link's write buffer: frames are copied into it and
-	// it is written with one syscall when full or at the end of a batch.
-	writeBufSize = 64 << 10
-	// maxBatchBytes ends a batch (flush and count) even if more frames are
-	// queued, so counters and deadlines keep up under sustained load.
-	maxBatchBytes = 4 * writeBufSize
+	// maxWriteChunk bounds one write syscall, so that WriteTimeout applies
+	// to a bounded amount of data even when a long queue goes out at once.
+	maxWriteChunk = 256 << 10
+	// maxKeptBatch is the largest batch buffer the writer keeps for reuse;
+	// a larger one (after a burst) is left to the collector.
+	maxKeptBatch = 1 << 20
 	// linkReadBufSize is the read buffer of an outbound connection, which
 	// only carries pings and a possible late refusal.
 	linkReadBufSize = 4 << 10
@@ -32,58 +33,126 @@ var errAddrChanged = errors.New("transport: peer address changed")
 // and one goroutine (run) that dials, handshakes, writes batches and
 // reconnects. While connected, a second goroutine reads the connection to
 // notice its end and the peer's pings.
+//
+// The queue is one byte buffer: Send appends a frame to it (SendMsg encodes
+// straight into it) under mu, and the writer swaps it for its own drained
+// buffer and writes the whole batch. Two buffers serve a link for its
+// lifetime, so a frame costs a copy, not an allocation and a channel
+// operation.
 type link struct {
-	t        *Transport
-	name     string
-	addr     atomic.Pointer[string]
-	queue    chan []byte
-	queued   atomic.Int64 // bytes in queue
-	maxBytes int64
-	stats    *peerStats
-	redial   chan struct{} // address changed; capacity 1
-	ctx      context.Context
-	cancel   context.CancelFunc
+	t         *Transport
+	name      string
+	addr      atomic.Pointer[string]
+	maxFrames int
+	maxBytes  int
+	stats     *peerStats
+	wake      chan struct{} // the queue became non-empty; capacity 1
+	redial    chan struct{} // address changed; capacity 1
+	ctx       context.Context
+	cancel    context.CancelFunc
+
+	mu      sync.Mutex
+	queue   []byte // complete frames, back to back
+	frames  int    // frames in queue
+	stopped bool   // cleanup ran: nothing is sent any more
 
 	writes atomic.Uint64 // write syscalls, to observe batching
 
 	// Owned by run.
-	bw *bufio.Writer
-	br *bufio.Reader
+	batch []byte // the writer's buffer, swapped with queue
+	br    *bufio.Reader
 }
 
 func newLink(t *Transport, to Peer, stats *peerStats) *link {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &link{
-		t:        t,
-		name:     to.Name,
-		queue:    make(chan []byte, t.cfg.QueueFrames),
-		maxBytes: int64(t.cfg.QueueBytes),
-		stats:    stats,
-		redial:   make(chan struct{}, 1),
-		ctx:      ctx,
-		cancel:   cancel,
+		t:         t,
+		name:      to.Name,
+		maxFrames: t.cfg.QueueFrames,
+		maxBytes:  t.cfg.QueueBytes,
+		stats:     stats,
+		wake:      make(chan struct{}, 1),
+		redial:    make(chan struct{}, 1),
+		ctx:       ctx,
+		cancel:    cancel,
 	}
 	addr := to.Addr
 	l.addr.Store(&addr)
 	return l
 }
 
-// enqueue adds a frame to the queue without blocking.
+// enqueue copies a complete frame to the queue without blocking.
 func (l *link) enqueue(frame []byte) error {
-	n := int64(len(frame))
-	if l.queued.Add(n) > l.maxBytes {
-		l.queued.Add(-n)
+	l.mu.Lock()
+	if err := l.admitLocked(len(frame)); err != nil {
+		l.mu.Unlock()
+		return err
+	}
+	l.queue = append(l.queue, frame...)
+	l.pushedLocked()
+	l.mu.Unlock()
+	return nil
+}
+
+// enqueueMsg encodes m as a frame straight into the queue, without
+// blocking. A frame over maxFrame is taken back out and refused.
+func (l *link) enqueueMsg(m Message, maxFrame int) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err := l.admitLocked(0); err != nil {
+		return err
+	}
+	start := len(l.queue)
+	l.queue = AppendFrame(l.queue, m)
+	size := len(l.queue) - start
+	switch {
+	case size-4 > maxFrame:
+		l.queue = l.queue[:start]
+		return fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, size-4, maxFrame)
+	case len(l.queue) > l.maxBytes:
+		l.queue = l.queue[:start]
 		l.stats.dropped.Add(1)
 		return ErrQueueFull
 	}
-	select {
-	case l.queue <- frame:
-		return nil
-	default:
-		l.queued.Add(-n)
+	l.pushedLocked()
+	return nil
+}
+
+// admitLocked checks that one more frame of size bytes fits the queue,
+// counting a refused frame as dropped.
+func (l *link) admitLocked(size int) error {
+	switch {
+	case l.stopped:
+		l.stats.dropped.Add(1)
+		return fmt.Errorf("%w: the link to %s was stopped", ErrClosed, l.name)
+	case l.frames >= l.maxFrames || len(l.queue)+size > l.maxBytes:
 		l.stats.dropped.Add(1)
 		return ErrQueueFull
 	}
+	return nil
+}
+
+// pushedLocked counts a frame just appended and wakes the writer when the
+// queue was empty (otherwise a wake-up is already pending or the writer
+// will see the frame when it takes the queue).
+func (l *link) pushedLocked() {
+	l.frames++
+	if l.frames == 1 {
+		select {
+		case l.wake <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// take swaps the queue for buf (drained by the caller) and returns the
+// frames that were queued.
+func (l *link) take(buf []byte) (batch []byte, frames int) {
+	l.mu.Lock()
+	batch, frames = l.queue, l.frames
+	l.queue, l.frames = buf[:0], 0
+	l.mu.Unlock()
+	return batch, frames
 }
 
 // setAddr switches the link to a new address: a connection to the old one
@@ -164,18 +233,12 @@ func (l *link) run() {
 
 // cleanup drops the frames still queued and releases the link's stats.
 func (l *link) cleanup() {
-	dropped := uint64(0)
-	for {
-		select {
-		case f := <-l.queue:
-			l.queued.Add(-int64(len(f)))
-			dropped++
-			continue
-		default:
-		}
-		break
-	}
-	l.stats.dropped.Add(dropped)
+	l.mu.Lock()
+	l.stopped = true
+	dropped := l.frames
+	l.queue, l.frames = nil, 0
+	l.mu.Unlock()
+	l.stats.dropped.Add(uint64(dropped))
 	l.stats.connected.Store(false)
 	l.t.releaseStats(l.name, l.stats)
 }
@@ -290,49 +353,27 @@ func (l *link) readLoop() error {
 	}
 }
 
-// countingWriter counts the writes (syscalls) made to an outbound
-// connection.
-type countingWriter struct {
-	w io.Writer
-	n *atomic.Uint64
-}
-
-func (c countingWriter) Write(p []byte) (int, error) {
-	c.n.Add(1)
-	return c.w.Write(p)
-}
-
-// writeLoop is the link's writer. It blocks for the first queued frame,
-// then moves every frame already queued (up to maxBatchBytes) into the
-// write buffer without blocking, and flushes once per batch under a write
-// deadline. Every IdleTimeout/3 it adds a Ping, which the listener
-// answers; the reader's idle deadline then detects a dead peer. If a write
-// fails, the frames of the batch are counted as dropped.
+// writeLoop is the link's writer. It waits until frames are queued, takes
+// the whole queue at once, and writes it in chunks of at most
+// maxWriteChunk, each under WriteTimeout: a loaded link makes one syscall
+// per batch, not one per frame, and no lock is held during I/O. Every
+// IdleTimeout/3 it adds a Ping, which the listener answers; the reader's
+// idle deadline then detects a dead peer. If a write fails, the frames of
+// the batch are counted as dropped.
 func (l *link) writeLoop(conn net.Conn, addr string, readDone <-chan struct{}, readErr *error) error {
 	t := l.t
-	if l.bw == nil {
-		l.bw = bufio.NewWriterSize(nil, writeBufSize)
-	}
-	bw := l.bw
-	bw.Reset(countingWriter{w: conn, n: &l.writes})
 	ping := time.NewTicker(t.cfg.IdleTimeout / 3)
 	defer ping.Stop()
-
 	var (
 		counts  [256]uint32 // frames per type in the current batch
 		touched []FrameType // types with non-zero counts
 	)
 	for {
-		var (
-			f         []byte
-			dequeued  int64
-			batchSize int
-		)
+		pingDue := false
 		select {
-		case f = <-l.queue:
-			dequeued = int64(len(f))
+		case <-l.wake:
 		case <-ping.C:
-			f = pingFrame
+			pingDue = true
 		case <-readDone:
 			return *readErr
 		case <-l.ctx.Done():
@@ -343,31 +384,26 @@ func (l *link) writeLoop(conn net.Conn, addr string, readDone <-chan struct{}, r
 			}
 			continue
 		}
-		if err := conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout)); err != nil {
-			return err
+		batch, _ := l.take(l.batch)
+		if pingDue {
+			batch = append(batch, pingFrame...)
 		}
-		var err error
-		for {
-			typ := FrameType(f[4])
+		l.batch = batch
+		if len(batch) == 0 {
+			continue
+		}
+		for off := 0; off < len(batch); {
+			n := binary.BigEndian.Uint32(batch[off:])
+			typ := FrameType(batch[off+4])
 			if counts[typ] == 0 {
 				touched = append(touched, typ)
 			}
 			counts[typ]++
-			batchSize += len(f)
-			if _, err = bw.Write(f); err != nil || batchSize >= maxBatchBytes {
-				break
-			}
-			select {
-			case f = <-l.queue:
-				dequeued += int64(len(f))
-				continue
-			default:
-			}
-			break
+			off += 4 + int(n)
 		}
-		l.queued.Add(-dequeued)
-		if err == nil {
-			err = bw.Flush()
+		err := l.write(conn, batch)
+		if cap(batch) > maxKeptBatch {
+			l.batch = nil
 		}
 		if err != nil {
 			lost := uint64(0)
@@ -388,6 +424,23 @@ func (l *link) writeLoop(conn net.Conn, addr string, readDone <-chan struct{}, r
 			counts[typ] = 0
 		}
 		touched = touched[:0]
-		l.stats.bytesSent.Add(uint64(batchSize))
+		l.stats.bytesSent.Add(uint64(len(batch)))
 	}
+}
+
+// write writes batch to conn in chunks of at most maxWriteChunk, each
+// under a fresh write deadline.
+func (l *link) write(conn net.Conn, batch []byte) error {
+	for len(batch) > 0 {
+		chunk := batch[:min(len(batch), maxWriteChunk)]
+		if err := conn.SetWriteDeadline(time.Now().Add(l.t.cfg.WriteTimeout)); err != nil {
+			return err
+		}
+		l.writes.Add(1)
+		if _, err := conn.Write(chunk); err != nil {
+			return err
+		}
+		batch = batch[len(chunk):]
+	}
+	return nil
 }

@@ -96,9 +96,9 @@ func New(cfg Config) (*Transport, error) {
 func (t *Transport) Addr() string { return t.ln.Addr().String() }
 
 // Send enqueues frame, built by EncodeFrame or AppendFrame, for peer to.
-// It never blocks and never does I/O. The frame is shared, not copied:
-// the caller must not modify it afterwards, and may pass it to Send for
-// other peers too.
+// It never blocks and never does I/O. The frame is copied into the link's
+// queue: the caller may reuse it once Send returns, and may pass it to
+// Send for other peers (encode once, send to many).
 //
 // The outbound link to to.Name is created on first use and (re)dialled in
 // the background; frames queued meanwhile are sent once it connects. If
@@ -110,30 +110,46 @@ func (t *Transport) Addr() string { return t.ln.Addr().String() }
 // ErrFrameTooLarge, ErrInvalidPeer, and ErrMalformed for a frame with an
 // inconsistent header or a link-internal type.
 func (t *Transport) Send(to Peer, frame []byte) error {
-	if t.closed.Load() {
-		return ErrClosed
-	}
 	if err := checkSendFrame(frame, t.cfg.MaxFrameSize); err != nil {
 		return err
 	}
-	if to.Name == "" || to.Addr == "" {
-		return fmt.Errorf("%w: %q at %q", ErrInvalidPeer, to.Name, to.Addr)
-	}
-	l := (*t.links.Load())[to.Name]
-	if l == nil {
-		var err error
-		if l, err = t.newLink(to); err != nil {
-			return err
-		}
-	} else if *l.addr.Load() != to.Addr {
-		l.setAddr(to.Addr)
+	l, err := t.linkFor(to)
+	if err != nil {
+		return err
 	}
 	return l.enqueue(frame)
 }
 
-// SendMsg encodes m with EncodeFrame and sends it to peer to, as Send.
+// SendMsg encodes m as a frame straight into the queue of the link to peer
+// to, without an intermediate buffer; otherwise it is Send.
 func (t *Transport) SendMsg(to Peer, m Message) error {
-	return t.Send(to, EncodeFrame(m))
+	if m.FrameType() < firstUserFrame {
+		return fmt.Errorf("%w: %v is a link-internal frame type", ErrMalformed, m.FrameType())
+	}
+	l, err := t.linkFor(to)
+	if err != nil {
+		return err
+	}
+	return l.enqueueMsg(m, t.cfg.MaxFrameSize)
+}
+
+// linkFor returns the outbound link to peer to, creating it on first use
+// and switching it to to.Addr if the peer moved.
+func (t *Transport) linkFor(to Peer) (*link, error) {
+	if t.closed.Load() {
+		return nil, ErrClosed
+	}
+	if to.Name == "" || to.Addr == "" {
+		return nil, fmt.Errorf("%w: %q at %q", ErrInvalidPeer, to.Name, to.Addr)
+	}
+	l := (*t.links.Load())[to.Name]
+	if l == nil {
+		return t.newLink(to)
+	}
+	if *l.addr.Load() != to.Addr {
+		l.setAddr(to.Addr)
+	}
+	return l, nil
 }
 
 // newLink returns the link to peer to, creating and starting it if it does

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -283,6 +284,9 @@ func TestQueueFull(t *testing.T) {
 	if err := b.Send(dead, deliverFrame(3, 10)); err != nil {
 		t.Fatalf("small frame after a refused one: %v", err)
 	}
+	if err := b.SendMsg(dead, &Deliver{Topic: "t", Data: make([]byte, 150)}); !errors.Is(err, ErrQueueFull) {
+		t.Fatalf("SendMsg past the byte bound: err = %v, want ErrQueueFull", err)
+	}
 
 	// ClosePeer drops the queue and counts it.
 	a.ClosePeer("dead")
@@ -322,6 +326,56 @@ func TestSendErrors(t *testing.T) {
 	}
 	if err := a.SendMsg(to, &Deliver{}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("SendMsg after Close: err = %v", err)
+	}
+}
+
+// Send copies the frame, so the caller may reuse it; SendMsg encodes into
+// the queue and takes a refused frame back out whole.
+func TestSendCopiesAndSendMsgEncodesInPlace(t *testing.T) {
+	var rb recorder
+	cfg := testConfig("a", HandlerFunc(func(string, FrameType, []byte) {}), nil)
+	cfg.MaxFrameSize = 1 << 10
+	a := start(t, cfg)
+	b := start(t, testConfig("b", &rb, nil))
+	pb := peerOf(b)
+
+	frame := EncodeFrame(&Deliver{Topic: "t", Epoch: 1, Seq: 1, Data: []byte("first")})
+	if err := a.Send(pb, frame); err != nil {
+		t.Fatal(err)
+	}
+	clear(frame) // reused by the caller before the writer ran
+	if err := a.SendMsg(pb, &Deliver{Topic: "t", Epoch: 1, Seq: 2, Data: make([]byte, 2<<10)}); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized SendMsg: err = %v, want ErrFrameTooLarge", err)
+	}
+	if err := a.SendMsg(pb, &helloAck{}); !errors.Is(err, ErrMalformed) {
+		t.Fatalf("link-internal SendMsg: err = %v, want ErrMalformed", err)
+	}
+	if err := a.SendMsg(pb, &Deliver{Topic: "t", Epoch: 1, Seq: 3, Data: []byte("third")}); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 5*time.Second, func() bool { return rb.n.Load() >= 2 })
+	rb.mu.Lock()
+	got := slices.Clone(rb.frames)
+	rb.mu.Unlock()
+	if len(got) != 2 {
+		t.Fatalf("received %d frames, want 2", len(got))
+	}
+	for i, want := range []struct {
+		seq  uint64
+		data string
+	}{{1, "first"}, {3, "third"}} {
+		var d Deliver
+		if err := d.DecodeBody(got[i].body); err != nil {
+			t.Fatalf("frame %d: %v", i, err)
+		}
+		if d.Seq != want.seq || string(d.Data) != want.data {
+			t.Fatalf("frame %d: seq %d data %q, want %d %q", i, d.Seq, d.Data, want.seq, want.data)
+		}
+	}
+	// The writer counts a batch just after writing it.
+	waitFor(t, 5*time.Second, func() bool { return a.Stats().Peers["b"].Sent[FrameDeliver] == 2 })
+	if s := a.Stats().Peers["b"]; s.Dropped != 0 {
+		t.Fatalf("stats: %+v", s)
 	}
 }
 
@@ -500,9 +554,9 @@ func TestWriterBatchesFrames(t *testing.T) {
 	if writes == 0 || writes > n/20 {
 		t.Fatalf("%d writes for %d frames: the writer does not batch", writes, n)
 	}
-	// A 64 KiB buffer holds ~500 of these frames: at least n/500 writes.
-	if min := uint64(n * len(frame) / writeBufSize); writes < min {
-		t.Fatalf("%d writes, fewer than the %d the buffer size allows", writes, min)
+	// One write carries at most maxWriteChunk bytes.
+	if min := uint64(n * len(frame) / maxWriteChunk); writes < min {
+		t.Fatalf("%d writes, fewer than the %d the chunk size allows", writes, min)
 	}
 }
 
