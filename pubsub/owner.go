@@ -285,8 +285,12 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 			done <- res
 		})
 	}
-	m := &transport.Publish{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Data: req.data, Ack: uint8(req.ack), Hops: req.hops + 1}
-	if err := n.sendMsg(target, m); err != nil {
+	buf := getFrameBuf()
+	m := transport.Publish{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Data: req.data, Ack: uint8(req.ack), Hops: req.hops + 1}
+	frame := m.AppendFrame(*buf)
+	err := n.sendTo(target, frame)
+	putFrameBuf(buf, frame)
+	if err != nil {
 		if req.reqID != 0 && req.origin == n.name {
 			n.pending.cancel(req.reqID)
 		}

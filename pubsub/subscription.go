@@ -86,7 +86,7 @@ func newSubscription(n *Node, topic string, fn func(Message), o subscribeOptions
 		onClose:    o.onClose,
 		overflow:   o.overflow,
 		size:       size,
-		in:         make([]Message, 0, min(size, 64)),
+		in:         make([]Message, 0, min(size, 8)), // grows with the traffic
 		recovering: o.since != nil,
 		notify:     make(chan struct{}, 1),
 		done:       make(chan struct{}),

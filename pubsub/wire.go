@@ -15,17 +15,24 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 		return
 	}
 	switch typ {
+	// The three frames of every message decode through their concrete
+	// type, so that the message stays on this stack (decode's interface
+	// would put it on the heap).
 	case transport.FrameDeliver:
 		var m transport.Deliver
-		if n.decode(from, &m, body) {
-			n.deliver(from, m.Topic, m.Epoch, m.Seq, m.Data)
+		if err := m.DecodeBody(body); err != nil {
+			n.malformed(from, typ, err)
+			return
 		}
+		n.deliver(from, m.Topic, m.Epoch, m.Seq, m.Data)
 	case transport.FramePublish:
 		n.noteRequest()
 		var m transport.Publish
-		if n.decode(from, &m, body) {
-			n.onPublish(from, &m)
+		if err := m.DecodeBody(body); err != nil {
+			n.malformed(from, typ, err)
+			return
 		}
+		n.onPublish(from, &m)
 	case transport.FramePublishAck:
 		var m transport.PublishAck
 		if n.decode(from, &m, body) {
@@ -71,9 +78,11 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 		}
 	case transport.FrameReplicate:
 		var m transport.Replicate
-		if n.decode(from, &m, body) {
-			n.onReplicate(from, &m)
+		if err := m.DecodeBody(body); err != nil {
+			n.malformed(from, typ, err)
+			return
 		}
+		n.onReplicate(from, &m)
 	case transport.FrameReplicateAck:
 		var m transport.ReplicateAck
 		if n.decode(from, &m, body) {
@@ -110,11 +119,16 @@ func (n *Node) noteRequest() {
 
 func (n *Node) decode(from string, m transport.Message, body []byte) bool {
 	if err := m.DecodeBody(body); err != nil {
-		n.stats.badFrames.Add(1)
-		n.log.Warn("malformed frame from peer", "peer", from, "type", m.FrameType(), "err", err)
+		n.malformed(from, m.FrameType(), err)
 		return false
 	}
 	return true
+}
+
+// malformed counts and logs a frame whose body does not decode.
+func (n *Node) malformed(from string, typ transport.FrameType, err error) {
+	n.stats.badFrames.Add(1)
+	n.log.Warn("malformed frame from peer", "peer", from, "type", typ, "err", err)
 }
 
 // onPublish handles a publish from a peer: sequence it if this node owns the

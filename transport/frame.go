@@ -166,6 +166,13 @@ func (m *Deliver) AppendFrame(dst []byte) []byte {
 	return endFrame(m.AppendBody(beginFrame(dst, FrameDeliver)), start)
 }
 
+// AppendFrame appends a complete Publish frame to dst; see
+// Deliver.AppendFrame.
+func (m *Publish) AppendFrame(dst []byte) []byte {
+	start := len(dst)
+	return endFrame(m.AppendBody(beginFrame(dst, FramePublish)), start)
+}
+
 // AppendFrame appends a complete Replicate frame to dst; see
 // Deliver.AppendFrame.
 func (m *Replicate) AppendFrame(dst []byte) []byte {
