@@ -11,7 +11,10 @@
 //
 //   - ringcast: in-process nodes on 127.0.0.1, fast gossip with a
 //     tolerant failure detector, AckNone publishes (retried while a link's
-//     queue is full), SubscribeFunc subscribers.
+//     queue is full), SubscribeFunc subscribers; the defaults otherwise,
+//     so every topic keeps history at its owner and a replica.
+//   - ringcast-r1: the same with ReplicationFactor 1 (no replica), the
+//     delivery semantics of NATS core and Redis pub/sub.
 //   - nats: an embedded nats-server cluster in this process (servers
 //     connected by routes on 127.0.0.1, random ports), one nats.go
 //     connection per server; each subscriber is a subscription.
@@ -33,8 +36,13 @@
 //
 // # Usage
 //
-//	go run . -duration 3s -out results
+//	go run . -duration 3s -rounds 5 -out results
 //	./chart.sh results/results.csv results/results.png
+//
+// With -rounds N every workload runs N times on every system, the systems
+// taking turns at going first; the table and results.csv give medians
+// with the range of deliveries/s, runs.json every run. Runs on a shared
+// machine differ by tens of percent: compare medians of several rounds.
 package main
 
 import (
@@ -62,6 +70,7 @@ func main() {
 // options are the command's flags.
 type options struct {
 	settings
+	rounds    int
 	systems   []string
 	workloads []string
 	out       string
@@ -69,6 +78,7 @@ type options struct {
 
 var allSystems = []factory{
 	{"ringcast", startRingcast},
+	{"ringcast-r1", startRingcastR1},
 	{"nats", startNATS},
 	{"redis", startRedis},
 	{"redis-local", startRedisLocal},
@@ -83,7 +93,8 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 	fs.DurationVar(&o.drain, "drain", 10*time.Second, "deadline for the last deliveries of a run; later ones count as lost")
 	fs.DurationVar(&o.stall, "stall", 3*time.Second, "a window that does not open for that long ends the run")
 	fs.DurationVar(&o.setup, "setup", 60*time.Second, "deadline for subscribing and probing")
-	systems := fs.String("systems", "ringcast,nats,redis,redis-local", "systems to run, comma-separated")
+	fs.IntVar(&o.rounds, "rounds", 1, "times to run every workload on every system; results are the medians")
+	systems := fs.String("systems", "ringcast,ringcast-r1,nats,redis,redis-local", "systems to run, comma-separated")
 	work := fs.String("workloads", "W1-1,W1-1000,W2-max,W2-2000,W3", "workloads to run, comma-separated")
 	fs.StringVar(&o.out, "out", "results", "directory for results.csv and results.json (empty: none)")
 	fs.StringVar(&redisServerPath, "redis-server", "", "redis-server binary (default: from PATH)")
@@ -97,6 +108,9 @@ func parseFlags(args []string, stderr io.Writer) (options, error) {
 		if d <= 0 || d > time.Hour {
 			return o, fmt.Errorf("durations must be between 0 and 1h, got %v", d)
 		}
+	}
+	if o.rounds < 1 || o.rounds > 100 {
+		return o, fmt.Errorf("rounds must be between 1 and 100, got %d", o.rounds)
 	}
 	if o.warmup < 0 || o.warmup > time.Hour {
 		return o, fmt.Errorf("warm-up must be between 0 and 1h, got %v", o.warmup)
@@ -135,10 +149,11 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, "peers:", err)
 		return 2
 	}
-	results, err := compare(context.Background(), o, stderr)
+	runs, err := compare(context.Background(), o, stderr)
+	results := summarize(runs, o)
 	fmt.Fprintln(stdout, table(results))
 	if o.out != "" {
-		if werr := writeResults(o.out, results); werr != nil {
+		if werr := writeResults(o.out, results, runs); werr != nil {
 			fmt.Fprintln(stderr, "peers:", werr)
 			return 1
 		}
@@ -152,42 +167,127 @@ func run(args []string, stdout, stderr io.Writer) int {
 }
 
 // compare runs every selected workload against every selected system, one
-// at a time, each on a fresh system. A system that cannot start here
+// at a time, each on a fresh system, o.rounds times. Each round starts
+// with the next system in turn, so that none always runs first (on a
+// freshly started process) or last. A system that cannot start here
 // (redis-server missing) is skipped with a message; any other failure is
-// recorded in its result and makes compare return an error.
+// recorded in its result and makes compare return an error. It returns
+// every run, in order.
 func compare(ctx context.Context, o options, log io.Writer) ([]result, error) {
-	var results []result
-	var failed []string
-	for _, w := range workloads() {
-		if !slices.Contains(o.workloads, w.id) {
-			continue
+	var (
+		results []result
+		failed  []string
+		systems []factory
+	)
+	for _, f := range allSystems {
+		if slices.Contains(o.systems, f.name) {
+			systems = append(systems, f)
 		}
-		for _, f := range allSystems {
-			if !slices.Contains(o.systems, f.name) {
+	}
+	for round := 1; round <= o.rounds; round++ {
+		for _, w := range workloads() {
+			if !slices.Contains(o.workloads, w.id) {
 				continue
 			}
-			fmt.Fprintf(log, "%-8s %-8s ", w.id, f.name)
-			begin := time.Now()
-			res, err := runOne(ctx, f, w, o.settings)
-			switch {
-			case errors.Is(err, errUnavailable):
-				fmt.Fprintf(log, "skipped: %v\n", err)
-				continue
-			case err != nil:
-				res.Error = err.Error()
-				failed = append(failed, w.id+"/"+f.name)
-				fmt.Fprintf(log, "failed: %v\n", err)
-			default:
-				fmt.Fprintf(log, "%12.0f deliveries/s  p50 %8.1f µs  p99 %8.1f µs  lost %d  (%.1fs)\n",
-					res.DeliveriesPS, res.P50us, res.P99us, res.Lost, time.Since(begin).Seconds())
+			for i := range systems {
+				f := systems[(i+round-1)%len(systems)]
+				if o.rounds > 1 {
+					fmt.Fprintf(log, "%2d/%d ", round, o.rounds)
+				}
+				fmt.Fprintf(log, "%-8s %-11s ", w.id, f.name)
+				begin := time.Now()
+				res, err := runOne(ctx, f, w, o.settings)
+				res.Round = round
+				switch {
+				case errors.Is(err, errUnavailable):
+					fmt.Fprintf(log, "skipped: %v\n", err)
+					continue
+				case err != nil:
+					res.Error = err.Error()
+					failed = append(failed, fmt.Sprintf("%s/%s (round %d)", w.id, f.name, round))
+					fmt.Fprintf(log, "failed: %v\n", err)
+				default:
+					fmt.Fprintf(log, "%12.0f deliveries/s  p50 %8.1f µs  p99 %8.1f µs  lost %d  (%.1fs)\n",
+						res.DeliveriesPS, res.P50us, res.P99us, res.Lost, time.Since(begin).Seconds())
+				}
+				results = append(results, res)
 			}
-			results = append(results, res)
 		}
 	}
 	if len(failed) > 0 {
 		return results, fmt.Errorf("failed: %s", strings.Join(failed, ", "))
 	}
 	return results, nil
+}
+
+// summarize reduces the runs of each workload and system to one result:
+// the medians of the rates and latencies, the totals of the counts, the
+// range of deliveries/s, and the first error. Rows keep the order of the
+// workloads and systems options, not of the runs.
+func summarize(runs []result, o options) []result {
+	var out []result
+	for _, w := range o.workloads {
+		for _, f := range allSystems {
+			if !slices.Contains(o.systems, f.name) {
+				continue
+			}
+			var group []result
+			for _, r := range runs {
+				if r.Workload == w && r.System == f.name {
+					group = append(group, r)
+				}
+			}
+			if len(group) > 0 {
+				out = append(out, summarizeGroup(group))
+			}
+		}
+	}
+	return out
+}
+
+func summarizeGroup(group []result) result {
+	s := result{Workload: group[0].Workload, System: group[0].System, Rounds: len(group)}
+	var ok []result
+	for _, r := range group {
+		s.Published += r.Published
+		s.Expected += r.Expected
+		s.Delivered += r.Delivered
+		s.Lost += r.Lost
+		s.Stalled = s.Stalled || r.Stalled
+		s.ElapsedS += r.ElapsedS
+		if r.Error != "" {
+			if s.Error == "" {
+				s.Error = r.Error
+			}
+			continue
+		}
+		ok = append(ok, r)
+	}
+	if len(ok) == 0 {
+		return s
+	}
+	median := func(get func(result) float64) float64 {
+		v := make([]float64, len(ok))
+		for i, r := range ok {
+			v[i] = get(r)
+		}
+		slices.Sort(v)
+		if len(v)%2 == 1 {
+			return v[len(v)/2]
+		}
+		return (v[len(v)/2-1] + v[len(v)/2]) / 2
+	}
+	s.DeliveriesPS = median(func(r result) float64 { return r.DeliveriesPS })
+	s.MessagesPS = median(func(r result) float64 { return r.MessagesPS })
+	s.P50us = median(func(r result) float64 { return r.P50us })
+	s.P99us = median(func(r result) float64 { return r.P99us })
+	s.MaxUs = median(func(r result) float64 { return r.MaxUs })
+	s.MinDPS, s.MaxDPS = math.Inf(1), math.Inf(-1)
+	for _, r := range ok {
+		s.MinDPS = min(s.MinDPS, r.DeliveriesPS)
+		s.MaxDPS = max(s.MaxDPS, r.DeliveriesPS)
+	}
+	return s
 }
 
 func runOne(ctx context.Context, f factory, w workload, st settings) (result, error) {
@@ -204,7 +304,9 @@ func runOne(ctx context.Context, f factory, w workload, st settings) (result, er
 
 // table formats results as a Markdown table with each system's ratio to
 // ringcast in the same workload: deliveries/s over ringcast's (higher is
-// better for the peer) and p99 over ringcast's (lower is better).
+// better for the peer) and p99 over ringcast's (lower is better). With
+// several rounds, figures are medians and range is the lowest and highest
+// deliveries/s of the rounds.
 func table(results []result) string {
 	base := map[string]result{}
 	for _, r := range results {
@@ -213,8 +315,8 @@ func table(results []result) string {
 		}
 	}
 	var sb strings.Builder
-	sb.WriteString("| workload | system | deliveries/s | vs ringcast | p50 µs | p99 µs | p99 vs ringcast | lost | note |\n")
-	sb.WriteString("|---|---|---:|---:|---:|---:|---:|---:|---|\n")
+	sb.WriteString("| workload | system | deliveries/s | range | vs ringcast | p50 µs | p99 µs | p99 vs ringcast | lost | note |\n")
+	sb.WriteString("|---|---|---:|---|---:|---:|---:|---:|---:|---|\n")
 	for _, r := range results {
 		note := ""
 		switch {
@@ -228,8 +330,12 @@ func table(results []result) string {
 			ratio = fmt.Sprintf("%.2fx", r.DeliveriesPS/b.DeliveriesPS)
 			p99ratio = fmt.Sprintf("%.2fx", r.P99us/b.P99us)
 		}
-		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
-			r.Workload, r.System, formatRate(r.DeliveriesPS), ratio, formatMicros(r.P50us), formatMicros(r.P99us), p99ratio, r.Lost, note)
+		spread := ""
+		if r.Rounds > 1 && r.Error == "" {
+			spread = formatRate(r.MinDPS) + "–" + formatRate(r.MaxDPS)
+		}
+		fmt.Fprintf(&sb, "| %s | %s | %s | %s | %s | %s | %s | %s | %d | %s |\n",
+			r.Workload, r.System, formatRate(r.DeliveriesPS), spread, ratio, formatMicros(r.P50us), formatMicros(r.P99us), p99ratio, r.Lost, note)
 	}
 	return sb.String()
 }
@@ -254,16 +360,20 @@ func formatMicros(v float64) string {
 }
 
 // writeResults writes results.csv and results.json into dir.
-func writeResults(dir string, results []result) error {
+// writeResults writes the summary (results.csv, which chart.sh reads, and
+// results.json) and every run (runs.json) to dir.
+func writeResults(dir string, results, runs []result) error {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}
-	js, err := json.MarshalIndent(results, "", "  ")
-	if err != nil {
-		return err
-	}
-	if err := os.WriteFile(filepath.Join(dir, "results.json"), append(js, '\n'), 0o644); err != nil {
-		return err
+	for name, v := range map[string][]result{"results.json": results, "runs.json": runs} {
+		js, err := json.MarshalIndent(v, "", "  ")
+		if err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), append(js, '\n'), 0o644); err != nil {
+			return err
+		}
 	}
 	f, err := os.Create(filepath.Join(dir, "results.csv"))
 	if err != nil {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/csv"
+	"encoding/json"
 	"errors"
 	"os"
 	"os/exec"
@@ -133,11 +134,54 @@ func TestRunWritesResults(t *testing.T) {
 	}
 }
 
+// TestRounds runs two rounds and checks the medians and the runs kept.
+func TestRounds(t *testing.T) {
+	dir := t.TempDir()
+	var out, errOut bytes.Buffer
+	code := run([]string{"-systems", "ringcast,ringcast-r1", "-workloads", "W1-1", "-rounds", "2", "-duration", "100ms", "-warmup", "0s", "-out", dir}, &out, &errOut)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut.String())
+	}
+	var runs, summary []result
+	for name, v := range map[string]*[]result{"runs.json": &runs, "results.json": &summary} {
+		b, err := os.ReadFile(filepath.Join(dir, name))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if len(runs) != 4 || len(summary) != 2 {
+		t.Fatalf("%d runs and %d summary rows, want 4 and 2", len(runs), len(summary))
+	}
+	// Round 2 starts with the second system.
+	if runs[0].System != "ringcast" || runs[2].System != "ringcast-r1" || runs[2].Round != 2 {
+		t.Fatalf("run order: %+v", runs)
+	}
+	for _, s := range summary {
+		var mine []float64
+		for _, r := range runs {
+			if r.System == s.System {
+				mine = append(mine, r.DeliveriesPS)
+			}
+		}
+		if s.Rounds != 2 || s.MinDPS != min(mine[0], mine[1]) || s.MaxDPS != max(mine[0], mine[1]) ||
+			s.DeliveriesPS != (mine[0]+mine[1])/2 {
+			t.Fatalf("%s: summary %+v of %v", s.System, s, mine)
+		}
+	}
+	if !strings.Contains(out.String(), "–") {
+		t.Fatalf("table lacks the range:\n%s", out.String())
+	}
+}
+
 func TestFlags(t *testing.T) {
 	for _, args := range [][]string{
 		{"-systems", "kafka"},
 		{"-workloads", "W9"},
 		{"-duration", "0s"},
+		{"-rounds", "0"},
 		{"extra"},
 	} {
 		var errOut bytes.Buffer

@@ -48,15 +48,31 @@ var errUnavailable = errors.New("peers: system unavailable")
 // ringcastSystem is ringcast: n in-process nodes on 127.0.0.1 with fast
 // gossip; publishes use AckNone.
 type ringcastSystem struct {
+	name  string
 	nodes []*pubsub.Node
 	mu    sync.Mutex
 	subs  []*pubsub.Subscription
 }
 
+// startRingcast runs ringcast as shipped: every topic's owner keeps 256
+// messages of history and replicates each message to one more node
+// (ReplicationFactor 2), which NATS core and Redis pub/sub do not do.
 func startRingcast(ctx context.Context, n int) (System, error) {
-	s := &ringcastSystem{}
+	return startRingcastWith(ctx, "ringcast", n, 0)
+}
+
+// startRingcastR1 runs ringcast with ReplicationFactor 1: history at the
+// owner only, no copy on a second node, so a message is not kept through
+// its owner's failure — the delivery semantics NATS core and Redis pub/sub
+// offer. It shows what replication costs.
+func startRingcastR1(ctx context.Context, n int) (System, error) {
+	return startRingcastWith(ctx, "ringcast-r1", n, 1)
+}
+
+func startRingcastWith(ctx context.Context, name string, n, replication int) (System, error) {
+	s := &ringcastSystem{name: name}
 	for i := range n {
-		cfg := pubsub.Config{NodeName: "n" + strconv.Itoa(i), Gossip: benchGossip()}
+		cfg := pubsub.Config{NodeName: "n" + strconv.Itoa(i), Gossip: benchGossip(), ReplicationFactor: replication}
 		if i > 0 {
 			cfg.Seeds = []string{s.nodes[0].GossipAddr()}
 		}
@@ -82,7 +98,7 @@ func startRingcast(ctx context.Context, n int) (System, error) {
 	return s, nil
 }
 
-func (s *ringcastSystem) Name() string { return "ringcast" }
+func (s *ringcastSystem) Name() string { return s.name }
 
 func (s *ringcastSystem) Subscribe(ctx context.Context, node int, topic string, fn func(int64)) error {
 	sub, err := s.nodes[node].SubscribeFunc(ctx, topic, func(m pubsub.Message) { fn(bench.SentAt(m.Data)) })

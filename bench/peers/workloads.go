@@ -101,6 +101,14 @@ type result struct {
 	Stalled      bool    `json:"stalled"`
 	ElapsedS     float64 `json:"elapsed_s"`
 	Error        string  `json:"error,omitempty"`
+
+	// Round numbers a single run (1, 2, ...). In a summary of several
+	// rounds (see summarize) it is 0 and Rounds, MinDPS and MaxDPS say how
+	// many runs the medians come from and how far apart they were.
+	Round  int     `json:"round,omitempty"`
+	Rounds int     `json:"rounds,omitempty"`
+	MinDPS float64 `json:"min_deliveries_per_s,omitempty"`
+	MaxDPS float64 `json:"max_deliveries_per_s,omitempty"`
 }
 
 // run runs w against sys: subscribe, probe until every subscription
