@@ -127,11 +127,7 @@ func (t *ownerTable) acquire(n *Node, topic string) (ot *ownedTopic, created boo
 
 func (t *ownerTable) drop(ot *ownedTopic) { t.m.drop(ot.name, ot) }
 
-func (t *ownerTable) all() []*ownedTopic {
-	var out []*ownedTopic
-	t.m.each(func(_ string, ot *ownedTopic) { out = append(out, ot) })
-	return out
-}
+func (t *ownerTable) all() []*ownedTopic { return t.m.values() }
 
 func newEpoch() uint64 {
 	var b [8]byte

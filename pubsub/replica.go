@@ -224,8 +224,10 @@ func (n *Node) onReplicate(from string, m *transport.Replicate) {
 // reconcileReplicas drops copies this node is no longer a replica (or the
 // owner) of, and expires old history.
 func (n *Node) reconcileReplicas(v *ring.View, now time.Time) {
+	var owners []ring.Member
 	for _, topic := range n.replicas.names() {
-		owners, err := v.Owners(topic, n.cfg.ReplicationFactor)
+		var err error
+		owners, err = v.AppendOwners(owners[:0], topic, n.cfg.ReplicationFactor)
 		keep := err == nil && slices.ContainsFunc(owners, func(m ring.Member) bool { return m.Name == n.name })
 		if !keep {
 			n.replicas.drop(topic)

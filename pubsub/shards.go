@@ -78,3 +78,17 @@ func (t *topicMap[V]) each(fn func(topic string, v *V)) {
 		fn(e.k, e.v)
 	}
 }
+
+// values returns a snapshot of the values.
+func (t *topicMap[V]) values() []*V {
+	var out []*V
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		for _, v := range sh.m {
+			out = append(out, v)
+		}
+		sh.mu.Unlock()
+	}
+	return out
+}

@@ -177,19 +177,25 @@ func (v *View) Owner(topic string) (Member, error) {
 // returns ErrInvalidCount if n < 1 and ErrNoOwners if no member has
 // RoleTopics.
 func (v *View) Owners(topic string, n int) ([]Member, error) {
+	return v.AppendOwners(nil, topic, n)
+}
+
+// AppendOwners is Owners appending to dst, for callers that look up many
+// topics with one buffer.
+func (v *View) AppendOwners(dst []Member, topic string, n int) ([]Member, error) {
 	if n < 1 {
-		return nil, fmt.Errorf("%w: %d", ErrInvalidCount, n)
+		return dst, fmt.Errorf("%w: %d", ErrInvalidCount, n)
 	}
 	if v.parts == nil {
-		return nil, ErrNoOwners
+		return dst, ErrNoOwners
 	}
 	n = min(n, len(v.succ))
 	start := int(v.succPos[v.parts[v.partition(topic)]])
-	out := make([]Member, n)
+	dst = slices.Grow(dst, n)
 	for k := range n {
-		out[k] = v.members[v.succ[(start+k)%len(v.succ)]]
+		dst = append(dst, v.members[v.succ[(start+k)%len(v.succ)]])
 	}
-	return out, nil
+	return dst, nil
 }
 
 // Without returns a view with the same members except name, and the ring

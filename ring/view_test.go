@@ -123,6 +123,20 @@ func TestViewOwnersDistinctAndClamped(t *testing.T) {
 			t.Fatalf("Owners(n=%d) err = %v", n, err)
 		}
 	}
+	// AppendOwners appends the same members after what dst holds.
+	prefix := []Member{{Name: "keep"}}
+	for _, topic := range topics(100) {
+		want, _ := v.Owners(topic, 3)
+		got, err := v.AppendOwners(prefix, topic, 3)
+		if err != nil || len(got) != 4 || got[0].Name != "keep" {
+			t.Fatalf("AppendOwners(%q) = %v, %v", topic, got, err)
+		}
+		for i := range want {
+			if got[i+1].Name != want[i].Name {
+				t.Fatalf("AppendOwners(%q)[%d] = %s, Owners says %s", topic, i+1, got[i+1].Name, want[i].Name)
+			}
+		}
+	}
 }
 
 func TestViewRoles(t *testing.T) {
