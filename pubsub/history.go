@@ -6,14 +6,39 @@ import (
 	"github.com/ringcast/ringcast/transport"
 )
 
+// histBlock is the most entries one block of a history holds. Blocks keep a
+// history's memory close to what it holds, whatever its size, and let it grow
+// without copying entries. 35 entries of 40 bytes and the allocator's 8-byte
+// type header fill its 1408-byte size class exactly; 32 would leave 120
+// bytes of it unused.
+const histBlock = 35
+
+// histSpan bounds the slice of blocks a history allocates up front: one
+// with a large size pays for a long slice only once it holds that much.
+const histSpan = 16
+
 // history keeps a topic's most recent messages at its owner: at most size
-// entries, none older than ttl. It is a ring buffer; the owner's topic lock
-// guards it.
+// entries, none older than ttl. It is a ring of blocks of min(size,
+// histBlock) entries each; the owner's topic lock guards it.
+//
+// The live blocks are blocks[first:]: the oldest entry is blocks[first][head],
+// the newest blocks[len(blocks)-1][tail-1]. A dropped entry is zeroed at once
+// so its data can be collected, and a block that empties is kept as the
+// spare for the next one the tail needs, so a full history in steady state
+// allocates nothing. The zero value of every field but size and ttl is an
+// empty history.
 type history struct {
-	size    int
-	ttl     time.Duration
-	entries []transport.HistoryEntry
-	head, n int
+	size  int
+	ttl   time.Duration
+	n     int // entries held
+	head  int // index in blocks[first] of the oldest entry
+	tail  int // entries used in the last block
+	first int // index in blocks of the oldest live block; == len(blocks) when empty
+
+	// blocks[:first] are nil: indexing rather than re-slicing from the front
+	// lets a full slice be compacted in place instead of reallocated.
+	blocks [][]transport.HistoryEntry
+	spare  []transport.HistoryEntry // a zeroed block, or nil
 }
 
 func newHistory(size int, ttl time.Duration) history {
@@ -24,41 +49,74 @@ func newHistory(size int, ttl time.Duration) history {
 }
 
 func (h *history) add(seq uint64, now int64, data []byte) {
-	if h.size == 0 {
+	if h.size <= 0 {
 		return
 	}
-	if h.entries == nil {
-		h.entries = make([]transport.HistoryEntry, min(h.size, 16))
+	if h.n == h.size {
+		h.drop()
 	}
-	if h.n == len(h.entries) {
-		if len(h.entries) < h.size {
-			h.grow()
-		} else {
-			h.head = h.slot(1)
-			h.n--
-		}
+	if h.first == len(h.blocks) || h.tail == len(h.blocks[len(h.blocks)-1]) {
+		h.push()
 	}
-	h.entries[h.slot(h.n)] = transport.HistoryEntry{Seq: seq, Time: now, Data: data}
+	// Field by field: a struct store goes through the bulk write barrier
+	// while the collector runs.
+	e := &h.blocks[len(h.blocks)-1][h.tail]
+	e.Seq, e.Time, e.Data = seq, now, data
+	h.tail++
 	h.n++
 }
 
-// slot returns the index in entries of the i-th oldest entry, 0 <= i <
-// len(entries): a subtraction, not a division, as add runs on every
-// publish.
-func (h *history) slot(i int) int {
-	j := h.head + i
-	if j >= len(h.entries) {
-		j -= len(h.entries)
+// push appends a block for the tail: the spare if there is one. The slice of
+// blocks starts with room for as many blocks as size entries can span, up to
+// histSpan; when it is full and blocks have left its front, the live ones
+// are moved down instead of growing it, so a full history never reallocates
+// it.
+func (h *history) push() {
+	b := h.spare
+	h.spare = nil
+	if b == nil {
+		b = make([]transport.HistoryEntry, min(h.size, histBlock))
 	}
-	return j
+	if h.blocks == nil {
+		h.blocks = make([][]transport.HistoryEntry, 0, min((h.size-1)/len(b)+2, histSpan))
+	} else if len(h.blocks) == cap(h.blocks) && h.first > 0 {
+		k := copy(h.blocks, h.blocks[h.first:])
+		clear(h.blocks[k:])
+		h.blocks, h.first = h.blocks[:k], 0
+	}
+	h.blocks = append(h.blocks, b)
+	h.tail = 0
 }
 
-func (h *history) grow() {
-	next := make([]transport.HistoryEntry, min(h.size, 2*len(h.entries)))
-	for i := range h.n {
-		next[i] = h.entries[h.slot(i)]
+// drop removes the oldest entry; the history must not be empty. A block left
+// with nothing in it is detached, which also makes an empty history hold no
+// live block: its last one becomes the spare.
+func (h *history) drop() {
+	b := h.blocks[h.first]
+	e := &b[h.head]
+	e.Seq, e.Time, e.Data = 0, 0, nil
+	h.head++
+	h.n--
+	if h.head == len(b) || h.n == 0 {
+		h.blocks[h.first] = nil
+		h.first++
+		h.head = 0
+		if h.spare == nil {
+			h.spare = b
+		}
 	}
-	h.entries, h.head = next, 0
+}
+
+// span returns the entries held in blocks[i], first <= i < len(blocks).
+func (h *history) span(i int) []transport.HistoryEntry {
+	b := h.blocks[i]
+	if i == len(h.blocks)-1 {
+		b = b[:h.tail]
+	}
+	if i == h.first {
+		b = b[h.head:]
+	}
+	return b
 }
 
 // expire drops entries older than the TTL.
@@ -67,20 +125,33 @@ func (h *history) expire(now int64) {
 		return
 	}
 	cut := now - int64(h.ttl)
-	for h.n > 0 && h.entries[h.head].Time < cut {
-		h.entries[h.head] = transport.HistoryEntry{}
-		h.head = h.slot(1)
-		h.n--
+	for h.n > 0 && h.blocks[h.first][h.head].Time < cut {
+		h.drop()
 	}
 }
 
-// since returns the entries with Seq > seq, oldest first.
+// since returns the entries with Seq > seq, oldest first. It counts them
+// before copying, as a hand-off or a new subscriber often takes them all.
 func (h *history) since(seq uint64) []transport.HistoryEntry {
-	var out []transport.HistoryEntry
-	for i := range h.n {
-		e := h.entries[h.slot(i)]
-		if e.Seq > seq {
-			out = append(out, e)
+	k := 0
+	for i := h.first; i < len(h.blocks); i++ {
+		s := h.span(i)
+		for j := range s {
+			if s[j].Seq > seq {
+				k++
+			}
+		}
+	}
+	if k == 0 {
+		return nil
+	}
+	out := make([]transport.HistoryEntry, 0, k)
+	for i := h.first; i < len(h.blocks); i++ {
+		s := h.span(i)
+		for j := range s {
+			if s[j].Seq > seq {
+				out = append(out, s[j])
+			}
 		}
 	}
 	return out
@@ -91,7 +162,12 @@ func (h *history) all() []transport.HistoryEntry { return h.since(0) }
 
 // replace sets the entries from a hand-off, keeping the newest that fit.
 func (h *history) replace(entries []transport.HistoryEntry) {
-	h.entries, h.head, h.n = nil, 0, 0
+	spare := h.spare
+	if spare == nil && h.first < len(h.blocks) {
+		spare = h.blocks[h.first]
+		clear(spare)
+	}
+	*h = history{size: h.size, ttl: h.ttl, spare: spare}
 	if len(entries) > h.size {
 		entries = entries[len(entries)-h.size:]
 	}
@@ -105,7 +181,7 @@ func (h *history) oldest() uint64 {
 	if h.n == 0 {
 		return 0
 	}
-	return h.entries[h.head].Seq
+	return h.blocks[h.first][h.head].Seq
 }
 
 // window returns the entries with after < Seq <= until (until 0: no upper
@@ -114,19 +190,22 @@ func (h *history) oldest() uint64 {
 func (h *history) window(after, until uint64, maxBytes int) []transport.HistoryEntry {
 	var out []transport.HistoryEntry
 	size := 0
-	for i := range h.n {
-		e := h.entries[h.slot(i)]
-		if e.Seq <= after {
-			continue
+	for i := h.first; i < len(h.blocks); i++ {
+		s := h.span(i)
+		for j := range s {
+			e := &s[j]
+			if e.Seq <= after {
+				continue
+			}
+			if until != 0 && e.Seq > until {
+				return out
+			}
+			if len(out) > 0 && size+len(e.Data) > maxBytes {
+				return out
+			}
+			out = append(out, *e)
+			size += len(e.Data) + 32
 		}
-		if until != 0 && e.Seq > until {
-			break
-		}
-		if len(out) > 0 && size+len(e.Data) > maxBytes {
-			break
-		}
-		out = append(out, e)
-		size += len(e.Data) + 32
 	}
 	return out
 }
