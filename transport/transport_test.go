@@ -240,8 +240,10 @@ func TestListenerAnswersPings(t *testing.T) {
 			t.Fatalf("ping %d: %v %v", i, typ, err)
 		}
 	}
-	s := b.Stats().Peers["c"]
-	if s.Received[FramePing] != 3 || s.Sent[FramePing] != 3 {
+	// The listener counts an answer once its write returned, which may be
+	// after c read it.
+	waitFor(t, 5*time.Second, func() bool { return b.Stats().Peers["c"].Sent[FramePing] == 3 })
+	if s := b.Stats().Peers["c"]; s.Received[FramePing] != 3 {
 		t.Fatalf("stats: %+v", s)
 	}
 }
