@@ -429,14 +429,44 @@ func (n *Node) previousOwner(topic string) (string, error) {
 // announced here yet (it just joined and asked something) gets its frames
 // once it is, in order; see parking.
 func (n *Node) sendTo(name string, frame []byte) error {
+	peer, m, direct, err := n.route(name)
+	switch {
+	case err != nil:
+		return err
+	case !direct:
+		return n.parked.sendOrPark(n, name, m, peer.Addr != "", frame)
+	}
+	return n.send(name, peer.Addr, frame)
+}
+
+// sendMsg sends one message to a member, encoded straight into the link's
+// queue when nothing is parked.
+func (n *Node) sendMsg(name string, msg transport.Message) error {
+	peer, _, direct, err := n.route(name)
+	switch {
+	case err != nil:
+		return err
+	case !direct:
+		return n.sendTo(name, transport.EncodeFrame(msg))
+	}
+	if err := n.tr.SendMsg(peer, msg); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// route says how to reach a member: direct when the view lists it and no
+// frame is parked (which would have to go first); otherwise through
+// parking, with peer.Addr empty if the view does not list it yet.
+func (n *Node) route(name string) (peer transport.Peer, m ring.Member, direct bool, err error) {
 	if name == n.name {
-		return fmt.Errorf("%w: frame addressed to this node", ErrUnavailable)
+		return peer, m, false, fmt.Errorf("%w: frame addressed to this node", ErrUnavailable)
 	}
 	m, ok := n.ring.View().Member(name)
-	if ok && n.parked.count.Load() == 0 {
-		return n.send(name, m.PeerAddr, frame)
+	if ok {
+		peer = transport.Peer{Name: name, Addr: m.PeerAddr}
 	}
-	return n.parked.sendOrPark(n, name, m, ok, frame)
+	return peer, m, ok && n.parked.count.Load() == 0, nil
 }
 
 func (n *Node) send(name, addr string, frame []byte) error {
@@ -444,21 +474,6 @@ func (n *Node) send(name, addr string, frame []byte) error {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
-}
-
-// sendMsg sends one message to a member, encoded straight into the link's
-// queue when nothing is parked.
-func (n *Node) sendMsg(name string, m transport.Message) error {
-	if name == n.name {
-		return fmt.Errorf("%w: frame addressed to this node", ErrUnavailable)
-	}
-	if mb, ok := n.ring.View().Member(name); ok && n.parked.count.Load() == 0 {
-		if err := n.tr.SendMsg(transport.Peer{Name: name, Addr: mb.PeerAddr}, m); err != nil {
-			return fmt.Errorf("%w: %w", ErrUnavailable, err)
-		}
-		return nil
-	}
-	return n.sendTo(name, transport.EncodeFrame(m))
 }
 
 // framePool holds buffers for frames encoded once and copied into several
