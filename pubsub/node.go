@@ -176,7 +176,7 @@ func (n *Node) Publish(ctx context.Context, topic string, data []byte, opts ...P
 			return PublishResult{}, err
 		}
 		var err error
-		if owner, err = n.ownerName(topic); err != nil {
+		if owner, err = n.ringOwner(topic); err != nil {
 			return PublishResult{}, err
 		}
 	}
@@ -409,6 +409,12 @@ func (n *Node) ownerName(topic string) (string, error) {
 	if n.owned.get(topic) != nil {
 		return n.name, nil
 	}
+	return n.ringOwner(topic)
+}
+
+// ringOwner returns the owner of topic in this node's view of the ring,
+// for callers that already know the owner table has no entry for it.
+func (n *Node) ringOwner(topic string) (string, error) {
 	m, err := n.view().Owner(topic)
 	if err != nil {
 		return "", fmt.Errorf("%w: %w", ErrNoOwner, err)

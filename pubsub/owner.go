@@ -149,15 +149,10 @@ func (n *Node) ownedTopicFor(topic string) *ownedTopic {
 	return ot
 }
 
-// ownerPublish sequences a publish for which this node is the owner. It
+// publishOwned sequences a publish for which this node is the owner; ot is
+// the topic's state if the caller has already looked it up, nil if not. It
 // reports false when the result will come later through replyPublish (the
 // topic is being claimed, or has moved and the request was forwarded).
-func (n *Node) ownerPublish(req *pubReq) (pubResult, bool) {
-	return n.publishOwned(nil, req)
-}
-
-// publishOwned is ownerPublish with the topic's state when the caller has
-// already looked it up (nil if not).
 func (n *Node) publishOwned(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 	if ot == nil {
 		ot = n.ownedTopicFor(req.topic)

@@ -139,26 +139,32 @@ func (n *Node) onPublish(from string, m *transport.Publish) {
 	if req.origin == "" {
 		req.origin = from
 	}
-	if err := ValidateTopic(req.topic); err != nil {
-		n.replyPublish(req, pubResult{err: err})
-		return
-	}
 	if len(req.data) > n.cfg.MaxPayload {
 		n.replyPublish(req, pubResult{err: ErrPayloadTooLarge})
 		return
 	}
-	owner, err := n.ownerName(req.topic)
-	if err != nil {
-		n.replyPublish(req, pubResult{err: err})
-		return
-	}
-	if owner != n.name {
-		if err := n.sendPublish(req, owner); err != nil {
+	// A topic in the owner table is valid (nothing enters it unchecked) and
+	// is sequenced, queued or forwarded by its state: one lookup for the
+	// common case of a publish reaching its owner.
+	ot := n.owned.get(req.topic)
+	if ot == nil {
+		if err := ValidateTopic(req.topic); err != nil {
 			n.replyPublish(req, pubResult{err: err})
+			return
 		}
-		return
+		owner, err := n.ringOwner(req.topic)
+		if err != nil {
+			n.replyPublish(req, pubResult{err: err})
+			return
+		}
+		if owner != n.name {
+			if err := n.sendPublish(req, owner); err != nil {
+				n.replyPublish(req, pubResult{err: err})
+			}
+			return
+		}
 	}
-	if res, ok := n.ownerPublish(req); ok {
+	if res, ok := n.publishOwned(ot, req); ok {
 		n.replyPublish(req, res)
 	}
 }
