@@ -10,6 +10,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/ringcast/ringcast/transport"
 )
 
 // collect reads n messages from sub.
@@ -181,25 +183,56 @@ func TestHistoryOff(t *testing.T) {
 	}
 }
 
+// TestAckReplicated publishes to a topic whose replica has no subscribers
+// (it gets Replicate frames) and to one whose replica has (it gets each
+// copy inside the Deliver): either way an AckReplicated publish returns
+// once the replica holds the message, every message is copied once, and
+// the subscriber gets each once, in order.
 func TestAckReplicated(t *testing.T) {
+	for _, subscribed := range []bool{false, true} {
+		t.Run(fmt.Sprintf("replica subscribed=%v", subscribed), func(t *testing.T) {
+			testAckReplicated(t, subscribed)
+		})
+	}
+}
+
+func testAckReplicated(t *testing.T, subscribed bool) {
 	c := startCluster(t, 3, nil)
 	ctx := ctxT(t, 20*time.Second)
 	owner := c.nodes[0]
 	topic := topicOwnedBy(t, owner, owner.Name(), "durable")
-	owners, err := owner.view().Owners(topic, 2)
-	if err != nil {
-		t.Fatal(err)
+	replicas, err := owner.Replicas(topic)
+	if err != nil || len(replicas) != 1 {
+		t.Fatalf("replicas %v, %v: want one", replicas, err)
 	}
 	var replica *Node
 	for _, n := range c.nodes {
-		if n.Name() == owners[1].Name {
+		if n.Name() == replicas[0].Name {
 			replica = n
 		}
 	}
-	for i := range 20 {
-		res, err := c.nodes[(i%2)+1].Publish(ctx, topic, []byte(strconv.Itoa(i)), WithAck(AckReplicated))
+	var sub *Subscription
+	if subscribed {
+		if sub, err = replica.Subscribe(ctx, topic); err != nil {
+			t.Fatal(err)
+		}
+	}
+	sent := func(typ transport.FrameType) uint64 {
+		return owner.Stats().Links.Peers[replica.Name()].Sent[typ]
+	}
+	deliverBefore, replicateBefore := sent(transport.FrameDeliver), sent(transport.FrameReplicate)
+	const acked, plain = 20, 20
+	for i := range acked + plain {
+		ack := AckReplicated
+		if i >= acked {
+			ack = AckOwner
+		}
+		res, err := c.nodes[(i%2)+1].Publish(ctx, topic, []byte(strconv.Itoa(i)), WithAck(ack))
 		if err != nil {
 			t.Fatal(err)
+		}
+		if ack != AckReplicated {
+			continue
 		}
 		// Acknowledged as replicated: the replica holds it already.
 		rt := replica.replicas.get(topic)
@@ -213,8 +246,28 @@ func TestAckReplicated(t *testing.T) {
 			t.Fatalf("replica holds seq %d after seq %d was acknowledged as replicated", held, res.Seq)
 		}
 	}
-	if got := replica.Stats().Replicated; got != 20 {
-		t.Fatalf("replica stored %d copies, want 20", got)
+	waitFor(t, 10*time.Second, "every copy stored", func() bool { return replica.Stats().Replicated >= acked+plain })
+	if got := replica.Stats().Replicated; got != acked+plain {
+		t.Fatalf("replica stored %d copies, want %d", got, acked+plain)
+	}
+	deliver, replicate := sent(transport.FrameDeliver)-deliverBefore, sent(transport.FrameReplicate)-replicateBefore
+	wantDeliver, wantReplicate := uint64(0), uint64(acked+plain)
+	if subscribed {
+		wantDeliver, wantReplicate = acked+plain, 0
+	}
+	if deliver != wantDeliver || replicate != wantReplicate {
+		t.Fatalf("owner sent the replica %d Deliver and %d Replicate frames, want %d and %d", deliver, replicate, wantDeliver, wantReplicate)
+	}
+	if subscribed {
+		got := collect(t, ctx, sub, acked+plain)
+		for i, m := range got {
+			if m.Seq != uint64(i+1) || string(m.Data) != strconv.Itoa(i) {
+				t.Fatalf("message %d: seq %d %q", i, m.Seq, m.Data)
+			}
+		}
+		if s := replica.Stats(); s.Duplicates != 0 {
+			t.Fatalf("%d duplicates", s.Duplicates)
+		}
 	}
 }
 

@@ -146,6 +146,20 @@ func (n *Node) Owner(topic string) (Member, error) {
 	return m, nil
 }
 
+// Replicas returns the members that keep a copy of topic's sequence and
+// history besides its owner, in this node's view: the ReplicationFactor-1
+// members that follow the owner on the ring (fewer in a smaller cluster).
+func (n *Node) Replicas(topic string) ([]Member, error) {
+	if err := ValidateTopic(topic); err != nil {
+		return nil, err
+	}
+	owners, err := n.view().Owners(topic, n.cfg.ReplicationFactor)
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrNoOwner, err)
+	}
+	return owners[1:], nil
+}
+
 // PublishResult is the owner's acknowledgement of a publish.
 type PublishResult struct {
 	// Epoch and Seq place the message in the topic's order (both zero with

@@ -183,16 +183,19 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 	now := n.now()
 	res := pubResult{epoch: ot.epoch, seq: ot.seq}
 	ot.hist.add(ot.seq, now, req.data)
-	replied := n.replicate(ot, req, res, now)
-	n.fanout(ot, ot.seq, req.data)
+	peers := n.replicaPeers(ot)
+	replied := n.replicate(ot, peers, req, res, now)
+	n.fanout(ot, peers, ot.seq, req.data)
 	n.stats.sequenced.Add(1)
 	return res, replied
 }
 
 // fanout sends one message to every subscriber node: one frame, encoded
-// once and shared, per remote node; a direct call for this node. ot.mu held,
-// which keeps frames of one topic in sequence order on every link.
-func (n *Node) fanout(ot *ownedTopic, seq uint64, data []byte) {
+// once and shared, per remote node; a direct call for this node. Replicas
+// among them (replicated) already have it: their copy came as a Deliver.
+// ot.mu held, which keeps frames of one topic in sequence order on every
+// link.
+func (n *Node) fanout(ot *ownedTopic, replicated []string, seq uint64, data []byte) {
 	var (
 		buf   *[]byte
 		frame []byte
@@ -200,6 +203,9 @@ func (n *Node) fanout(ot *ownedTopic, seq uint64, data []byte) {
 	for _, node := range ot.nodes {
 		if node == n.name {
 			n.deliverOwned(ot, seq, data)
+			continue
+		}
+		if slices.Contains(replicated, node) {
 			continue
 		}
 		if buf == nil {

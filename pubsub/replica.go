@@ -132,42 +132,55 @@ func replicaNames(v *ring.View, topic string, r int, self string) []string {
 	return out
 }
 
-// replicate copies a sequenced message to the topic's replicas. With
-// AckReplicated it reports false and answers req once every replica has
-// acknowledged (or fails it after RequestTimeout). ot.mu held.
-func (n *Node) replicate(ot *ownedTopic, req *pubReq, res pubResult, now int64) bool {
-	peers := n.replicaPeers(ot)
+// replicate copies a sequenced message to the topic's replicas, peers
+// (from replicaPeers). A replica that is also a subscriber node gets one
+// Deliver that stands for both (see appendReplica), and fanout skips it.
+// With AckReplicated it reports false and answers req once every replica
+// has acknowledged (or fails it after RequestTimeout). ot.mu held.
+func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubResult, now int64) bool {
 	if len(peers) == 0 {
 		return true
 	}
-	if req.ack != AckReplicated {
-		buf := getFrameBuf()
-		m := transport.Replicate{Topic: ot.name, Epoch: ot.epoch, Seq: res.seq, Time: now, Data: req.data}
-		frame := m.AppendFrame(*buf)
-		for _, p := range peers {
-			if err := n.sendTo(p, frame); err != nil {
-				n.stats.sendErrors.Add(1)
+	var w *replicaWait
+	if req.ack == AckReplicated {
+		if req.origin == n.name && req.done == nil && req.reqID == 0 {
+			req.done = make(chan pubResult, 1)
+		}
+		w = &replicaWait{need: len(peers), req: req.retain(), res: res}
+	}
+	buf := getFrameBuf()
+	frame := *buf
+	for _, p := range peers {
+		var id uint64
+		if wait := w; wait != nil {
+			id = n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ transport.Message, err error) {
+				wait.done(n, p, err)
+			})
+		}
+		frame = appendReplica(frame[:0], ot, p, res.seq, now, req.data, id)
+		if err := n.sendTo(p, frame); err != nil {
+			n.stats.sendErrors.Add(1)
+			if w != nil {
+				n.pending.cancel(id)
+				w.done(n, p, err)
 			}
 		}
-		putFrameBuf(buf, frame)
-		return true
 	}
-	m := &transport.Replicate{Topic: ot.name, Epoch: ot.epoch, Seq: res.seq, Time: now, Data: req.data}
-	if req.origin == n.name && req.done == nil && req.reqID == 0 {
-		req.done = make(chan pubResult, 1)
+	putFrameBuf(buf, frame)
+	return w == nil
+}
+
+// appendReplica appends the frame that gives replica peer its copy of a
+// message: a Replicate, or, when peer has subscribers for the topic, a
+// Deliver marked Replica, so that the payload crosses that link once and
+// not twice. reqID, if not zero, asks for a ReplicateAck. ot.mu held.
+func appendReplica(dst []byte, ot *ownedTopic, peer string, seq uint64, now int64, data []byte, reqID uint64) []byte {
+	if slices.Contains(ot.nodes, peer) {
+		m := transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data, Replica: true, Time: now, ReqID: reqID}
+		return m.AppendFrame(dst)
 	}
-	w := &replicaWait{need: len(peers), req: req.retain(), res: res}
-	for _, p := range peers {
-		id := n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ transport.Message, err error) {
-			w.done(n, p, err)
-		})
-		m.ReqID = id
-		if err := n.sendMsg(p, m); err != nil {
-			n.pending.cancel(id)
-			w.done(n, p, err)
-		}
-	}
-	return false
+	m := transport.Replicate{ReqID: reqID, Topic: ot.name, Epoch: ot.epoch, Seq: seq, Time: now, Data: data}
+	return m.AppendFrame(dst)
 }
 
 // replicaWait counts the replica acknowledgements of one publish.

@@ -24,6 +24,10 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 			n.malformed(from, typ, err)
 			return
 		}
+		if m.Replica {
+			r := transport.Replicate{ReqID: m.ReqID, Topic: m.Topic, Epoch: m.Epoch, Seq: m.Seq, Time: m.Time, Data: m.Data}
+			n.onReplicate(from, &r)
+		}
 		n.deliver(from, m.Topic, m.Epoch, m.Seq, m.Data)
 	case transport.FramePublish:
 		n.noteRequest()

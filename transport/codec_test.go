@@ -37,6 +37,7 @@ func sampleMessages() []Message {
 		&Deliver{Topic: "t", Epoch: 1, Seq: 1, Data: []byte{0}},
 		&Deliver{Topic: s256, Epoch: math.MaxUint32 + 1, Seq: math.MaxUint64, Data: b256},
 		&Deliver{Topic: s64k, Epoch: 7, Seq: 9, Data: b255},
+		&Deliver{Topic: "t", Epoch: 7, Seq: 9, Data: b255, Replica: true, Time: -1, ReqID: math.MaxUint64},
 		&Subscribe{},
 		&Subscribe{ReqID: 9, Topic: "news", Since: 41, HasSince: true},
 		&Subscribe{ReqID: math.MaxUint64, Topic: s32, Since: math.MaxUint64, HasSince: false, Origin: "node-c", Hops: 255},
@@ -221,20 +222,21 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		{"empty", &Deliver{}, nil, "truncated"},
 		{"not an array", &Deliver{}, []byte{0x04}, "not an array"},
 		{"nil body", &Deliver{}, []byte{mpNil}, "nil"},
-		{"too few fields", &Deliver{}, []byte{0x93, 0xa1, 't', 1, 2}, "3 fields, want 4"},
-		{"int for a string", &Deliver{}, []byte{0x94, 0x01, 1, 2, 0xc4, 0}, "not a string"},
-		{"string for an int", &Deliver{}, []byte{0x94, 0xa1, 't', 0xa1, 'x', 2, 0xc4, 0}, "not an integer"},
-		{"negative uint", &Deliver{}, []byte{0x94, 0xa1, 't', 0xff, 2, 0xc4, 0}, "negative"},
-		{"negative int8 uint", &Deliver{}, []byte{0x94, 0xa1, 't', 0xd0, 0x80, 2, 0xc4, 0}, "negative"},
-		{"float for an int", &Deliver{}, []byte{0x94, 0xa1, 't', 0xca, 0, 0, 0, 0, 2, 0xc4, 0}, "not an integer"},
-		{"map for bin", &Deliver{}, []byte{0x94, 0xa1, 't', 1, 2, 0x80}, "not binary"},
+		{"too few fields", &Deliver{}, []byte{0x93, 0xa1, 't', 1, 2}, "3 fields, want 7"},
+		{"int for a string", &Deliver{}, []byte{0x97, 0x01, 1, 2, 0xc4, 0}, "not a string"},
+		{"string for an int", &Deliver{}, []byte{0x97, 0xa1, 't', 0xa1, 'x', 2, 0xc4, 0}, "not an integer"},
+		{"negative uint", &Deliver{}, []byte{0x97, 0xa1, 't', 0xff, 2, 0xc4, 0}, "negative"},
+		{"negative int8 uint", &Deliver{}, []byte{0x97, 0xa1, 't', 0xd0, 0x80, 2, 0xc4, 0}, "negative"},
+		{"float for an int", &Deliver{}, []byte{0x97, 0xa1, 't', 0xca, 0, 0, 0, 0, 2, 0xc4, 0}, "not an integer"},
+		{"map for bin", &Deliver{}, []byte{0x97, 0xa1, 't', 1, 2, 0x80}, "not binary"},
+		{"int for the replica flag", &Deliver{}, []byte{0x97, 0xa1, 't', 1, 2, 0xc4, 0, 0x01, 0, 0}, "not a bool"},
 		{"uint8 overflow", &StateAck{}, []byte{0x93, 1, 0xcd, 0x01, 0x00, 0xa0}, "overflows uint8"},
 		{"bad bool", &Subscribe{}, []byte{0x96, 1, 0xa1, 't', 1, 0x01, 0xa0, 0}, "not a bool"},
 		{"int64 overflow", &TopicState{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0x90, 0x91, 0x93, 1, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc0, 0xc2}, "overflows int64"},
 		{"history entry not an array", &TopicState{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0x90, 0x91, 0x01, 0xc2, 0xc2, 0xc2, 0xc2}, "not an array"},
 		{"reserved format byte", &Unsubscribe{}, []byte{0x94, 0xa0, 0xa0, 0, 0xc1}, "invalid format byte 0xc1"},
 		{"str32 of 4 GiB", &Unsubscribe{}, []byte{0x93, 0xdb, 0xff, 0xff, 0xff, 0xff, 'x', 0xa0, 0}, "truncated"},
-		{"bin32 of 4 GiB", &Deliver{}, []byte{0x94, 0xa0, 1, 2, 0xc6, 0xff, 0xff, 0xff, 0xff}, "truncated"},
+		{"bin32 of 4 GiB", &Deliver{}, []byte{0x97, 0xa0, 1, 2, 0xc6, 0xff, 0xff, 0xff, 0xff}, "truncated"},
 		{"array32 of 4G fields", &Deliver{}, []byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0xa0, 1, 2, 0xc0}, "truncated"},
 		{"nodes array32 of 4G", &TopicState{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0xdd, 0xff, 0xff, 0xff, 0xff, 0xa0, 0xa0}, "truncated"},
 		{"history array32 of 4G", &TopicState{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0xc0, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x93, 1, 1, 0xc0}, "truncated"},
@@ -261,8 +263,8 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 func TestDecodeSkipsUnknownTrailingFields(t *testing.T) {
 	m := &Deliver{Topic: "t", Epoch: 1, Seq: 2, Data: []byte("d")}
 	body := m.AppendBody(nil)
-	// Same fields in an array of 8, followed by values of every kind.
-	ext := append([]byte{0x98}, body[1:]...)
+	// Same fields in an array of 11, followed by values of every kind.
+	ext := append([]byte{0x9b}, body[1:]...)
 	ext = append(ext,
 		0x82, 0xa1, 'k', 0x92, 0xc3, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0xc0, // map{"k": [true, 0.0], "": nil}
 		0xd5, 1, 0xaa, 0xbb, // fixext2
@@ -278,7 +280,7 @@ func TestDecodeSkipsUnknownTrailingFields(t *testing.T) {
 	}
 
 	// Deep nesting in an unknown field is refused, not recursed into.
-	deep := append([]byte{0x95}, body[1:]...)
+	deep := append([]byte{0x98}, body[1:]...)
 	deep = append(deep, bytes.Repeat([]byte{0x91}, 1000)...)
 	deep = append(deep, 0xc0)
 	if err := got.DecodeBody(deep); !errors.Is(err, ErrMalformed) {

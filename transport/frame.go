@@ -12,8 +12,9 @@ import (
 
 // ProtocolVersion is the version of the link protocol spoken by this
 // package. Both ends of a link must speak the same version; the handshake
-// refuses a peer that does not.
-const ProtocolVersion uint8 = 1
+// refuses a peer that does not. Version 2 added the replica fields of
+// Deliver.
+const ProtocolVersion uint8 = 2
 
 // FrameType is the type byte that follows a frame's length prefix. Values
 // below FramePublish are reserved for the link itself and are never passed

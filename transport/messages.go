@@ -36,11 +36,21 @@ type PublishAck struct {
 
 // Deliver carries one sequenced message from a topic's owner to a node
 // with subscribers.
+//
+// When that node is also one of the topic's replicas, Replica is set and
+// the frame stands for the Replicate the owner would otherwise send it
+// too: the node keeps a copy (taken at Time, acknowledged with a
+// ReplicateAck when ReqID is not zero) and delivers it. The payload
+// crosses the link once instead of twice. Time and ReqID are zero without
+// Replica.
 type Deliver struct {
-	Topic string
-	Epoch uint64
-	Seq   uint64
-	Data  []byte
+	Topic   string
+	Epoch   uint64
+	Seq     uint64
+	Data    []byte
+	Replica bool
+	Time    int64  // unix nanoseconds at the owner, with Replica
+	ReqID   uint64 // with Replica, non-zero: answer with a ReplicateAck
 }
 
 // Subscribe registers the sending node's interest in a topic with its
@@ -198,27 +208,33 @@ func (*Deliver) FrameType() FrameType { return FrameDeliver }
 
 // AppendBody implements Message.
 func (m *Deliver) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 4)
+	b = appendArrayHeader(b, 7)
 	b = appendStr(b, m.Topic)
 	b = appendUint(b, m.Epoch)
 	b = appendUint(b, m.Seq)
-	return appendBin(b, m.Data)
+	b = appendBin(b, m.Data)
+	b = appendBool(b, m.Replica)
+	b = appendInt(b, m.Time)
+	return appendUint(b, m.ReqID)
 }
 
 // DecodeBody implements Message.
 func (m *Deliver) DecodeBody(b []byte) error {
 	d := decoder{b: b}
-	n := d.fields(4)
+	n := d.fields(7)
 	m.Topic = d.str()
 	m.Epoch = d.uint()
 	m.Seq = d.uint()
 	m.Data = d.bin()
-	d.finish(n, 4)
+	m.Replica = d.bool()
+	m.Time = d.int()
+	m.ReqID = d.uint()
+	d.finish(n, 7)
 	return d.result("Deliver")
 }
 
 func (m *Deliver) maxBodySize() int {
-	return 1 + 2*maxUintSize + 2*maxHeaderSize + len(m.Topic) + len(m.Data)
+	return 2 + 4*maxUintSize + 2*maxHeaderSize + len(m.Topic) + len(m.Data)
 }
 
 // FrameType implements Message.
