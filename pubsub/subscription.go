@@ -325,11 +325,7 @@ func (s *Subscription) dispatchBatch() bool {
 			s.out[s.pos] = Message{}
 			s.fn(m)
 		}
-		if s.pos < len(s.out) {
-			return true
-		}
-		// All taken messages are handled: unless more came meanwhile, the
-		// subscription leaves the queue now rather than after one more turn.
+		return true
 	}
 	s.mu.Lock()
 	if s.fn != nil && len(s.in) > 0 {
