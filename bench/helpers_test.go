@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -101,6 +102,10 @@ func publishRetry(n *pubsub.Node, topic string, data []byte) error {
 // nil, adjusts each node's Config. The nodes are closed when tb ends.
 func startCluster(tb testing.TB, n int, tweak func(i int, c *pubsub.Config)) []*pubsub.Node {
 	tb.Helper()
+	// Collect what the previous benchmark left (W3's histories are
+	// hundreds of MB) and return it to the OS now, so that the runtime's
+	// background sweeping and scavenging do not run during this one.
+	debug.FreeOSMemory()
 	nodes := make([]*pubsub.Node, 0, n)
 	tb.Cleanup(func() {
 		var wg sync.WaitGroup
