@@ -349,6 +349,9 @@ func TestInvalidInputRefused(t *testing.T) {
 		if _, err := n.Subscribe(ctx, topic); !errors.Is(err, ErrInvalidTopic) {
 			t.Errorf("Subscribe(%q): %v, want ErrInvalidTopic", topic, err)
 		}
+		if _, err := n.Replicas(topic); !errors.Is(err, ErrInvalidTopic) {
+			t.Errorf("Replicas(%q): %v, want ErrInvalidTopic", topic, err)
+		}
 	}
 	if err := ValidateTopic(strings.Repeat("é", MaxTopicLen/2)); err != nil {
 		t.Errorf("valid multi-byte topic refused: %v", err)
@@ -366,6 +369,9 @@ func TestInvalidInputRefused(t *testing.T) {
 			t.Errorf("Publish(%q) with an owned topic: %v, want ErrInvalidTopic", topic, err)
 		}
 		n.onHandoff("peer", &transport.TopicState{Topic: topic, Handoff: true, Epoch: 1, Seq: 1})
+		// A peer's publish looks in the owner table first: an invalid topic
+		// misses it and is refused there, before it could be sequenced.
+		n.onPublish("peer", &transport.Publish{Topic: topic, Data: []byte("x")})
 	}
 	s := n.Stats()
 	if s.Published != 1 || s.LocalTopics != 0 || s.OwnedTopics != 1 || s.BadFrames != uint64(len(bad)) {
