@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
 )
 
@@ -379,6 +380,15 @@ func TestInvalidInputRefused(t *testing.T) {
 	}
 	if _, err := New(Config{MaxPayload: -1}); !errors.Is(err, ErrInvalidConfig) {
 		t.Fatalf("negative MaxPayload: %v, want ErrInvalidConfig", err)
+	}
+}
+
+// TestProtocolVersionsMoveTogether guards the rule that the member version
+// gossiped by package ring changes with the link protocol: members that
+// cannot open links to each other must not share a ring.
+func TestProtocolVersionsMoveTogether(t *testing.T) {
+	if ring.ProtocolVersion != transport.ProtocolVersion {
+		t.Fatalf("ring speaks version %d, transport %d", ring.ProtocolVersion, transport.ProtocolVersion)
 	}
 }
 

@@ -271,6 +271,99 @@ func testAckReplicated(t *testing.T, subscribed bool) {
 	}
 }
 
+// TestThreeReplicas runs with ReplicationFactor 3: one replica has
+// subscribers (its copies ride in Deliver frames), the other has none
+// (Replicate frames, one encoding shared when both get the same kind).
+// Every copy must reach both, with and without AckReplicated, before and
+// after the subscriber leaves.
+func TestThreeReplicas(t *testing.T) {
+	c := startCluster(t, 4, func(cfg *Config) { cfg.ReplicationFactor = 3 })
+	ctx := ctxT(t, 20*time.Second)
+	owner := c.nodes[0]
+	topic := topicOwnedBy(t, owner, owner.Name(), "three")
+	names, err := owner.Replicas(topic)
+	if err != nil || len(names) != 2 {
+		t.Fatalf("replicas %v, %v: want two", names, err)
+	}
+	byName := func(name string) *Node {
+		for _, n := range c.nodes {
+			if n.Name() == name {
+				return n
+			}
+		}
+		t.Fatalf("no node %s", name)
+		return nil
+	}
+	subscribed, other := byName(names[0].Name), byName(names[1].Name)
+	sub, err := subscribed.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	sent := func(to *Node, typ transport.FrameType) uint64 {
+		return owner.Stats().Links.Peers[to.Name()].Sent[typ]
+	}
+	publish := func(from, count int) {
+		t.Helper()
+		for i := from; i < from+count; i++ {
+			ack := AckOwner
+			if i%2 == 0 {
+				ack = AckReplicated
+			}
+			if _, err := owner.Publish(ctx, topic, []byte(strconv.Itoa(i)), WithAck(ack)); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	stored := func(n *Node, want uint64) {
+		t.Helper()
+		waitFor(t, 10*time.Second, "replica copies", func() bool { return n.Stats().Replicated >= want })
+		if got := n.Stats().Replicated; got != want {
+			t.Fatalf("%s stored %d copies, want %d", n.Name(), got, want)
+		}
+	}
+
+	publish(0, 10)
+	stored(subscribed, 10)
+	stored(other, 10)
+	if d, r := sent(subscribed, transport.FrameDeliver), sent(subscribed, transport.FrameReplicate); d != 10 || r != 0 {
+		t.Fatalf("subscribed replica got %d Deliver and %d Replicate frames, want 10 and 0", d, r)
+	}
+	if d, r := sent(other, transport.FrameDeliver), sent(other, transport.FrameReplicate); d != 0 || r != 10 {
+		t.Fatalf("other replica got %d Deliver and %d Replicate frames, want 0 and 10", d, r)
+	}
+	for i, m := range collect(t, ctx, sub, 10) {
+		if m.Seq != uint64(i+1) || string(m.Data) != strconv.Itoa(i) {
+			t.Fatalf("message %d: seq %d %q", i, m.Seq, m.Data)
+		}
+	}
+
+	// Without subscribers both replicas get the same Replicate frame.
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "unsubscribe at the owner", func() bool {
+		ot := owner.owned.get(topic)
+		ot.mu.Lock()
+		defer ot.mu.Unlock()
+		return len(ot.nodes) == 0
+	})
+	publish(10, 10)
+	stored(subscribed, 20)
+	stored(other, 20)
+	if r := sent(subscribed, transport.FrameReplicate); r != 10 {
+		t.Fatalf("former subscriber got %d Replicate frames, want 10", r)
+	}
+	for _, n := range []*Node{subscribed, other} {
+		rt := n.replicas.get(topic)
+		rt.mu.Lock()
+		seq := rt.seq
+		rt.mu.Unlock()
+		if seq != 20 {
+			t.Fatalf("%s holds seq %d, want 20", n.Name(), seq)
+		}
+	}
+}
+
 // TestGapRepair loses one deliver frame on the way to a subscriber node:
 // the node fetches the missing message from the owner's history at once
 // (the gap timer is set far out so it cannot be what fills the gap).

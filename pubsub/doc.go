@@ -46,9 +46,10 @@
 // node that has subscribers, whatever the number of subscribers there; the
 // frame is encoded once and shared. Replication adds one frame per replica
 // that has no subscribers for the topic: a replica that has gets its copy
-// inside the frame that delivers the message, so the payload crosses each
-// link once. A node tells an owner about a topic only when its first local
-// subscriber arrives and when its last one leaves.
+// inside the frame that delivers the message (encoded for it alone), so
+// the payload crosses each link once. A node tells an owner about a topic
+// only when its first local subscriber arrives and when its last one
+// leaves.
 //
 // # Ownership changes
 //

@@ -150,6 +150,7 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 	}
 	buf := getFrameBuf()
 	frame := *buf
+	encoded := -1 // what frame holds for the previous peer: 0 a Replicate, 1 a Deliver
 	for _, p := range peers {
 		var id uint64
 		if wait := w; wait != nil {
@@ -157,7 +158,11 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 				wait.done(n, p, err)
 			})
 		}
-		frame = appendReplica(frame[:0], ot, p, res.seq, now, req.data, id)
+		deliver := slices.Contains(ot.nodes, p)
+		if kind := boolInt(deliver); id != 0 || kind != encoded {
+			frame = appendReplica(frame[:0], ot, deliver, res.seq, now, req.data, id)
+			encoded = kind
+		}
 		if err := n.sendTo(p, frame); err != nil {
 			n.stats.sendErrors.Add(1)
 			if w != nil {
@@ -170,12 +175,13 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 	return w == nil
 }
 
-// appendReplica appends the frame that gives replica peer its copy of a
-// message: a Replicate, or, when peer has subscribers for the topic, a
-// Deliver marked Replica, so that the payload crosses that link once and
-// not twice. reqID, if not zero, asks for a ReplicateAck. ot.mu held.
-func appendReplica(dst []byte, ot *ownedTopic, peer string, seq uint64, now int64, data []byte, reqID uint64) []byte {
-	if slices.Contains(ot.nodes, peer) {
+// appendReplica appends the frame that gives a replica its copy of a
+// message: a Replicate, or, when the replica has subscribers for the topic
+// (deliver), a Deliver marked Replica, so that the payload crosses that
+// link once and not twice. reqID, if not zero, asks for a ReplicateAck.
+// ot.mu held.
+func appendReplica(dst []byte, ot *ownedTopic, deliver bool, seq uint64, now int64, data []byte, reqID uint64) []byte {
+	if deliver {
 		m := transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data, Replica: true, Time: now, ReqID: reqID}
 		return m.AppendFrame(dst)
 	}
@@ -252,4 +258,11 @@ func (n *Node) reconcileReplicas(v *ring.View, now time.Time) {
 			rt.mu.Unlock()
 		}
 	}
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }

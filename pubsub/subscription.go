@@ -9,7 +9,8 @@ import (
 )
 
 // Message is one publication as a subscriber receives it. Data is shared by
-// every subscriber of the node: it must not be modified.
+// every subscriber of the node and with the copy the node keeps in history
+// (as the topic's owner or replica): it must not be modified.
 type Message struct {
 	Topic string
 	// Epoch identifies the topic's history. It changes only when the topic's

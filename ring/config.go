@@ -27,11 +27,14 @@ const (
 
 // ProtocolVersion is the ringcast protocol version this package advertises in
 // its member metadata. Members advertising another version are left out of
-// every View.
-const ProtocolVersion uint8 = 1
+// every View. It moves with transport.ProtocolVersion, so that members whose
+// links could not talk to each other do not share a ring either: across a
+// version change a cluster is upgraded as a whole. Version 2: Deliver frames
+// carry replica copies.
+const ProtocolVersion uint8 = 2
 
 // minProtocolVersion is the oldest member protocol version this package accepts.
-const minProtocolVersion uint8 = 1
+const minProtocolVersion uint8 = 2
 
 // Defaults applied to zero Config fields.
 const (

@@ -52,7 +52,7 @@ func encodeMap(t *testing.T, kv ...any) []byte {
 func TestMetaUnknownFieldsSkipped(t *testing.T) {
 	b := encodeMap(t,
 		"future", map[string]any{"a": []any{1, "x", 2.5, nil, true}},
-		"v", 1,
+		"v", int(ProtocolVersion),
 		"blob", []byte{1, 2, 3},
 		"r", []string{RoleTopics, "archive"},
 		"n", -7,
@@ -66,7 +66,7 @@ func TestMetaUnknownFieldsSkipped(t *testing.T) {
 	if md.leaving {
 		t.Fatal("leaving without the mark")
 	}
-	if !slices.Equal(m.Roles, []string{RoleTopics, "archive"}) || m.PeerAddr != "127.0.0.1:1" || m.Version != 1 {
+	if !slices.Equal(m.Roles, []string{RoleTopics, "archive"}) || m.PeerAddr != "127.0.0.1:1" || m.Version != ProtocolVersion {
 		t.Fatalf("decoded %+v", m)
 	}
 	if !m.HasRole(RoleTopics) {
@@ -86,17 +86,18 @@ func TestMetaRejected(t *testing.T) {
 		{"garbage", []byte("hello world"), errMetaInvalid},
 		{"no version", encodeMap(t, "r", []string{RoleTopics}), errMetaInvalid},
 		{"version 0", encodeMap(t, "v", 0), errMetaVersion},
-		{"future version", encodeMap(t, "v", 2), errMetaVersion},
+		{"older version", encodeMap(t, "v", int(ProtocolVersion)-1), errMetaVersion},
+		{"future version", encodeMap(t, "v", int(ProtocolVersion)+1), errMetaVersion},
 		{"version overflow", encodeMap(t, "v", 257), errMetaVersion},
 		{"version string", encodeMap(t, "v", "1"), errMetaInvalid},
-		{"roles not array", encodeMap(t, "v", 1, "r", "topics"), errMetaInvalid},
-		{"too many roles", encodeMap(t, "v", 1, "r", slices.Repeat([]string{"x"}, maxMetaRoles+1)), errMetaInvalid},
-		{"role too long", encodeMap(t, "v", 1, "r", []string{strings.Repeat("r", maxRoleLen+1)}), errMetaInvalid},
-		{"peer too long", encodeMap(t, "v", 1, "p", strings.Repeat("p", MaxPeerAddrLen+1)), errMetaInvalid},
-		{"leaving not bool", encodeMap(t, "v", 1, "l", 1), errMetaInvalid},
-		{"trailing bytes", append(encodeMap(t, "v", 1), 0xc0), errMetaInvalid},
-		{"truncated", encodeMap(t, "v", 1, "p", "127.0.0.1:1")[:10], errMetaInvalid},
-		{"extension", encodeMap(t, "v", 1, "x", msgpack.RawMessage{0xd4, 1, 2}), errMetaInvalid},
+		{"roles not array", encodeMap(t, "v", int(ProtocolVersion), "r", "topics"), errMetaInvalid},
+		{"too many roles", encodeMap(t, "v", int(ProtocolVersion), "r", slices.Repeat([]string{"x"}, maxMetaRoles+1)), errMetaInvalid},
+		{"role too long", encodeMap(t, "v", int(ProtocolVersion), "r", []string{strings.Repeat("r", maxRoleLen+1)}), errMetaInvalid},
+		{"peer too long", encodeMap(t, "v", int(ProtocolVersion), "p", strings.Repeat("p", MaxPeerAddrLen+1)), errMetaInvalid},
+		{"leaving not bool", encodeMap(t, "v", int(ProtocolVersion), "l", 1), errMetaInvalid},
+		{"trailing bytes", append(encodeMap(t, "v", int(ProtocolVersion)), 0xc0), errMetaInvalid},
+		{"truncated", encodeMap(t, "v", int(ProtocolVersion), "p", "127.0.0.1:1")[:10], errMetaInvalid},
+		{"extension", encodeMap(t, "v", int(ProtocolVersion), "x", msgpack.RawMessage{0xd4, 1, 2}), errMetaInvalid},
 		// Length prefixes far beyond the input are refused before any
 		// allocation of that size.
 		{"huge map", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, errMetaInvalid},

@@ -13,7 +13,8 @@ import (
 // ProtocolVersion is the version of the link protocol spoken by this
 // package. Both ends of a link must speak the same version; the handshake
 // refuses a peer that does not. Version 2 added the replica fields of
-// Deliver.
+// Deliver. Package ring's member version moves with it, so that members
+// that cannot link do not share a ring.
 const ProtocolVersion uint8 = 2
 
 // FrameType is the type byte that follows a frame's length prefix. Values

@@ -42,7 +42,8 @@ type PublishAck struct {
 // too: the node keeps a copy (taken at Time, acknowledged with a
 // ReplicateAck when ReqID is not zero) and delivers it. The payload
 // crosses the link once instead of twice. Time and ReqID are zero without
-// Replica.
+// Replica. The body always has all seven fields (three bytes more for a
+// plain delivery), so that the msgpack library decodes it as this struct.
 type Deliver struct {
 	Topic   string
 	Epoch   uint64
