@@ -185,5 +185,18 @@ func TestOwnerFailure(t *testing.T) {
 			}
 		}
 		checkOrdered(t, fmt.Sprintf("node %d after failover", i), tail)
+		// The topic was rebuilt from its replica, so its epoch did not
+		// change. With three nodes the replica is one of the two subscriber
+		// nodes: every copy it held came inside a Deliver frame.
+		if first := msgs[0]; len(tail) > 0 && tail[0].Epoch != first.Epoch {
+			t.Fatalf("node %d: epoch %d after the failover, %d before: the replica's copy was not used", i, tail[0].Epoch, first.Epoch)
+		}
+	}
+	var failovers uint64
+	for _, n := range c.nodes[:2] {
+		failovers += n.Stats().Failovers
+	}
+	if failovers != 1 {
+		t.Fatalf("%d topics rebuilt from replicas, want 1", failovers)
 	}
 }
