@@ -92,17 +92,7 @@ func BenchmarkClusterFanout(b *testing.B) {
 // frame of the run (they count a frame once its write succeeded) and
 // reports frames/publish.
 func reportFrames(b *testing.B, nodes []*pubsub.Node, before uint64) {
-	var last uint64
-	stable := 0
-	waitFor(b, 5*time.Second, "link counters to settle", func() bool {
-		n := interNodeFrames(nodes, messageFrames...)
-		if n == last {
-			stable++
-		} else {
-			last, stable = n, 0
-		}
-		return stable >= 5
-	})
+	last := settledFrames(b, nodes, before)
 	b.ReportMetric(float64(last-before)/float64(b.N), "frames/publish")
 }
 

@@ -148,7 +148,7 @@ func measureFrames(t *testing.T, size, r int) []frameRow {
 // settledFrames polls the message frame count until it reaches want and
 // then stays put for a few polls, or until a deadline; it returns the
 // last count.
-func settledFrames(t *testing.T, nodes []*pubsub.Node, want uint64) uint64 {
+func settledFrames(t testing.TB, nodes []*pubsub.Node, want uint64) uint64 {
 	t.Helper()
 	deadline := time.Now().Add(10 * time.Second)
 	last, stable := uint64(0), 0
