@@ -168,7 +168,7 @@ func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []
 	case seq <= lt.last:
 		n.stats.duplicates.Add(1)
 	case seq == lt.last+1:
-		lt.fanout(n, Message{Topic: topic, Epoch: epoch, Seq: seq, Data: data})
+		lt.fanout(n, &Message{Topic: topic, Epoch: epoch, Seq: seq, Data: data})
 		lt.last = seq
 		lt.drainPending(n, false)
 	default:
@@ -270,7 +270,7 @@ func (lt *localTopic) drainPending(n *Node, skip bool) {
 		}
 		delete(lt.pending, lt.last+1)
 		lt.last++
-		lt.fanout(n, Message{Topic: lt.name, Epoch: lt.epoch, Seq: lt.last, Data: data})
+		lt.fanout(n, &Message{Topic: lt.name, Epoch: lt.epoch, Seq: lt.last, Data: data})
 	}
 	if len(lt.pending) == 0 {
 		lt.pending = nil
@@ -300,7 +300,7 @@ func (n *Node) gapExpired(lt *localTopic) {
 }
 
 // fanout pushes m to every local subscription. lt.mu held.
-func (lt *localTopic) fanout(n *Node, m Message) {
+func (lt *localTopic) fanout(n *Node, m *Message) {
 	for _, s := range lt.subs {
 		if !s.push(m) {
 			n.stats.slowConsumers.Add(1)

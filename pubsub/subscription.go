@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"sync/atomic"
 
@@ -221,9 +222,9 @@ func (s *Subscription) Unsubscribe() error {
 	return nil
 }
 
-// push buffers m; it never blocks. It reports false when the subscription
+// push buffers a copy of m; it never blocks. It reports false when the subscription
 // overflowed under OverflowClose and has just ended.
-func (s *Subscription) push(m Message) bool {
+func (s *Subscription) push(m *Message) bool {
 	s.mu.Lock()
 	if s.err != nil || m.Seq <= s.floor && m.Epoch == s.floorEpoch {
 		s.mu.Unlock()
@@ -234,7 +235,7 @@ func (s *Subscription) push(m Message) bool {
 			s.mu.Unlock()
 			return false
 		}
-		s.held = append(s.held, m)
+		s.held = append(s.held, *m)
 		s.mu.Unlock()
 		return true
 	}
@@ -242,7 +243,13 @@ func (s *Subscription) push(m Message) bool {
 		s.mu.Unlock()
 		return false
 	}
-	s.in = append(s.in, m)
+	// Field by field into the slot, as history.add does: a struct store
+	// goes through the bulk write barrier while the collector runs. Slots
+	// past len(in) are zero (the reader clears what it takes).
+	s.in = slices.Grow(s.in, 1)
+	s.in = s.in[:len(s.in)+1]
+	e := &s.in[len(s.in)-1]
+	e.Topic, e.Epoch, e.Seq, e.Data, e.Lost = m.Topic, m.Epoch, m.Seq, m.Data, 0
 	if len(s.in) == 1 {
 		// The reader sleeps only after it saw in empty.
 		s.wakeLocked()
