@@ -13,6 +13,10 @@
 //	_, err = n.Publish(ctx, "orders", []byte("hello"))
 //	msg, err := sub.Next(ctx)
 //
+// A program that publishes to one topic often can take a Topic handle
+// (n.Topic("orders")), which validates the name once and, on the topic's
+// owner, remembers where its state is.
+//
 // # Delivery
 //
 // Per topic there is one total order: every message carries the topic's

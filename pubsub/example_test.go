@@ -49,3 +49,38 @@ func Example() {
 	fmt.Printf("%s #%d: %s\n", msg.Topic, msg.Seq, msg.Data)
 	// Output: news #1: hello, ring
 }
+
+// A Topic handle for a publisher that sends to one topic many times.
+func ExampleNode_Topic() {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	node, err := pubsub.New(pubsub.Config{})
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer node.Close()
+
+	prices, err := node.Topic("prices")
+	if err != nil {
+		log.Fatal(err)
+	}
+	sub, err := node.Subscribe(ctx, prices.Name())
+	if err != nil {
+		log.Fatal(err)
+	}
+	for _, p := range []string{"101.5", "101.7"} {
+		if _, err := prices.Publish(ctx, []byte(p)); err != nil {
+			log.Fatal(err)
+		}
+	}
+	for range 2 {
+		msg, err := sub.Next(ctx)
+		if err != nil {
+			log.Fatal(err)
+		}
+		fmt.Printf("%s #%d: %s\n", msg.Topic, msg.Seq, msg.Data)
+	}
+	// Output:
+	// prices #1: 101.5
+	// prices #2: 101.7
+}

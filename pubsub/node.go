@@ -173,6 +173,13 @@ type PublishResult struct {
 // AckOwner it returns once the owner has sequenced the message. Publish
 // does not keep data: it may be reused once Publish returns.
 func (n *Node) Publish(ctx context.Context, topic string, data []byte, opts ...PublishOption) (PublishResult, error) {
+	return n.publish(ctx, topic, nil, data, opts)
+}
+
+// publish is Publish. cached, when not nil, is a Topic handle's memory of
+// the topic's owner state, read instead of the owner table and refreshed
+// from it; the handle validated the topic.
+func (n *Node) publish(ctx context.Context, topic string, cached *atomic.Pointer[ownedTopic], data []byte, opts []PublishOption) (PublishResult, error) {
 	var o publishOptions
 	if len(opts) > 0 {
 		o = applyPublishOptions(opts)
@@ -184,10 +191,22 @@ func (n *Node) Publish(ctx context.Context, topic string, data []byte, opts ...P
 		return PublishResult{}, ErrClosed
 	}
 	// A topic in the owner table is valid: nothing enters it unchecked.
-	owner, ot := n.name, n.owned.get(topic)
+	var ot *ownedTopic
+	if cached != nil {
+		if old := cached.Load(); old != nil && !old.gone.Load() {
+			ot = old
+		} else if ot = n.owned.get(topic); ot != old {
+			cached.Store(ot)
+		}
+	} else {
+		ot = n.owned.get(topic)
+	}
+	owner := n.name
 	if ot == nil {
-		if err := ValidateTopic(topic); err != nil {
-			return PublishResult{}, err
+		if cached == nil {
+			if err := ValidateTopic(topic); err != nil {
+				return PublishResult{}, err
+			}
 		}
 		var err error
 		if owner, err = n.ringOwner(topic); err != nil {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringcast/ringcast/ring"
@@ -42,8 +43,12 @@ const maxHops = 4
 type ownedTopic struct {
 	name string
 
-	mu      sync.Mutex
-	state   topicState
+	mu    sync.Mutex
+	state topicState
+	// gone is set, under mu, when the topic leaves the owner table:
+	// whoever still holds this value (a request that looked it up, a Topic
+	// handle) must look the topic up again.
+	gone    atomic.Bool
 	movedTo string
 	epoch   uint64
 	seq     uint64
@@ -125,7 +130,11 @@ func (t *ownerTable) acquire(n *Node, topic string) (ot *ownedTopic, created boo
 	})
 }
 
-func (t *ownerTable) drop(ot *ownedTopic) { t.m.drop(ot.name, ot) }
+// drop removes ot from the table and marks it gone. ot.mu held.
+func (t *ownerTable) drop(ot *ownedTopic) {
+	ot.gone.Store(true)
+	t.m.drop(ot.name, ot)
+}
 
 func (t *ownerTable) all() []*ownedTopic { return t.m.values() }
 
@@ -158,6 +167,23 @@ func (n *Node) publishOwned(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 		ot = n.ownedTopicFor(req.topic)
 	}
 	ot.mu.Lock()
+	for ot.gone.Load() {
+		// Dropped from the owner table since the caller looked it up (a
+		// tombstone every view has moved past): route the request afresh.
+		ot.mu.Unlock()
+		owner, err := n.ringOwner(req.topic)
+		if err != nil {
+			return pubResult{err: err}, true
+		}
+		if owner != n.name {
+			if err := n.sendPublish(req, owner); err != nil {
+				return pubResult{err: err}, true
+			}
+			return pubResult{}, false
+		}
+		ot = n.ownedTopicFor(req.topic)
+		ot.mu.Lock()
+	}
 	defer ot.mu.Unlock()
 	return n.publishLocked(ot, req)
 }
