@@ -43,6 +43,7 @@ const (
 	DefaultSubscriptionBuffer = 1024
 	DefaultHistorySize        = 256
 	DefaultHistoryTTL         = 5 * time.Minute
+	DefaultIdleTopicTTL       = 5 * time.Minute
 	DefaultRequestTimeout     = 5 * time.Second
 	DefaultClaimTimeout       = 2 * time.Second
 	DefaultGapTimeout         = 500 * time.Millisecond
@@ -122,6 +123,14 @@ type Config struct {
 	HistorySize int
 	HistoryTTL  time.Duration
 
+	// IdleTopicTTL is how long a topic's owner and replicas keep its state
+	// once there is nothing left to keep: no subscriber node, no message in
+	// history, and no publish or subscription for that long. Without it a
+	// node would hold every topic ever used. A forgotten topic that is used
+	// again starts a new epoch. Default 5 minutes; negative keeps every
+	// topic for the node's lifetime.
+	IdleTopicTTL time.Duration
+
 	// ReplicationFactor is the number of copies of each topic's sequence and
 	// history: the owner plus the next ReplicationFactor-1 members on the
 	// ring. Default 2; 1 turns replication off (the state of a failed owner
@@ -189,6 +198,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.HistoryTTL == 0 {
 		c.HistoryTTL = DefaultHistoryTTL
+	}
+	if c.IdleTopicTTL == 0 {
+		c.IdleTopicTTL = DefaultIdleTopicTTL
 	}
 	if c.ReplicationFactor == 0 {
 		c.ReplicationFactor = DefaultReplicationFactor

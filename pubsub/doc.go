@@ -27,9 +27,12 @@
 // between fails or a buffer overflows. Publish returns the sequence number
 // the owner assigned (AckOwner, the default) or returns at once (AckNone).
 //
-// The epoch changes only when a topic's state is lost: its owner failed
-// with no copy of the state left. While ownership changes gracefully (a
-// node joins, or leaves with Shutdown), the old owner hands the topic's
+// The epoch changes only when a topic's state is lost or forgotten: its
+// owner failed with no copy of the state left, or the topic sat idle with
+// nothing to keep (no subscriber node, an empty history) for IdleTopicTTL
+// and its owner and replicas let it go, so that per-user and other
+// short-lived topics do not accumulate. While ownership changes gracefully
+// (a node joins, or leaves with Shutdown), the old owner hands the topic's
 // sequence, subscriber nodes and history to the new one, and sequences
 // continue.
 //

@@ -32,8 +32,7 @@ func (n *Node) TopicInfo(ctx context.Context, topic string) (TopicInfo, error) {
 	}
 	info := TopicInfo{Topic: topic, Owner: owner}
 	if owner == n.name {
-		if ot := n.owned.get(topic); ot != nil {
-			ot.mu.Lock()
+		if ot := n.lockOwned(topic); ot != nil {
 			switch ot.state {
 			case stateReady:
 				info.Epoch, info.Seq = ot.epoch, ot.seq

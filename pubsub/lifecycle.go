@@ -17,6 +17,14 @@ import (
 // period.
 func (n *Node) now() int64 { return n.clock.Load() }
 
+// idle reports whether a topic's state (an owner's or a replica's) holds
+// nothing worth keeping: no subscriber node, nothing in history, and no
+// activity for IdleTopicTTL.
+func (n *Node) idle(now, active int64, nodes int, h *history) bool {
+	ttl := n.cfg.IdleTopicTTL
+	return ttl >= 0 && nodes == 0 && h.n == 0 && now-active >= int64(ttl)
+}
+
 // reregisterAfter is how long a node waits for an owner to acknowledge a
 // re-registration before sending it again (re-registering is idempotent; the
 // first one may have been forwarded toward an owner that failed).
@@ -84,6 +92,10 @@ func (n *Node) departed(prev, next *ring.View) {
 	}
 	for _, ot := range n.owned.all() {
 		ot.mu.Lock()
+		if ot.gone.Load() {
+			ot.mu.Unlock()
+			continue
+		}
 		for _, name := range gone {
 			n.unsubscribeLocked(ot, name, maxHops)
 			if ot.state == stateMoved && ot.movedTo == name {
@@ -95,8 +107,9 @@ func (n *Node) departed(prev, next *ring.View) {
 }
 
 // reconcile moves topics this node no longer owns to their owner, drops
-// tombstones every view now agrees on, expires history, and re-registers
-// local topics whose owner changed or did not answer.
+// tombstones every view now agrees on, expires history, forgets idle
+// topics, and re-registers local topics whose owner changed or did not
+// answer.
 func (n *Node) reconcile() {
 	if n.leaving.Load() {
 		return // Shutdown hands everything off itself and waits for it
@@ -109,6 +122,10 @@ func (n *Node) reconcile() {
 			owner = m.Name
 		}
 		ot.mu.Lock()
+		if ot.gone.Load() {
+			ot.mu.Unlock()
+			continue
+		}
 		switch ot.state {
 		case stateReady:
 			ot.hist.expire(now.UnixNano())
@@ -116,6 +133,11 @@ func (n *Node) reconcile() {
 				ot.mu.Unlock()
 				n.handoff(ot, owner, nil)
 				continue
+			}
+			if n.idle(now.UnixNano(), ot.active, len(ot.nodes), &ot.hist) && len(ot.queued) == 0 {
+				n.owned.drop(ot)
+				n.stats.forgotten.Add(1)
+				n.log.Debug("idle topic forgotten", "topic", ot.name, "epoch", ot.epoch, "seq", ot.seq)
 			}
 		case stateMoved:
 			if owner != n.name {

@@ -49,6 +49,7 @@ type ownedTopic struct {
 	// whoever still holds this value (a request that looked it up, a Topic
 	// handle) must look the topic up again.
 	gone    atomic.Bool
+	active  int64 // Node.now() at the last publish, subscription or adoption
 	movedTo string
 	epoch   uint64
 	seq     uint64
@@ -158,6 +159,35 @@ func (n *Node) ownedTopicFor(topic string) *ownedTopic {
 	return ot
 }
 
+// relock locks ot, an owner state looked up by find; while the state it
+// holds has left the table (gone: dropped between the lookup and the lock)
+// it looks again. It returns nil, locking nothing, when find finds nothing.
+func relock(ot *ownedTopic, find func() *ownedTopic) *ownedTopic {
+	for ot != nil {
+		ot.mu.Lock()
+		if !ot.gone.Load() {
+			return ot
+		}
+		ot.mu.Unlock()
+		ot = find()
+	}
+	return nil
+}
+
+// lockOwned returns the topic's owner state, locked, or nil when the table
+// has none.
+func (n *Node) lockOwned(topic string) *ownedTopic {
+	find := func() *ownedTopic { return n.owned.get(topic) }
+	return relock(find(), find)
+}
+
+// lockOwnedFor is lockOwned for a topic this node owns: it starts a claim
+// when the table has no state for it.
+func (n *Node) lockOwnedFor(topic string) *ownedTopic {
+	find := func() *ownedTopic { return n.ownedTopicFor(topic) }
+	return relock(find(), find)
+}
+
 // publishOwned sequences a publish for which this node is the owner; ot is
 // the topic's state if the caller has already looked it up, nil if not. It
 // reports false when the result will come later through replyPublish (the
@@ -207,6 +237,7 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 	}
 	ot.seq++
 	now := n.now()
+	ot.active = now
 	res := pubResult{epoch: ot.epoch, seq: ot.seq}
 	ot.hist.add(ot.seq, now, req.data)
 	peers := n.replicaPeers(ot)
@@ -325,8 +356,7 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 
 // ownerSubscribe registers req.origin as a subscriber node of the topic.
 func (n *Node) ownerSubscribe(req *subReq) {
-	ot := n.ownedTopicFor(req.topic)
-	ot.mu.Lock()
+	ot := n.lockOwnedFor(req.topic)
 	defer ot.mu.Unlock()
 	n.subscribeLocked(ot, req)
 }
@@ -346,6 +376,7 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 		}
 		return
 	}
+	ot.active = n.now()
 	if !slices.Contains(ot.nodes, req.origin) {
 		ot.nodes = append(slices.Clip(ot.nodes), req.origin)
 		n.syncReplicaNodes(ot, n.replicaPeers(ot))
@@ -424,11 +455,10 @@ func (n *Node) sendSubscribe(req *subReq, target string) error {
 
 // ownerUnsubscribe removes origin from the topic's subscriber nodes.
 func (n *Node) ownerUnsubscribe(topic, origin string, hops uint8) {
-	ot := n.owned.get(topic)
+	ot := n.lockOwned(topic)
 	if ot == nil {
 		return
 	}
-	ot.mu.Lock()
 	defer ot.mu.Unlock()
 	n.unsubscribeLocked(ot, origin, hops)
 }
@@ -445,6 +475,7 @@ func (n *Node) unsubscribeLocked(ot *ownedTopic, origin string, hops uint8) {
 		}
 	default:
 		if i := slices.Index(ot.nodes, origin); i >= 0 {
+			ot.active = n.now()
 			ot.nodes = slices.Delete(slices.Clone(ot.nodes), i, i+1)
 			n.syncReplicaNodes(ot, n.replicaPeers(ot))
 		}
@@ -615,6 +646,7 @@ func (n *Node) adoptLocked(ot *ownedTopic, st *transport.TopicState) {
 		ot.nodes = mergeNodes(ot.nodes, st.Nodes)
 	}
 	ot.state, ot.movedTo = stateReady, ""
+	ot.active = n.now()
 }
 
 func (ot *ownedTopic) seqIfEpoch(epoch uint64) uint64 {
@@ -684,7 +716,7 @@ func (n *Node) moveLocked(ot *ownedTopic, to string, reqID uint64, handoff bool)
 func (n *Node) handoff(ot *ownedTopic, to string, done func(error)) {
 	ot.mu.Lock()
 	defer ot.mu.Unlock()
-	if ot.state != stateReady {
+	if ot.state != stateReady || ot.gone.Load() {
 		if done != nil {
 			done(nil)
 		}
@@ -713,8 +745,7 @@ func (n *Node) handoff(ot *ownedTopic, to string, done func(error)) {
 // onStateRequest answers a node claiming a topic: it gets the state if this
 // node holds it ready, and the topic moves to it.
 func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
-	if ot := n.owned.get(req.Topic); ot != nil {
-		ot.mu.Lock()
+	if ot := n.lockOwned(req.Topic); ot != nil {
 		defer ot.mu.Unlock()
 		if req.Peek {
 			st := &transport.TopicState{ReqID: req.ReqID, Topic: ot.name}
@@ -747,8 +778,11 @@ func (n *Node) onHandoff(from string, st *transport.TopicState) {
 		n.log.Warn("hand-off of an invalid topic refused", "peer", from, "err", err)
 		return
 	}
-	ot, _ := n.owned.acquire(n, st.Topic)
-	ot.mu.Lock()
+	find := func() *ownedTopic {
+		ot, _ := n.owned.acquire(n, st.Topic)
+		return ot
+	}
+	ot := relock(find(), find)
 	n.adoptLocked(ot, st)
 	n.runQueuedLocked(ot)
 	ot.mu.Unlock()

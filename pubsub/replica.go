@@ -25,11 +25,15 @@ import (
 const failoverSeqGap = 1 << 20
 
 type replicaTopic struct {
-	mu    sync.Mutex
-	epoch uint64
-	seq   uint64
-	hist  history
-	nodes []string // subscriber nodes, as the owner last said
+	mu     sync.Mutex
+	epoch  uint64
+	seq    uint64
+	hist   history
+	nodes  []string // subscriber nodes, as the owner last said
+	active int64    // Node.now() when the owner last sent anything
+	// gone is set, under mu, when the copy leaves the table: a writer that
+	// looked it up before must look again.
+	gone bool
 }
 
 // replicaTable holds the copies this node keeps as a replica.
@@ -46,7 +50,41 @@ func (t *replicaTable) acquire(n *Node, topic string) *replicaTopic {
 	return rt
 }
 
-func (t *replicaTable) drop(topic string) { t.m.drop(topic, nil) }
+// lock returns the topic's copy, locked, creating it if absent, and
+// marks it active.
+func (t *replicaTable) lock(n *Node, topic string) *replicaTopic {
+	return t.relock(n, topic, t.acquire(n, topic))
+}
+
+// relock locks rt, the topic's copy as looked up; while the copy it holds
+// has left the table (dropped between the lookup and the lock) it takes
+// the table's current one.
+func (t *replicaTable) relock(n *Node, topic string, rt *replicaTopic) *replicaTopic {
+	for {
+		rt.mu.Lock()
+		if !rt.gone {
+			rt.active = n.now()
+			return rt
+		}
+		rt.mu.Unlock()
+		rt = t.acquire(n, topic)
+	}
+}
+
+// drop removes the topic's copy, if any, and marks it gone.
+func (t *replicaTable) drop(topic string) {
+	if rt := t.m.get(topic); rt != nil {
+		rt.mu.Lock()
+		t.dropLocked(topic, rt)
+		rt.mu.Unlock()
+	}
+}
+
+// dropLocked removes rt, the topic's copy, and marks it gone. rt.mu held.
+func (t *replicaTable) dropLocked(topic string, rt *replicaTopic) {
+	rt.gone = true
+	t.m.drop(topic, rt)
+}
 
 func (t *replicaTable) names() []string {
 	var out []string
@@ -107,8 +145,7 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 
 // onReplicaNodes records a topic's subscriber nodes sent by its owner.
 func (n *Node) onReplicaNodes(st *transport.TopicState) {
-	rt := n.replicas.acquire(n, st.Topic)
-	rt.mu.Lock()
+	rt := n.replicas.lock(n, st.Topic)
 	if rt.epoch == 0 || rt.epoch == st.Epoch {
 		rt.epoch = st.Epoch
 		rt.nodes = st.Nodes
@@ -221,8 +258,7 @@ func (w *replicaWait) done(n *Node, peer string, err error) {
 
 // onReplicate stores a copy of a message sent by its topic's owner.
 func (n *Node) onReplicate(from string, m *transport.Replicate) {
-	rt := n.replicas.acquire(n, m.Topic)
-	rt.mu.Lock()
+	rt := n.replicas.lock(n, m.Topic)
 	if m.Epoch != rt.epoch {
 		rt.epoch, rt.seq = m.Epoch, 0
 		rt.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
@@ -241,7 +277,8 @@ func (n *Node) onReplicate(from string, m *transport.Replicate) {
 }
 
 // reconcileReplicas drops copies this node is no longer a replica (or the
-// owner) of, and expires old history.
+// owner) of, expires old history, and forgets idle copies as the owner
+// forgets idle topics.
 func (n *Node) reconcileReplicas(v *ring.View, now time.Time) {
 	var owners []ring.Member
 	for _, topic := range n.replicas.names() {
@@ -255,6 +292,9 @@ func (n *Node) reconcileReplicas(v *ring.View, now time.Time) {
 		if rt := n.replicas.get(topic); rt != nil {
 			rt.mu.Lock()
 			rt.hist.expire(now.UnixNano())
+			if !rt.gone && n.idle(now.UnixNano(), rt.active, len(rt.nodes), &rt.hist) {
+				n.replicas.dropLocked(topic, rt)
+			}
 			rt.mu.Unlock()
 		}
 	}

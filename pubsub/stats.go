@@ -22,6 +22,7 @@ type counters struct {
 	badFrames     atomic.Uint64
 	replicated    atomic.Uint64
 	failovers     atomic.Uint64
+	forgotten     atomic.Uint64
 	repairs       atomic.Uint64
 }
 
@@ -45,6 +46,7 @@ type Stats struct {
 	BadFrames     uint64 // malformed or unknown frames from peers
 	Replicated    uint64 // message copies this node stored as a replica
 	Failovers     uint64 // topics this node rebuilt from replicas
+	Forgotten     uint64 // idle topics this node stopped owning (IdleTopicTTL)
 	Repairs       uint64 // history requests sent to fill sequence gaps
 
 	OwnedTopics   int // topics this node sequences
@@ -76,6 +78,7 @@ func (n *Node) Stats() Stats {
 		BadFrames:     n.stats.badFrames.Load(),
 		Replicated:    n.stats.replicated.Load(),
 		Failovers:     n.stats.failovers.Load(),
+		Forgotten:     n.stats.forgotten.Load(),
 		Repairs:       n.stats.repairs.Load(),
 		Links:         n.tr.Stats(),
 	}

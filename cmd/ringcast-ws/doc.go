@@ -22,7 +22,8 @@
 //
 // Every flag has an environment variable (RINGCAST_LISTEN for --listen, and
 // so on); a flag wins over its variable. --replication, --history-size,
-// --history-ttl and --max-payload set what the node keeps and accepts;
+// --history-ttl, --idle-topic-ttl and --max-payload set what the node keeps
+// and accepts;
 // --failure-detection fast declares a failed member dead in under a second
 // (loopback and test clusters) instead of a few seconds. --help lists them all. Logs go to
 // stderr as text or, with --log-format json, as JSON; once serving, the

@@ -47,6 +47,7 @@ type Common struct {
 	Replication      int           // --replication: copies of each topic, owner included
 	HistorySize      int           // --history-size: messages kept per topic; 0 or -1 keeps none
 	HistoryTTL       time.Duration // --history-ttl
+	IdleTopicTTL     time.Duration // --idle-topic-ttl
 	MaxPayload       int           // --max-payload, in bytes
 }
 
@@ -94,6 +95,7 @@ func NewCommand(name, intro string) *Command {
 		Replication:      pubsub.DefaultReplicationFactor,
 		HistorySize:      pubsub.DefaultHistorySize,
 		HistoryTTL:       pubsub.DefaultHistoryTTL,
+		IdleTopicTTL:     pubsub.DefaultIdleTopicTTL,
 		MaxPayload:       DefaultMaxPayload,
 	}
 	cm := &c.Common
@@ -123,6 +125,8 @@ func NewCommand(name, intro string) *Command {
 		"recent messages each topic keeps for clients that resume and for failover (up to 1048576; 0 or -1 keeps none)")
 	c.Var(durationValue{&cm.HistoryTTL}, "history-ttl", "RINGCAST_HISTORY_TTL",
 		"age at which a message leaves its topic's history")
+	c.Var(durationValue{&cm.IdleTopicTTL}, "idle-topic-ttl", "RINGCAST_IDLE_TOPIC_TTL",
+		"how long a topic with no subscribers and an empty history is kept after its last use; forgotten, it starts a new epoch if used again")
 	c.Var(sizeValue{p: &cm.MaxPayload, min: MinMaxPayload, max: MaxMaxPayload}, "max-payload", "RINGCAST_MAX_PAYLOAD",
 		"largest message, in bytes or with a KiB or MiB suffix (1KiB to 64MiB); the same on every node")
 	c.common = len(c.options)
@@ -341,6 +345,7 @@ func (c *Command) NodeConfig(roles []string, log *slog.Logger) pubsub.Config {
 		cfg.HistorySize = -1 // pubsub reads 0 as its default
 	}
 	cfg.HistoryTTL = c.Common.HistoryTTL
+	cfg.IdleTopicTTL = c.Common.IdleTopicTTL
 	cfg.MaxPayload = c.Common.MaxPayload
 	return cfg
 }

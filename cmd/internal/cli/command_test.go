@@ -45,6 +45,7 @@ func TestParseDefaults(t *testing.T) {
 		Replication:      2,
 		HistorySize:      256,
 		HistoryTTL:       5 * time.Minute,
+		IdleTopicTTL:     5 * time.Minute,
 		MaxPayload:       1 << 20,
 	}
 	if !equalCommon(c.Common, want) {
@@ -60,7 +61,8 @@ func equalCommon(a, b Common) bool {
 		slices.Equal(a.Join, b.Join) && a.Cluster == b.Cluster && a.Secret == b.Secret &&
 		a.LogFormat == b.LogFormat && a.LogLevel == b.LogLevel && a.ShutdownTimeout == b.ShutdownTimeout &&
 		a.FailureDetection == b.FailureDetection && a.Replication == b.Replication &&
-		a.HistorySize == b.HistorySize && a.HistoryTTL == b.HistoryTTL && a.MaxPayload == b.MaxPayload
+		a.HistorySize == b.HistorySize && a.HistoryTTL == b.HistoryTTL && a.IdleTopicTTL == b.IdleTopicTTL &&
+		a.MaxPayload == b.MaxPayload
 }
 
 func TestParseEnvironment(t *testing.T) {
@@ -83,6 +85,7 @@ func TestParseEnvironment(t *testing.T) {
 		"RINGCAST_REPLICATION":       "3",
 		"RINGCAST_HISTORY_SIZE":      "-1",
 		"RINGCAST_HISTORY_TTL":       "90s",
+		"RINGCAST_IDLE_TOPIC_TTL":    "1h",
 		"RINGCAST_MAX_PAYLOAD":       "64KiB",
 	}
 	if err := c.Parse(nil, env(vars)); err != nil {
@@ -103,6 +106,7 @@ func TestParseEnvironment(t *testing.T) {
 		Replication:      3,
 		HistorySize:      -1,
 		HistoryTTL:       90 * time.Second,
+		IdleTopicTTL:     time.Hour,
 		MaxPayload:       64 << 10,
 	}
 	if !equalCommon(c.Common, want) {
@@ -161,6 +165,8 @@ func TestParseErrors(t *testing.T) {
 		{args: []string{"--history-size", "1048577"}, want: "out of range"},
 		{args: []string{"--history-ttl", "0s"}, want: "not positive"},
 		{vars: map[string]string{"RINGCAST_HISTORY_TTL": "5"}, want: "RINGCAST_HISTORY_TTL"},
+		{args: []string{"--idle-topic-ttl", "-1s"}, want: "not positive"},
+		{vars: map[string]string{"RINGCAST_IDLE_TOPIC_TTL": "soon"}, want: "RINGCAST_IDLE_TOPIC_TTL: want a duration"},
 		{args: []string{"--max-payload", "1023"}, want: "out of range: want 1KiB to 64MiB"},
 		{args: []string{"--max-payload", "65MiB"}, want: "out of range: want 1KiB to 64MiB"},
 		{args: []string{"--max-payload", "1GiB"}, want: "want a number of bytes"},
@@ -195,12 +201,12 @@ func TestHelp(t *testing.T) {
 			t.Errorf("usage lacks --%s or %s:\n%s", o.name, o.env, out)
 		}
 	}
-	if len(c.options) != 17 {
-		t.Fatalf("%d flags, want the 14 common ones and 3 of the test command", len(c.options))
+	if len(c.options) != 18 {
+		t.Fatalf("%d flags, want the 15 common ones and 3 of the test command", len(c.options))
 	}
 	for _, def := range []string{"default 127.0.0.1:4000", "default gateway,topics", "default 10s", "default ringcast", "default text", "default info",
 		"--failure-detection lan|fast\n", "default lan)", "--replication n\n", "default 2)", "--history-size n\n", "default 256)",
-		"--history-ttl duration\n", "default 5m0s)", "--max-payload bytes\n", "default 1MiB)"} {
+		"--history-ttl duration\n", "--idle-topic-ttl duration\n", "default 5m0s)", "--max-payload bytes\n", "default 1MiB)"} {
 		if !strings.Contains(out, def) {
 			t.Errorf("usage lacks %q", def)
 		}
@@ -289,7 +295,8 @@ func TestNodeConfig(t *testing.T) {
 	// The defaults are the library's: LAN gossip timings, 2 copies, 256
 	// messages for 5 minutes, 1 MiB.
 	if cfg.Gossip != (pubsub.GossipConfig{}) || cfg.ReplicationFactor != pubsub.DefaultReplicationFactor ||
-		cfg.HistorySize != pubsub.DefaultHistorySize || cfg.HistoryTTL != pubsub.DefaultHistoryTTL || cfg.MaxPayload != pubsub.DefaultMaxPayload {
+		cfg.HistorySize != pubsub.DefaultHistorySize || cfg.HistoryTTL != pubsub.DefaultHistoryTTL || cfg.MaxPayload != pubsub.DefaultMaxPayload ||
+		cfg.IdleTopicTTL != pubsub.DefaultIdleTopicTTL {
 		t.Fatalf("default delivery settings = %+v", cfg)
 	}
 }
@@ -302,13 +309,14 @@ func TestNodeConfigDelivery(t *testing.T) {
 		history int
 		ttl     time.Duration
 		payload int
+		idle    time.Duration
 	}{
-		{args: []string{"--failure-detection", "fast", "--replication", "3", "--history-size", "10", "--history-ttl", "1m", "--max-payload", "4096"},
-			gossip: pubsub.FastGossip(), rf: 3, history: 10, ttl: time.Minute, payload: 4096},
+		{args: []string{"--failure-detection", "fast", "--replication", "3", "--history-size", "10", "--history-ttl", "1m", "--max-payload", "4096", "--idle-topic-ttl", "90s"},
+			gossip: pubsub.FastGossip(), rf: 3, history: 10, ttl: time.Minute, payload: 4096, idle: 90 * time.Second},
 		{args: []string{"--failure-detection", "lan", "--replication", "1", "--history-size", "-1", "--max-payload", "2MiB"},
-			rf: 1, history: -1, ttl: pubsub.DefaultHistoryTTL, payload: 2 << 20},
+			rf: 1, history: -1, ttl: pubsub.DefaultHistoryTTL, payload: 2 << 20, idle: pubsub.DefaultIdleTopicTTL},
 		// 0 keeps no history; pubsub would read it as its default.
-		{args: []string{"--history-size", "0"}, rf: 2, history: -1, ttl: pubsub.DefaultHistoryTTL, payload: pubsub.DefaultMaxPayload},
+		{args: []string{"--history-size", "0"}, rf: 2, history: -1, ttl: pubsub.DefaultHistoryTTL, payload: pubsub.DefaultMaxPayload, idle: pubsub.DefaultIdleTopicTTL},
 	} {
 		c, _, _, _ := testCommand()
 		if err := c.Parse(tc.args, env(nil)); err != nil {
@@ -316,10 +324,10 @@ func TestNodeConfigDelivery(t *testing.T) {
 		}
 		cfg := c.NodeConfig(nil, nil)
 		if cfg.Gossip != tc.gossip || cfg.ReplicationFactor != tc.rf || cfg.HistorySize != tc.history ||
-			cfg.HistoryTTL != tc.ttl || cfg.MaxPayload != tc.payload {
-			t.Errorf("%q: NodeConfig gossip %+v, replication %d, history %d for %v, max payload %d; want %+v, %d, %d, %v, %d",
-				tc.args, cfg.Gossip, cfg.ReplicationFactor, cfg.HistorySize, cfg.HistoryTTL, cfg.MaxPayload,
-				tc.gossip, tc.rf, tc.history, tc.ttl, tc.payload)
+			cfg.HistoryTTL != tc.ttl || cfg.MaxPayload != tc.payload || cfg.IdleTopicTTL != tc.idle {
+			t.Errorf("%q: NodeConfig gossip %+v, replication %d, history %d for %v, max payload %d, idle topics %v; want %+v, %d, %d, %v, %d, %v",
+				tc.args, cfg.Gossip, cfg.ReplicationFactor, cfg.HistorySize, cfg.HistoryTTL, cfg.MaxPayload, cfg.IdleTopicTTL,
+				tc.gossip, tc.rf, tc.history, tc.ttl, tc.payload, tc.idle)
 		}
 	}
 	if pubsub.FastGossip() == (pubsub.GossipConfig{}) {

@@ -16,7 +16,8 @@
 // Every binary has the same delivery flags, which become the node's
 // pubsub.Config: --replication (copies of each topic, owner included),
 // --history-size and --history-ttl (what a topic keeps for clients that
-// resume and for failover), --max-payload, and --failure-detection. With
+// resume and for failover), --idle-topic-ttl (how long a topic nobody uses
+// is remembered), --max-payload, and --failure-detection. With
 // "lan" (the default) a member that stops without leaving is declared dead
 // within a few seconds; "fast" (pubsub.FastGossip) takes well under a second
 // on loopback, and is meant for local and test clusters. Once an owner is

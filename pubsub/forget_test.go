@@ -1,0 +1,226 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"testing"
+	"time"
+)
+
+func TestIdlePredicate(t *testing.T) {
+	n := &Node{cfg: Config{IdleTopicTTL: time.Minute}}
+	const now = int64(time.Hour)
+	h := newHistory(4, 0)
+	if !n.idle(now, now-int64(time.Minute), 0, &h) {
+		t.Fatal("a topic idle for IdleTopicTTL with nothing in it is not idle")
+	}
+	if n.idle(now, now-int64(time.Minute)+1, 0, &h) {
+		t.Fatal("idle before IdleTopicTTL has passed")
+	}
+	if n.idle(now, 0, 1, &h) {
+		t.Fatal("idle with a subscriber node")
+	}
+	h.add(1, 0, []byte("x"))
+	if n.idle(now, 0, 0, &h) {
+		t.Fatal("idle with a message in history")
+	}
+	n.cfg.IdleTopicTTL = -1
+	h = newHistory(4, 0)
+	if n.idle(now, 0, 0, &h) {
+		t.Fatal("idle with IdleTopicTTL negative")
+	}
+}
+
+// replicaCopies returns the topics n keeps replica copies of.
+func replicaCopies(n *Node) []string { return n.replicas.names() }
+
+// TestIdleTopicsForgotten checks that owners and replicas forget topics
+// with nothing left to keep, keep topics that have subscribers, and that a
+// forgotten topic used again starts a new epoch.
+func TestIdleTopicsForgotten(t *testing.T) {
+	c := startCluster(t, 2, func(cfg *Config) {
+		cfg.HistoryTTL = 200 * time.Millisecond
+		cfg.IdleTopicTTL = 300 * time.Millisecond
+	})
+	a, b := c.nodes[0], c.nodes[1]
+	ctx := ctxT(t, 30*time.Second)
+
+	r := &recorder{}
+	kept, err := b.SubscribeFunc(ctx, "kept", r.handle)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const topics = 40
+	epochs := make(map[string]uint64)
+	for i := range topics {
+		name := fmt.Sprintf("idle-%d", i)
+		res, err := a.Publish(ctx, name, []byte("once"), WithAck(AckReplicated))
+		if err != nil {
+			t.Fatal(err)
+		}
+		epochs[name] = res.Epoch
+	}
+	first, err := a.Publish(ctx, "kept", []byte("k1"), WithAck(AckReplicated))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(replicaCopies(a)) + len(replicaCopies(b)); n != topics+1 {
+		t.Fatalf("%d replica copies, want %d", n, topics+1)
+	}
+
+	owned := func() int { return a.Stats().OwnedTopics + b.Stats().OwnedTopics }
+	waitFor(t, 10*time.Second, "the idle topics to be forgotten", func() bool {
+		return owned() == 1 && len(replicaCopies(a))+len(replicaCopies(b)) == 1
+	})
+	if f := a.Stats().Forgotten + b.Stats().Forgotten; f != topics {
+		t.Fatalf("Forgotten = %d, want %d", f, topics)
+	}
+	for _, n := range c.nodes {
+		for _, name := range replicaCopies(n) {
+			if name != "kept" {
+				t.Fatalf("%s still keeps a copy of %s", n.Name(), name)
+			}
+		}
+	}
+
+	// The subscribed topic kept its state: the sequence goes on.
+	second, err := a.Publish(ctx, "kept", []byte("k2"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second.Epoch != first.Epoch || second.Seq != first.Seq+1 {
+		t.Fatalf("kept topic went from %+v to %+v", first, second)
+	}
+	waitFor(t, 5*time.Second, "both messages of the kept topic", func() bool { return r.len() == 2 })
+
+	// Resuming from a position in a forgotten topic is resuming past an
+	// expired history.
+	if _, err := b.Subscribe(ctx, "idle-1", Since(epochs["idle-1"], 1)); !errors.Is(err, ErrHistoryGone) {
+		t.Fatalf("resuming a forgotten topic: %v, want ErrHistoryGone", err)
+	}
+
+	// A forgotten topic comes back in a new epoch, and works.
+	sub, err := b.Subscribe(ctx, "idle-0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := a.Publish(ctx, "idle-0", []byte("again"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Epoch == epochs["idle-0"] || res.Seq != 1 {
+		t.Fatalf("revived topic: epoch %d seq %d; it was epoch %d", res.Epoch, res.Seq, epochs["idle-0"])
+	}
+	m, err := sub.Next(ctx)
+	if err != nil || string(m.Data) != "again" || m.Epoch != res.Epoch {
+		t.Fatalf("revived topic delivered %+v, %v", m, err)
+	}
+
+	// Once its subscribers leave, the kept topic goes too.
+	_ = kept.Unsubscribe()
+	_ = sub.Unsubscribe()
+	waitFor(t, 10*time.Second, "every topic to be forgotten", func() bool {
+		return owned() == 0 && len(replicaCopies(a))+len(replicaCopies(b)) == 0
+	})
+}
+
+// TestForgetUnderTraffic forgets topics as fast as the nodes can (no
+// history, a nanosecond of idleness) while subscriptions come and go and
+// messages flow: every message published while a subscription is active
+// reaches it, whatever the owner forgot in between.
+func TestForgetUnderTraffic(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *Config) {
+		cfg.HistorySize = -1
+		cfg.IdleTopicTTL = time.Nanosecond
+	})
+	ctx := ctxT(t, 60*time.Second)
+	// Nodes forget on their reconcile pass (every reconcileInterval): the
+	// traffic lasts several passes, over more topics than are in use at
+	// once, so that passes find idle topics and race with subscriptions.
+	deadline := time.Now().Add(8 * reconcileInterval)
+	const workers, rounds, pool = 4, 100000, 40
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	done := 0
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < rounds && time.Now().Before(deadline); i++ {
+				topic := fmt.Sprintf("churn-%d-%d", w, i%pool)
+				sn, pn := c.nodes[(w+i)%3], c.nodes[(w+i+1)%3]
+				sub, err := sn.Subscribe(ctx, topic)
+				if err != nil {
+					t.Errorf("%s: subscribe: %v", topic, err)
+					return
+				}
+				want := fmt.Sprintf("m-%d-%d", w, i)
+				if _, err := pn.Publish(ctx, topic, []byte(want)); err != nil {
+					t.Errorf("%s: publish: %v", topic, err)
+					return
+				}
+				mctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+				m, err := sub.Next(mctx)
+				cancel()
+				if err != nil || string(m.Data) != want {
+					t.Errorf("%s round %d: got %q, %v; want %q", topic, i, m.Data, err, want)
+					return
+				}
+				_ = sub.Unsubscribe()
+				mu.Lock()
+				done++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	var forgotten uint64
+	for _, n := range c.nodes {
+		forgotten += n.Stats().Forgotten
+	}
+	t.Logf("%d rounds, %d topics forgotten", done, forgotten)
+	if forgotten == 0 {
+		t.Fatal("no topic was forgotten: the test exercised nothing")
+	}
+}
+
+// TestGoneStatesPassedOver drops owner and replica states between a lookup
+// and the lock that follows it, as a concurrent reconcile pass can: the
+// lookup's holder must end up with the table's current state.
+func TestGoneStatesPassedOver(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	n := c.nodes[0]
+	ctx := ctxT(t, 10*time.Second)
+	if _, err := n.Publish(ctx, "passed", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+
+	stale := n.owned.get("passed")
+	stale.mu.Lock()
+	n.owned.drop(stale)
+	stale.mu.Unlock()
+	find := func() *ownedTopic { return n.ownedTopicFor("passed") }
+	got := relock(stale, find)
+	if got == nil || got == stale || got != n.owned.get("passed") {
+		t.Fatalf("relock kept a gone owner state (%p, table %p)", got, n.owned.get("passed"))
+	}
+	got.mu.Unlock()
+	if relock(nil, func() *ownedTopic { return nil }) != nil {
+		t.Fatal("relock found a state where there is none")
+	}
+	gone := &ownedTopic{name: "nowhere"}
+	gone.gone.Store(true)
+	if relock(gone, func() *ownedTopic { return nil }) != nil {
+		t.Fatal("relock returned a gone state with no successor")
+	}
+
+	old := n.replicas.acquire(n, "copied")
+	n.replicas.drop("copied")
+	rt := n.replicas.relock(n, "copied", old)
+	if rt == old || rt != n.replicas.get("copied") {
+		t.Fatal("relock kept a gone replica copy")
+	}
+	rt.mu.Unlock()
+}
