@@ -23,10 +23,10 @@
 // Every flag has an environment variable (RINGCAST_LISTEN for --listen, and
 // so on); a flag wins over its variable. --replication, --history-size,
 // --history-ttl, --idle-topic-ttl and --max-payload set what the node keeps
-// and accepts;
-// --failure-detection fast declares a failed member dead in under a second
-// (loopback and test clusters) instead of a few seconds. --help lists them all. Logs go to
-// stderr as text or, with --log-format json, as JSON; once serving, the
+// and accepts; --failure-detection fast declares a failed member dead in
+// under a second (loopback and test clusters) instead of a few seconds.
+// --help lists them all. Logs go to stderr as text or, with --log-format
+// json, as JSON; once serving, the
 // process logs "ringcast-ws ready" with its listen, gossip and peer
 // addresses and its name.
 //
