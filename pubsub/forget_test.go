@@ -7,6 +7,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringcast/ringcast/transport"
 )
 
 func TestIdlePredicate(t *testing.T) {
@@ -129,7 +131,9 @@ func TestIdleTopicsForgotten(t *testing.T) {
 // TestForgetUnderTraffic forgets topics as fast as the nodes can (no
 // history, a nanosecond of idleness) while subscriptions come and go and
 // messages flow: every message published while a subscription is active
-// reaches it, whatever the owner forgot in between.
+// reaches it, whatever the owner forgot in between. It checks the whole
+// cycle end to end; the narrow window between a lookup and its lock is
+// covered by TestGoneStatesPassedOver and TestRequestsForAGoneStateAreRouted.
 func TestForgetUnderTraffic(t *testing.T) {
 	c := startCluster(t, 3, func(cfg *Config) {
 		cfg.HistorySize = -1
@@ -138,7 +142,7 @@ func TestForgetUnderTraffic(t *testing.T) {
 	ctx := ctxT(t, 60*time.Second)
 	// Nodes forget on their reconcile pass (every reconcileInterval): the
 	// traffic lasts several passes, over more topics than are in use at
-	// once, so that passes find idle topics and race with subscriptions.
+	// once, so that every pass finds idle topics to forget.
 	deadline := time.Now().Add(8 * reconcileInterval)
 	const workers, rounds, pool = 4, 100000, 40
 	var wg sync.WaitGroup
@@ -223,4 +227,112 @@ func TestGoneStatesPassedOver(t *testing.T) {
 		t.Fatal("relock kept a gone replica copy")
 	}
 	rt.mu.Unlock()
+}
+
+// TestBusyTopicNotForgotten publishes to a topic that keeps no history and
+// has no subscriber for several idle periods: publishes alone keep it, so
+// its epoch never changes.
+func TestBusyTopicNotForgotten(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) {
+		cfg.HistorySize = -1
+		cfg.IdleTopicTTL = 2 * reconcileInterval
+	})
+	n := c.nodes[0]
+	ctx := ctxT(t, 20*time.Second)
+	first, err := n.Publish(ctx, "busy", []byte("0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(6 * reconcileInterval)
+	for i := 1; i < 100000 && time.Now().Before(deadline); i++ {
+		res, err := n.Publish(ctx, "busy", []byte("x"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Epoch != first.Epoch || res.Seq != uint64(i+1) {
+			t.Fatalf("publish %d: epoch %d seq %d, was epoch %d: the busy topic was forgotten", i, res.Epoch, res.Seq, first.Epoch)
+		}
+		time.Sleep(time.Millisecond) // a steady trickle, not a burst
+	}
+	if f := n.Stats().Forgotten; f != 0 {
+		t.Fatalf("Forgotten = %d", f)
+	}
+}
+
+// TestRequestsForAGoneStateAreRouted sends a subscribe and an unsubscribe
+// to a node that decided it holds the topic's state, after that state went
+// away (here: it never had one, which is what the node sees once a
+// tombstone is dropped): both must reach the owner in the ring, and the
+// node must not claim a topic it does not own.
+func TestRequestsForAGoneStateAreRouted(t *testing.T) {
+	c := startCluster(t, 2, nil)
+	a, b := c.nodes[0], c.nodes[1]
+	ctx := ctxT(t, 20*time.Second)
+	topic := topicOwnedBy(t, a, b.Name(), "routed")
+
+	replied := make(chan error, 1)
+	req := &subReq{topic: topic, origin: a.Name(), done: func(_ string, _, _ uint64, err error) { replied <- err }}
+	a.ownerSubscribe(req)
+	select {
+	case err := <-replied:
+		if err != nil {
+			t.Fatalf("subscribe routed past a gone state: %v", err)
+		}
+	case <-ctx.Done():
+		t.Fatal("no answer to the subscribe")
+	}
+	if a.owned.get(topic) != nil {
+		t.Fatalf("%s claimed %s, which %s owns", a.Name(), topic, b.Name())
+	}
+	nodes := func() []string {
+		ot := b.lockOwned(topic)
+		if ot == nil {
+			return nil
+		}
+		defer ot.mu.Unlock()
+		return ot.nodes
+	}
+	if got := nodes(); len(got) != 1 || got[0] != a.Name() {
+		t.Fatalf("%s lists subscriber nodes %q, want [%s]", b.Name(), got, a.Name())
+	}
+
+	a.ownerUnsubscribe(topic, a.Name(), 0)
+	waitFor(t, 5*time.Second, "the owner to drop the subscriber node", func() bool { return len(nodes()) == 0 })
+}
+
+// TestReplicaCopyFollowsOwner covers what a replica copy offers a claim
+// and how it takes a new epoch from its owner.
+func TestReplicaCopyFollowsOwner(t *testing.T) {
+	c := startCluster(t, 1, func(cfg *Config) { cfg.IdleTopicTTL = time.Second })
+	n := c.nodes[0]
+
+	rt := n.replicas.lock(n, "copy")
+	rt.epoch, rt.seq, rt.nodes = 7, 10, []string{"node-x"}
+	rt.hist.add(10, n.now(), []byte("m"))
+	rt.mu.Unlock()
+
+	// The owner starts epoch 8 (it forgot the topic, or rebuilt it afresh):
+	// the copy of epoch 7 goes, the subscriber nodes it sends are kept.
+	n.onReplicaNodes(&transport.TopicState{Topic: "copy", Found: true, Replica: true, Handoff: true, Epoch: 8, Seq: 3, Nodes: []string{"node-y"}})
+	rt.mu.Lock()
+	if rt.epoch != 8 || rt.seq != 3 || rt.hist.n != 0 || len(rt.nodes) != 1 || rt.nodes[0] != "node-y" {
+		t.Fatalf("after a new epoch's nodes: epoch %d seq %d history %d nodes %q", rt.epoch, rt.seq, rt.hist.n, rt.nodes)
+	}
+	rt.mu.Unlock()
+	if st := rt.state(n, "copy"); st == nil || st.Epoch != 8 || st.Seq != 3 {
+		t.Fatalf("a copy with subscriber nodes offers %+v", st)
+	}
+
+	// Without subscriber nodes or history, and idle, it offers nothing: the
+	// topic was forgotten, not lost.
+	n.onReplicaNodes(&transport.TopicState{Topic: "copy", Found: true, Replica: true, Handoff: true, Epoch: 8, Seq: 3})
+	if st := rt.state(n, "copy"); st == nil {
+		t.Fatal("a copy active a moment ago offers nothing")
+	}
+	rt.mu.Lock()
+	rt.active = n.now() - int64(time.Second)
+	rt.mu.Unlock()
+	if st := rt.state(n, "copy"); st != nil {
+		t.Fatalf("an idle copy with nothing in it offers %+v", st)
+	}
 }

@@ -26,22 +26,24 @@ func (n *Node) TopicInfo(ctx context.Context, topic string) (TopicInfo, error) {
 	if n.isClosed() {
 		return TopicInfo{}, ErrClosed
 	}
-	owner, err := n.ownerName(topic)
+	if ot := n.lockOwned(topic); ot != nil {
+		info := TopicInfo{Topic: topic, Owner: n.name}
+		switch ot.state {
+		case stateReady:
+			info.Epoch, info.Seq = ot.epoch, ot.seq
+		case stateMoved:
+			info.Owner = ot.movedTo
+		}
+		ot.mu.Unlock()
+		return info, nil
+	}
+	owner, err := n.ringOwner(topic)
 	if err != nil {
 		return TopicInfo{}, err
 	}
 	info := TopicInfo{Topic: topic, Owner: owner}
 	if owner == n.name {
-		if ot := n.lockOwned(topic); ot != nil {
-			switch ot.state {
-			case stateReady:
-				info.Epoch, info.Seq = ot.epoch, ot.seq
-			case stateMoved:
-				info.Owner = ot.movedTo
-			}
-			ot.mu.Unlock()
-		}
-		return info, nil
+		return info, nil // owned here, and nothing published yet (or forgotten)
 	}
 	done := make(chan TopicInfo, 1)
 	fail := make(chan error, 1)

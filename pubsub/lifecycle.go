@@ -19,7 +19,8 @@ func (n *Node) now() int64 { return n.clock.Load() }
 
 // idle reports whether a topic's state (an owner's or a replica's) holds
 // nothing worth keeping: no subscriber node, nothing in history, and no
-// activity for IdleTopicTTL.
+// activity for IdleTopicTTL. now and active are Node.now() readings, so
+// the TTL holds to within a reconcile interval.
 func (n *Node) idle(now, active int64, nodes int, h *history) bool {
 	ttl := n.cfg.IdleTopicTTL
 	return ttl >= 0 && nodes == 0 && h.n == 0 && now-active >= int64(ttl)
@@ -134,7 +135,7 @@ func (n *Node) reconcile() {
 				n.handoff(ot, owner, nil)
 				continue
 			}
-			if n.idle(now.UnixNano(), ot.active, len(ot.nodes), &ot.hist) && len(ot.queued) == 0 {
+			if n.idle(n.now(), ot.active, len(ot.nodes), &ot.hist) && len(ot.queued) == 0 {
 				n.owned.drop(ot)
 				n.stats.forgotten.Add(1)
 				n.log.Debug("idle topic forgotten", "topic", ot.name, "epoch", ot.epoch, "seq", ot.seq)

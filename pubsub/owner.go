@@ -355,8 +355,25 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 }
 
 // ownerSubscribe registers req.origin as a subscriber node of the topic.
+// The caller found this node holding the topic's state or owning it in the
+// ring; when the state has gone since (a tombstone dropped, an idle topic
+// forgotten), the request goes where the ring says.
 func (n *Node) ownerSubscribe(req *subReq) {
-	ot := n.lockOwnedFor(req.topic)
+	ot := n.lockOwned(req.topic)
+	if ot == nil {
+		owner, err := n.ringOwner(req.topic)
+		if err != nil {
+			n.replySubscribe(req, 0, 0, err)
+			return
+		}
+		if owner != n.name {
+			if err := n.sendSubscribe(req, owner); err != nil {
+				n.replySubscribe(req, 0, 0, err)
+			}
+			return
+		}
+		ot = n.lockOwnedFor(req.topic)
+	}
 	defer ot.mu.Unlock()
 	n.subscribeLocked(ot, req)
 }
@@ -453,13 +470,19 @@ func (n *Node) sendSubscribe(req *subReq, target string) error {
 	return nil
 }
 
-// ownerUnsubscribe removes origin from the topic's subscriber nodes.
+// ownerUnsubscribe removes origin from the topic's subscriber nodes. When
+// the state it was sent for has gone since, the request goes where the
+// ring says.
 func (n *Node) ownerUnsubscribe(topic, origin string, hops uint8) {
 	ot := n.lockOwned(topic)
 	if ot == nil {
+		if owner, err := n.ringOwner(topic); err == nil && owner != n.name && hops < maxHops {
+			_ = n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
+		}
 		return
 	}
 	defer ot.mu.Unlock()
+	ot.active = n.now()
 	n.unsubscribeLocked(ot, origin, hops)
 }
 
@@ -475,7 +498,6 @@ func (n *Node) unsubscribeLocked(ot *ownedTopic, origin string, hops uint8) {
 		}
 	default:
 		if i := slices.Index(ot.nodes, origin); i >= 0 {
-			ot.active = n.now()
 			ot.nodes = slices.Delete(slices.Clone(ot.nodes), i, i+1)
 			n.syncReplicaNodes(ot, n.replicaPeers(ot))
 		}
@@ -512,7 +534,7 @@ func (n *Node) startClaimTry(ot *ownedTopic, try int) {
 	view := n.ring.Refresh()
 	c := &claim{ot: ot, try: try, view: view}
 	if rt := n.replicas.get(ot.name); rt != nil {
-		c.offer(rt.state(ot.name))
+		c.offer(rt.state(n, ot.name))
 	}
 	var targets []string
 	if cand, err := n.previousOwner(ot.name); err == nil && cand != n.name {
@@ -763,7 +785,7 @@ func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
 	}
 	st := &transport.TopicState{Topic: req.Topic}
 	if rt := n.replicas.get(req.Topic); rt != nil && !req.Peek {
-		if rs := rt.state(req.Topic); rs != nil {
+		if rs := rt.state(n, req.Topic); rs != nil {
 			st = rs
 		}
 	}

@@ -73,10 +73,16 @@ func (t *replicaTable) relock(n *Node, topic string, rt *replicaTopic) *replicaT
 
 // drop removes the topic's copy, if any, and marks it gone.
 func (t *replicaTable) drop(topic string) {
-	if rt := t.m.get(topic); rt != nil {
+	for rt := t.m.get(topic); rt != nil; rt = t.m.get(topic) {
 		rt.mu.Lock()
-		t.dropLocked(topic, rt)
+		gone := rt.gone
+		if !gone {
+			t.dropLocked(topic, rt)
+		}
 		rt.mu.Unlock()
+		if !gone {
+			return
+		}
 	}
 }
 
@@ -92,11 +98,15 @@ func (t *replicaTable) names() []string {
 	return out
 }
 
-// state returns the replica's copy as a TopicState, or nil.
-func (rt *replicaTopic) state(topic string) *transport.TopicState {
+// state returns the replica's copy as a TopicState for a claim, or nil. A
+// copy with nothing left to keep is not offered: its owner forgets such a
+// topic (IdleTopicTTL) a little before its replicas do, and a claim for
+// the topic used again must start it afresh rather than rebuild it as after
+// a failure.
+func (rt *replicaTopic) state(n *Node, topic string) *transport.TopicState {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if rt.seq == 0 {
+	if rt.seq == 0 || n.idle(n.now(), rt.active, len(rt.nodes), &rt.hist) {
 		return nil
 	}
 	return &transport.TopicState{Topic: topic, Found: true, Replica: true, Epoch: rt.epoch, Seq: rt.seq, Nodes: rt.nodes, History: rt.hist.all()}
@@ -143,13 +153,16 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 	}
 }
 
-// onReplicaNodes records a topic's subscriber nodes sent by its owner.
+// onReplicaNodes records a topic's subscriber nodes sent by its owner. A
+// new epoch replaces the copy, as a replicated message of it does (see
+// onReplicate): the copy of the previous epoch is of a history that ended.
 func (n *Node) onReplicaNodes(st *transport.TopicState) {
 	rt := n.replicas.lock(n, st.Topic)
-	if rt.epoch == 0 || rt.epoch == st.Epoch {
-		rt.epoch = st.Epoch
-		rt.nodes = st.Nodes
+	if st.Epoch != rt.epoch {
+		rt.epoch, rt.seq = st.Epoch, st.Seq
+		rt.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
 	}
+	rt.nodes = st.Nodes
 	rt.mu.Unlock()
 }
 
@@ -292,7 +305,7 @@ func (n *Node) reconcileReplicas(v *ring.View, now time.Time) {
 		if rt := n.replicas.get(topic); rt != nil {
 			rt.mu.Lock()
 			rt.hist.expire(now.UnixNano())
-			if !rt.gone && n.idle(now.UnixNano(), rt.active, len(rt.nodes), &rt.hist) {
+			if !rt.gone && n.idle(n.now(), rt.active, len(rt.nodes), &rt.hist) {
 				n.replicas.dropLocked(topic, rt)
 			}
 			rt.mu.Unlock()

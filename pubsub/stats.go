@@ -84,7 +84,7 @@ func (n *Node) Stats() Stats {
 	}
 	for _, ot := range n.owned.all() {
 		ot.mu.Lock()
-		if ot.state == stateReady {
+		if ot.state == stateReady && !ot.gone.Load() {
 			s.OwnedTopics++
 		}
 		ot.mu.Unlock()

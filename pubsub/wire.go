@@ -60,7 +60,12 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 			if origin == "" {
 				origin = from
 			}
-			n.routeUnsubscribe(m.Topic, origin, m.Hops)
+			if err := ValidateTopic(m.Topic); err != nil {
+				n.stats.badFrames.Add(1)
+				n.log.Warn("unsubscribe from an invalid topic refused", "peer", from, "err", err)
+				break
+			}
+			n.ownerUnsubscribe(m.Topic, origin, m.Hops)
 		}
 	case transport.FrameStateRequest:
 		var m transport.StateRequest
@@ -197,14 +202,3 @@ func (n *Node) onSubscribe(from string, m *transport.Subscribe) {
 	n.ownerSubscribe(req)
 }
 
-func (n *Node) routeUnsubscribe(topic, origin string, hops uint8) {
-	if ot := n.owned.get(topic); ot != nil {
-		n.ownerUnsubscribe(topic, origin, hops)
-		return
-	}
-	owner, err := n.ownerName(topic)
-	if err != nil || owner == n.name || hops >= maxHops {
-		return
-	}
-	_ = n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
-}
