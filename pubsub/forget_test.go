@@ -71,6 +71,9 @@ func TestIdleTopicsForgotten(t *testing.T) {
 	if n := len(replicaCopies(a)) + len(replicaCopies(b)); n != topics+1 {
 		t.Fatalf("%d replica copies, want %d", n, topics+1)
 	}
+	if n := a.Stats().ReplicaTopics + b.Stats().ReplicaTopics; n != topics+1 {
+		t.Fatalf("Stats().ReplicaTopics adds up to %d, want %d", n, topics+1)
+	}
 
 	owned := func() int { return a.Stats().OwnedTopics + b.Stats().OwnedTopics }
 	waitFor(t, 10*time.Second, "the idle topics to be forgotten", func() bool {

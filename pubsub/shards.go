@@ -79,6 +79,18 @@ func (t *topicMap[V]) each(fn func(topic string, v *V)) {
 	}
 }
 
+// len returns the number of entries.
+func (t *topicMap[V]) len() int {
+	n := 0
+	for i := range t.shards {
+		sh := &t.shards[i]
+		sh.mu.Lock()
+		n += len(sh.m)
+		sh.mu.Unlock()
+	}
+	return n
+}
+
 // values returns a snapshot of the values.
 func (t *topicMap[V]) values() []*V {
 	var out []*V

@@ -50,6 +50,7 @@ type Stats struct {
 	Repairs       uint64 // history requests sent to fill sequence gaps
 
 	OwnedTopics   int // topics this node sequences
+	ReplicaTopics int // topics this node keeps a replica copy of
 	LocalTopics   int // topics with local subscribers
 	Subscriptions int // local subscriptions
 
@@ -89,6 +90,7 @@ func (n *Node) Stats() Stats {
 		}
 		ot.mu.Unlock()
 	}
+	s.ReplicaTopics = n.replicas.m.len()
 	for _, lt := range n.local.all() {
 		lt.mu.Lock()
 		s.LocalTopics++
