@@ -201,4 +201,3 @@ func (n *Node) onSubscribe(from string, m *transport.Subscribe) {
 	}
 	n.ownerSubscribe(req)
 }
-
