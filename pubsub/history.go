@@ -13,13 +13,15 @@ import (
 // bytes of it unused.
 const histBlock = 35
 
-// histSpan bounds the slice of blocks a history allocates up front: one
-// with a large size pays for a long slice only once it holds that much.
-const histSpan = 16
+// histFirst is the size of a history's first block. Most topics hold a few
+// messages at a time (a topic per user or per session): they should not pay
+// for a full block. 4 entries of 40 bytes fill the 160-byte size class.
+const histFirst = 4
 
 // history keeps a topic's most recent messages at its owner: at most size
 // entries, none older than ttl. It is a ring of blocks of min(size,
-// histBlock) entries each; the owner's topic lock guards it.
+// histBlock) entries each, but for a first block of histFirst; the owner's
+// topic lock guards it.
 //
 // The live blocks are blocks[first:]: the oldest entry is blocks[first][head],
 // the newest blocks[len(blocks)-1][tail-1]. A dropped entry is zeroed at once
@@ -66,19 +68,25 @@ func (h *history) add(seq uint64, now int64, data []byte) {
 	h.n++
 }
 
-// push appends a block for the tail: the spare if there is one. The slice of
-// blocks starts with room for as many blocks as size entries can span, up to
-// histSpan; when it is full and blocks have left its front, the live ones
-// are moved down instead of growing it, so a full history never reallocates
+// push appends a block for the tail: the spare if there is one and it is
+// large enough. The only block of a history is small (histFirst entries);
+// the blocks that follow are full ones, and a small spare is let go rather
+// than reused after the first. The slice of blocks grows as append grows it;
+// when it is full and blocks have left its front, the live ones are moved
+// down instead, so a history that has reached its size never reallocates
 // it.
 func (h *history) push() {
+	want := min(h.size, histBlock)
+	if h.first == len(h.blocks) {
+		want = min(h.size, histFirst)
+	}
 	b := h.spare
 	h.spare = nil
-	if b == nil {
-		b = make([]transport.HistoryEntry, min(h.size, histBlock))
+	if len(b) < want {
+		b = make([]transport.HistoryEntry, want)
 	}
 	if h.blocks == nil {
-		h.blocks = make([][]transport.HistoryEntry, 0, min((h.size-1)/len(b)+2, histSpan))
+		h.blocks = make([][]transport.HistoryEntry, 0, 2)
 	} else if len(h.blocks) == cap(h.blocks) && h.first > 0 {
 		k := copy(h.blocks, h.blocks[h.first:])
 		clear(h.blocks[k:])
