@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -304,38 +305,119 @@ func TestRequestsForAGoneStateAreRouted(t *testing.T) {
 }
 
 // TestReplicaCopyFollowsOwner covers what a replica copy offers a claim
-// and how it takes a new epoch from its owner.
+// and when it takes another epoch from a node-list sync.
 func TestReplicaCopyFollowsOwner(t *testing.T) {
 	c := startCluster(t, 1, func(cfg *Config) { cfg.IdleTopicTTL = time.Second })
 	n := c.nodes[0]
+	sync := func(epoch, seq uint64, nodes ...string) {
+		n.onReplicaNodes(&transport.TopicState{Topic: "copy", Found: true, Replica: true, Handoff: true, Epoch: epoch, Seq: seq, Nodes: nodes})
+	}
+	check := func(what string, epoch, seq uint64, hist int, nodes ...string) {
+		t.Helper()
+		rt := n.replicas.get("copy")
+		rt.mu.Lock()
+		defer rt.mu.Unlock()
+		if rt.epoch != epoch || rt.seq != seq || rt.hist.n != hist || !slices.Equal(rt.nodes, nodes) {
+			t.Fatalf("%s: epoch %d seq %d history %d nodes %q; want %d %d %d %q", what, rt.epoch, rt.seq, rt.hist.n, rt.nodes, epoch, seq, hist, nodes)
+		}
+	}
+	age := func() {
+		rt := n.replicas.get("copy")
+		rt.mu.Lock()
+		rt.active = n.now() - int64(time.Second)
+		rt.mu.Unlock()
+	}
 
 	rt := n.replicas.lock(n, "copy")
-	rt.epoch, rt.seq, rt.nodes = 7, 10, []string{"node-x"}
+	rt.epoch, rt.seq, rt.nodes, rt.active = 7, 10, []string{"node-x"}, n.now()
 	rt.hist.add(10, n.now(), []byte("m"))
 	rt.mu.Unlock()
 
-	// The owner starts epoch 8 (it forgot the topic, or rebuilt it afresh):
-	// the copy of epoch 7 goes, the subscriber nodes it sends are kept.
-	n.onReplicaNodes(&transport.TopicState{Topic: "copy", Found: true, Replica: true, Handoff: true, Epoch: 8, Seq: 3, Nodes: []string{"node-y"}})
+	// A copy holding messages keeps its epoch against another epoch's
+	// sync: the sender may be a stale owner.
+	sync(8, 3, "node-y")
+	check("a sync of another epoch", 7, 10, 1, "node-x")
+	sync(7, 10, "node-x", "node-y")
+	check("a sync of its epoch", 7, 10, 1, "node-x", "node-y")
+
+	// Holding nothing (its messages expired, its nodes left), it takes the
+	// epoch of an owner that started the topic afresh.
 	rt.mu.Lock()
-	if rt.epoch != 8 || rt.seq != 3 || rt.hist.n != 0 || len(rt.nodes) != 1 || rt.nodes[0] != "node-y" {
-		t.Fatalf("after a new epoch's nodes: epoch %d seq %d history %d nodes %q", rt.epoch, rt.seq, rt.hist.n, rt.nodes)
-	}
+	rt.hist = newHistory(4, 0)
 	rt.mu.Unlock()
+	sync(7, 10)
+	check("the last node gone", 7, 10, 0)
+	sync(8, 3, "node-y")
+	check("a new epoch for an empty copy", 8, 3, 0, "node-y")
 	if st := rt.state(n, "copy"); st == nil || st.Epoch != 8 || st.Seq != 3 {
 		t.Fatalf("a copy with subscriber nodes offers %+v", st)
 	}
 
-	// Without subscriber nodes or history, and idle, it offers nothing: the
-	// topic was forgotten, not lost.
-	n.onReplicaNodes(&transport.TopicState{Topic: "copy", Found: true, Replica: true, Handoff: true, Epoch: 8, Seq: 3})
-	if st := rt.state(n, "copy"); st == nil {
-		t.Fatal("a copy active a moment ago offers nothing")
-	}
-	rt.mu.Lock()
-	rt.active = n.now() - int64(time.Second)
-	rt.mu.Unlock()
+	// Without nodes or messages, and idle, it offers nothing: the topic was
+	// forgotten, not lost. A sync that only removes nodes is no activity.
+	age()
+	sync(8, 3)
 	if st := rt.state(n, "copy"); st != nil {
 		t.Fatalf("an idle copy with nothing in it offers %+v", st)
+	}
+	sync(8, 3, "node-z")
+	sync(8, 3)
+	if st := rt.state(n, "copy"); st == nil {
+		t.Fatal("a copy whose owner listed a node a moment ago offers nothing")
+	}
+}
+
+// TestUnsubscribeReachesUnclaimedCopy unsubscribes a node from a topic this
+// node owns by the ring but has not claimed yet (as after a failover): the
+// replica copy the claim will start from must stop listing the node, or
+// the topic would keep sending to it and never become idle.
+func TestUnsubscribeReachesUnclaimedCopy(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	n := c.nodes[0]
+	rt := n.replicas.lock(n, "unclaimed")
+	rt.epoch, rt.seq, rt.nodes = 3, 9, []string{"node-x", "node-y"}
+	rt.mu.Unlock()
+	n.ownerUnsubscribe("unclaimed", "node-x", 0)
+	rt.mu.Lock()
+	nodes := slices.Clone(rt.nodes)
+	rt.mu.Unlock()
+	if !slices.Equal(nodes, []string{"node-y"}) {
+		t.Fatalf("the copy lists %q after node-x unsubscribed", nodes)
+	}
+	if n.owned.get("unclaimed") != nil {
+		t.Fatal("an unsubscribe started a claim")
+	}
+}
+
+// TestReturningRequestKeepsItsWaiter forwards a request of this node's that
+// came back to it (nodes whose views disagree) where it cannot be sent (here
+// to this node itself, which the router refuses at once): the waiter
+// registered when the request first left must survive, so that the error
+// reply completes it.
+func TestReturningRequestKeepsItsWaiter(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	n := c.nodes[0]
+	answered := make(chan error, 2)
+	wait := func(_ string, _ transport.Message, err error) { answered <- err }
+
+	id := n.pending.add("elsewhere", time.Minute, wait)
+	sub := &subReq{topic: "back", origin: n.Name(), reqID: id, hops: 1}
+	if err := n.sendSubscribe(sub, n.Name()); err == nil {
+		t.Fatal("a subscribe to this node itself was sent")
+	}
+	n.pending.complete(n.Name(), id, &transport.SubscribeAck{ReqID: id})
+
+	id = n.pending.add("elsewhere", time.Minute, wait)
+	pub := &pubReq{topic: "back", origin: n.Name(), reqID: id, ack: AckOwner, hops: 1}
+	if err := n.sendPublish(pub, n.Name()); err == nil {
+		t.Fatal("a publish to this node itself was sent")
+	}
+	n.pending.complete(n.Name(), id, &transport.PublishAck{ReqID: id})
+	for range 2 {
+		select {
+		case <-answered:
+		default:
+			t.Fatal("the waiter of a returning request was cancelled")
+		}
 	}
 }

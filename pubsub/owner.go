@@ -321,7 +321,11 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 	if req.hops >= maxHops {
 		return fmt.Errorf("%w: %q forwarded %d times between nodes that disagree on its owner", ErrNoOwner, req.topic, req.hops)
 	}
-	if req.origin == n.name && req.ack != AckNone && req.reqID == 0 {
+	// A request of this node's that came back to it (nodes whose views
+	// disagree) already has its waiter; only one added here is cancelled
+	// when the frame cannot be sent.
+	added := req.origin == n.name && req.ack != AckNone && req.reqID == 0
+	if added {
 		if req.done == nil {
 			req.done = make(chan pubResult, 1)
 		}
@@ -345,7 +349,7 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 	err := n.sendTo(target, frame)
 	putFrameBuf(buf, frame)
 	if err != nil {
-		if req.reqID != 0 && req.origin == n.name {
+		if added {
 			n.pending.cancel(req.reqID)
 		}
 		return err
@@ -450,7 +454,8 @@ func (n *Node) sendSubscribe(req *subReq, target string) error {
 	if req.hops >= maxHops {
 		return fmt.Errorf("%w: %q forwarded %d times between nodes that disagree on its owner", ErrNoOwner, req.topic, req.hops)
 	}
-	if req.origin == n.name && req.reqID == 0 {
+	added := req.origin == n.name && req.reqID == 0 // see sendPublish
+	if added {
 		done := req.done
 		req.reqID = n.pending.add(target, n.cfg.RequestTimeout, func(from string, msg transport.Message, err error) {
 			if ack, ok := msg.(*transport.SubscribeAck); ok {
@@ -462,7 +467,7 @@ func (n *Node) sendSubscribe(req *subReq, target string) error {
 	}
 	m := &transport.Subscribe{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Since: req.since, HasSince: req.hasSince, Hops: req.hops + 1}
 	if err := n.sendMsg(target, m); err != nil {
-		if req.origin == n.name {
+		if added {
 			n.pending.cancel(req.reqID)
 		}
 		return err
@@ -476,8 +481,18 @@ func (n *Node) sendSubscribe(req *subReq, target string) error {
 func (n *Node) ownerUnsubscribe(topic, origin string, hops uint8) {
 	ot := n.lockOwned(topic)
 	if ot == nil {
-		if owner, err := n.ringOwner(topic); err == nil && owner != n.name && hops < maxHops {
-			_ = n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
+		owner, err := n.ringOwner(topic)
+		switch {
+		case err != nil:
+		case owner != n.name:
+			if hops < maxHops {
+				_ = n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
+			}
+		default:
+			// Owned here but not claimed yet (after a failover): the claim
+			// will start from this node's replica copy, which must not list
+			// the node any more.
+			n.replicas.removeNode(topic, origin)
 		}
 		return
 	}

@@ -50,8 +50,7 @@ func (t *replicaTable) acquire(n *Node, topic string) *replicaTopic {
 	return rt
 }
 
-// lock returns the topic's copy, locked, creating it if absent, and
-// marks it active.
+// lock returns the topic's copy, locked, creating it if absent.
 func (t *replicaTable) lock(n *Node, topic string) *replicaTopic {
 	return t.relock(n, topic, t.acquire(n, topic))
 }
@@ -63,7 +62,6 @@ func (t *replicaTable) relock(n *Node, topic string, rt *replicaTopic) *replicaT
 	for {
 		rt.mu.Lock()
 		if !rt.gone {
-			rt.active = n.now()
 			return rt
 		}
 		rt.mu.Unlock()
@@ -84,6 +82,20 @@ func (t *replicaTable) drop(topic string) {
 			return
 		}
 	}
+}
+
+// removeNode takes node out of the subscriber nodes of the topic's copy,
+// if there is one.
+func (t *replicaTable) removeNode(topic, node string) {
+	rt := t.m.get(topic)
+	if rt == nil {
+		return
+	}
+	rt.mu.Lock()
+	if i := slices.Index(rt.nodes, node); i >= 0 {
+		rt.nodes = slices.Delete(slices.Clone(rt.nodes), i, i+1)
+	}
+	rt.mu.Unlock()
 }
 
 // dropLocked removes rt, the topic's copy, and marks it gone. rt.mu held.
@@ -153,16 +165,29 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 	}
 }
 
-// onReplicaNodes records a topic's subscriber nodes sent by its owner. A
-// new epoch replaces the copy, as a replicated message of it does (see
-// onReplicate): the copy of the previous epoch is of a history that ended.
+// onReplicaNodes records a topic's subscriber nodes sent by its owner. The
+// nodes of another epoch replace a copy that holds nothing (no message, no
+// node): the owner forgot the topic and started it afresh. A copy that
+// holds something keeps its epoch: the sender may be a stale owner whose
+// view lags, and a replicated message of the new epoch replaces it anyway
+// (see onReplicate).
+//
+// Only a list with nodes counts as activity: a node leaving is not a use of
+// the topic, and the owner does not count it either (IdleTopicTTL).
 func (n *Node) onReplicaNodes(st *transport.TopicState) {
 	rt := n.replicas.lock(n, st.Topic)
-	if st.Epoch != rt.epoch {
+	switch {
+	case st.Epoch == rt.epoch:
+	case rt.hist.n == 0 && len(rt.nodes) == 0:
 		rt.epoch, rt.seq = st.Epoch, st.Seq
-		rt.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
+	default:
+		rt.mu.Unlock()
+		return
 	}
 	rt.nodes = st.Nodes
+	if len(st.Nodes) > 0 {
+		rt.active = n.now()
+	}
 	rt.mu.Unlock()
 }
 
@@ -272,6 +297,7 @@ func (w *replicaWait) done(n *Node, peer string, err error) {
 // onReplicate stores a copy of a message sent by its topic's owner.
 func (n *Node) onReplicate(from string, m *transport.Replicate) {
 	rt := n.replicas.lock(n, m.Topic)
+	rt.active = n.now()
 	if m.Epoch != rt.epoch {
 		rt.epoch, rt.seq = m.Epoch, 0
 		rt.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
