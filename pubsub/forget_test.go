@@ -421,3 +421,51 @@ func TestReturningRequestKeepsItsWaiter(t *testing.T) {
 		}
 	}
 }
+
+// TestDepartureIsNoActivity lets the only subscriber node of an idle topic
+// fail after the topic has been idle for longer than IdleTopicTTL: the
+// owner forgets the topic as soon as it has dropped the node, instead of
+// counting the departure as a use and waiting another IdleTopicTTL.
+func TestDepartureIsNoActivity(t *testing.T) {
+	const ttl = 2 * time.Second
+	c := startCluster(t, 2, func(cfg *Config) {
+		cfg.HistorySize = -1
+		cfg.IdleTopicTTL = ttl
+	})
+	a, b := c.nodes[0], c.nodes[1]
+	ctx := ctxT(t, 30*time.Second)
+	topic := topicOwnedBy(t, a, a.Name(), "departs")
+	if _, err := b.Subscribe(ctx, topic); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Publish(ctx, topic, []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	nodes := func() int {
+		ot := a.lockOwned(topic)
+		if ot == nil {
+			return -1
+		}
+		defer ot.mu.Unlock()
+		return len(ot.nodes)
+	}
+	// Idle for longer than the TTL (its last use set back), but kept by its
+	// subscriber node.
+	ot := a.lockOwned(topic)
+	lastUse := ot.active
+	ot.active -= int64(2 * ttl)
+	ot.mu.Unlock()
+	waitFor(t, 5*time.Second, "a reconcile pass", func() bool { return a.now() > lastUse+int64(reconcileInterval) })
+	if nodes() != 1 {
+		t.Fatalf("the topic with a subscriber node has %d nodes", nodes())
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the owner to drop the failed node", func() bool { return nodes() != 1 })
+	dropped := time.Now()
+	waitFor(t, 10*time.Second, "the topic to be forgotten", func() bool { return nodes() == -1 })
+	if waited := time.Since(dropped); waited > ttl*3/4 {
+		t.Fatalf("forgotten %v after its last node left: the departure counted as a use", waited)
+	}
+}
