@@ -13,7 +13,7 @@
 //	_, err = n.Publish(ctx, "orders", []byte("hello"))
 //	msg, err := sub.Next(ctx)
 //
-// A program that publishes to one topic often can take a Topic handle
+// A program that publishes often to one topic can take a Topic handle
 // (n.Topic("orders")), which validates the name once and, on the topic's
 // owner, remembers where its state is.
 //

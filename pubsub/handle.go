@@ -10,14 +10,16 @@ import (
 // node owns the topic the handle remembers the owner's state for it, which
 // saves the owner-table lookup every Node.Publish makes. Publishing through
 // a handle behaves exactly as Node.Publish with its name: the handle follows
-// the topic when it changes owner. A Topic is safe for concurrent use and
-// stays usable for the node's lifetime.
+// the topic when it changes owner or is forgotten (Config.IdleTopicTTL). A
+// Topic is safe for concurrent use and stays usable for the node's
+// lifetime. Get one with Node.Topic; the zero value is not usable.
 type Topic struct {
 	node *Node
 	name string
 	// owned is the owner state this node held for the topic when last
-	// looked up; nil when this node does not own it. A value that has left
-	// the owner table is marked gone and replaced on the next Publish.
+	// looked up (ready, being claimed, or a tombstone forwarding to the new
+	// owner); nil when this node held none. A value that has left the owner
+	// table is marked gone and replaced on the next Publish.
 	owned atomic.Pointer[ownedTopic]
 }
 

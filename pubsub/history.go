@@ -109,7 +109,9 @@ func (h *history) drop() {
 		h.blocks[h.first] = nil
 		h.first++
 		h.head = 0
-		if h.spare == nil {
+		if len(b) > len(h.spare) {
+			// Keep the larger: a small first block as the spare would
+			// make the next burst allocate a full block again.
 			h.spare = b
 		}
 	}
@@ -171,8 +173,8 @@ func (h *history) all() []transport.HistoryEntry { return h.since(0) }
 // replace sets the entries from a hand-off, keeping the newest that fit.
 func (h *history) replace(entries []transport.HistoryEntry) {
 	spare := h.spare
-	if spare == nil && h.first < len(h.blocks) {
-		spare = h.blocks[h.first]
+	if last := len(h.blocks) - 1; last >= h.first && len(h.blocks[last]) > len(spare) {
+		spare = h.blocks[last] // the newest block is a full one, unless it is the only one
 		clear(spare)
 	}
 	*h = history{size: h.size, ttl: h.ttl, spare: spare}

@@ -122,7 +122,7 @@ func checkBlocks(t *testing.T, h *history) {
 	if h.n == 0 && h.first != len(h.blocks) {
 		t.Fatalf("empty history keeps %d live blocks", len(h.blocks)-h.first)
 	}
-	if live, most := len(h.blocks)-h.first, (h.n+histBlock-1)/histBlock+2; live > most {
+	if live, most := len(h.blocks)-h.first, (h.n+histBlock-1)/histBlock+1; live > most {
 		t.Fatalf("%d live blocks for %d entries, want at most %d", live, h.n, most)
 	}
 	// The slice of blocks is compacted rather than grown while the history
@@ -317,6 +317,37 @@ func TestHistorySteadyStateAllocs(t *testing.T) {
 			}
 			checkBlocks(t, &h)
 		}
+	}
+}
+
+// TestHistoryBurstsAllocateNothing empties a history between bursts of
+// messages (its TTL passes), as a topic that is used now and then sees: once
+// warm, a burst that fits in a block reuses the block of the last one. (An
+// empty history keeps one spare block, so a longer burst allocates the
+// blocks it needs beyond it.)
+func TestHistoryBurstsAllocateNothing(t *testing.T) {
+	data := []byte("payload")
+	for _, burst := range []int{1, histFirst, histFirst + 1, 10, histBlock} {
+		h := newHistory(256, 10)
+		now := int64(0)
+		cycle := func() {
+			for range burst {
+				now++
+				h.add(uint64(now), now, data)
+			}
+			now += 100
+			h.expire(now)
+			if h.n != 0 {
+				t.Fatalf("burst %d: %d entries left after the TTL", burst, h.n)
+			}
+		}
+		for range 3 {
+			cycle()
+		}
+		if allocs := testing.AllocsPerRun(200, cycle); allocs != 0 {
+			t.Errorf("burst of %d: %v allocs per burst", burst, allocs)
+		}
+		checkBlocks(t, &h)
 	}
 }
 

@@ -139,6 +139,9 @@ func (n *Node) reconcile() {
 				n.owned.drop(ot)
 				n.stats.forgotten.Add(1)
 				n.log.Debug("idle topic forgotten", "topic", ot.name, "epoch", ot.epoch, "seq", ot.seq)
+				// A Topic handle may hold ot until its next publish: let
+				// go of what ot holds now.
+				ot.hist, ot.local, ot.replicas, ot.replicaView = history{}, nil, nil, nil
 			}
 		case stateMoved:
 			if owner != n.name {
