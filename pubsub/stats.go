@@ -29,35 +29,35 @@ type counters struct {
 // Stats is a snapshot of a node's counters. Counters only grow; gauges
 // (the counts of topics and subscriptions) are current values.
 type Stats struct {
-	Node string
+	Node string `json:"node"`
 
-	Published     uint64 // Publish calls accepted on this node
-	Sequenced     uint64 // messages this node sequenced as a topic owner
-	Forwarded     uint64 // publishes sent on to another node
-	Delivered     uint64 // messages handed to local subscriptions
-	Dropped       uint64 // messages discarded by OverflowDropOldest
-	SlowConsumers uint64 // subscriptions ended by ErrSlowConsumer
-	Duplicates    uint64 // duplicate deliveries discarded
-	Gaps          uint64 // sequence gaps given up on after GapTimeout
-	Lost          uint64 // messages those gaps skipped
-	Unrouted      uint64 // deliveries for topics with no local subscriber
-	Handoffs      uint64 // topics moved to another owner
-	SendErrors    uint64 // frames that could not be queued to a peer
-	BadFrames     uint64 // malformed or unknown frames from peers
-	Replicated    uint64 // message copies this node stored as a replica
-	Failovers     uint64 // topics this node rebuilt from replicas
-	Forgotten     uint64 // idle topics this node stopped owning (IdleTopicTTL)
-	Repairs       uint64 // history requests sent to fill sequence gaps
+	Published     uint64 `json:"published"`      // Publish calls accepted on this node
+	Sequenced     uint64 `json:"sequenced"`      // messages this node sequenced as a topic owner
+	Forwarded     uint64 `json:"forwarded"`      // publishes sent on to another node
+	Delivered     uint64 `json:"delivered"`      // messages handed to local subscriptions
+	Dropped       uint64 `json:"dropped"`        // messages discarded by OverflowDropOldest
+	SlowConsumers uint64 `json:"slow_consumers"` // subscriptions ended by ErrSlowConsumer
+	Duplicates    uint64 `json:"duplicates"`     // duplicate deliveries discarded
+	Gaps          uint64 `json:"gaps"`           // sequence gaps given up on after GapTimeout
+	Lost          uint64 `json:"lost"`           // messages those gaps skipped
+	Unrouted      uint64 `json:"unrouted"`       // deliveries for topics with no local subscriber
+	Handoffs      uint64 `json:"handoffs"`       // topics moved to another owner
+	SendErrors    uint64 `json:"send_errors"`    // frames that could not be queued to a peer
+	BadFrames     uint64 `json:"bad_frames"`     // malformed or unknown frames from peers
+	Replicated    uint64 `json:"replicated"`     // message copies this node stored as a replica
+	Failovers     uint64 `json:"failovers"`      // topics this node rebuilt from replicas
+	Forgotten     uint64 `json:"forgotten"`      // idle topics this node stopped owning (IdleTopicTTL)
+	Repairs       uint64 `json:"repairs"`        // history requests sent to fill sequence gaps
 
-	OwnedTopics   int // topics this node sequences
-	ReplicaTopics int // topics this node keeps a replica copy of
-	LocalTopics   int // topics with local subscribers
-	Subscriptions int // local subscriptions
+	OwnedTopics   int `json:"owned_topics"`   // topics this node sequences
+	ReplicaTopics int `json:"replica_topics"` // topics this node keeps a replica copy of
+	LocalTopics   int `json:"local_topics"`   // topics with local subscribers
+	Subscriptions int `json:"subscriptions"`  // local subscriptions
 
 	// Links holds per-peer link counters: frames sent and received per
 	// frame type, bytes, drops. Links.Peers[p].Sent[transport.FrameDeliver]
 	// is the number of deliveries this node sent to p.
-	Links transport.Stats
+	Links transport.Stats `json:"links"`
 }
 
 // Stats returns a snapshot of the node's counters.

@@ -8,6 +8,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 )
 
 // ProtocolVersion is the version of the link protocol spoken by this
@@ -92,6 +93,31 @@ func (t FrameType) String() string {
 		return "StateAck"
 	}
 	return "FrameType(" + strconv.Itoa(int(t)) + ")"
+}
+
+// MarshalText returns the frame type's name (String), so that JSON keys
+// frame counts by name.
+func (t FrameType) MarshalText() ([]byte, error) { return []byte(t.String()), nil }
+
+// UnmarshalText parses what MarshalText returns.
+func (t *FrameType) UnmarshalText(b []byte) error {
+	s := string(b)
+	if n, ok := strings.CutPrefix(s, "FrameType("); ok {
+		if v, ok := strings.CutSuffix(n, ")"); ok {
+			if i, err := strconv.ParseUint(v, 10, 8); err == nil {
+				*t = FrameType(i)
+				return nil
+			}
+		}
+		return fmt.Errorf("transport: invalid frame type %q", s)
+	}
+	for i := range 256 {
+		if ft := FrameType(i); ft.String() == s {
+			*t = ft
+			return nil
+		}
+	}
+	return fmt.Errorf("transport: unknown frame type %q", s)
 }
 
 // Errors returned by this package. Errors carrying more detail wrap one of

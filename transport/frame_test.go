@@ -3,8 +3,10 @@ package transport
 import (
 	"bufio"
 	"bytes"
+	"encoding/json"
 	"errors"
 	"io"
+	"strings"
 	"testing"
 	"testing/iotest"
 )
@@ -120,5 +122,35 @@ func TestCheckSendFrame(t *testing.T) {
 		if err := checkSendFrame(tc.frame, tc.max); !errors.Is(err, tc.want) {
 			t.Errorf("%s: err = %v, want %v", name, err, tc.want)
 		}
+	}
+}
+
+func TestFrameTypeText(t *testing.T) {
+	for i := range 256 {
+		ft := FrameType(i)
+		b, err := ft.MarshalText()
+		if err != nil || string(b) != ft.String() {
+			t.Fatalf("%d: MarshalText = %q, %v", i, b, err)
+		}
+		var back FrameType
+		if err := back.UnmarshalText(b); err != nil || back != ft {
+			t.Fatalf("%d: UnmarshalText(%q) = %d, %v", i, b, back, err)
+		}
+	}
+	for _, bad := range []string{"", "Nope", "FrameType(256)", "FrameType(x)", "FrameType(1"} {
+		var ft FrameType
+		if err := ft.UnmarshalText([]byte(bad)); err == nil {
+			t.Errorf("UnmarshalText(%q) = %d, want an error", bad, ft)
+		}
+	}
+	// JSON keys frame counts by name, and reads them back.
+	in := PeerStats{Sent: map[FrameType]uint64{FrameDeliver: 3, FrameType(200): 1}}
+	b, err := json.Marshal(in)
+	if err != nil || !strings.Contains(string(b), `"Deliver":3`) || !strings.Contains(string(b), `"FrameType(200)":1`) {
+		t.Fatalf("json.Marshal = %s, %v", b, err)
+	}
+	var out PeerStats
+	if err := json.Unmarshal(b, &out); err != nil || out.Sent[FrameDeliver] != 3 || out.Sent[FrameType(200)] != 1 {
+		t.Fatalf("json.Unmarshal(%s) = %+v, %v", b, out, err)
 	}
 }

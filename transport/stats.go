@@ -8,7 +8,7 @@ type Stats struct {
 	// connections are merged. A peer is listed while it has an outbound
 	// link or an inbound connection; its counters start again from zero
 	// after it had neither.
-	Peers map[string]PeerStats
+	Peers map[string]PeerStats `json:"peers"`
 }
 
 // PeerStats holds the counters of one peer. Handshake frames are not
@@ -16,18 +16,19 @@ type Stats struct {
 type PeerStats struct {
 	// Sent counts frames written to the socket, per type, after the write
 	// succeeded.
-	Sent map[FrameType]uint64
+	Sent map[FrameType]uint64 `json:"sent"`
 	// Received counts frames read, per type.
-	Received map[FrameType]uint64
+	Received map[FrameType]uint64 `json:"received"`
 	// BytesSent and BytesReceived count whole frames, headers included.
-	BytesSent, BytesReceived uint64
+	BytesSent     uint64 `json:"bytes_sent"`
+	BytesReceived uint64 `json:"bytes_received"`
 	// Dropped counts frames refused by Send (queue full), lost in a batch
 	// whose write failed, or still queued when the link was closed.
-	Dropped uint64
+	Dropped uint64 `json:"dropped"`
 	// Connected reports whether the outbound link is currently connected.
-	Connected bool
+	Connected bool `json:"connected"`
 	// Dials counts successful outbound connections (handshake included).
-	Dials uint64
+	Dials uint64 `json:"dials"`
 }
 
 // peerStats holds the live counters of one peer. Writers use atomics, so

@@ -25,6 +25,8 @@ cluster as a node and serves, on --listen:
                       (ack=none)
   GET /api/cluster    members, their roles, addresses and share of the ring
   GET /api/topics/T   topic T's owner, epoch and last sequence number
+  GET /api/stats      this node's counters: topics, messages, links to
+                      peers, and the gateway's connections and frames
   GET /healthz        200 "ok" while serving, 503 while shutting down
 
 With the default roles it also owns a share of the topics; --roles gateway
@@ -74,7 +76,7 @@ func run(e *cli.Env, listen string, roles, origins []string, maxPayload int) err
 		OriginPatterns: origins,
 		Logger:         e.Log,
 	})
-	api := cli.NewAPI(node, cli.APIConfig{Publish: true, MaxPayload: maxPayload, Logger: e.Log})
+	api := cli.NewAPI(node, cli.APIConfig{Publish: true, Gateway: gateway, MaxPayload: maxPayload, Logger: e.Log})
 	mux := http.NewServeMux()
 	mux.Handle("/socket/websocket", gateway)
 	api.Register(mux)

@@ -260,19 +260,19 @@ func (h *Handler) snapshotLocked() []*conn {
 // Stats is a snapshot of a Handler's counters. Gauges say how things are now;
 // the other fields count since NewHandler.
 type Stats struct {
-	Connections     int64  // gauge: connections open
-	Topics          int64  // gauge: topics with a broker subscription
-	Accepted        uint64 // connections upgraded
-	Refused         uint64 // upgrades refused (vsn, auth, origin, shutting down, not WebSocket)
-	Joins           uint64 // successful joins, rejoins included
-	Publishes       uint64 // successful publishes by clients
-	FramesIn        uint64 // messages read from clients
-	FramesOut       uint64 // messages written to clients
-	SlowConsumers   uint64 // connections closed because their queue was full
-	Errors          uint64 // error replies, failed publishes and undecodable broker messages
-	SubscribeErrors uint64 // broker subscriptions that failed
-	ChannelErrors   uint64 // phx_error sent because the broker ended a subscription
-	Resets          uint64 // resuming joins answered "reset": history no longer reached back
+	Connections     int64  `json:"connections"`      // gauge: connections open
+	Topics          int64  `json:"topics"`           // gauge: topics with a broker subscription
+	Accepted        uint64 `json:"accepted"`         // connections upgraded
+	Refused         uint64 `json:"refused"`          // upgrades refused (vsn, auth, origin, shutting down, not WebSocket)
+	Joins           uint64 `json:"joins"`            // successful joins, rejoins included
+	Publishes       uint64 `json:"publishes"`        // successful publishes by clients
+	FramesIn        uint64 `json:"frames_in"`        // messages read from clients
+	FramesOut       uint64 `json:"frames_out"`       // messages written to clients
+	SlowConsumers   uint64 `json:"slow_consumers"`   // connections closed because their queue was full
+	Errors          uint64 `json:"errors"`           // error replies, failed publishes and undecodable broker messages
+	SubscribeErrors uint64 `json:"subscribe_errors"` // broker subscriptions that failed
+	ChannelErrors   uint64 `json:"channel_errors"`   // phx_error sent because the broker ended a subscription
+	Resets          uint64 `json:"resets"`           // resuming joins answered "reset": history no longer reached back
 }
 
 type counters struct {

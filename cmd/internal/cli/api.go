@@ -60,6 +60,8 @@ const reservedEventPrefix = "phx_"
 type APIConfig struct {
 	// Publish enables POST /api/publish.
 	Publish bool
+	// Gateway, when set, adds its counters to GET /api/stats.
+	Gateway *websocket.Handler
 	// MaxPayload is the node's Config.MaxPayload: the bound of the message
 	// published, envelope included. Default pubsub.DefaultMaxPayload.
 	MaxPayload int
@@ -75,6 +77,9 @@ type APIConfig struct {
 //   - GET /api/cluster: {"node": name, "members": [{"name", "roles", "gossip", "peer", "share"}]},
 //     share being the member's fraction of the hash ring.
 //   - GET /api/topics/{topic}: {"topic", "owner", "epoch", "seq"} from the topic's owner.
+//   - GET /api/stats: the node's counters and gauges (pubsub.Stats, with its
+//     links to each peer), and the gateway's under "gateway" (websocket.Stats)
+//     when APIConfig.Gateway is set.
 //   - POST /api/publish?topic=T[&event=E][&ack=A] with a JSON body (if
 //     enabled): publishes the body under event E (default "message") to
 //     every client joined to T on every gateway. The acknowledgement A is
@@ -116,6 +121,7 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/healthz", a.healthz)
 	mux.HandleFunc("/api/cluster", a.cluster)
 	mux.HandleFunc("/api/topics/{topic...}", a.topic)
+	mux.HandleFunc("/api/stats", a.stats)
 	if a.cfg.Publish {
 		mux.HandleFunc("/api/publish", a.publish)
 	}
@@ -174,6 +180,24 @@ func (a *API) cluster(w http.ResponseWriter, r *http.Request) {
 			Peer:   m.PeerAddr,
 			Share:  a.node.RingShare(m.Name),
 		})
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// NodeStats is the body of GET /api/stats.
+type NodeStats struct {
+	pubsub.Stats
+	Gateway *websocket.Stats `json:"gateway,omitempty"`
+}
+
+func (a *API) stats(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	out := NodeStats{Stats: a.node.Stats()}
+	if a.cfg.Gateway != nil {
+		gs := a.cfg.Gateway.Stats()
+		out.Gateway = &gs
 	}
 	writeJSON(w, http.StatusOK, out)
 }

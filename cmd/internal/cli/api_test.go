@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub"
+	"github.com/ringcast/ringcast/transport"
 	"github.com/ringcast/ringcast/transport/websocket"
 )
 
@@ -313,4 +314,49 @@ func newMux(api *API) *http.ServeMux {
 		api.Register(mux)
 	}
 	return mux
+}
+
+func TestStatsEndpoint(t *testing.T) {
+	a := startNode(t, pubsub.Config{NodeName: "a", Gossip: pubsub.FastGossip()})
+	b := startNode(t, pubsub.Config{NodeName: "b", Gossip: pubsub.FastGossip(), Roles: []string{pubsub.RoleGateway}, Seeds: []string{a.GossipAddr()}})
+	waitFor(t, testTimeout, "two members", func() bool { return len(a.Members()) == 2 && len(b.Members()) == 2 })
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	sub, err := b.Subscribe(ctx, "stats")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Publish(ctx, "stats", []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := sub.Next(ctx); err != nil {
+		t.Fatal(err)
+	}
+
+	gateway := websocket.NewHandler(websocket.NewMemoryBroker(), nil)
+	_, withGateway := apiServer(t, a, APIConfig{Gateway: gateway})
+	var got NodeStats
+	var r response
+	waitFor(t, testTimeout, "the Deliver to b to be counted", func() bool {
+		r = do(t, "GET", withGateway+"/api/stats", "")
+		if r.status != 200 || json.Unmarshal([]byte(r.body), &got) != nil {
+			t.Fatalf("GET /api/stats = %d %s", r.status, r.body)
+		}
+		return got.Links.Peers["b"].Sent[transport.FrameDeliver] > 0
+	})
+	if got.Node != "a" || got.Published != 1 || got.Sequenced != 1 || got.OwnedTopics != 1 || got.Gateway == nil || got.Gateway.Connections != 0 {
+		t.Fatalf("GET /api/stats = %s", r.body)
+	}
+	for _, key := range []string{`"owned_topics":1`, `"replica_topics":`, `"forgotten":0`, `"peers":{"b":{`, `"Deliver":`, `"gateway":{"connections":0`} {
+		if !strings.Contains(r.body, key) {
+			t.Errorf("GET /api/stats lacks %s: %s", key, r.body)
+		}
+	}
+
+	_, plain := apiServer(t, b, APIConfig{})
+	r = do(t, "GET", plain+"/api/stats", "")
+	if r.status != 200 || strings.Contains(r.body, `"gateway"`) || !strings.Contains(r.body, `"node":"b"`) || !strings.Contains(r.body, `"local_topics":1`) {
+		t.Fatalf("GET /api/stats without a gateway = %d %s", r.status, r.body)
+	}
+	do(t, "POST", plain+"/api/stats", "").expectError(t, 405, "not allowed")
 }
