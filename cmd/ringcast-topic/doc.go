@@ -9,8 +9,8 @@
 // # Configuration
 //
 // The flags are those of ringcast-ws without --listen and --roles, plus
-// --http: an address for GET /healthz, GET /api/cluster and
-// GET /api/topics/{topic} (off by default). Every flag has an environment
+// --http: an address for GET /healthz, GET /api/cluster,
+// GET /api/topics/{topic} and GET /api/stats (off by default). Every flag has an environment
 // variable; a flag wins over its variable; --help lists them all. Once
 // serving, the process logs "ringcast-topic ready" with its gossip and peer
 // addresses, its name and, with --http, that address.

@@ -17,6 +17,9 @@
 //     and its replicas do (ack=replicated: the message survives the loss of
 //     any one node); with ack=none it answers 202 {"topic":T} at once.
 //   - GET /api/cluster, GET /api/topics/{topic}, GET /healthz.
+//   - GET /api/stats: the node's counters (topics owned, replica copies,
+//     forgotten topics, messages, links to each peer) and the gateway's
+//     (connections, joins, frames), as JSON.
 //
 // # Configuration
 //
