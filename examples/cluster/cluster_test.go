@@ -154,6 +154,24 @@ func TestClusterSession(t *testing.T) {
 		t.Fatalf("GET /api/topics/topics:matrix = %+v, want seq 3 owned by a topic server", before)
 	}
 
+	// A pure gateway's counters: one client, joined; three messages
+	// delivered to its node's one subscription; no topic owned.
+	var stats struct {
+		Node        string `json:"node"`
+		OwnedTopics int    `json:"owned_topics"`
+		LocalTopics int    `json:"local_topics"`
+		Delivered   uint64 `json:"delivered"`
+		Gateway     struct {
+			Connections int64  `json:"connections"`
+			Joins       uint64 `json:"joins"`
+		} `json:"gateway"`
+	}
+	getJSON(t, "http://"+g1+"/api/stats", &stats)
+	if !strings.HasPrefix(stats.Node, "gateway-") || stats.OwnedTopics != 0 || stats.LocalTopics != 1 || stats.Delivered != 3 ||
+		stats.Gateway.Connections != 1 || stats.Gateway.Joins != 1 {
+		t.Fatalf("GET /api/stats on a gateway = %+v", stats)
+	}
+
 	// Stop the topic's owner mid-session.
 	var owner, survivor *proc
 	for _, p := range c.topics {
