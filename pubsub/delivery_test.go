@@ -506,3 +506,51 @@ func TestAcknowledgedSurviveOwnerFailure(t *testing.T) {
 		t.Fatalf("%d topics rebuilt from replicas, want 1", failovers)
 	}
 }
+
+// TestLostDuringRecovery overflows a Since subscription (OverflowDropOldest,
+// a buffer of 2) with live messages while it waits for history: the
+// messages it dropped that history brings back are not lost, and the count
+// of those that are goes on the first live message after them, not on the
+// first message recovered.
+func TestLostDuringRecovery(t *testing.T) {
+	c := startCluster(t, 1, nil)
+	n := c.nodes[0]
+	const epoch = 7
+	for _, tc := range []struct {
+		historyTo uint64 // history holds 6..historyTo
+		want      []string
+	}{
+		// Live 11, 12 and 13 are dropped from held: 14 and 15 stay.
+		{10, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "14/3", "15/0"}},
+		{12, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "11/0", "12/0", "14/1", "15/0"}},
+		{13, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "11/0", "12/0", "13/0", "14/0", "15/0"}},
+		{15, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "11/0", "12/0", "13/0", "14/0", "15/0"}},
+	} {
+		s := newSubscription(n, "lost", nil, subscribeOptions{buffer: 2, overflow: OverflowDropOldest, since: &Position{Epoch: epoch, Seq: 5}})
+		for seq := uint64(11); seq <= 15; seq++ {
+			if !s.push(&Message{Topic: "lost", Epoch: epoch, Seq: seq}) {
+				t.Fatalf("push %d ended the subscription", seq)
+			}
+		}
+		var entries []transport.HistoryEntry
+		for seq := uint64(6); seq <= tc.historyTo; seq++ {
+			entries = append(entries, transport.HistoryEntry{Seq: seq})
+		}
+		s.finishRecovery(entries, epoch, 5)
+		ctx := ctxT(t, 5*time.Second)
+		var got []string
+		for range tc.want {
+			m, err := s.Next(ctx)
+			if err != nil {
+				t.Fatalf("history to %d: after %v: %v", tc.historyTo, got, err)
+			}
+			got = append(got, fmt.Sprintf("%d/%d", m.Seq, m.Lost))
+		}
+		s.mu.Lock()
+		left := len(s.in) + len(s.out) - s.pos
+		s.mu.Unlock()
+		if !slices.Equal(got, tc.want) || left != 0 {
+			t.Fatalf("history to %d: seq/lost = %v and %d more, want %v", tc.historyTo, got, left, tc.want)
+		}
+	}
+}

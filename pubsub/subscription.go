@@ -65,6 +65,10 @@ type Subscription struct {
 	// that the history fetched from the owner goes first.
 	recovering bool
 	held       []Message
+	// heldLost counts the held messages dropped to make room (the oldest
+	// first); heldLostAt is the last of them. History may bring them back.
+	heldLost   uint64
+	heldLostAt Position
 	// After recovery, messages of floorEpoch up to floor were already
 	// handed over (or were asked to be skipped): the live stream may still
 	// bring them when this node was behind the requested position.
@@ -111,21 +115,39 @@ func (s *Subscription) finishRecovery(entries []transport.HistoryEntry, epoch, s
 	}
 	s.recovered = len(out)
 	s.start = Position{Epoch: epoch, Seq: since}
+	lost := s.heldLostAfter(epoch, next)
 	for _, m := range s.held {
-		switch {
-		case m.Epoch != epoch:
-			out = append(out, m)
-		case m.Seq > next:
-			out = append(out, m)
+		if m.Epoch == epoch && m.Seq <= next {
+			continue
+		}
+		if m.Epoch == epoch {
 			next = m.Seq
 		}
+		// The messages dropped from held came just before this one.
+		m.Lost, lost = lost, 0
+		out = append(out, m)
 	}
-	s.recovering, s.held = false, nil
+	s.lost += lost // nothing held followed them: the next message says it
+	s.recovering, s.held, s.heldLost = false, nil, 0
 	s.floor, s.floorEpoch = next, epoch
 	if len(out) > 0 {
 		s.in = append(s.in, out...)
 		s.wakeLocked()
 	}
+}
+
+// heldLostAfter returns how many of the held messages dropped during
+// recovery history does not bring back, history reaching seq in epoch. A
+// subscription receives a topic's messages in order and without gaps, so
+// the dropped ones are the heldLost numbers up to heldLostAt.
+func (s *Subscription) heldLostAfter(epoch, seq uint64) uint64 {
+	if s.heldLost == 0 || s.heldLostAt.Epoch != epoch {
+		return s.heldLost
+	}
+	if s.heldLostAt.Seq <= seq {
+		return 0
+	}
+	return min(s.heldLost, s.heldLostAt.Seq-seq)
 }
 
 // Topic returns the subscription's topic.
@@ -205,7 +227,8 @@ func (s *Subscription) take() bool {
 	s.out, s.in = s.in, s.out[:0]
 	s.pos = 0
 	if s.lost > 0 {
-		s.out[0].Lost, s.lost = s.lost, 0
+		s.out[0].Lost += s.lost
+		s.lost = 0
 	}
 	return true
 }
@@ -268,9 +291,14 @@ func (s *Subscription) makeRoomLocked(q *[]Message) bool {
 		s.scheduleLocked()
 		return false
 	}
+	if q == &s.held {
+		s.heldLost++
+		s.heldLostAt = Position{Epoch: (*q)[0].Epoch, Seq: (*q)[0].Seq}
+	} else {
+		s.lost++
+	}
 	(*q)[0] = Message{}
 	*q = (*q)[1:]
-	s.lost++
 	s.node.stats.dropped.Add(1)
 	return true
 }
