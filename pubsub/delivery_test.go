@@ -518,13 +518,17 @@ func TestLostDuringRecovery(t *testing.T) {
 	const epoch = 7
 	for _, tc := range []struct {
 		historyTo uint64 // history holds 6..historyTo
+		after     uint64 // live messages 16..after pushed once recovered
 		want      []string
 	}{
 		// Live 11, 12 and 13 are dropped from held: 14 and 15 stay.
-		{10, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "14/3", "15/0"}},
-		{12, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "11/0", "12/0", "14/1", "15/0"}},
-		{13, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "11/0", "12/0", "13/0", "14/0", "15/0"}},
-		{15, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "11/0", "12/0", "13/0", "14/0", "15/0"}},
+		{10, 0, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "14/3", "15/0"}},
+		{12, 0, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "11/0", "12/0", "14/1", "15/0"}},
+		{13, 0, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "11/0", "12/0", "13/0", "14/0", "15/0"}},
+		{15, 0, []string{"6/0", "7/0", "8/0", "9/0", "10/0", "11/0", "12/0", "13/0", "14/0", "15/0"}},
+		// Six more overflow the buffer again: 6..10 and 14 go, with the 3
+		// lost before 14.
+		{10, 21, []string{"15/9", "16/0", "17/0", "18/0", "19/0", "20/0", "21/0"}},
 	} {
 		s := newSubscription(n, "lost", nil, subscribeOptions{buffer: 2, overflow: OverflowDropOldest, since: &Position{Epoch: epoch, Seq: 5}})
 		for seq := uint64(11); seq <= 15; seq++ {
@@ -537,6 +541,11 @@ func TestLostDuringRecovery(t *testing.T) {
 			entries = append(entries, transport.HistoryEntry{Seq: seq})
 		}
 		s.finishRecovery(entries, epoch, 5)
+		for seq := uint64(16); seq <= tc.after; seq++ {
+			if !s.push(&Message{Topic: "lost", Epoch: epoch, Seq: seq}) {
+				t.Fatalf("push %d ended the subscription", seq)
+			}
+		}
 		ctx := ctxT(t, 5*time.Second)
 		var got []string
 		for range tc.want {

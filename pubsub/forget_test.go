@@ -308,24 +308,18 @@ func TestRequestsForAGoneStateAreRouted(t *testing.T) {
 // and when it takes another epoch from a node-list sync.
 func TestReplicaCopyFollowsOwner(t *testing.T) {
 	c := startCluster(t, 1, func(cfg *Config) { cfg.IdleTopicTTL = time.Second })
-	n := c.nodes[0]
-	sync := func(epoch, seq uint64, nodes ...string) {
-		n.onReplicaNodes(&transport.TopicState{Topic: "copy", Found: true, Replica: true, Handoff: true, Epoch: epoch, Seq: seq, Nodes: nodes})
+	n := c.nodes[0] // the ring owner of every topic
+	sync := func(topic, from string, epoch, seq uint64, nodes ...string) {
+		n.onReplicaNodes(from, &transport.TopicState{Topic: topic, Found: true, Replica: true, Handoff: true, Epoch: epoch, Seq: seq, Nodes: nodes})
 	}
-	check := func(what string, epoch, seq uint64, hist int, nodes ...string) {
+	check := func(what, topic string, epoch, seq uint64, hist int, nodes ...string) {
 		t.Helper()
-		rt := n.replicas.get("copy")
+		rt := n.replicas.get(topic)
 		rt.mu.Lock()
 		defer rt.mu.Unlock()
 		if rt.epoch != epoch || rt.seq != seq || rt.hist.n != hist || !slices.Equal(rt.nodes, nodes) {
 			t.Fatalf("%s: epoch %d seq %d history %d nodes %q; want %d %d %d %q", what, rt.epoch, rt.seq, rt.hist.n, rt.nodes, epoch, seq, hist, nodes)
 		}
-	}
-	age := func() {
-		rt := n.replicas.get("copy")
-		rt.mu.Lock()
-		rt.active = n.now() - int64(time.Second)
-		rt.mu.Unlock()
 	}
 
 	rt := n.replicas.lock(n, "copy")
@@ -333,35 +327,34 @@ func TestReplicaCopyFollowsOwner(t *testing.T) {
 	rt.hist.add(10, n.now(), []byte("m"))
 	rt.mu.Unlock()
 
-	// A copy holding messages keeps its epoch against another epoch's
-	// sync: the sender may be a stale owner.
-	sync(8, 3, "node-y")
-	check("a sync of another epoch", 7, 10, 1, "node-x")
-	sync(7, 10, "node-x", "node-y")
-	check("a sync of its epoch", 7, 10, 1, "node-x", "node-y")
-
-	// Holding nothing (its messages expired, its nodes left), it takes the
-	// epoch of an owner that started the topic afresh.
-	rt.mu.Lock()
-	rt.hist = newHistory(4, 0)
-	rt.mu.Unlock()
-	sync(7, 10)
-	check("the last node gone", 7, 10, 0)
-	sync(8, 3, "node-y")
-	check("a new epoch for an empty copy", 8, 3, 0, "node-y")
+	// A copy holding something keeps its epoch against another epoch's
+	// sync from a node that does not own the topic: a stale owner.
+	sync("copy", "node-stale", 8, 3, "node-y")
+	check("a stale owner's sync", "copy", 7, 10, 1, "node-x")
+	sync("copy", "node-stale", 7, 10, "node-x", "node-y")
+	check("a sync of its epoch", "copy", 7, 10, 1, "node-x", "node-y")
+	// The topic's owner started it afresh: its epoch replaces the copy.
+	sync("copy", n.Name(), 8, 3, "node-y")
+	check("the owner's new epoch", "copy", 8, 3, 0, "node-y")
 	if st := rt.state(n, "copy"); st == nil || st.Epoch != 8 || st.Seq != 3 {
 		t.Fatalf("a copy with subscriber nodes offers %+v", st)
 	}
+	// A copy holding nothing takes any sender's epoch.
+	n.replicas.lock(n, "blank").mu.Unlock()
+	sync("blank", "node-stale", 9, 0, "node-z")
+	check("a blank copy", "blank", 9, 0, 0, "node-z")
 
 	// Without nodes or messages, and idle, it offers nothing: the topic was
 	// forgotten, not lost. A sync that only removes nodes is no activity.
-	age()
-	sync(8, 3)
+	rt.mu.Lock()
+	rt.active = n.now() - int64(time.Second)
+	rt.mu.Unlock()
+	sync("copy", n.Name(), 8, 3)
 	if st := rt.state(n, "copy"); st != nil {
 		t.Fatalf("an idle copy with nothing in it offers %+v", st)
 	}
-	sync(8, 3, "node-z")
-	sync(8, 3)
+	sync("copy", n.Name(), 8, 3, "node-z")
+	sync("copy", n.Name(), 8, 3)
 	if st := rt.state(n, "copy"); st == nil {
 		t.Fatal("a copy whose owner listed a node a moment ago offers nothing")
 	}
@@ -467,5 +460,42 @@ func TestDepartureIsNoActivity(t *testing.T) {
 	waitFor(t, 10*time.Second, "the topic to be forgotten", func() bool { return nodes() == -1 })
 	if waited := time.Since(dropped); waited > ttl*3/4 {
 		t.Fatalf("forgotten %v after its last node left: the departure counted as a use", waited)
+	}
+}
+
+// TestTopicHandedBackKeepsHistory moves a topic to another node and lets the
+// ring hand it back onto the tombstone it left: the topic's history must
+// come back with it, and keep growing.
+func TestTopicHandedBackKeepsHistory(t *testing.T) {
+	c := startCluster(t, 2, nil)
+	a, b := c.nodes[0], c.nodes[1]
+	ctx := ctxT(t, 20*time.Second)
+	topic := topicOwnedBy(t, a, a.Name(), "back")
+	for i := range 2 {
+		if _, err := a.Publish(ctx, topic, fmt.Appendf(nil, "m%d", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ot := a.lockOwned(topic)
+	err := a.moveLocked(ot, b.Name(), 0, true)
+	ot.mu.Unlock()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// b adopts it, then hands it back to a, its owner in the ring.
+	waitFor(t, 10*time.Second, "the topic to come back", func() bool {
+		back := a.lockOwned(topic)
+		if back == nil {
+			return false
+		}
+		defer back.mu.Unlock()
+		return back.state == stateReady && b.Stats().Handoffs > 0
+	})
+	if _, err := a.Publish(ctx, topic, []byte("m2")); err != nil {
+		t.Fatal(err)
+	}
+	page, ok := a.readHistory(topic, 0, 0)
+	if !ok || len(page.entries) != 3 || page.seq != 3 {
+		t.Fatalf("history after the round trip: %d entries, seq %d (served %v); want 3", len(page.entries), page.seq, ok)
 	}
 }

@@ -445,6 +445,12 @@ func (n *Node) ownerName(topic string) (string, error) {
 	return n.ringOwner(topic)
 }
 
+// isRingOwner reports whether name owns topic in this node's view.
+func (n *Node) isRingOwner(name, topic string) bool {
+	owner, err := n.ringOwner(topic)
+	return err == nil && owner == name
+}
+
 // ringOwner returns the owner of topic in this node's view of the ring,
 // for callers that already know the owner table has no entry for it.
 func (n *Node) ringOwner(topic string) (string, error) {

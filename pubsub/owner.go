@@ -491,13 +491,17 @@ func (n *Node) ownerUnsubscribe(topic, origin string, hops uint8) {
 		default:
 			// Owned here but not claimed yet (after a failover): the claim
 			// will start from this node's replica copy, which must not list
-			// the node any more.
+			// the node any more. A claim that started meanwhile, from the
+			// copy as it was, queues the request instead.
 			n.replicas.removeNode(topic, origin)
+			if ot := n.lockOwned(topic); ot != nil {
+				n.unsubscribeLocked(ot, origin, hops)
+				ot.mu.Unlock()
+			}
 		}
 		return
 	}
 	defer ot.mu.Unlock()
-	ot.active = n.now()
 	n.unsubscribeLocked(ot, origin, hops)
 }
 
@@ -742,7 +746,9 @@ func (n *Node) moveLocked(ot *ownedTopic, to string, reqID uint64, handoff bool)
 		return err
 	}
 	ot.state, ot.movedTo, ot.nodes = stateMoved, to, nil
-	ot.hist = newHistory(0, 0)
+	// Empty, with the configured bounds: the topic may be handed back
+	// onto this tombstone.
+	ot.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
 	n.stats.handoffs.Add(1)
 	n.log.Debug("topic moved", "topic", ot.name, "to", to, "seq", ot.seq)
 	return nil

@@ -165,21 +165,23 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 	}
 }
 
-// onReplicaNodes records a topic's subscriber nodes sent by its owner. The
-// nodes of another epoch replace a copy that holds nothing (no message, no
-// node): the owner forgot the topic and started it afresh. A copy that
-// holds something keeps its epoch: the sender may be a stale owner whose
-// view lags, and a replicated message of the new epoch replaces it anyway
-// (see onReplicate).
+// onReplicaNodes records a topic's subscriber nodes sent by its owner.
+// The nodes of another epoch replace the copy when they come from the
+// topic's owner in this node's view (it started the topic afresh: after a
+// failover that found nothing, or after forgetting it), or when the copy
+// holds nothing at all. Otherwise the sender may be a stale owner whose view
+// lags, and the copy keeps its epoch; a replicated message of a new epoch
+// replaces it anyway (see onReplicate).
 //
-// Only a list with nodes counts as activity: a node leaving is not a use of
+// Only a list with nodes counts as activity: a node leaving is no use of
 // the topic, and the owner does not count it either (IdleTopicTTL).
-func (n *Node) onReplicaNodes(st *transport.TopicState) {
+func (n *Node) onReplicaNodes(from string, st *transport.TopicState) {
 	rt := n.replicas.lock(n, st.Topic)
 	switch {
 	case st.Epoch == rt.epoch:
-	case rt.hist.n == 0 && len(rt.nodes) == 0:
+	case rt.seq == 0 && rt.hist.n == 0 && len(rt.nodes) == 0, n.isRingOwner(from, st.Topic):
 		rt.epoch, rt.seq = st.Epoch, st.Seq
+		rt.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
 	default:
 		rt.mu.Unlock()
 		return
@@ -299,7 +301,10 @@ func (n *Node) onReplicate(from string, m *transport.Replicate) {
 	rt := n.replicas.lock(n, m.Topic)
 	rt.active = n.now()
 	if m.Epoch != rt.epoch {
-		rt.epoch, rt.seq = m.Epoch, 0
+		// The nodes listed were the old epoch's: the owner sends the new
+		// epoch's when they change, and subscriber nodes re-register with
+		// an owner rebuilt from this copy anyway.
+		rt.epoch, rt.seq, rt.nodes = m.Epoch, 0, nil
 		rt.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
 	}
 	if m.Seq > rt.seq {

@@ -295,7 +295,7 @@ func (s *Subscription) makeRoomLocked(q *[]Message) bool {
 		s.heldLost++
 		s.heldLostAt = Position{Epoch: (*q)[0].Epoch, Seq: (*q)[0].Seq}
 	} else {
-		s.lost++
+		s.lost += 1 + (*q)[0].Lost // and what was lost before it
 	}
 	(*q)[0] = Message{}
 	*q = (*q)[1:]

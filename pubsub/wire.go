@@ -79,7 +79,7 @@ func (n *Node) HandleFrame(from string, typ transport.FrameType, body []byte) {
 		}
 		switch {
 		case m.Handoff && m.Replica:
-			n.onReplicaNodes(&m)
+			n.onReplicaNodes(from, &m)
 		case m.Handoff:
 			n.onHandoff(from, &m)
 		default:

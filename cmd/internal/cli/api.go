@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -79,7 +80,11 @@ type APIConfig struct {
 //   - GET /api/topics/{topic}: {"topic", "owner", "epoch", "seq"} from the topic's owner.
 //   - GET /api/stats: the node's counters and gauges (pubsub.Stats, with its
 //     links to each peer), and the gateway's under "gateway" (websocket.Stats)
-//     when APIConfig.Gateway is set.
+//     when APIConfig.Gateway is set. Frame counts per peer are keyed by frame
+//     name ("Deliver", ...) and leave out zeros; a peer's counters start
+//     from zero again after it had no link for a while. The snapshot visits
+//     every topic the node holds, so it is taken at most once per
+//     statsMaxAge and shared by the requests meanwhile.
 //   - POST /api/publish?topic=T[&event=E][&ack=A] with a JSON body (if
 //     enabled): publishes the body under event E (default "message") to
 //     every client joined to T on every gateway. The acknowledgement A is
@@ -100,7 +105,14 @@ type API struct {
 	cfg      APIConfig
 	log      *slog.Logger
 	draining atomic.Bool
+
+	statsMu sync.Mutex
+	statsAt time.Time // when statsOf was taken
+	statsOf NodeStats
 }
+
+// statsMaxAge bounds how often GET /api/stats takes a snapshot.
+const statsMaxAge = time.Second
 
 // NewAPI returns the API of node. cfg is copied.
 func NewAPI(node *pubsub.Node, cfg APIConfig) *API {
@@ -194,11 +206,17 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodGet) {
 		return
 	}
-	out := NodeStats{Stats: a.node.Stats()}
-	if a.cfg.Gateway != nil {
-		gs := a.cfg.Gateway.Stats()
-		out.Gateway = &gs
+	a.statsMu.Lock()
+	if time.Since(a.statsAt) >= statsMaxAge {
+		a.statsOf = NodeStats{Stats: a.node.Stats()}
+		if a.cfg.Gateway != nil {
+			gs := a.cfg.Gateway.Stats()
+			a.statsOf.Gateway = &gs
+		}
+		a.statsAt = time.Now()
 	}
+	out := a.statsOf
+	a.statsMu.Unlock()
 	writeJSON(w, http.StatusOK, out)
 }
 
