@@ -499,3 +499,40 @@ func TestTopicHandedBackKeepsHistory(t *testing.T) {
 		t.Fatalf("history after the round trip: %d entries, seq %d (served %v); want 3", len(page.entries), page.seq, ok)
 	}
 }
+
+// TestStaleSubscriberNodeHeals drops a node's last local subscription
+// without telling the owner, as a lost unsubscribe would: the next
+// delivery to it makes it unsubscribe, so the owner stops sending there.
+func TestStaleSubscriberNodeHeals(t *testing.T) {
+	c := startCluster(t, 2, nil)
+	a, b := c.nodes[0], c.nodes[1]
+	ctx := ctxT(t, 20*time.Second)
+	topic := topicOwnedBy(t, a, a.Name(), "stale")
+	sub, err := b.Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nodes := func() []string {
+		ot := a.lockOwned(topic)
+		if ot == nil {
+			return nil
+		}
+		defer ot.mu.Unlock()
+		return ot.nodes
+	}
+	if got := nodes(); !slices.Equal(got, []string{b.Name()}) {
+		t.Fatalf("subscriber nodes %q, want [%s]", got, b.Name())
+	}
+	reg := &b.regMu[shardOf(topic)]
+	reg.Lock()
+	b.local.remove(sub) // gone here, and the owner is not told
+	reg.Unlock()
+
+	if _, err := a.Publish(ctx, topic, []byte("to nobody")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "the owner to drop the stale node", func() bool { return len(nodes()) == 0 })
+	if b.Stats().Unrouted == 0 {
+		t.Fatal("the delivery was not counted as unrouted")
+	}
+}

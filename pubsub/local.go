@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/ringcast/ringcast/transport"
 )
 
 // localTopic is the subscriber side of a topic on this node: its local
@@ -143,8 +145,20 @@ const maxPending = 4096
 // from is the node that sent the message (this node for a local owner): it
 // holds the history before seq, so a gap is repaired from it.
 func (n *Node) deliver(from, topic string, epoch, seq uint64, data []byte) {
-	if lt := n.local.get(topic); lt == nil || !n.deliverTo(lt, from, epoch, seq, data) {
-		n.stats.unrouted.Add(1)
+	lt := n.local.get(topic)
+	if lt != nil && n.deliverTo(lt, from, epoch, seq, data) {
+		return
+	}
+	n.stats.unrouted.Add(1)
+	if lt == nil && from != n.name && ValidateTopic(topic) == nil {
+		// No subscriber here and none registering (a local topic exists
+		// from Subscribe on), yet the sender lists this node: an
+		// unsubscribe lost with a link, a copy rebuilt after a failover,
+		// an earlier process of the same name. Tell it, or it would send
+		// here for good and never forget the topic.
+		if err := n.sendMsg(from, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil {
+			n.stats.sendErrors.Add(1)
+		}
 	}
 }
 
