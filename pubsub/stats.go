@@ -60,7 +60,10 @@ type Stats struct {
 	Links transport.Stats `json:"links"`
 }
 
-// Stats returns a snapshot of the node's counters.
+// Stats returns a snapshot of the node's counters. The gauges visit every
+// topic the node holds, taking each topic's lock in turn: with hundreds of
+// thousands of topics a call costs tens of milliseconds, so poll it every
+// few seconds rather than per request.
 func (n *Node) Stats() Stats {
 	s := Stats{
 		Node:          n.name,
