@@ -150,15 +150,57 @@ func (n *Node) deliver(from, topic string, epoch, seq uint64, data []byte) {
 		return
 	}
 	n.stats.unrouted.Add(1)
-	if lt == nil && from != n.name && ValidateTopic(topic) == nil {
-		// No subscriber here and none registering (a local topic exists
-		// from Subscribe on), yet the sender lists this node: an
-		// unsubscribe lost with a link, a copy rebuilt after a failover,
-		// an earlier process of the same name. Tell it, or it would send
-		// here for good and never forget the topic.
-		if err := n.sendMsg(from, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil {
-			n.stats.sendErrors.Add(1)
+	if lt == nil && from != n.name {
+		n.unsubscribeStale(from, topic)
+	}
+}
+
+// staleAnswerEvery is how often a node answers the stale deliveries of
+// one topic: the owner drops the node on the first answer, and the
+// deliveries already on their way need none.
+const staleAnswerEvery = time.Second
+
+// unsubscribeStale answers a delivery for a topic this node has no
+// subscriber for: the sender still lists this node (an unsubscribe lost
+// with a link, a copy rebuilt after a failover, an earlier process of the
+// same name), and would otherwise send here for good and never forget the
+// topic. It answers only the owner in this node's view, on the link a new
+// Subscribe would take, and under the registration lock after looking
+// again: a Subscribe made meanwhile is then queued after the Unsubscribe,
+// or prevents it.
+func (n *Node) unsubscribeStale(from, topic string) {
+	if ValidateTopic(topic) != nil {
+		return
+	}
+	shard := shardOf(topic)
+	n.regMu[shard].Lock()
+	defer n.regMu[shard].Unlock()
+	if n.local.get(topic) != nil {
+		return
+	}
+	if owner, err := n.ownerName(topic); err != nil || owner != from {
+		return
+	}
+	now := time.Now()
+	told := n.staleTold[shard]
+	if at, ok := told[topic]; ok && now.Sub(at) < staleAnswerEvery {
+		return
+	}
+	if told == nil || len(told) >= 1024 {
+		// Keep the memory to what the last interval needs.
+		for t, at := range told {
+			if now.Sub(at) >= staleAnswerEvery {
+				delete(told, t)
+			}
 		}
+		if told == nil {
+			told = make(map[string]time.Time)
+			n.staleTold[shard] = told
+		}
+	}
+	told[topic] = now
+	if err := n.sendMsg(from, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil {
+		n.stats.sendErrors.Add(1)
 	}
 }
 

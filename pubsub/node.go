@@ -29,13 +29,16 @@ type Node struct {
 	// unregistration, re-registration. Without it an unsubscribe could
 	// overtake the subscribe that followed it and leave that subscription
 	// deaf. It is the outermost lock.
-	regMu    [shardCount]sync.Mutex
-	owned    *ownerTable
-	replicas *replicaTable
-	pending  *pendingTable
-	dispatch *dispatcher
-	parked   parking
-	stats    counters
+	regMu [shardCount]sync.Mutex
+	// staleTold remembers, per shard (guarded by regMu), when this node
+	// last answered a stale delivery of a topic (see unsubscribeStale).
+	staleTold [shardCount]map[string]time.Time
+	owned     *ownerTable
+	replicas  *replicaTable
+	pending   *pendingTable
+	dispatch  *dispatcher
+	parked    parking
+	stats     counters
 
 	clock       atomic.Int64 // unix nanos, refreshed every reconcileInterval: see now
 	joining     atomic.Int32 // Join calls under way: the view may not show the cluster yet
