@@ -40,6 +40,17 @@ func TestIdlePredicate(t *testing.T) {
 // replicaCopies returns the topics n keeps replica copies of.
 func replicaCopies(n *Node) []string { return n.replicas.names() }
 
+// subscriberNodes returns the subscriber nodes n's owner state of topic
+// lists, and whether n holds such a state.
+func subscriberNodes(n *Node, topic string) (nodes []string, held bool) {
+	ot := n.lockOwned(topic)
+	if ot == nil {
+		return nil, false
+	}
+	defer ot.mu.Unlock()
+	return slices.Clone(ot.nodes), true
+}
+
 // TestIdleTopicsForgotten checks that owners and replicas forget topics
 // with nothing left to keep, keep topics that have subscribers, and that a
 // forgotten topic used again starts a new epoch.
@@ -289,14 +300,7 @@ func TestRequestsForAGoneStateAreRouted(t *testing.T) {
 	if a.owned.get(topic) != nil {
 		t.Fatalf("%s claimed %s, which %s owns", a.Name(), topic, b.Name())
 	}
-	nodes := func() []string {
-		ot := b.lockOwned(topic)
-		if ot == nil {
-			return nil
-		}
-		defer ot.mu.Unlock()
-		return ot.nodes
-	}
+	nodes := func() []string { got, _ := subscriberNodes(b, topic); return got }
 	if got := nodes(); len(got) != 1 || got[0] != a.Name() {
 		t.Fatalf("%s lists subscriber nodes %q, want [%s]", b.Name(), got, a.Name())
 	}
@@ -435,13 +439,12 @@ func TestDepartureIsNoActivity(t *testing.T) {
 	if _, err := a.Publish(ctx, topic, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	nodes := func() int {
-		ot := a.lockOwned(topic)
-		if ot == nil {
+	nodes := func() int { // -1: a holds no state for the topic
+		got, held := subscriberNodes(a, topic)
+		if !held {
 			return -1
 		}
-		defer ot.mu.Unlock()
-		return len(ot.nodes)
+		return len(got)
 	}
 	// Idle for longer than the TTL (its last use set back), but kept by its
 	// subscriber node.
@@ -513,14 +516,7 @@ func TestStaleSubscriberNodeHeals(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	nodes := func() []string {
-		ot := a.lockOwned(topic)
-		if ot == nil {
-			return nil
-		}
-		defer ot.mu.Unlock()
-		return ot.nodes
-	}
+	nodes := func() []string { got, _ := subscriberNodes(a, topic); return got }
 	if got := nodes(); !slices.Equal(got, []string{b.Name()}) {
 		t.Fatalf("subscriber nodes %q, want [%s]", got, b.Name())
 	}
@@ -551,14 +547,7 @@ func TestStaleAnswerRacesSubscribe(t *testing.T) {
 	if _, err := o.Publish(ctx, topic, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	nodes := func() []string {
-		ot := o.lockOwned(topic)
-		if ot == nil {
-			return nil
-		}
-		defer ot.mu.Unlock()
-		return slices.Clone(ot.nodes)
-	}
+	nodes := func() []string { got, _ := subscriberNodes(o, topic); return got }
 	deadline := time.Now().Add(10 * time.Second)
 	for trial := 0; trial < 500 && time.Now().Before(deadline); trial++ {
 		var stop atomic.Bool

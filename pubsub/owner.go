@@ -358,10 +358,11 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 	return nil
 }
 
-// ownerSubscribe registers req.origin as a subscriber node of the topic.
-// The caller found this node holding the topic's state or owning it in the
-// ring; when the state has gone since (a tombstone dropped, an idle topic
-// forgotten), the request goes where the ring says.
+// ownerSubscribe registers req.origin as a subscriber node of the topic
+// when this node holds its state or owns it in the ring (claiming it then),
+// and sends the request on to the ring's owner otherwise: for a subscribe
+// from a peer, and when the state the caller saw has gone since (a
+// tombstone dropped, an idle topic forgotten).
 func (n *Node) ownerSubscribe(req *subReq) {
 	ot := n.lockOwned(req.topic)
 	if ot == nil {

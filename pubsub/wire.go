@@ -188,16 +188,5 @@ func (n *Node) onSubscribe(from string, m *transport.Subscribe) {
 		n.replySubscribe(req, 0, 0, err)
 		return
 	}
-	owner, err := n.ownerName(req.topic)
-	if err != nil {
-		n.replySubscribe(req, 0, 0, err)
-		return
-	}
-	if owner != n.name {
-		if err := n.sendSubscribe(req, owner); err != nil {
-			n.replySubscribe(req, 0, 0, err)
-		}
-		return
-	}
-	n.ownerSubscribe(req)
+	n.ownerSubscribe(req) // it routes the request on when this node holds no state
 }
