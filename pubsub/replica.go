@@ -10,20 +10,6 @@ import (
 	"github.com/ringcast/ringcast/transport"
 )
 
-// Replication. Every message a topic's owner sequences is copied to the
-// next ReplicationFactor-1 members of the ring (its replicas), which keep
-// the topic's epoch, last sequence number and history. When the owner fails,
-// the member that takes the topic over rebuilds it from the replicas (its
-// own copy first), so the sequence continues in the same epoch and acknowledged
-// messages are still in history for subscribers to recover.
-//
-// A message the failed owner sequenced but had not yet replicated may
-// already have reached some subscribers. So that the new owner never reuses
-// its sequence number, a topic rebuilt from replicas continues
-// failoverSeqGap numbers further on; subscribers learn from the new owner's
-// history that the skipped numbers hold nothing and move past them at once.
-const failoverSeqGap = 1 << 20
-
 type replicaTopic struct {
 	mu     sync.Mutex
 	epoch  uint64

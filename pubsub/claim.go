@@ -1,0 +1,231 @@
+package pubsub
+
+import (
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ringcast/ringcast/ring"
+	"github.com/ringcast/ringcast/transport"
+)
+
+// Replication. Every message a topic's owner sequences is copied to the
+// next ReplicationFactor-1 members of the ring (its replicas), which keep
+// the topic's epoch, last sequence number and history. When the owner fails,
+// the member that takes the topic over rebuilds it from the replicas (its
+// own copy first), so the sequence continues in the same epoch and acknowledged
+// messages are still in history for subscribers to recover.
+//
+// A message the failed owner sequenced but had not yet replicated may
+// already have reached some subscribers. So that the new owner never reuses
+// its sequence number, a topic rebuilt from replicas continues
+// failoverSeqGap numbers further on; subscribers learn from the new owner's
+// history that the skipped numbers hold nothing and move past them at once.
+const failoverSeqGap = 1 << 20
+
+// drainedFor is how long a member that stopped owning topics is still asked
+// in claims: past it, it has handed everything off or is gone.
+const drainedFor = time.Minute
+
+// startClaim gathers the topic's state before this node serves it: from
+// the member that would own the topic without this node (the previous
+// owner, after a join), from the topic's replicas, and from this node's own
+// replica copy. An owner's state wins; failing that, the most advanced
+// replica copy (the owner failed). With nobody to ask, or nobody holding
+// anything, the topic starts afresh.
+func (n *Node) startClaim(ot *ownedTopic) {
+	n.startClaimTry(ot, 1)
+}
+
+// claimJoinWait is how often a claim checks whether a join has finished.
+const claimJoinWait = 10 * time.Millisecond
+
+// maxClaimTries bounds how often a claim that found nothing starts over
+// because the view changed while it ran.
+const maxClaimTries = 3
+
+func (n *Node) startClaimTry(ot *ownedTopic, try int) {
+	if n.joining.Load() > 0 && !n.isClosed() {
+		// The cluster already routes to this node, but its own view does
+		// not show the cluster yet: whom to ask is not known. Wait for the
+		// join to finish (it is bounded by the gossip TCP timeout).
+		time.AfterFunc(claimJoinWait, func() { n.startClaimTry(ot, try) })
+		return
+	}
+	// Decide whom to ask on the newest membership gossip has reported: a
+	// node that has just joined learns the cluster before its view shows it.
+	view := n.ring.Refresh()
+	c := &claim{ot: ot, try: try, view: view}
+	if rt := n.replicas.get(ot.name); rt != nil {
+		c.offer(rt.state(n, ot.name))
+	}
+	var targets []string
+	if cand, err := n.previousOwner(ot.name); err == nil && cand != n.name {
+		targets = append(targets, cand)
+	}
+	for _, p := range replicaNames(n.view(), ot.name, n.cfg.ReplicationFactor, n.name) {
+		if !slices.Contains(targets, p) {
+			targets = append(targets, p)
+		}
+	}
+	// A member draining before it leaves is off the ring but may still hold
+	// the topic: ask it too, or its hand-off would be overtaken by a claim.
+	n.drained.Range(func(name, since any) bool {
+		if p := name.(string); p != n.name && !slices.Contains(targets, p) && time.Since(since.(time.Time)) < drainedFor {
+			targets = append(targets, p)
+		}
+		return true
+	})
+	c.waiting = len(targets)
+	if c.waiting == 0 {
+		c.finish(n, c.best)
+		return
+	}
+	for _, t := range targets {
+		id := n.pending.add(t, n.cfg.ClaimTimeout, func(_ string, msg transport.Message, _ error) {
+			st, _ := msg.(*transport.TopicState)
+			c.reply(n, st)
+		})
+		if err := n.sendMsg(t, &transport.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
+			n.pending.cancel(id)
+			c.reply(n, nil)
+		}
+	}
+}
+
+// claim collects the answers to one topic's claim.
+type claim struct {
+	ot      *ownedTopic
+	try     int
+	view    *ring.View // the view the claim chose its targets in
+	mu      sync.Mutex
+	waiting int
+	best    *transport.TopicState
+	over    bool
+}
+
+// offer considers one answer: an owner's state beats any replica copy; among
+// equals the higher sequence number wins.
+func (c *claim) offer(st *transport.TopicState) {
+	if st == nil || !st.Found {
+		return
+	}
+	switch {
+	case c.best == nil:
+	case c.best.Replica && !st.Replica:
+	case c.best.Replica == st.Replica && st.Seq > c.best.Seq:
+	default:
+		return
+	}
+	c.best = st
+}
+
+func (c *claim) reply(n *Node, st *transport.TopicState) {
+	c.mu.Lock()
+	c.offer(st)
+	c.waiting--
+	// An owner's state is authoritative: no need to wait for the rest.
+	ready := !c.over && (c.waiting == 0 || c.best != nil && !c.best.Replica)
+	best := c.best
+	if ready {
+		c.over = true
+	}
+	c.mu.Unlock()
+	if ready {
+		c.finish(n, best)
+	}
+}
+
+// finish makes the claimed topic ready with the state gathered and runs
+// the requests queued meanwhile, in arrival order.
+func (c *claim) finish(n *Node, st *transport.TopicState) {
+	ot := c.ot
+	if st == nil && c.try < maxClaimTries && n.ring.Refresh() != c.view {
+		// Nobody had the topic, but membership changed meanwhile: the
+		// previous owner may be among the members this claim did not ask.
+		n.startClaimTry(ot, c.try+1)
+		return
+	}
+	ot.mu.Lock()
+	if ot.state != stateClaiming {
+		ot.mu.Unlock()
+		return
+	}
+	n.adoptLocked(ot, st)
+	if st != nil && st.Replica {
+		ot.seq += failoverSeqGap
+		n.stats.failovers.Add(1)
+		n.log.Info("topic rebuilt from replicas", "topic", ot.name, "epoch", ot.epoch, "replicated", st.Seq, "next", ot.seq+1)
+	}
+	n.replicas.drop(ot.name)
+	n.runQueuedLocked(ot)
+	ot.mu.Unlock()
+	if n.leaving.Load() {
+		// The claim finished while this node drains: pass the topic on.
+		if m, err := n.view().Owner(ot.name); err == nil && m.Name != n.name {
+			n.handoff(ot, m.Name, nil)
+		}
+	}
+}
+
+// adoptLocked merges a topic state received from another node and makes
+// the topic ready. Sequence numbers never go backwards within an epoch.
+func (n *Node) adoptLocked(ot *ownedTopic, st *transport.TopicState) {
+	found := st != nil && st.Found
+	switch {
+	case !found && ot.state == stateReady:
+	case !found:
+		ot.epoch, ot.seq, ot.nodes = newEpoch(), 0, nil
+		ot.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
+		n.log.Debug("topic starts afresh", "topic", ot.name, "epoch", ot.epoch)
+	case ot.state != stateReady || st.Seq > ot.seq || st.Epoch == ot.epoch && st.Seq == ot.seq:
+		nodes := ot.nodes
+		if ot.state != stateReady {
+			nodes = nil
+		}
+		ot.epoch, ot.seq = st.Epoch, max(st.Seq, ot.seqIfEpoch(st.Epoch))
+		ot.hist.replace(st.History)
+		ot.nodes = mergeNodes(nodes, st.Nodes)
+		n.log.Debug("topic state adopted", "topic", ot.name, "epoch", ot.epoch, "seq", ot.seq, "nodes", len(ot.nodes))
+	default:
+		ot.nodes = mergeNodes(ot.nodes, st.Nodes)
+	}
+	ot.state, ot.movedTo = stateReady, ""
+	ot.active = n.now()
+}
+
+func (ot *ownedTopic) seqIfEpoch(epoch uint64) uint64 {
+	if ot.state == stateReady && ot.epoch == epoch {
+		return ot.seq
+	}
+	return 0
+}
+
+func mergeNodes(a, b []string) []string {
+	out := slices.Clone(a)
+	for _, x := range b {
+		if !slices.Contains(out, x) {
+			out = append(out, x)
+		}
+	}
+	return out
+}
+
+func (n *Node) runQueuedLocked(ot *ownedTopic) {
+	queued := ot.queued
+	ot.queued = nil
+	for _, op := range queued {
+		switch {
+		case op.pub != nil:
+			if res, ok := n.publishLocked(ot, op.pub); ok {
+				n.replyPublish(op.pub, res)
+			}
+		case op.sub != nil:
+			n.subscribeLocked(ot, op.sub)
+		case op.hist != nil:
+			n.replyHistoryLocked(ot, op.hist.from, &op.hist.m)
+		default:
+			n.unsubscribeLocked(ot, op.unsub, 0)
+		}
+	}
+}

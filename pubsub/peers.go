@@ -1,0 +1,76 @@
+package pubsub
+
+import (
+	"fmt"
+	"sync"
+
+	"github.com/ringcast/ringcast/ring"
+	"github.com/ringcast/ringcast/transport"
+)
+
+// sendTo queues a complete frame for a member. A node that gossip has not
+// announced here yet (it just joined and asked something) gets its frames
+// once it is, in order; see parking.
+func (n *Node) sendTo(name string, frame []byte) error {
+	peer, m, direct, err := n.route(name)
+	switch {
+	case err != nil:
+		return err
+	case !direct:
+		return n.parked.sendOrPark(n, name, m, peer.Addr != "", frame)
+	}
+	return n.send(name, peer.Addr, frame)
+}
+
+// sendMsg sends one message to a member, encoded straight into the link's
+// queue when nothing is parked.
+func (n *Node) sendMsg(name string, msg transport.Message) error {
+	peer, _, direct, err := n.route(name)
+	switch {
+	case err != nil:
+		return err
+	case !direct:
+		return n.sendTo(name, transport.EncodeFrame(msg))
+	}
+	if err := n.tr.SendMsg(peer, msg); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// route says how to reach a member: direct when the view lists it and no
+// frame is parked (which would have to go first); otherwise through
+// parking, with peer.Addr empty if the view does not list it yet.
+func (n *Node) route(name string) (peer transport.Peer, m ring.Member, direct bool, err error) {
+	if name == n.name {
+		return peer, m, false, fmt.Errorf("%w: frame addressed to this node", ErrUnavailable)
+	}
+	m, ok := n.ring.View().Member(name)
+	if ok {
+		peer = transport.Peer{Name: name, Addr: m.PeerAddr}
+	}
+	return peer, m, ok && n.parked.count.Load() == 0, nil
+}
+
+func (n *Node) send(name, addr string, frame []byte) error {
+	if err := n.tr.Send(transport.Peer{Name: name, Addr: addr}, frame); err != nil {
+		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+	}
+	return nil
+}
+
+// framePool holds buffers for frames encoded once and copied into several
+// links' queues (Send copies), so fan-out allocates no frame.
+var framePool = sync.Pool{New: func() any { return new([]byte) }}
+
+// maxPooledFrame keeps buffers grown by a large message out of the pool.
+const maxPooledFrame = 64 << 10
+
+func getFrameBuf() *[]byte { return framePool.Get().(*[]byte) }
+
+func putFrameBuf(b *[]byte, frame []byte) {
+	if cap(frame) <= maxPooledFrame {
+		*b = frame[:0]
+		framePool.Put(b)
+	}
+}
