@@ -49,7 +49,7 @@ func (n *Node) startClaimTry(ot *ownedTopic, try int) {
 		// The cluster already routes to this node, but its own view does
 		// not show the cluster yet: whom to ask is not known. Wait for the
 		// join to finish (it is bounded by the gossip TCP timeout).
-		time.AfterFunc(claimJoinWait, func() { n.startClaimTry(ot, try) })
+		n.timers.after(claimJoinWait, func() { n.startClaimTry(ot, try) })
 		return
 	}
 	// Decide whom to ask on the newest membership gossip has reported: a
@@ -57,7 +57,7 @@ func (n *Node) startClaimTry(ot *ownedTopic, try int) {
 	view := n.ring.Refresh()
 	c := &claim{ot: ot, try: try, view: view}
 	if rt := n.replicas.get(ot.name); rt != nil {
-		c.offer(rt.state(n, ot.name))
+		c.offer(n.replicas.state(rt, ot.name))
 	}
 	var targets []string
 	if cand, err := n.previousOwner(ot.name); err == nil && cand != n.name {
@@ -86,7 +86,7 @@ func (n *Node) startClaimTry(ot *ownedTopic, try int) {
 			st, _ := msg.(*transport.TopicState)
 			c.reply(n, st)
 		})
-		if err := n.sendMsg(t, &transport.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
+		if err := n.peers.sendMsg(t, &transport.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
 			n.pending.cancel(id)
 			c.reply(n, nil)
 		}
@@ -176,7 +176,7 @@ func (n *Node) adoptLocked(ot *ownedTopic, st *transport.TopicState) {
 	case !found && ot.state == stateReady:
 	case !found:
 		ot.epoch, ot.seq, ot.nodes = newEpoch(), 0, nil
-		ot.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
+		ot.hist = n.retention.newHistory()
 		n.log.Debug("topic starts afresh", "topic", ot.name, "epoch", ot.epoch)
 	case ot.state != stateReady || st.Seq > ot.seq || st.Epoch == ot.epoch && st.Seq == ot.seq:
 		nodes := ot.nodes
@@ -191,7 +191,7 @@ func (n *Node) adoptLocked(ot *ownedTopic, st *transport.TopicState) {
 		ot.nodes = mergeNodes(ot.nodes, st.Nodes)
 	}
 	ot.state, ot.movedTo = stateReady, ""
-	ot.active = n.now()
+	ot.active = n.retention.now()
 }
 
 func (ot *ownedTopic) seqIfEpoch(epoch uint64) uint64 {

@@ -45,9 +45,9 @@ func (n *Node) unsubscribeStale(from, topic string) {
 	if ValidateTopic(topic) != nil {
 		return
 	}
-	shard := shardOf(topic)
-	n.regMu[shard].Lock()
-	defer n.regMu[shard].Unlock()
+	reg := n.local.reg(topic)
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
 	if n.local.get(topic) != nil {
 		return
 	}
@@ -55,7 +55,7 @@ func (n *Node) unsubscribeStale(from, topic string) {
 		return
 	}
 	now := time.Now()
-	told := n.staleTold[shard]
+	told := reg.staleTold
 	if at, ok := told[topic]; ok && now.Sub(at) < staleAnswerEvery {
 		return
 	}
@@ -68,11 +68,11 @@ func (n *Node) unsubscribeStale(from, topic string) {
 		}
 		if told == nil {
 			told = make(map[string]time.Time)
-			n.staleTold[shard] = told
+			reg.staleTold = told
 		}
 	}
 	told[topic] = now
-	if err := n.sendMsg(from, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil {
+	if err := n.peers.sendMsg(from, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil {
 		n.stats.sendErrors.Add(1)
 	}
 }
@@ -116,9 +116,9 @@ func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []
 		if len(lt.pending) == 1 {
 			lt.gapDeadline = time.Now().Add(n.cfg.GapTimeout)
 			if lt.gapTimer == nil {
-				lt.gapTimer = time.AfterFunc(n.cfg.GapTimeout, func() { n.gapExpired(lt) })
+				lt.gapTimer = n.timers.after(n.cfg.GapTimeout, func() { n.gapExpired(lt) })
 			} else {
-				lt.gapTimer.Reset(n.cfg.GapTimeout)
+				lt.gapTimer.reset(n.cfg.GapTimeout)
 			}
 		}
 		n.repairGap(lt, from, seq-1)
@@ -204,7 +204,7 @@ func (lt *localTopic) drainPending(n *Node, skip bool) {
 	if len(lt.pending) == 0 {
 		lt.pending = nil
 		if lt.gapTimer != nil {
-			lt.gapTimer.Stop()
+			lt.gapTimer.stop()
 		}
 	} else if skip {
 		lt.drainPending(n, true)
@@ -222,7 +222,7 @@ func (n *Node) gapExpired(lt *localTopic) {
 		return
 	}
 	if wait := time.Until(lt.gapDeadline); wait > 0 || !lt.confirmed {
-		lt.gapTimer.Reset(max(wait, n.cfg.GapTimeout/4))
+		lt.gapTimer.reset(max(wait, n.cfg.GapTimeout/4))
 		return
 	}
 	lt.drainPending(n, true)

@@ -14,25 +14,25 @@ import (
 )
 
 func TestIdlePredicate(t *testing.T) {
-	n := &Node{cfg: Config{IdleTopicTTL: time.Minute}}
+	r := newRetention(Config{IdleTopicTTL: time.Minute})
 	const now = int64(time.Hour)
 	h := newHistory(4, 0)
-	if !n.idle(now, now-int64(time.Minute), 0, &h) {
+	if !r.idle(now, now-int64(time.Minute), 0, &h) {
 		t.Fatal("a topic idle for IdleTopicTTL with nothing in it is not idle")
 	}
-	if n.idle(now, now-int64(time.Minute)+1, 0, &h) {
+	if r.idle(now, now-int64(time.Minute)+1, 0, &h) {
 		t.Fatal("idle before IdleTopicTTL has passed")
 	}
-	if n.idle(now, 0, 1, &h) {
+	if r.idle(now, 0, 1, &h) {
 		t.Fatal("idle with a subscriber node")
 	}
 	h.add(1, 0, []byte("x"))
-	if n.idle(now, 0, 0, &h) {
+	if r.idle(now, 0, 0, &h) {
 		t.Fatal("idle with a message in history")
 	}
-	n.cfg.IdleTopicTTL = -1
+	r.idleTTL = -1
 	h = newHistory(4, 0)
-	if n.idle(now, 0, 0, &h) {
+	if r.idle(now, 0, 0, &h) {
 		t.Fatal("idle with IdleTopicTTL negative")
 	}
 }
@@ -236,9 +236,9 @@ func TestGoneStatesPassedOver(t *testing.T) {
 		t.Fatal("relock returned a gone state with no successor")
 	}
 
-	old := n.replicas.acquire(n, "copied")
+	old := n.replicas.acquire("copied")
 	n.replicas.drop("copied")
-	rt := n.replicas.relock(n, "copied", old)
+	rt := n.replicas.relock("copied", old)
 	if rt == old || rt != n.replicas.get("copied") {
 		t.Fatal("relock kept a gone replica copy")
 	}
@@ -327,9 +327,9 @@ func TestReplicaCopyFollowsOwner(t *testing.T) {
 		}
 	}
 
-	rt := n.replicas.lock(n, "copy")
-	rt.epoch, rt.seq, rt.nodes, rt.active = 7, 10, []string{"node-x"}, n.now()
-	rt.hist.add(10, n.now(), []byte("m"))
+	rt := n.replicas.lock("copy")
+	rt.epoch, rt.seq, rt.nodes, rt.active = 7, 10, []string{"node-x"}, n.retention.now()
+	rt.hist.add(10, n.retention.now(), []byte("m"))
 	rt.mu.Unlock()
 
 	// A copy holding something keeps its epoch against another epoch's
@@ -341,26 +341,26 @@ func TestReplicaCopyFollowsOwner(t *testing.T) {
 	// The topic's owner started it afresh: its epoch replaces the copy.
 	sync("copy", n.Name(), 8, 3, "node-y")
 	check("the owner's new epoch", "copy", 8, 3, 0, "node-y")
-	if st := rt.state(n, "copy"); st == nil || st.Epoch != 8 || st.Seq != 3 {
+	if st := n.replicas.state(rt, "copy"); st == nil || st.Epoch != 8 || st.Seq != 3 {
 		t.Fatalf("a copy with subscriber nodes offers %+v", st)
 	}
 	// A copy holding nothing takes any sender's epoch.
-	n.replicas.lock(n, "blank").mu.Unlock()
+	n.replicas.lock("blank").mu.Unlock()
 	sync("blank", "node-stale", 9, 0, "node-z")
 	check("a blank copy", "blank", 9, 0, 0, "node-z")
 
 	// Without nodes or messages, and idle, it offers nothing: the topic was
 	// forgotten, not lost. A sync that only removes nodes is no activity.
 	rt.mu.Lock()
-	rt.active = n.now() - int64(time.Second)
+	rt.active = n.retention.now() - int64(time.Second)
 	rt.mu.Unlock()
 	sync("copy", n.Name(), 8, 3)
-	if st := rt.state(n, "copy"); st != nil {
+	if st := n.replicas.state(rt, "copy"); st != nil {
 		t.Fatalf("an idle copy with nothing in it offers %+v", st)
 	}
 	sync("copy", n.Name(), 8, 3, "node-z")
 	sync("copy", n.Name(), 8, 3)
-	if st := rt.state(n, "copy"); st == nil {
+	if st := n.replicas.state(rt, "copy"); st == nil {
 		t.Fatal("a copy whose owner listed a node a moment ago offers nothing")
 	}
 }
@@ -372,7 +372,7 @@ func TestReplicaCopyFollowsOwner(t *testing.T) {
 func TestUnsubscribeReachesUnclaimedCopy(t *testing.T) {
 	c := startCluster(t, 1, nil)
 	n := c.nodes[0]
-	rt := n.replicas.lock(n, "unclaimed")
+	rt := n.replicas.lock("unclaimed")
 	rt.epoch, rt.seq, rt.nodes = 3, 9, []string{"node-x", "node-y"}
 	rt.mu.Unlock()
 	n.ownerUnsubscribe("unclaimed", "node-x", 0)
@@ -452,7 +452,7 @@ func TestDepartureIsNoActivity(t *testing.T) {
 	lastUse := ot.active
 	ot.active -= int64(2 * ttl)
 	ot.mu.Unlock()
-	waitFor(t, 5*time.Second, "a reconcile pass", func() bool { return a.now() > lastUse+int64(reconcileInterval) })
+	waitFor(t, 5*time.Second, "a reconcile pass", func() bool { return a.retention.now() > lastUse+int64(reconcileInterval) })
 	if nodes() != 1 {
 		t.Fatalf("the topic with a subscriber node has %d nodes", nodes())
 	}
@@ -520,7 +520,7 @@ func TestStaleSubscriberNodeHeals(t *testing.T) {
 	if got := nodes(); !slices.Equal(got, []string{b.Name()}) {
 		t.Fatalf("subscriber nodes %q, want [%s]", got, b.Name())
 	}
-	reg := &b.regMu[shardOf(topic)]
+	reg := &b.local.reg(topic).mu
 	reg.Lock()
 	b.local.remove(sub) // gone here, and the owner is not told
 	reg.Unlock()
@@ -553,11 +553,11 @@ func TestStaleAnswerRacesSubscribe(t *testing.T) {
 		var stop atomic.Bool
 		var wg sync.WaitGroup
 		wg.Go(func() {
-			reg := &b.regMu[shardOf(topic)]
+			reg := &b.local.reg(topic).mu
 			// Bounded, as every answer is a frame queued toward o.
 			for i := 0; i < 2000 && !stop.Load(); i++ {
 				reg.Lock()
-				clear(b.staleTold[shardOf(topic)]) // answer every delivery
+				clear(b.local.reg(topic).staleTold) // answer every delivery
 				reg.Unlock()
 				b.deliver(o.Name(), topic, 1, 1, nil)
 			}

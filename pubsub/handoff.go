@@ -27,13 +27,13 @@ func (n *Node) moveLocked(ot *ownedTopic, to string, reqID uint64, handoff bool)
 		History: ot.hist.all(),
 		Handoff: handoff,
 	}
-	if err := n.sendMsg(to, st); err != nil {
+	if err := n.peers.sendMsg(to, st); err != nil {
 		return err
 	}
 	ot.state, ot.movedTo, ot.nodes = stateMoved, to, nil
 	// Empty, with the configured bounds: the topic may be handed back
 	// onto this tombstone.
-	ot.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
+	ot.hist = n.retention.newHistory()
 	n.stats.handoffs.Add(1)
 	n.log.Debug("topic moved", "topic", ot.name, "to", to, "seq", ot.seq)
 	return nil
@@ -80,7 +80,7 @@ func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
 			if ot.state == stateReady {
 				st.Found, st.Epoch, st.Seq = true, ot.epoch, ot.seq
 			}
-			_ = n.sendMsg(from, st)
+			_ = n.peers.sendMsg(from, st)
 			return
 		}
 		if ot.state == stateReady {
@@ -91,12 +91,12 @@ func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
 	}
 	st := &transport.TopicState{Topic: req.Topic}
 	if rt := n.replicas.get(req.Topic); rt != nil && !req.Peek {
-		if rs := rt.state(n, req.Topic); rs != nil {
+		if rs := n.replicas.state(rt, req.Topic); rs != nil {
 			st = rs
 		}
 	}
 	st.ReqID = req.ReqID
-	_ = n.sendMsg(from, st)
+	_ = n.peers.sendMsg(from, st)
 }
 
 // onHandoff adopts a topic pushed by its previous owner.
@@ -107,14 +107,14 @@ func (n *Node) onHandoff(from string, st *transport.TopicState) {
 		return
 	}
 	find := func() *ownedTopic {
-		ot, _ := n.owned.acquire(n, st.Topic)
+		ot, _ := n.owned.acquire(st.Topic)
 		return ot
 	}
 	ot := relock(find(), find)
 	n.adoptLocked(ot, st)
 	n.runQueuedLocked(ot)
 	ot.mu.Unlock()
-	_ = n.sendMsg(from, &transport.StateAck{ReqID: st.ReqID})
+	_ = n.peers.sendMsg(from, &transport.StateAck{ReqID: st.ReqID})
 	if n.leaving.Load() {
 		// Pushed here by a node that has not yet seen this one drain: pass
 		// it on to the owner without this node.

@@ -55,7 +55,7 @@ func (n *Node) TopicInfo(ctx context.Context, topic string) (TopicInfo, error) {
 		}
 		fail <- err
 	})
-	if err := n.sendMsg(owner, &transport.StateRequest{ReqID: id, Topic: topic, Peek: true}); err != nil {
+	if err := n.peers.sendMsg(owner, &transport.StateRequest{ReqID: id, Topic: topic, Peek: true}); err != nil {
 		n.pending.cancel(id)
 		return TopicInfo{}, err
 	}

@@ -49,14 +49,18 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // function (they run on the node's workers): start a goroutine for that.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		// As memberlist does: the links first, so that no frame arrives
+		// while the rest stops, then gossip, then the node's own loops.
 		close(n.done)
+		n.closeErr = errors.Join(n.tr.Close(), n.ring.Close())
 		<-n.loopDone
+		<-n.timers.done
 		n.pending.close()
 		for _, lt := range n.local.all() {
 			lt.mu.Lock()
 			subs := lt.subs
 			if lt.gapTimer != nil {
-				lt.gapTimer.Stop()
+				lt.gapTimer.stop()
 			}
 			lt.mu.Unlock()
 			for _, s := range subs {
@@ -67,7 +71,6 @@ func (n *Node) Close() error {
 			}
 		}
 		n.dispatch.close()
-		n.closeErr = errors.Join(n.tr.Close(), n.ring.Close())
 		n.log.Info("node closed")
 	})
 	return n.closeErr

@@ -4,6 +4,8 @@ import (
 	"slices"
 	"sync"
 	"time"
+
+	"github.com/ringcast/ringcast/pubsub/internal/shard"
 )
 
 // localTopic is the subscriber side of a topic on this node: its local
@@ -24,47 +26,50 @@ type localTopic struct {
 	epoch       uint64
 	last        uint64            // seq of the last message delivered
 	pending     map[uint64][]byte // messages after a gap, by seq
-	gapTimer    *time.Timer       // armed while pending is not empty
+	gapTimer    *timer            // armed while pending is not empty
 	repairing   bool              // a history request for the gap is out
 	gapDeadline time.Time         // when the oldest gap is given up
 }
 
-type localShard struct {
-	mu     sync.RWMutex
-	topics map[string]*localTopic
+// localTable holds the topics this node has local subscribers for.
+type localTable struct {
+	m *shard.Map[localTopic, localShard]
 }
 
-type localTable struct {
-	shards [shardCount]localShard
+// localShard is the node's state for one shard of topics besides the
+// shard's local topics.
+type localShard struct {
+	// mu serialises a topic's registration changes: first subscriber and
+	// registration, last subscriber and unregistration, re-registration.
+	// Without it an unsubscribe could overtake the subscribe that followed
+	// it and leave that subscription deaf. It is the outermost lock, taken
+	// before the shard's own.
+	mu sync.Mutex
+	// staleTold remembers, guarded by mu, when this node last answered a
+	// stale delivery of a topic (see unsubscribeStale).
+	staleTold map[string]time.Time
 }
 
 func newLocalTable() *localTable {
-	t := &localTable{}
-	for i := range t.shards {
-		t.shards[i].topics = make(map[string]*localTopic)
-	}
-	return t
+	return &localTable{m: shard.New[localTopic, localShard]()}
 }
 
-func (t *localTable) get(topic string) *localTopic {
-	sh := &t.shards[shardOf(topic)]
-	sh.mu.RLock()
-	lt := sh.topics[topic]
-	sh.mu.RUnlock()
-	return lt
-}
+// reg returns the registration state of topic's shard.
+func (t *localTable) reg(topic string) *localShard { return &t.m.Shard(topic).Local }
+
+func (t *localTable) get(topic string) *localTopic { return t.m.Get(topic) }
 
 // add attaches s to its topic, creating the topic on the first subscriber.
 // It reports whether s is the first (0→1), in which case the caller
 // registers the topic with its owner.
 func (t *localTable) add(s *Subscription) (*localTopic, bool) {
-	sh := &t.shards[shardOf(s.topic)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
-	lt, ok := sh.topics[s.topic]
+	sh := t.m.Shard(s.topic)
+	sh.Lock()
+	defer sh.Unlock()
+	lt, ok := sh.Items[s.topic]
 	if !ok {
 		lt = &localTopic{name: s.topic, ready: make(chan struct{})}
-		sh.topics[s.topic] = lt
+		sh.Items[s.topic] = lt
 	}
 	lt.mu.Lock()
 	lt.subs = append(slices.Clip(lt.subs), s)
@@ -80,9 +85,9 @@ func (t *localTable) remove(s *Subscription) (owner string, last bool) {
 	if lt == nil {
 		return "", false
 	}
-	sh := &t.shards[shardOf(s.topic)]
-	sh.mu.Lock()
-	defer sh.mu.Unlock()
+	sh := t.m.Shard(s.topic)
+	sh.Lock()
+	defer sh.Unlock()
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	i := slices.Index(lt.subs, s)
@@ -95,12 +100,10 @@ func (t *localTable) remove(s *Subscription) (owner string, last bool) {
 	if len(lt.subs) > 0 {
 		return "", false
 	}
-	if sh.topics[lt.name] == lt {
-		delete(sh.topics, lt.name)
-	}
+	sh.DeleteLocked(lt.name, lt)
 	lt.removed = true
 	if lt.gapTimer != nil {
-		lt.gapTimer.Stop()
+		lt.gapTimer.stop()
 	}
 	lt.pending = nil
 	return lt.owner, lt.owner != ""
@@ -108,25 +111,7 @@ func (t *localTable) remove(s *Subscription) (owner string, last bool) {
 
 // forget removes lt from the table if it is still there (failed first
 // registration).
-func (t *localTable) forget(lt *localTopic) {
-	sh := &t.shards[shardOf(lt.name)]
-	sh.mu.Lock()
-	if sh.topics[lt.name] == lt {
-		delete(sh.topics, lt.name)
-	}
-	sh.mu.Unlock()
-}
+func (t *localTable) forget(lt *localTopic) { t.m.Delete(lt.name, lt) }
 
 // all returns every local topic (for ring changes and shutdown).
-func (t *localTable) all() []*localTopic {
-	var out []*localTopic
-	for i := range t.shards {
-		sh := &t.shards[i]
-		sh.mu.RLock()
-		for _, lt := range sh.topics {
-			out = append(out, lt)
-		}
-		sh.mu.RUnlock()
-	}
-	return out
-}
+func (t *localTable) all() []*localTopic { return t.m.Values() }

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
-	"time"
 
 	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
@@ -20,26 +19,19 @@ type Node struct {
 	name string
 	log  *slog.Logger
 
-	ring  *ring.Ring
-	tr    *transport.Transport
-	local *localTable
-	// regMu serialises, per shard of topics, a topic's registration
-	// changes: first subscriber and registration, last subscriber and
-	// unregistration, re-registration. Without it an unsubscribe could
-	// overtake the subscribe that followed it and leave that subscription
-	// deaf. It is the outermost lock.
-	regMu [shardCount]sync.Mutex
-	// staleTold remembers, per shard (guarded by regMu), when this node
-	// last answered a stale delivery of a topic (see unsubscribeStale).
-	staleTold [shardCount]map[string]time.Time
-	owned     *ownerTable
-	replicas  *replicaTable
-	pending   *pendingTable
-	dispatch  *dispatcher
-	parked    parking
-	stats     counters
+	ring     *ring.Ring
+	tr       *transport.Transport
+	peers    *peers
+	local    *localTable
+	owned    *ownerTable
+	replicas *replicaTable
+	pending  *pendingTable
+	timers   *timers
+	dispatch *dispatcher
+	stats    counters
+	// retention bounds what the owner and replica tables keep.
+	retention *retention
 
-	clock       atomic.Int64 // unix nanos, refreshed every reconcileInterval: see now
 	joining     atomic.Int32 // Join calls under way: the view may not show the cluster yet
 	leaving     atomic.Bool
 	drained     sync.Map     // member name -> time it stopped owning topics
@@ -67,16 +59,18 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	n := &Node{
-		cfg:      cfg,
-		name:     cfg.NodeName,
-		log:      cfg.Logger.With("node", cfg.NodeName),
-		local:    newLocalTable(),
-		owned:    newOwnerTable(),
-		replicas: newReplicaTable(),
-		pending:  newPendingTable(),
-		done:     make(chan struct{}),
-		loopDone: make(chan struct{}),
+		cfg:       cfg,
+		name:      cfg.NodeName,
+		log:       cfg.Logger.With("node", cfg.NodeName),
+		local:     newLocalTable(),
+		retention: newRetention(cfg),
+		timers:    newTimers(),
+		done:      make(chan struct{}),
+		loopDone:  make(chan struct{}),
 	}
+	n.owned = newOwnerTable(n.retention)
+	n.replicas = newReplicaTable(n.retention)
+	n.pending = newPendingTable(n.timers)
 	n.tr, err = transport.New(transport.Config{
 		NodeName:     cfg.NodeName,
 		ClusterName:  cfg.ClusterName,
@@ -96,8 +90,9 @@ func New(cfg Config) (*Node, error) {
 		_ = n.tr.Close()
 		return nil, fmt.Errorf("pubsub: membership: %w", err)
 	}
+	n.peers = &peers{self: n.name, tr: n.tr, ring: n.ring, stats: &n.stats, wait: cfg.RequestTimeout}
 	n.dispatch = newDispatcher(cfg.Workers)
-	n.clock.Store(time.Now().UnixNano())
+	go n.timers.run(n.done)
 	go n.loop()
 	if len(cfg.Seeds) > 0 {
 		if err := n.Join(context.Background(), cfg.Seeds...); err != nil {

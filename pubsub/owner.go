@@ -6,6 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ringcast/ringcast/pubsub/internal/shard"
 	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
 )
@@ -106,27 +107,32 @@ type subReq struct {
 
 // ownerTable holds the topics this node owns, is claiming, or has moved
 // (tombstones).
-type ownerTable struct{ m *topicMap[ownedTopic] }
+type ownerTable struct {
+	m    *shard.Map[ownedTopic, struct{}]
+	keep *retention
+}
 
-func newOwnerTable() *ownerTable { return &ownerTable{m: newTopicMap[ownedTopic]()} }
+func newOwnerTable(keep *retention) *ownerTable {
+	return &ownerTable{m: shard.New[ownedTopic, struct{}](), keep: keep}
+}
 
-func (t *ownerTable) get(topic string) *ownedTopic { return t.m.get(topic) }
+func (t *ownerTable) get(topic string) *ownedTopic { return t.m.Get(topic) }
 
 // acquire returns the topic's state, creating it in the claiming state if
 // absent; created tells the caller to start the claim.
-func (t *ownerTable) acquire(n *Node, topic string) (ot *ownedTopic, created bool) {
-	return t.m.acquire(topic, func() *ownedTopic {
-		return &ownedTopic{name: topic, hist: newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)}
+func (t *ownerTable) acquire(topic string) (ot *ownedTopic, created bool) {
+	return t.m.GetOrAdd(topic, func() *ownedTopic {
+		return &ownedTopic{name: topic, hist: t.keep.newHistory()}
 	})
 }
 
 // drop removes ot from the table and marks it gone. ot.mu held.
 func (t *ownerTable) drop(ot *ownedTopic) {
 	ot.gone.Store(true)
-	t.m.drop(ot.name, ot)
+	t.m.Delete(ot.name, ot)
 }
 
-func (t *ownerTable) all() []*ownedTopic { return t.m.values() }
+func (t *ownerTable) all() []*ownedTopic { return t.m.Values() }
 
 func newEpoch() uint64 {
 	var b [8]byte
@@ -141,7 +147,7 @@ func newEpoch() uint64 {
 // ownedTopicFor returns the topic's owner state, starting a claim when it
 // is new here.
 func (n *Node) ownedTopicFor(topic string) *ownedTopic {
-	ot, created := n.owned.acquire(n, topic)
+	ot, created := n.owned.acquire(topic)
 	if created {
 		n.startClaim(ot)
 	}

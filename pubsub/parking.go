@@ -32,14 +32,15 @@ type parkedFrame struct {
 // maxParkedPerPeer bounds what waits for one unknown node.
 const maxParkedPerPeer = 1024
 
-func (p *parking) sendOrPark(n *Node, name string, m ring.Member, known bool, frame []byte) error {
+func (ps *peers) sendOrPark(name string, m ring.Member, known bool, frame []byte) error {
+	p := &ps.parked
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	q := p.frames[name]
 	if known {
 		// Parked frames go first, so that order holds.
-		p.flushLocked(n, name, m.PeerAddr, q)
-		return n.send(name, m.PeerAddr, frame)
+		ps.flushLocked(name, m.PeerAddr, q)
+		return ps.send(name, m.PeerAddr, frame)
 	}
 	if _, gone := p.gone[name]; gone {
 		return fmt.Errorf("%w: %s left the cluster", ErrUnavailable, name)
@@ -56,29 +57,31 @@ func (p *parking) sendOrPark(n *Node, name string, m ring.Member, known bool, fr
 	return nil
 }
 
-func (p *parking) flushLocked(n *Node, name, addr string, q []parkedFrame) {
+func (ps *peers) flushLocked(name, addr string, q []parkedFrame) {
+	p := &ps.parked
 	if len(q) == 0 {
 		return
 	}
 	for _, f := range q {
-		if err := n.send(name, addr, f.frame); err != nil {
-			n.stats.sendErrors.Add(1)
+		if err := ps.send(name, addr, f.frame); err != nil {
+			ps.stats.sendErrors.Add(1)
 		}
 	}
 	delete(p.frames, name)
 	p.count.Add(-int64(len(q)))
 }
 
-// flush sends what waits for nodes the view now lists and drops what
+// flushParked sends what waits for nodes the view now lists and drops what
 // waited too long.
-func (p *parking) flush(n *Node) {
+func (ps *peers) flushParked() {
+	p := &ps.parked
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	v := n.ring.View()
-	cut := time.Now().Add(-n.cfg.RequestTimeout)
+	v := ps.ring.View()
+	cut := time.Now().Add(-ps.wait)
 	for name, q := range p.frames {
 		if m, ok := v.Member(name); ok {
-			p.flushLocked(n, name, m.PeerAddr, q)
+			ps.flushLocked(name, m.PeerAddr, q)
 			continue
 		}
 		keep := q[:0]
@@ -88,7 +91,7 @@ func (p *parking) flush(n *Node) {
 			}
 		}
 		p.count.Add(-int64(len(q) - len(keep)))
-		n.stats.sendErrors.Add(uint64(len(q) - len(keep)))
+		ps.stats.sendErrors.Add(uint64(len(q) - len(keep)))
 		if len(keep) == 0 {
 			delete(p.frames, name)
 		} else {
@@ -103,7 +106,8 @@ func (p *parking) flush(n *Node) {
 }
 
 // departed drops what waits for a member that left and refuses more.
-func (p *parking) departed(name string) {
+func (ps *peers) departed(name string) {
+	p := &ps.parked
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if q := p.frames[name]; len(q) > 0 {

@@ -3,36 +3,49 @@ package pubsub
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
 )
 
+// peers sends frames to other members of the cluster: straight onto their
+// links when this node's view lists them, parked until it does otherwise
+// (see parking). It is the only way the node's tables reach another node.
+type peers struct {
+	self   string
+	tr     *transport.Transport
+	ring   *ring.Ring
+	stats  *counters     // sendErrors
+	wait   time.Duration // how long a parked frame waits: Config.RequestTimeout
+	parked parking
+}
+
 // sendTo queues a complete frame for a member. A node that gossip has not
 // announced here yet (it just joined and asked something) gets its frames
 // once it is, in order; see parking.
-func (n *Node) sendTo(name string, frame []byte) error {
-	peer, m, direct, err := n.route(name)
+func (p *peers) sendTo(name string, frame []byte) error {
+	peer, m, direct, err := p.route(name)
 	switch {
 	case err != nil:
 		return err
 	case !direct:
-		return n.parked.sendOrPark(n, name, m, peer.Addr != "", frame)
+		return p.sendOrPark(name, m, peer.Addr != "", frame)
 	}
-	return n.send(name, peer.Addr, frame)
+	return p.send(name, peer.Addr, frame)
 }
 
 // sendMsg sends one message to a member, encoded straight into the link's
 // queue when nothing is parked.
-func (n *Node) sendMsg(name string, msg transport.Message) error {
-	peer, _, direct, err := n.route(name)
+func (p *peers) sendMsg(name string, msg transport.Message) error {
+	peer, _, direct, err := p.route(name)
 	switch {
 	case err != nil:
 		return err
 	case !direct:
-		return n.sendTo(name, transport.EncodeFrame(msg))
+		return p.sendTo(name, transport.EncodeFrame(msg))
 	}
-	if err := n.tr.SendMsg(peer, msg); err != nil {
+	if err := p.tr.SendMsg(peer, msg); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil
@@ -41,19 +54,19 @@ func (n *Node) sendMsg(name string, msg transport.Message) error {
 // route says how to reach a member: direct when the view lists it and no
 // frame is parked (which would have to go first); otherwise through
 // parking, with peer.Addr empty if the view does not list it yet.
-func (n *Node) route(name string) (peer transport.Peer, m ring.Member, direct bool, err error) {
-	if name == n.name {
+func (p *peers) route(name string) (peer transport.Peer, m ring.Member, direct bool, err error) {
+	if name == p.self {
 		return peer, m, false, fmt.Errorf("%w: frame addressed to this node", ErrUnavailable)
 	}
-	m, ok := n.ring.View().Member(name)
+	m, ok := p.ring.View().Member(name)
 	if ok {
 		peer = transport.Peer{Name: name, Addr: m.PeerAddr}
 	}
-	return peer, m, ok && n.parked.count.Load() == 0, nil
+	return peer, m, ok && p.parked.count.Load() == 0, nil
 }
 
-func (n *Node) send(name, addr string, frame []byte) error {
-	if err := n.tr.Send(transport.Peer{Name: name, Addr: addr}, frame); err != nil {
+func (p *peers) send(name, addr string, frame []byte) error {
+	if err := p.tr.Send(transport.Peer{Name: name, Addr: addr}, frame); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)
 	}
 	return nil

@@ -12,6 +12,8 @@ import (
 // A completion function runs exactly once: with the reply, with
 // ErrUnavailable when the timeout passes, or with ErrClosed at Close.
 type pendingTable struct {
+	timers *timers // runs the timeouts
+
 	mu     sync.Mutex
 	next   uint64
 	m      map[uint64]*pendingReq
@@ -21,11 +23,11 @@ type pendingTable struct {
 type pendingReq struct {
 	peer  string // where the request went
 	fn    func(from string, msg transport.Message, err error)
-	timer *time.Timer
+	timer *timer
 }
 
-func newPendingTable() *pendingTable {
-	return &pendingTable{m: make(map[uint64]*pendingReq)}
+func newPendingTable(t *timers) *pendingTable {
+	return &pendingTable{timers: t, m: make(map[uint64]*pendingReq)}
 }
 
 // add registers fn and returns the request id; timeout 0 means none (the
@@ -42,7 +44,7 @@ func (p *pendingTable) add(peer string, timeout time.Duration, fn func(from stri
 	}
 	r := &pendingReq{peer: peer, fn: fn}
 	if timeout > 0 {
-		r.timer = time.AfterFunc(timeout, func() {
+		r.timer = p.timers.after(timeout, func() {
 			if r := p.take(id); r != nil {
 				r.fn("", nil, ErrUnavailable)
 			}
@@ -59,7 +61,7 @@ func (p *pendingTable) take(id uint64) *pendingReq {
 	if r != nil {
 		delete(p.m, id)
 		if r.timer != nil {
-			r.timer.Stop()
+			r.timer.stop()
 		}
 	}
 	return r
@@ -84,7 +86,7 @@ func (p *pendingTable) failPeer(peer string) {
 		if r.peer == peer {
 			delete(p.m, id)
 			if r.timer != nil {
-				r.timer.Stop()
+				r.timer.stop()
 			}
 			failed = append(failed, r)
 		}
@@ -104,7 +106,7 @@ func (p *pendingTable) close() {
 	p.mu.Unlock()
 	for _, r := range reqs {
 		if r.timer != nil {
-			r.timer.Stop()
+			r.timer.stop()
 		}
 		r.fn("", nil, ErrClosed)
 	}

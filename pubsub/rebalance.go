@@ -6,21 +6,6 @@ import (
 	"github.com/ringcast/ringcast/ring"
 )
 
-// now returns a coarse clock for history timestamps: reading the system
-// clock for every message costs more than the message on some machines, and
-// history expiry is only as precise as reconcile, which runs with the same
-// period.
-func (n *Node) now() int64 { return n.clock.Load() }
-
-// idle reports whether a topic's state (an owner's or a replica's) holds
-// nothing worth keeping: no subscriber node, nothing in history, and no
-// activity for IdleTopicTTL. now and active are Node.now() readings, so
-// the TTL holds to within a reconcile interval.
-func (n *Node) idle(now, active int64, nodes int, h *history) bool {
-	ttl := n.cfg.IdleTopicTTL
-	return ttl >= 0 && nodes == 0 && h.n == 0 && now-active >= int64(ttl)
-}
-
 // reregisterAfter is how long a node waits for an owner to acknowledge a
 // re-registration before sending it again (re-registering is idempotent; the
 // first one may have been forwarded toward an owner that failed).
@@ -48,11 +33,11 @@ func (n *Node) loop() {
 		case v := <-views:
 			n.departed(prev, v)
 			prev = v
-			n.parked.flush(n)
+			n.peers.flushParked()
 			n.reconcile()
 		case <-tick.C:
-			n.clock.Store(time.Now().UnixNano())
-			n.parked.flush(n)
+			n.retention.tick(time.Now())
+			n.peers.flushParked()
 			n.reconcile()
 		}
 	}
@@ -84,7 +69,7 @@ func (n *Node) departed(prev, next *ring.View) {
 	for _, name := range gone {
 		n.tr.ClosePeer(name)
 		n.pending.failPeer(name)
-		n.parked.departed(name)
+		n.peers.departed(name)
 	}
 	for _, ot := range n.owned.all() {
 		ot.mu.Lock()
@@ -130,7 +115,7 @@ func (n *Node) reconcile() {
 				n.handoff(ot, owner, nil)
 				continue
 			}
-			if n.idle(n.now(), ot.active, len(ot.nodes), &ot.hist) && len(ot.queued) == 0 {
+			if n.retention.idle(n.retention.now(), ot.active, len(ot.nodes), &ot.hist) && len(ot.queued) == 0 {
 				n.owned.drop(ot)
 				n.stats.forgotten.Add(1)
 				n.log.Debug("idle topic forgotten", "topic", ot.name, "epoch", ot.epoch, "seq", ot.seq)
@@ -148,7 +133,7 @@ func (n *Node) reconcile() {
 	n.reconcileReplicas(v, now)
 	for _, lt := range n.local.all() {
 		owner, _ := n.ownerName(lt.name)
-		reg := &n.regMu[shardOf(lt.name)]
+		reg := &n.local.reg(lt.name).mu
 		reg.Lock()
 		lt.mu.Lock()
 		stale := !lt.removed && owner != "" && lt.based &&

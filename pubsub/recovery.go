@@ -95,7 +95,7 @@ func (n *Node) replyHistoryLocked(ot *ownedTopic, from string, m *transport.Hist
 		reply.Code = codeUnavailable
 		reply.Err = fmt.Sprintf("%s does not serve %q", n.name, m.Topic)
 	}
-	if err := n.sendMsg(from, reply); err != nil {
+	if err := n.peers.sendMsg(from, reply); err != nil {
 		n.stats.sendErrors.Add(1)
 	}
 }
@@ -126,7 +126,7 @@ func (n *Node) requestHistory(owner, topic string, after, until uint64, done fun
 		}
 		done(historyPage{epoch: h.Epoch, seq: h.Seq, oldest: h.Oldest, entries: h.Entries}, nil)
 	})
-	if err := n.sendMsg(owner, &transport.HistoryRequest{ReqID: id, Topic: topic, After: after, Until: until}); err != nil {
+	if err := n.peers.sendMsg(owner, &transport.HistoryRequest{ReqID: id, Topic: topic, After: after, Until: until}); err != nil {
 		n.pending.cancel(id)
 		return err
 	}

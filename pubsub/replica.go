@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/internal/shard"
 	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
 )
@@ -23,41 +24,46 @@ type replicaTopic struct {
 }
 
 // replicaTable holds the copies this node keeps as a replica.
-type replicaTable struct{ m *topicMap[replicaTopic] }
+type replicaTable struct {
+	m    *shard.Map[replicaTopic, struct{}]
+	keep *retention
+}
 
-func newReplicaTable() *replicaTable { return &replicaTable{m: newTopicMap[replicaTopic]()} }
+func newReplicaTable(keep *retention) *replicaTable {
+	return &replicaTable{m: shard.New[replicaTopic, struct{}](), keep: keep}
+}
 
-func (t *replicaTable) get(topic string) *replicaTopic { return t.m.get(topic) }
+func (t *replicaTable) get(topic string) *replicaTopic { return t.m.Get(topic) }
 
-func (t *replicaTable) acquire(n *Node, topic string) *replicaTopic {
-	rt, _ := t.m.acquire(topic, func() *replicaTopic {
-		return &replicaTopic{hist: newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)}
+func (t *replicaTable) acquire(topic string) *replicaTopic {
+	rt, _ := t.m.GetOrAdd(topic, func() *replicaTopic {
+		return &replicaTopic{hist: t.keep.newHistory()}
 	})
 	return rt
 }
 
 // lock returns the topic's copy, locked, creating it if absent.
-func (t *replicaTable) lock(n *Node, topic string) *replicaTopic {
-	return t.relock(n, topic, t.acquire(n, topic))
+func (t *replicaTable) lock(topic string) *replicaTopic {
+	return t.relock(topic, t.acquire(topic))
 }
 
 // relock locks rt, the topic's copy as looked up; while the copy it holds
 // has left the table (dropped between the lookup and the lock) it takes
 // the table's current one.
-func (t *replicaTable) relock(n *Node, topic string, rt *replicaTopic) *replicaTopic {
+func (t *replicaTable) relock(topic string, rt *replicaTopic) *replicaTopic {
 	for {
 		rt.mu.Lock()
 		if !rt.gone {
 			return rt
 		}
 		rt.mu.Unlock()
-		rt = t.acquire(n, topic)
+		rt = t.acquire(topic)
 	}
 }
 
 // drop removes the topic's copy, if any, and marks it gone.
 func (t *replicaTable) drop(topic string) {
-	for rt := t.m.get(topic); rt != nil; rt = t.m.get(topic) {
+	for rt := t.m.Get(topic); rt != nil; rt = t.m.Get(topic) {
 		rt.mu.Lock()
 		gone := rt.gone
 		if !gone {
@@ -73,7 +79,7 @@ func (t *replicaTable) drop(topic string) {
 // removeNode takes node out of the subscriber nodes of the topic's copy,
 // if there is one.
 func (t *replicaTable) removeNode(topic, node string) {
-	rt := t.m.get(topic)
+	rt := t.m.Get(topic)
 	if rt == nil {
 		return
 	}
@@ -87,13 +93,11 @@ func (t *replicaTable) removeNode(topic, node string) {
 // dropLocked removes rt, the topic's copy, and marks it gone. rt.mu held.
 func (t *replicaTable) dropLocked(topic string, rt *replicaTopic) {
 	rt.gone = true
-	t.m.drop(topic, rt)
+	t.m.Delete(topic, rt)
 }
 
 func (t *replicaTable) names() []string {
-	var out []string
-	t.m.each(func(topic string, _ *replicaTopic) { out = append(out, topic) })
-	return out
+	return t.m.Keys()
 }
 
 // state returns the replica's copy as a TopicState for a claim, or nil. A
@@ -101,10 +105,10 @@ func (t *replicaTable) names() []string {
 // topic (IdleTopicTTL) a little before its replicas do, and a claim for
 // the topic used again must start it afresh rather than rebuild it as after
 // a failure.
-func (rt *replicaTopic) state(n *Node, topic string) *transport.TopicState {
+func (t *replicaTable) state(rt *replicaTopic, topic string) *transport.TopicState {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
-	if rt.seq == 0 || n.idle(n.now(), rt.active, len(rt.nodes), &rt.hist) {
+	if rt.seq == 0 || t.keep.idle(t.keep.now(), rt.active, len(rt.nodes), &rt.hist) {
 		return nil
 	}
 	return &transport.TopicState{Topic: topic, Found: true, Replica: true, Epoch: rt.epoch, Seq: rt.seq, Nodes: rt.nodes, History: rt.hist.all()}
@@ -145,7 +149,7 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 		Epoch: ot.epoch, Seq: ot.seq, Nodes: slices.Clone(ot.nodes),
 	})
 	for _, p := range peers {
-		if err := n.sendTo(p, frame); err != nil {
+		if err := n.peers.sendTo(p, frame); err != nil {
 			n.stats.sendErrors.Add(1)
 		}
 	}
@@ -162,19 +166,19 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 // Only a list with nodes counts as activity: a node leaving is no use of
 // the topic, and the owner does not count it either (IdleTopicTTL).
 func (n *Node) onReplicaNodes(from string, st *transport.TopicState) {
-	rt := n.replicas.lock(n, st.Topic)
+	rt := n.replicas.lock(st.Topic)
 	switch {
 	case st.Epoch == rt.epoch:
 	case rt.seq == 0 && rt.hist.n == 0 && len(rt.nodes) == 0, n.isRingOwner(from, st.Topic):
 		rt.epoch, rt.seq = st.Epoch, st.Seq
-		rt.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
+		rt.hist = n.replicas.keep.newHistory()
 	default:
 		rt.mu.Unlock()
 		return
 	}
 	rt.nodes = st.Nodes
 	if len(st.Nodes) > 0 {
-		rt.active = n.now()
+		rt.active = n.retention.now()
 	}
 	rt.mu.Unlock()
 }
@@ -226,7 +230,7 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 			frame = appendReplica(frame[:0], ot, deliver, res.seq, now, req.data, id)
 			encoded = kind
 		}
-		if err := n.sendTo(p, frame); err != nil {
+		if err := n.peers.sendTo(p, frame); err != nil {
 			n.stats.sendErrors.Add(1)
 			if w != nil {
 				n.pending.cancel(id)
@@ -284,14 +288,14 @@ func (w *replicaWait) done(n *Node, peer string, err error) {
 
 // onReplicate stores a copy of a message sent by its topic's owner.
 func (n *Node) onReplicate(from string, m *transport.Replicate) {
-	rt := n.replicas.lock(n, m.Topic)
-	rt.active = n.now()
+	rt := n.replicas.lock(m.Topic)
+	rt.active = n.retention.now()
 	if m.Epoch != rt.epoch {
 		// The nodes listed were the old epoch's: the owner sends the new
 		// epoch's when they change, and subscriber nodes re-register with
 		// an owner rebuilt from this copy anyway.
 		rt.epoch, rt.seq, rt.nodes = m.Epoch, 0, nil
-		rt.hist = newHistory(n.cfg.HistorySize, n.cfg.HistoryTTL)
+		rt.hist = n.replicas.keep.newHistory()
 	}
 	if m.Seq > rt.seq {
 		rt.seq = m.Seq
@@ -300,7 +304,7 @@ func (n *Node) onReplicate(from string, m *transport.Replicate) {
 	rt.mu.Unlock()
 	n.stats.replicated.Add(1)
 	if m.ReqID != 0 {
-		if err := n.sendMsg(from, &transport.ReplicateAck{ReqID: m.ReqID, Seq: m.Seq}); err != nil {
+		if err := n.peers.sendMsg(from, &transport.ReplicateAck{ReqID: m.ReqID, Seq: m.Seq}); err != nil {
 			n.stats.sendErrors.Add(1)
 		}
 	}
@@ -322,7 +326,7 @@ func (n *Node) reconcileReplicas(v *ring.View, now time.Time) {
 		if rt := n.replicas.get(topic); rt != nil {
 			rt.mu.Lock()
 			rt.hist.expire(now.UnixNano())
-			if !rt.gone && n.idle(n.now(), rt.active, len(rt.nodes), &rt.hist) {
+			if !rt.gone && n.retention.idle(n.retention.now(), rt.active, len(rt.nodes), &rt.hist) {
 				n.replicas.dropLocked(topic, rt)
 			}
 			rt.mu.Unlock()

@@ -29,7 +29,7 @@ func (n *Node) replyPublish(req *pubReq, res pubResult) {
 		n.pending.complete(n.name, req.reqID, ack)
 		return
 	}
-	if err := n.sendMsg(req.origin, ack); err != nil {
+	if err := n.peers.sendMsg(req.origin, ack); err != nil {
 		n.stats.sendErrors.Add(1)
 	}
 }
@@ -64,7 +64,7 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 	buf := getFrameBuf()
 	m := transport.Publish{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Data: req.data, Ack: uint8(req.ack), Hops: req.hops + 1}
 	frame := m.AppendFrame(*buf)
-	err := n.sendTo(target, frame)
+	err := n.peers.sendTo(target, frame)
 	putFrameBuf(buf, frame)
 	if err != nil {
 		if added {
@@ -90,7 +90,7 @@ func (n *Node) replySubscribe(req *subReq, epoch, seq uint64, err error) {
 		n.pending.complete(n.name, req.reqID, ack)
 		return
 	}
-	if err := n.sendMsg(req.origin, ack); err != nil {
+	if err := n.peers.sendMsg(req.origin, ack); err != nil {
 		n.stats.sendErrors.Add(1)
 	}
 }
@@ -112,7 +112,7 @@ func (n *Node) sendSubscribe(req *subReq, target string) error {
 		})
 	}
 	m := &transport.Subscribe{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Since: req.since, HasSince: req.hasSince, Hops: req.hops + 1}
-	if err := n.sendMsg(target, m); err != nil {
+	if err := n.peers.sendMsg(target, m); err != nil {
 		if added {
 			n.pending.cancel(req.reqID)
 		}

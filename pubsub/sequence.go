@@ -55,7 +55,7 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 		return pubResult{}, false
 	}
 	ot.seq++
-	now := n.now()
+	now := n.retention.now()
 	ot.active = now
 	res := pubResult{epoch: ot.epoch, seq: ot.seq}
 	ot.hist.add(ot.seq, now, req.data)
@@ -89,7 +89,7 @@ func (n *Node) fanout(ot *ownedTopic, replicated []string, seq uint64, data []by
 			m := transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data}
 			frame = m.AppendFrame(*buf)
 		}
-		if err := n.sendTo(node, frame); err != nil {
+		if err := n.peers.sendTo(node, frame); err != nil {
 			n.stats.sendErrors.Add(1)
 		}
 	}

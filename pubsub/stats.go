@@ -93,7 +93,7 @@ func (n *Node) Stats() Stats {
 		}
 		ot.mu.Unlock()
 	}
-	s.ReplicaTopics = n.replicas.m.len()
+	s.ReplicaTopics = n.replicas.m.Len()
 	for _, lt := range n.local.all() {
 		lt.mu.Lock()
 		s.LocalTopics++

@@ -43,7 +43,7 @@ func (n *Node) subscribe(ctx context.Context, topic string, fn func(Message), op
 		return nil, ErrClosed
 	}
 	s := newSubscription(n, topic, fn, o)
-	reg := &n.regMu[shardOf(topic)]
+	reg := &n.local.reg(topic).mu
 	reg.Lock()
 	lt, first := n.local.add(s)
 	if first {
@@ -150,7 +150,7 @@ func (n *Node) onRegistered(lt *localTopic, first bool, owner string, epoch, seq
 // detach removes s from its topic and tells the owner when it was the last
 // local subscriber (N→0).
 func (n *Node) detach(s *Subscription) {
-	reg := &n.regMu[shardOf(s.topic)]
+	reg := &n.local.reg(s.topic).mu
 	reg.Lock()
 	defer reg.Unlock()
 	owner, last := n.local.remove(s)
@@ -172,7 +172,7 @@ func (n *Node) unregister(topic, owner string) {
 		n.ownerUnsubscribe(topic, n.name, 0)
 		return
 	}
-	if err := n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil && !n.isClosed() {
+	if err := n.peers.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil && !n.isClosed() {
 		n.log.Debug("unsubscribe not sent", "topic", topic, "owner", owner, "err", err)
 	}
 }

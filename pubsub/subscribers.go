@@ -47,7 +47,7 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 		}
 		return
 	}
-	ot.active = n.now()
+	ot.active = n.retention.now()
 	if !slices.Contains(ot.nodes, req.origin) {
 		ot.nodes = append(slices.Clip(ot.nodes), req.origin)
 		n.syncReplicaNodes(ot, n.replicaPeers(ot))
@@ -73,7 +73,7 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 			continue
 		}
 		m := &transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: e.Seq, Data: e.Data}
-		if err := n.sendMsg(req.origin, m); err != nil {
+		if err := n.peers.sendMsg(req.origin, m); err != nil {
 			n.stats.sendErrors.Add(1)
 			return
 		}
@@ -91,7 +91,7 @@ func (n *Node) ownerUnsubscribe(topic, origin string, hops uint8) {
 		case err != nil:
 		case owner != n.name:
 			if hops < maxHops {
-				_ = n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
+				_ = n.peers.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
 			}
 		default:
 			// Owned here but not claimed yet (after a failover): the claim
@@ -118,7 +118,7 @@ func (n *Node) unsubscribeLocked(ot *ownedTopic, origin string, hops uint8) {
 		}
 	case stateMoved:
 		if hops < maxHops {
-			_ = n.sendMsg(ot.movedTo, &transport.Unsubscribe{Topic: ot.name, Origin: origin, Hops: hops + 1})
+			_ = n.peers.sendMsg(ot.movedTo, &transport.Unsubscribe{Topic: ot.name, Origin: origin, Hops: hops + 1})
 		}
 	default:
 		if i := slices.Index(ot.nodes, origin); i >= 0 {

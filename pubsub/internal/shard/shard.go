@@ -22,8 +22,8 @@ func Of(key string) int { return int(xxhash.Sum64String(key) % Count) }
 // a small cache), so that one struct holds all of a shard. The zero value
 // is not usable: call New.
 //
-// The shard lock guards the shard's map and its X; each value guards its
-// own contents. Methods that take no shard lock (Get, GetOrAdd, ...) lock
+// The shard lock guards the shard's map; X is guarded as its owner says
+// (it may carry locks of its own); each value guards its own contents. Methods that take no shard lock (Get, GetOrAdd, ...) lock
 // it themselves; Shard hands the shard to callers that need several steps
 // under one lock.
 type Map[V, X any] struct {
@@ -32,11 +32,11 @@ type Map[V, X any] struct {
 
 // Shard is one shard of a Map.
 type Shard[V, X any] struct {
-	sync.RWMutex // guards Items and Local
+	sync.RWMutex // guards Items
 
 	// Items is the shard's part of the map.
 	Items map[string]*V
-	// Local is the caller's per-shard state.
+	// Local is the caller's per-shard state, guarded as the caller says.
 	Local X
 }
 
