@@ -78,17 +78,22 @@ func (n *Node) startClaimTry(ot *ownedTopic, try int) {
 	})
 	c.waiting = len(targets)
 	if c.waiting == 0 {
-		c.finish(n, c.best)
+		n.finishClaim(c, c.best)
 		return
+	}
+	answer := func(st *transport.TopicState) {
+		if best, ready := c.reply(st); ready {
+			n.finishClaim(c, best)
+		}
 	}
 	for _, t := range targets {
 		id := n.pending.add(t, n.cfg.ClaimTimeout, func(_ string, msg transport.Message, _ error) {
 			st, _ := msg.(*transport.TopicState)
-			c.reply(n, st)
+			answer(st)
 		})
 		if err := n.peers.sendMsg(t, &transport.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
 			n.pending.cancel(id)
-			c.reply(n, nil)
+			answer(nil)
 		}
 	}
 }
@@ -120,25 +125,24 @@ func (c *claim) offer(st *transport.TopicState) {
 	c.best = st
 }
 
-func (c *claim) reply(n *Node, st *transport.TopicState) {
+// reply takes one target's answer (nil: none) and reports, once, that the
+// claim may finish with best: every target answered, or an owner did.
+func (c *claim) reply(st *transport.TopicState) (best *transport.TopicState, ready bool) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	c.offer(st)
 	c.waiting--
 	// An owner's state is authoritative: no need to wait for the rest.
-	ready := !c.over && (c.waiting == 0 || c.best != nil && !c.best.Replica)
-	best := c.best
+	ready = !c.over && (c.waiting == 0 || c.best != nil && !c.best.Replica)
 	if ready {
 		c.over = true
 	}
-	c.mu.Unlock()
-	if ready {
-		c.finish(n, best)
-	}
+	return c.best, ready
 }
 
-// finish makes the claimed topic ready with the state gathered and runs
-// the requests queued meanwhile, in arrival order.
-func (c *claim) finish(n *Node, st *transport.TopicState) {
+// finishClaim makes the claimed topic ready with the state gathered and
+// runs the requests queued meanwhile, in arrival order.
+func (n *Node) finishClaim(c *claim, st *transport.TopicState) {
 	ot := c.ot
 	if st == nil && c.try < maxClaimTries && n.ring.Refresh() != c.view {
 		// Nobody had the topic, but membership changed meanwhile: the

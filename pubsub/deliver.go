@@ -97,9 +97,9 @@ func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []
 	case seq <= lt.last:
 		n.stats.duplicates.Add(1)
 	case seq == lt.last+1:
-		lt.fanout(n, &Message{Topic: topic, Epoch: epoch, Seq: seq, Data: data})
+		n.local.fanout(lt, &Message{Topic: topic, Epoch: epoch, Seq: seq, Data: data})
 		lt.last = seq
-		lt.drainPending(n, false)
+		n.local.drainPending(lt, false)
 	default:
 		if lt.pending == nil {
 			lt.pending = make(map[uint64][]byte)
@@ -110,7 +110,7 @@ func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []
 		}
 		lt.pending[seq] = data
 		if len(lt.pending) >= maxPending {
-			lt.drainPending(n, true)
+			n.local.drainPending(lt, true)
 			return true
 		}
 		if len(lt.pending) == 1 {
@@ -158,7 +158,7 @@ func (n *Node) repairGap(lt *localTopic, from string, until uint64) {
 		// is gone from its history, or never existed. Move on now.
 		low := lowestPending(lt.pending)
 		if low != 0 && low-1 <= until && lt.last < low-1 {
-			lt.drainPending(n, true)
+			n.local.drainPending(lt, true)
 		}
 	})
 	if err != nil {
@@ -178,18 +178,18 @@ func lowestPending(p map[uint64][]byte) uint64 {
 
 // drainPending delivers held messages that have become contiguous; with
 // skip it first jumps over the gap to the lowest held message. lt.mu held.
-func (lt *localTopic) drainPending(n *Node, skip bool) {
+func (t *localTable) drainPending(lt *localTopic, skip bool) {
 	if len(lt.pending) == 0 {
 		return
 	}
 	if skip {
 		low := lowestPending(lt.pending)
-		n.stats.gaps.Add(1)
+		t.stats.gaps.Add(1)
 		if skipped := low - lt.last - 1; skipped < failoverSeqGap {
 			// A failover's skip holds no messages: count only real losses.
-			n.stats.lost.Add(skipped)
+			t.stats.lost.Add(skipped)
 		}
-		n.log.Warn("gave up waiting for missing messages", "topic", lt.name, "from", lt.last+1, "to", low-1)
+		t.log.Warn("gave up waiting for missing messages", "topic", lt.name, "from", lt.last+1, "to", low-1)
 		lt.last = low - 1
 	}
 	for {
@@ -199,7 +199,7 @@ func (lt *localTopic) drainPending(n *Node, skip bool) {
 		}
 		delete(lt.pending, lt.last+1)
 		lt.last++
-		lt.fanout(n, &Message{Topic: lt.name, Epoch: lt.epoch, Seq: lt.last, Data: data})
+		t.fanout(lt, &Message{Topic: lt.name, Epoch: lt.epoch, Seq: lt.last, Data: data})
 	}
 	if len(lt.pending) == 0 {
 		lt.pending = nil
@@ -207,7 +207,7 @@ func (lt *localTopic) drainPending(n *Node, skip bool) {
 			lt.gapTimer.stop()
 		}
 	} else if skip {
-		lt.drainPending(n, true)
+		t.drainPending(lt, true)
 	}
 }
 
@@ -225,16 +225,16 @@ func (n *Node) gapExpired(lt *localTopic) {
 		lt.gapTimer.reset(max(wait, n.cfg.GapTimeout/4))
 		return
 	}
-	lt.drainPending(n, true)
+	n.local.drainPending(lt, true)
 }
 
 // fanout pushes m to every local subscription. lt.mu held.
-func (lt *localTopic) fanout(n *Node, m *Message) {
+func (t *localTable) fanout(lt *localTopic, m *Message) {
 	for _, s := range lt.subs {
 		if !s.push(m) {
-			n.stats.slowConsumers.Add(1)
-			n.log.Warn("subscription overflowed: slow consumer", "topic", lt.name, "buffer", s.size)
+			t.stats.slowConsumers.Add(1)
+			t.log.Warn("subscription overflowed: slow consumer", "topic", lt.name, "buffer", s.size)
 		}
 	}
-	n.stats.delivered.Add(uint64(len(lt.subs)))
+	t.stats.delivered.Add(uint64(len(lt.subs)))
 }

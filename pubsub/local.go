@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"log/slog"
 	"slices"
 	"sync"
 	"time"
@@ -33,7 +34,9 @@ type localTopic struct {
 
 // localTable holds the topics this node has local subscribers for.
 type localTable struct {
-	m *shard.Map[localTopic, localShard]
+	m     *shard.Map[localTopic, localShard]
+	stats *counters
+	log   *slog.Logger
 }
 
 // localShard is the node's state for one shard of topics besides the
@@ -50,8 +53,8 @@ type localShard struct {
 	staleTold map[string]time.Time
 }
 
-func newLocalTable() *localTable {
-	return &localTable{m: shard.New[localTopic, localShard]()}
+func newLocalTable(stats *counters, log *slog.Logger) *localTable {
+	return &localTable{m: shard.New[localTopic, localShard](), stats: stats, log: log}
 }
 
 // reg returns the registration state of topic's shard.

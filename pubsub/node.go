@@ -62,12 +62,12 @@ func New(cfg Config) (*Node, error) {
 		cfg:       cfg,
 		name:      cfg.NodeName,
 		log:       cfg.Logger.With("node", cfg.NodeName),
-		local:     newLocalTable(),
 		retention: newRetention(cfg),
 		timers:    newTimers(),
 		done:      make(chan struct{}),
 		loopDone:  make(chan struct{}),
 	}
+	n.local = newLocalTable(&n.stats, n.log)
 	n.owned = newOwnerTable(n.retention)
 	n.replicas = newReplicaTable(n.retention)
 	n.pending = newPendingTable(n.timers)

@@ -222,7 +222,9 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 		var id uint64
 		if wait := w; wait != nil {
 			id = n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ transport.Message, err error) {
-				wait.done(n, p, err)
+				if res, over := wait.done(p, err); over {
+					n.replyPublish(wait.req, res)
+				}
 			})
 		}
 		deliver := slices.Contains(ot.nodes, p)
@@ -234,7 +236,9 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 			n.stats.sendErrors.Add(1)
 			if w != nil {
 				n.pending.cancel(id)
-				w.done(n, p, err)
+				if res, over := w.done(p, err); over {
+					n.replyPublish(w.req, res)
+				}
 			}
 		}
 	}
@@ -265,25 +269,22 @@ type replicaWait struct {
 	res  pubResult
 }
 
-func (w *replicaWait) done(n *Node, peer string, err error) {
+// done counts one replica's answer (err: it failed or timed out). It
+// reports, once, the publish's result when the wait is over: every replica
+// holds the message, or one failed.
+func (w *replicaWait) done(peer string, err error) (res pubResult, over bool) {
 	w.mu.Lock()
+	defer w.mu.Unlock()
 	if w.over {
-		w.mu.Unlock()
-		return
+		return pubResult{}, false
 	}
 	if err != nil {
 		w.over = true
-		w.mu.Unlock()
-		n.replyPublish(w.req, pubResult{err: fmt.Errorf("%w: message %d of %q sequenced but not replicated to %s: %w", ErrUnavailable, w.res.seq, w.req.topic, peer, err)})
-		return
+		return pubResult{err: fmt.Errorf("%w: message %d of %q sequenced but not replicated to %s: %w", ErrUnavailable, w.res.seq, w.req.topic, peer, err)}, true
 	}
 	w.need--
-	finished := w.need == 0
-	w.over = finished
-	w.mu.Unlock()
-	if finished {
-		n.replyPublish(w.req, w.res)
-	}
+	w.over = w.need == 0
+	return w.res, w.over
 }
 
 // onReplicate stores a copy of a message sent by its topic's owner.

@@ -132,7 +132,7 @@ func (n *Node) onRegistered(lt *localTopic, first bool, owner string, epoch, seq
 					delete(lt.pending, s)
 				}
 			}
-			lt.drainPending(n, false)
+			n.local.drainPending(lt, false)
 		}
 	} else if !first {
 		n.log.Warn("re-registering subscriptions failed; will retry", "topic", lt.name, "err", err)
