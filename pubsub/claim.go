@@ -9,23 +9,43 @@ import (
 	"github.com/ringcast/ringcast/transport"
 )
 
-// Replication. Every message a topic's owner sequences is copied to the
-// next ReplicationFactor-1 members of the ring (its replicas), which keep
-// the topic's epoch, last sequence number and history. When the owner fails,
-// the member that takes the topic over rebuilds it from the replicas (its
-// own copy first), so the sequence continues in the same epoch and acknowledged
-// messages are still in history for subscribers to recover.
+// Claims. A node that finds itself the owner of a topic it holds no state
+// for (it joined, or the owner failed, or a publish reached it first)
+// claims the topic before it serves it: the topic's state sits in the
+// claiming state, queueing requests, while the node asks the members that
+// may hold the topic (the previous owner, the replicas, members draining
+// before they leave) and finishes with the best answer. A claim starts only
+// where the caller has decided this node owns the topic, through the
+// functions named ...OrClaim; lookups never start one.
 //
-// A message the failed owner sequenced but had not yet replicated may
-// already have reached some subscribers. So that the new owner never reuses
-// its sequence number, a topic rebuilt from replicas continues
-// failoverSeqGap numbers further on; subscribers learn from the new owner's
-// history that the skipped numbers hold nothing and move past them at once.
+// After a failure the best answer is a replica's copy. A message the failed
+// owner sequenced but had not yet replicated may already have reached some
+// subscribers. So that the new owner never reuses its sequence number, a
+// topic rebuilt from replicas continues failoverSeqGap numbers further on;
+// subscribers learn from the new owner's history that the skipped numbers
+// hold nothing and move past them at once.
 const failoverSeqGap = 1 << 20
 
 // drainedFor is how long a member that stopped owning topics is still asked
 // in claims: past it, it has handed everything off or is gone.
 const drainedFor = time.Minute
+
+// ownedOrClaim returns the topic's owner state for a caller that has
+// decided this node owns the topic: when the node holds no state for it,
+// the state is created in the claiming state and its claim starts.
+func (n *Node) ownedOrClaim(topic string) *ownedTopic {
+	ot, created := n.owned.acquire(topic)
+	if created {
+		n.startClaim(ot)
+	}
+	return ot
+}
+
+// lockOwnedOrClaim is ownedOrClaim, locked (see relock).
+func (n *Node) lockOwnedOrClaim(topic string) *ownedTopic {
+	find := func() *ownedTopic { return n.ownedOrClaim(topic) }
+	return relock(find(), find)
+}
 
 // startClaim gathers the topic's state before this node serves it: from
 // the member that would own the topic without this node (the previous
@@ -222,7 +242,7 @@ func (n *Node) runQueuedLocked(ot *ownedTopic) {
 		switch {
 		case op.pub != nil:
 			if res, ok := n.publishLocked(ot, op.pub); ok {
-				n.replyPublish(op.pub, res)
+				n.router.replyPublish(op.pub, res)
 			}
 		case op.sub != nil:
 			n.subscribeLocked(ot, op.sub)

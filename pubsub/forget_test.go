@@ -221,7 +221,7 @@ func TestGoneStatesPassedOver(t *testing.T) {
 	stale.mu.Lock()
 	n.owned.drop(stale)
 	stale.mu.Unlock()
-	find := func() *ownedTopic { return n.ownedTopicFor("passed") }
+	find := func() *ownedTopic { return n.ownedOrClaim("passed") }
 	got := relock(stale, find)
 	if got == nil || got == stale || got != n.owned.get("passed") {
 		t.Fatalf("relock kept a gone owner state (%p, table %p)", got, n.owned.get("passed"))
@@ -400,14 +400,14 @@ func TestReturningRequestKeepsItsWaiter(t *testing.T) {
 
 	id := n.pending.add("elsewhere", time.Minute, wait)
 	sub := &subReq{topic: "back", origin: n.Name(), reqID: id, hops: 1}
-	if err := n.sendSubscribe(sub, n.Name()); err == nil {
+	if err := n.router.sendSubscribe(sub, n.Name()); err == nil {
 		t.Fatal("a subscribe to this node itself was sent")
 	}
 	n.pending.complete(n.Name(), id, &transport.SubscribeAck{ReqID: id})
 
 	id = n.pending.add("elsewhere", time.Minute, wait)
 	pub := &pubReq{topic: "back", origin: n.Name(), reqID: id, ack: AckOwner, hops: 1}
-	if err := n.sendPublish(pub, n.Name()); err == nil {
+	if err := n.router.sendPublish(pub, n.Name()); err == nil {
 		t.Fatal("a publish to this node itself was sent")
 	}
 	n.pending.complete(n.Name(), id, &transport.PublishAck{ReqID: id})

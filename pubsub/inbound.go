@@ -149,7 +149,7 @@ func (n *Node) onPublish(from string, m *transport.Publish) {
 		req.origin = from
 	}
 	if len(req.data) > n.cfg.MaxPayload {
-		n.replyPublish(req, pubResult{err: ErrPayloadTooLarge})
+		n.router.replyPublish(req, pubResult{err: ErrPayloadTooLarge})
 		return
 	}
 	// A topic in the owner table is valid (nothing enters it unchecked) and
@@ -158,23 +158,23 @@ func (n *Node) onPublish(from string, m *transport.Publish) {
 	ot := n.owned.get(req.topic)
 	if ot == nil {
 		if err := ValidateTopic(req.topic); err != nil {
-			n.replyPublish(req, pubResult{err: err})
+			n.router.replyPublish(req, pubResult{err: err})
 			return
 		}
 		owner, err := n.ringOwner(req.topic)
 		if err != nil {
-			n.replyPublish(req, pubResult{err: err})
+			n.router.replyPublish(req, pubResult{err: err})
 			return
 		}
 		if owner != n.name {
-			if err := n.sendPublish(req, owner); err != nil {
-				n.replyPublish(req, pubResult{err: err})
+			if err := n.router.sendPublish(req, owner); err != nil {
+				n.router.replyPublish(req, pubResult{err: err})
 			}
 			return
 		}
 	}
 	if res, ok := n.publishOwned(ot, req); ok {
-		n.replyPublish(req, res)
+		n.router.replyPublish(req, res)
 	}
 }
 
@@ -185,7 +185,7 @@ func (n *Node) onSubscribe(from string, m *transport.Subscribe) {
 		req.origin = from
 	}
 	if err := ValidateTopic(req.topic); err != nil {
-		n.replySubscribe(req, 0, 0, err)
+		n.router.replySubscribe(req, 0, 0, err)
 		return
 	}
 	n.ownerSubscribe(req) // it routes the request on when this node holds no state

@@ -22,6 +22,7 @@ type Node struct {
 	ring     *ring.Ring
 	tr       *transport.Transport
 	peers    *peers
+	router   *router
 	local    *localTable
 	owned    *ownerTable
 	replicas *replicaTable
@@ -91,6 +92,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("pubsub: membership: %w", err)
 	}
 	n.peers = &peers{self: n.name, tr: n.tr, ring: n.ring, stats: &n.stats, wait: cfg.RequestTimeout}
+	n.router = &router{self: n.name, peers: n.peers, pending: n.pending, timeout: cfg.RequestTimeout, stats: &n.stats}
 	n.dispatch = newDispatcher(cfg.Workers)
 	go n.timers.run(n.done)
 	go n.loop()

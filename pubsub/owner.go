@@ -144,16 +144,6 @@ func newEpoch() uint64 {
 	return e
 }
 
-// ownedTopicFor returns the topic's owner state, starting a claim when it
-// is new here.
-func (n *Node) ownedTopicFor(topic string) *ownedTopic {
-	ot, created := n.owned.acquire(topic)
-	if created {
-		n.startClaim(ot)
-	}
-	return ot
-}
-
 // relock locks ot, an owner state looked up by find; while the state it
 // holds has left the table (gone: dropped between the lookup and the lock)
 // it looks again. It returns nil, locking nothing, when find finds nothing.
@@ -173,12 +163,5 @@ func relock(ot *ownedTopic, find func() *ownedTopic) *ownedTopic {
 // has none.
 func (n *Node) lockOwned(topic string) *ownedTopic {
 	find := func() *ownedTopic { return n.owned.get(topic) }
-	return relock(find(), find)
-}
-
-// lockOwnedFor is lockOwned for a topic this node owns: it starts a claim
-// when the table has no state for it.
-func (n *Node) lockOwnedFor(topic string) *ownedTopic {
-	find := func() *ownedTopic { return n.ownedTopicFor(topic) }
 	return relock(find(), find)
 }

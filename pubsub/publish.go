@@ -69,7 +69,7 @@ func (n *Node) publish(ctx context.Context, topic string, cached *atomic.Pointer
 		}
 	} else {
 		// data is encoded into the frame before sendPublish returns.
-		if err := n.sendPublish(&req, owner); err != nil {
+		if err := n.router.sendPublish(&req, owner); err != nil {
 			return PublishResult{}, err
 		}
 	}

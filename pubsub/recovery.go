@@ -25,24 +25,24 @@ type historyPage struct {
 // fetched in several pages.
 func (n *Node) historyReplyBytes() int { return max(n.cfg.MaxPayload, 256<<10) }
 
-// lockServed returns the owner state of a topic this node serves, locked,
+// lockServedOrClaim returns the owner state of a topic this node serves, locked,
 // starting a claim when the ring says this node owns a topic it holds no
 // state for (a history request can be the first to arrive after a
 // failover). It returns nil when another node serves the topic.
-func (n *Node) lockServed(topic string) *ownedTopic {
+func (n *Node) lockServedOrClaim(topic string) *ownedTopic {
 	if ot := n.lockOwned(topic); ot != nil {
 		return ot
 	}
 	if owner, err := n.ownerName(topic); err != nil || owner != n.name {
 		return nil
 	}
-	return n.lockOwnedFor(topic)
+	return n.lockOwnedOrClaim(topic)
 }
 
 // readHistory reads a page of a served topic's history. It reports false
 // when this node does not serve the topic, or is still claiming it.
 func (n *Node) readHistory(topic string, after, until uint64) (historyPage, bool) {
-	ot := n.lockServed(topic)
+	ot := n.lockServedOrClaim(topic)
 	if ot == nil {
 		return historyPage{}, false
 	}
@@ -70,7 +70,7 @@ func (n *Node) onHistoryRequest(from string, m *transport.HistoryRequest) {
 		n.replyHistoryLocked(nil, from, m)
 		return
 	}
-	if ot := n.lockServed(m.Topic); ot != nil {
+	if ot := n.lockServedOrClaim(m.Topic); ot != nil {
 		defer ot.mu.Unlock()
 		if ot.state == stateClaiming && len(ot.queued) < maxQueued {
 			ot.queued = append(ot.queued, ownerOp{hist: &histReq{from: from, m: *m}})

@@ -11,6 +11,14 @@ import (
 	"github.com/ringcast/ringcast/transport"
 )
 
+// Replication. Every message a topic's owner sequences is copied to the
+// next ReplicationFactor-1 members of the ring (its replicas), which keep
+// the topic's epoch, last sequence number and history. When the owner fails,
+// the member that takes the topic over rebuilds it from the replicas (its
+// own copy first, see claim.go), so the sequence continues in the same epoch
+// and acknowledged messages are still in history for subscribers to recover.
+
+// replicaTopic is this node's copy of a topic it is a replica of.
 type replicaTopic struct {
 	mu     sync.Mutex
 	epoch  uint64
@@ -223,7 +231,7 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 		if wait := w; wait != nil {
 			id = n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ transport.Message, err error) {
 				if res, over := wait.done(p, err); over {
-					n.replyPublish(wait.req, res)
+					n.router.replyPublish(wait.req, res)
 				}
 			})
 		}
@@ -237,7 +245,7 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 			if w != nil {
 				n.pending.cancel(id)
 				if res, over := w.done(p, err); over {
-					n.replyPublish(w.req, res)
+					n.router.replyPublish(w.req, res)
 				}
 			}
 		}

@@ -2,16 +2,28 @@ package pubsub
 
 import (
 	"fmt"
+	"time"
 
 	"github.com/ringcast/ringcast/transport"
 )
+
+// router forwards requests toward a topic's owner and returns the owner's
+// answers to where the requests came from: this node's waiter, or the
+// origin node's pending table.
+type router struct {
+	self    string
+	peers   *peers
+	pending *pendingTable
+	timeout time.Duration // Config.RequestTimeout: the longest wait for an answer
+	stats   *counters
+}
 
 // maxHops bounds how often a request is forwarded between nodes whose views
 // of the ring disagree.
 const maxHops = 4
 
 // replyPublish returns a publish result to its origin.
-func (n *Node) replyPublish(req *pubReq, res pubResult) {
+func (r *router) replyPublish(req *pubReq, res pubResult) {
 	if req.done != nil {
 		req.done <- res
 		return
@@ -23,26 +35,26 @@ func (n *Node) replyPublish(req *pubReq, res pubResult) {
 	if res.err != nil {
 		ack.Err = res.err.Error()
 	}
-	if req.origin == n.name {
+	if req.origin == r.self {
 		// This node's own request came back to it through nodes whose views
 		// disagreed: its waiter is in the pending table.
-		n.pending.complete(n.name, req.reqID, ack)
+		r.pending.complete(r.self, req.reqID, ack)
 		return
 	}
-	if err := n.peers.sendMsg(req.origin, ack); err != nil {
-		n.stats.sendErrors.Add(1)
+	if err := r.peers.sendMsg(req.origin, ack); err != nil {
+		r.stats.sendErrors.Add(1)
 	}
 }
 
 // sendPublish forwards req toward target, the owner as this node sees it.
-func (n *Node) sendPublish(req *pubReq, target string) error {
+func (r *router) sendPublish(req *pubReq, target string) error {
 	if req.hops >= maxHops {
 		return fmt.Errorf("%w: %q forwarded %d times between nodes that disagree on its owner", ErrNoOwner, req.topic, req.hops)
 	}
 	// A request of this node's that came back to it (nodes whose views
 	// disagree) already has its waiter; only one added here is cancelled
 	// when the frame cannot be sent.
-	added := req.origin == n.name && req.ack != AckNone && req.reqID == 0
+	added := req.origin == r.self && req.ack != AckNone && req.reqID == 0
 	if added {
 		if req.done == nil {
 			req.done = make(chan pubResult, 1)
@@ -51,7 +63,7 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 		// The caller's context bounds the wait too, but a request whose
 		// answer was lost (forwarded toward an owner that failed) must not
 		// hold it longer than RequestTimeout.
-		req.reqID = n.pending.add(target, n.cfg.RequestTimeout, func(_ string, msg transport.Message, err error) {
+		req.reqID = r.pending.add(target, r.timeout, func(_ string, msg transport.Message, err error) {
 			var res pubResult
 			if ack, ok := msg.(*transport.PublishAck); ok {
 				res = pubResult{epoch: ack.Epoch, seq: ack.Seq, err: codeError(ack.Code, ack.Err)}
@@ -64,46 +76,46 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 	buf := getFrameBuf()
 	m := transport.Publish{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Data: req.data, Ack: uint8(req.ack), Hops: req.hops + 1}
 	frame := m.AppendFrame(*buf)
-	err := n.peers.sendTo(target, frame)
+	err := r.peers.sendTo(target, frame)
 	putFrameBuf(buf, frame)
 	if err != nil {
 		if added {
-			n.pending.cancel(req.reqID)
+			r.pending.cancel(req.reqID)
 		}
 		return err
 	}
-	n.stats.forwarded.Add(1)
+	r.stats.forwarded.Add(1)
 	return nil
 }
 
-func (n *Node) replySubscribe(req *subReq, epoch, seq uint64, err error) {
+func (r *router) replySubscribe(req *subReq, epoch, seq uint64, err error) {
 	if req.done != nil {
-		req.done(n.name, epoch, seq, err)
+		req.done(r.self, epoch, seq, err)
 		return
 	}
 	ack := &transport.SubscribeAck{ReqID: req.reqID, Epoch: epoch, Seq: seq, Code: errorCode(err)}
 	if err != nil {
 		ack.Err = err.Error()
 	}
-	if req.origin == n.name {
+	if req.origin == r.self {
 		// Came back through nodes whose views disagreed (see replyPublish).
-		n.pending.complete(n.name, req.reqID, ack)
+		r.pending.complete(r.self, req.reqID, ack)
 		return
 	}
-	if err := n.peers.sendMsg(req.origin, ack); err != nil {
-		n.stats.sendErrors.Add(1)
+	if err := r.peers.sendMsg(req.origin, ack); err != nil {
+		r.stats.sendErrors.Add(1)
 	}
 }
 
 // sendSubscribe forwards req toward target.
-func (n *Node) sendSubscribe(req *subReq, target string) error {
+func (r *router) sendSubscribe(req *subReq, target string) error {
 	if req.hops >= maxHops {
 		return fmt.Errorf("%w: %q forwarded %d times between nodes that disagree on its owner", ErrNoOwner, req.topic, req.hops)
 	}
-	added := req.origin == n.name && req.reqID == 0 // see sendPublish
+	added := req.origin == r.self && req.reqID == 0 // see sendPublish
 	if added {
 		done := req.done
-		req.reqID = n.pending.add(target, n.cfg.RequestTimeout, func(from string, msg transport.Message, err error) {
+		req.reqID = r.pending.add(target, r.timeout, func(from string, msg transport.Message, err error) {
 			if ack, ok := msg.(*transport.SubscribeAck); ok {
 				done(from, ack.Epoch, ack.Seq, codeError(ack.Code, ack.Err))
 				return
@@ -112,9 +124,9 @@ func (n *Node) sendSubscribe(req *subReq, target string) error {
 		})
 	}
 	m := &transport.Subscribe{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Since: req.since, HasSince: req.hasSince, Hops: req.hops + 1}
-	if err := n.peers.sendMsg(target, m); err != nil {
+	if err := r.peers.sendMsg(target, m); err != nil {
 		if added {
-			n.pending.cancel(req.reqID)
+			r.pending.cancel(req.reqID)
 		}
 		return err
 	}

@@ -13,7 +13,7 @@ import (
 // topic is being claimed, or has moved and the request was forwarded).
 func (n *Node) publishOwned(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 	if ot == nil {
-		ot = n.ownedTopicFor(req.topic)
+		ot = n.ownedOrClaim(req.topic)
 	}
 	ot.mu.Lock()
 	for ot.gone.Load() {
@@ -25,12 +25,12 @@ func (n *Node) publishOwned(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 			return pubResult{err: err}, true
 		}
 		if owner != n.name {
-			if err := n.sendPublish(req, owner); err != nil {
+			if err := n.router.sendPublish(req, owner); err != nil {
 				return pubResult{err: err}, true
 			}
 			return pubResult{}, false
 		}
-		ot = n.ownedTopicFor(req.topic)
+		ot = n.ownedOrClaim(req.topic)
 		ot.mu.Lock()
 	}
 	defer ot.mu.Unlock()
@@ -49,7 +49,7 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 		ot.queued = append(ot.queued, ownerOp{pub: req.retain()})
 		return pubResult{}, false
 	case stateMoved:
-		if err := n.sendPublish(req, ot.movedTo); err != nil {
+		if err := n.router.sendPublish(req, ot.movedTo); err != nil {
 			return pubResult{err: err}, true
 		}
 		return pubResult{}, false

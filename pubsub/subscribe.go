@@ -102,7 +102,7 @@ func (n *Node) register(lt *localTopic, first bool) {
 	case owner == n.name:
 		n.ownerSubscribe(req)
 	default:
-		if err := n.sendSubscribe(req, owner); err != nil {
+		if err := n.router.sendSubscribe(req, owner); err != nil {
 			req.done("", 0, 0, err)
 		}
 	}

@@ -17,16 +17,16 @@ func (n *Node) ownerSubscribe(req *subReq) {
 	if ot == nil {
 		owner, err := n.ringOwner(req.topic)
 		if err != nil {
-			n.replySubscribe(req, 0, 0, err)
+			n.router.replySubscribe(req, 0, 0, err)
 			return
 		}
 		if owner != n.name {
-			if err := n.sendSubscribe(req, owner); err != nil {
-				n.replySubscribe(req, 0, 0, err)
+			if err := n.router.sendSubscribe(req, owner); err != nil {
+				n.router.replySubscribe(req, 0, 0, err)
 			}
 			return
 		}
-		ot = n.lockOwnedFor(req.topic)
+		ot = n.lockOwnedOrClaim(req.topic)
 	}
 	defer ot.mu.Unlock()
 	n.subscribeLocked(ot, req)
@@ -36,14 +36,14 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 	switch ot.state {
 	case stateClaiming:
 		if len(ot.queued) >= maxQueued {
-			n.replySubscribe(req, 0, 0, fmt.Errorf("%w: topic %q is changing owner and its queue is full", ErrUnavailable, req.topic))
+			n.router.replySubscribe(req, 0, 0, fmt.Errorf("%w: topic %q is changing owner and its queue is full", ErrUnavailable, req.topic))
 			return
 		}
 		ot.queued = append(ot.queued, ownerOp{sub: req})
 		return
 	case stateMoved:
-		if err := n.sendSubscribe(req, ot.movedTo); err != nil {
-			n.replySubscribe(req, 0, 0, err)
+		if err := n.router.sendSubscribe(req, ot.movedTo); err != nil {
+			n.router.replySubscribe(req, 0, 0, err)
 		}
 		return
 	}
@@ -53,7 +53,7 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 		n.syncReplicaNodes(ot, n.replicaPeers(ot))
 	}
 	if !req.hasSince || req.since >= ot.seq {
-		n.replySubscribe(req, ot.epoch, ot.seq, nil)
+		n.router.replySubscribe(req, ot.epoch, ot.seq, nil)
 		return
 	}
 	// The subscriber node missed messages while it moved between owners:
@@ -66,7 +66,7 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 	if len(entries) > 0 {
 		resume = entries[0].Seq - 1
 	}
-	n.replySubscribe(req, ot.epoch, max(resume, req.since), nil)
+	n.router.replySubscribe(req, ot.epoch, max(resume, req.since), nil)
 	for _, e := range entries {
 		if req.origin == n.name {
 			n.deliver(n.name, ot.name, ot.epoch, e.Seq, e.Data)
