@@ -82,4 +82,31 @@
 // (ValidateTopic). Payloads are at most Config.MaxPayload (1 MiB by
 // default). Invalid input returns an error wrapping ErrInvalidTopic or
 // ErrPayloadTooLarge and changes nothing.
+//
+// # Files
+//
+// The client side: node.go (Node, New, membership and ring lookups),
+// publish.go and handle.go (Publish, Topic handles), subscribe.go
+// (Subscribe, registration with the owner), subscription.go and
+// dispatch.go (buffers, Next, SubscribeFunc workers), recovery.go (Since,
+// history requests), info.go and stats.go.
+//
+// A message's path: route.go forwards requests toward the owner and returns
+// its answers; sequence.go numbers a publish and fans it out; deliver.go
+// hands deliveries to local subscriptions in order and repairs gaps;
+// local.go holds the local topics; subscribers.go is the owner's table of
+// subscriber nodes; replica.go copies messages to replicas; history.go is
+// a topic's bounded history; inbound.go dispatches frames from peers.
+//
+// Ownership changes: owner.go (the owner table and a topic's states),
+// claim.go (taking a topic over, after a join or a failure), handoff.go
+// (passing it on gracefully, and Shutdown's drain), rebalance.go (following
+// ring changes: departures, reconciliation, idle topics).
+//
+// Plumbing: peers.go and parking.go (frames to other members),
+// pending.go (requests waiting for answers), timers.go (the node's delayed
+// work, on one goroutine it owns), retention.go (history bounds and idle
+// expiry), lifecycle.go (Shutdown, Close), config.go, options.go,
+// errors.go, topic.go. Package topics holds the topic vocabulary shared
+// with the gateway; internal/shard the sharded map every table uses.
 package pubsub

@@ -49,29 +49,43 @@ func (n *Node) Shutdown(ctx context.Context) error {
 // function (they run on the node's workers): start a goroutine for that.
 func (n *Node) Close() error {
 	n.closeOnce.Do(func() {
+		close(n.done)
+		// No handler call starts from here on: what is buffered is
+		// dropped, as the subscriptions end below.
+		for _, lt := range n.local.all() {
+			lt.mu.Lock()
+			for _, s := range lt.subs {
+				s.stopped.Store(true)
+			}
+			lt.mu.Unlock()
+		}
 		// As memberlist does: the links first, so that no frame arrives
 		// while the rest stops, then gossip, then the node's own loops.
-		close(n.done)
 		n.closeErr = errors.Join(n.tr.Close(), n.ring.Close())
 		<-n.loopDone
 		<-n.timers.done
 		n.pending.close()
-		for _, lt := range n.local.all() {
-			lt.mu.Lock()
-			subs := lt.subs
-			if lt.gapTimer != nil {
-				lt.gapTimer.stop()
-			}
-			lt.mu.Unlock()
-			for _, s := range subs {
-				s.stopped.Store(true)
-				if s.end(ErrClosed) && s.fn == nil {
-					n.local.remove(s)
-				}
-			}
-		}
+		n.endSubscriptions()
 		n.dispatch.close()
 		n.log.Info("node closed")
 	})
 	return n.closeErr
+}
+
+// endSubscriptions ends every local subscription with ErrClosed.
+func (n *Node) endSubscriptions() {
+	for _, lt := range n.local.all() {
+		lt.mu.Lock()
+		subs := lt.subs
+		if lt.gapTimer != nil {
+			lt.gapTimer.stop()
+		}
+		lt.mu.Unlock()
+		for _, s := range subs {
+			s.stopped.Store(true)
+			if s.end(ErrClosed) && s.fn == nil {
+				n.local.remove(s)
+			}
+		}
+	}
 }
