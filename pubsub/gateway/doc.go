@@ -111,4 +111,4 @@
 // their goroutines; [Handler.Close] does the same with a deadline.
 // [Handler.Stats] reports connection, topic, frame, error and slow-consumer
 // counters.
-package websocket
+package gateway

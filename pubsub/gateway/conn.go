@@ -1,4 +1,4 @@
-package websocket
+package gateway
 
 import (
 	"context"
@@ -11,6 +11,8 @@ import (
 	"time"
 
 	cws "github.com/coder/websocket"
+
+	"github.com/ringcast/ringcast/pubsub/topics"
 )
 
 // A connection runs up to three goroutines, all owned by the conn and ended
@@ -523,7 +525,7 @@ func publishArgs(f *frame) (event string, body []byte, reason string) {
 			return "", nil, reasonPublishBody
 		}
 	}
-	if problem := nameProblem(event, MaxEventLen); problem != "" {
+	if problem := topics.NameProblem(event, MaxEventLen); problem != "" {
 		return "", nil, invalidEventPrefix + problem
 	}
 	if strings.HasPrefix(event, reservedEventPrefix) {
