@@ -30,10 +30,10 @@
 // reconnects can join with {"since": seq, "epoch": "e"} and resume where it
 // left off. SubscribeSince becomes SubscribeFunc with [pubsub.Since]: the
 // messages after that position still in the owner's history come first,
-// then live ones. When history no longer reaches back, the error is a
-// [gateway.HistoryGoneError] with the topic's current position (wrapping
-// the node's [pubsub.HistoryGoneError]), and the gateway starts the client
-// over from there.
+// then live ones. When history no longer reaches back, the error is the
+// node's [pubsub.HistoryGoneError] with the topic's current position,
+// passed on as it is ([gateway.HistoryGoneError] is the same type), and the
+// gateway starts the client over from there.
 //
 // # Concurrency
 //
