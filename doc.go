@@ -9,8 +9,10 @@
 //
 //   - ring: membership (gossip) and the hash ring that names each topic's owner.
 //   - transport: node-to-node links carrying length-prefixed msgpack frames.
-//   - transport/websocket: the client gateway, speaking the Phoenix Channels V2 protocol.
 //   - pubsub: the embeddable Node that ties them together.
+//   - pubsub/gateway: the client gateway, speaking the Phoenix Channels V2
+//     protocol; it does not import pubsub, and pubsub/gateway/broker connects
+//     a Node to it.
 //
 // The binaries in cmd/ build a complete notification system from these
 // pieces; examples/ shows how to embed and run them.

@@ -17,8 +17,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringcast/ringcast/transport/websocket"
-	"github.com/ringcast/ringcast/transport/websocket/broker"
+	"github.com/ringcast/ringcast/pubsub/gateway"
+	"github.com/ringcast/ringcast/pubsub/gateway/broker"
 )
 
 const (
@@ -148,8 +148,8 @@ func (c *wsChild) stop() {
 // gatewayServer serves a gateway Handler backed by a one-node cluster on
 // 127.0.0.1, with an http.Server as ringcast-ws runs it.
 type gatewayServer struct {
-	handler *websocket.Handler
-	broker  websocket.Broker
+	handler *gateway.Handler
+	broker  gateway.Broker
 	url     string
 }
 
@@ -157,7 +157,7 @@ func startGateway(b *testing.B) *gatewayServer {
 	b.Helper()
 	node := startCluster(b, 1, nil)[0]
 	brk := broker.New(node)
-	h := websocket.NewHandler(brk, &websocket.Options{IdleTimeout: time.Hour})
+	h := gateway.NewHandler(brk, &gateway.Options{IdleTimeout: time.Hour})
 	mux := http.NewServeMux()
 	mux.Handle(wsPath, h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -240,7 +240,7 @@ func BenchmarkWebSocket(b *testing.B) {
 
 		ctx := context.Background()
 		broadcast := func(k int) {
-			data := websocket.EncodeEnvelope("bench", wsPayload(), false)
+			data := gateway.EncodeEnvelope("bench", wsPayload(), false)
 			if _, err := gw.broker.Publish(ctx, wsTopic, data); err != nil {
 				b.Fatal(err)
 			}

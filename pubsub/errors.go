@@ -2,7 +2,8 @@ package pubsub
 
 import (
 	"errors"
-	"fmt"
+
+	"github.com/ringcast/ringcast/pubsub/topics"
 )
 
 // Sentinel errors. Errors returned by Node methods wrap one of these (test
@@ -15,7 +16,7 @@ var (
 	// ErrInvalidTopic is returned for an empty topic, a topic longer than
 	// MaxTopicLen bytes, or one that is not valid UTF-8 or holds control
 	// characters.
-	ErrInvalidTopic = errors.New("pubsub: invalid topic")
+	ErrInvalidTopic = topics.ErrInvalid
 
 	// ErrPayloadTooLarge is returned when a payload exceeds Config.MaxPayload.
 	ErrPayloadTooLarge = errors.New("pubsub: payload too large")
@@ -42,27 +43,12 @@ var (
 	// ErrHistoryGone is returned by Subscribe with Since when the topic's
 	// history no longer reaches back to the requested position. The error
 	// is a *HistoryGoneError.
-	ErrHistoryGone = errors.New("pubsub: history no longer reaches back that far")
+	ErrHistoryGone = topics.ErrHistoryGone
 )
 
 // HistoryGoneError says why a recovery with Since could not be served and
 // where the topic is now, so that a client can resynchronise.
-type HistoryGoneError struct {
-	Topic     string
-	Requested Position // what the subscriber asked to resume after
-	Current   Position // the topic's current epoch and last sequence number
-	Oldest    uint64   // the oldest sequence number the history still holds
-}
-
-func (e *HistoryGoneError) Error() string {
-	if e.Requested.Epoch != 0 && e.Requested.Epoch != e.Current.Epoch {
-		return fmt.Sprintf("pubsub: history of %q was reset: epoch %d is now %d", e.Topic, e.Requested.Epoch, e.Current.Epoch)
-	}
-	return fmt.Sprintf("pubsub: history of %q starts at seq %d, after %d was requested", e.Topic, e.Oldest, e.Requested.Seq)
-}
-
-// Unwrap makes errors.Is(err, ErrHistoryGone) hold.
-func (e *HistoryGoneError) Unwrap() error { return ErrHistoryGone }
+type HistoryGoneError = topics.HistoryGoneError
 
 // Codes carried in acknowledgement frames between nodes. They map to the
 // sentinels above so that a caller sees the same error whether the owner was

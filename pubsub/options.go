@@ -1,5 +1,7 @@
 package pubsub
 
+import "github.com/ringcast/ringcast/pubsub/topics"
+
 // Ack is the acknowledgement a publisher waits for.
 type Ack uint8
 
@@ -53,10 +55,7 @@ type subscribeOptions struct {
 
 // Position is a place in a topic's order: the epoch and the sequence
 // number of a message.
-type Position struct {
-	Epoch uint64
-	Seq   uint64
-}
+type Position = topics.Position
 
 // Since makes the subscription start right after the given position:
 // messages after it that the owner's history still holds are delivered

@@ -11,13 +11,13 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringcast/ringcast/transport/websocket"
+	"github.com/ringcast/ringcast/pubsub/gateway"
 )
 
-// gateway serves a websocket Handler on 127.0.0.1 until the test ends.
-func gateway(t *testing.T, b websocket.Broker) string {
+// serveGateway serves a gateway Handler on 127.0.0.1 until the test ends.
+func serveGateway(t *testing.T, b gateway.Broker) string {
 	t.Helper()
-	h := websocket.NewHandler(b, nil)
+	h := gateway.NewHandler(b, nil)
 	mux := http.NewServeMux()
 	mux.Handle("/socket/websocket", h)
 	srv := httptest.NewServer(mux)
@@ -41,11 +41,11 @@ func testConfig(urls ...string) Config {
 }
 
 func TestRunAgainstGateways(t *testing.T) {
-	broker := websocket.NewMemoryBroker()
+	broker := gateway.NewMemoryBroker()
 	defer broker.Close()
 	// Two gateways on one broker, as two ringcast-ws nodes of one cluster:
 	// every topic has members on both.
-	cfg := testConfig(gateway(t, broker), gateway(t, broker))
+	cfg := testConfig(serveGateway(t, broker), serveGateway(t, broker))
 	var progress bytes.Buffer
 	sum, err := Run(context.Background(), cfg, &progress)
 	if err != nil {
@@ -77,10 +77,10 @@ func TestRunAgainstGateways(t *testing.T) {
 
 // faultyBroker drops every 10th message of a topic and delivers every
 // 7th (that it does not drop) twice.
-type faultyBroker struct{ *websocket.MemoryBroker }
+type faultyBroker struct{ *gateway.MemoryBroker }
 
-func (b faultyBroker) Subscribe(ctx context.Context, topic string, deliver func(websocket.Message), closed func(error)) (func() error, error) {
-	return b.MemoryBroker.Subscribe(ctx, topic, func(m websocket.Message) {
+func (b faultyBroker) Subscribe(ctx context.Context, topic string, deliver func(gateway.Message), closed func(error)) (func() error, error) {
+	return b.MemoryBroker.Subscribe(ctx, topic, func(m gateway.Message) {
 		switch {
 		case m.Seq%10 == 0:
 		case m.Seq%7 == 0:
@@ -93,9 +93,9 @@ func (b faultyBroker) Subscribe(ctx context.Context, topic string, deliver func(
 }
 
 func TestRunCountsLostAndDuplicated(t *testing.T) {
-	mem := websocket.NewMemoryBroker()
+	mem := gateway.NewMemoryBroker()
 	defer mem.Close()
-	cfg := testConfig(gateway(t, faultyBroker{mem}))
+	cfg := testConfig(serveGateway(t, faultyBroker{mem}))
 	cfg.Conns, cfg.Topics, cfg.Rate, cfg.Duration, cfg.Drain = 8, 1, 200, 700*time.Millisecond, 2*time.Second
 	cfg.Quiet = true
 	sum, err := Run(context.Background(), cfg, nil)
@@ -148,9 +148,9 @@ func TestRunWithoutGateway(t *testing.T) {
 }
 
 func TestRunStopsWhenCancelled(t *testing.T) {
-	broker := websocket.NewMemoryBroker()
+	broker := gateway.NewMemoryBroker()
 	defer broker.Close()
-	cfg := testConfig(gateway(t, broker))
+	cfg := testConfig(serveGateway(t, broker))
 	cfg.Duration = time.Hour
 	cfg.Quiet = true
 	ctx, cancel := context.WithCancel(context.Background())
@@ -233,9 +233,9 @@ func TestFrameAndBroadcast(t *testing.T) {
 }
 
 func TestCommand(t *testing.T) {
-	broker := websocket.NewMemoryBroker()
+	broker := gateway.NewMemoryBroker()
 	defer broker.Close()
-	url := gateway(t, broker)
+	url := serveGateway(t, broker)
 	var out, errOut bytes.Buffer
 	code := run([]string{"-urls", url, "-conns", "4", "-topics", "2", "-rate", "100", "-duration", "300ms", "-quiet"}, &out, &errOut)
 	if code != 0 {

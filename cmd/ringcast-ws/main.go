@@ -7,8 +7,8 @@ import (
 
 	"github.com/ringcast/ringcast/cmd/internal/cli"
 	"github.com/ringcast/ringcast/pubsub"
-	"github.com/ringcast/ringcast/transport/websocket"
-	"github.com/ringcast/ringcast/transport/websocket/broker"
+	"github.com/ringcast/ringcast/pubsub/gateway"
+	"github.com/ringcast/ringcast/pubsub/gateway/broker"
 )
 
 const intro = `ringcast-ws is the WebSocket gateway of a ringcast cluster. It joins the
@@ -71,19 +71,19 @@ func run(e *cli.Env, listen string, roles, origins []string, maxPayload int) err
 		_ = ln.Close()
 		return err
 	}
-	gateway := websocket.NewHandler(broker.New(node), &websocket.Options{
+	gw := gateway.NewHandler(broker.New(node), &gateway.Options{
 		MaxMessageSize: int64(maxPayload + frameOverhead),
 		OriginPatterns: origins,
 		Logger:         e.Log,
 	})
-	api := cli.NewAPI(node, cli.APIConfig{Publish: true, Gateway: gateway, MaxPayload: maxPayload, Logger: e.Log})
+	api := cli.NewAPI(node, cli.APIConfig{Publish: true, Gateway: gw, MaxPayload: maxPayload, Logger: e.Log})
 	mux := http.NewServeMux()
-	mux.Handle("/socket/websocket", gateway)
+	mux.Handle("/socket/websocket", gw)
 	api.Register(mux)
 	return e.Serve(cli.Service{
 		Node:    node,
 		Servers: []*cli.Server{cli.NewServer("listen", ln, mux, e.Log)},
 		API:     api,
-		Drain:   []func(ctx context.Context) error{gateway.Shutdown},
+		Drain:   []func(ctx context.Context) error{gw.Shutdown},
 	})
 }

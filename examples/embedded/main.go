@@ -15,8 +15,8 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub"
-	"github.com/ringcast/ringcast/transport/websocket"
-	"github.com/ringcast/ringcast/transport/websocket/broker"
+	"github.com/ringcast/ringcast/pubsub/gateway"
+	"github.com/ringcast/ringcast/pubsub/gateway/broker"
 )
 
 func main() {
@@ -49,10 +49,10 @@ func run(ctx context.Context, ln net.Listener, cfg pubsub.Config, log *slog.Logg
 		ln.Close()
 		return err
 	}
-	gateway := websocket.NewHandler(broker.New(node), &websocket.Options{Logger: log})
+	gw := gateway.NewHandler(broker.New(node), &gateway.Options{Logger: log})
 
 	mux := http.NewServeMux()
-	mux.Handle("/socket/websocket", gateway) // Phoenix clients: new Socket("/socket")
+	mux.Handle("/socket/websocket", gw) // Phoenix clients: new Socket("/socket")
 	mux.HandleFunc("POST /orders", func(w http.ResponseWriter, r *http.Request) {
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
 		if err != nil || !json.Valid(body) {
@@ -60,7 +60,7 @@ func run(ctx context.Context, ln net.Listener, cfg pubsub.Config, log *slog.Logg
 			return
 		}
 		// ... store the order, then tell every client joined to "orders".
-		data := websocket.EncodeEnvelope("created", body, false)
+		data := gateway.EncodeEnvelope("created", body, false)
 		if _, err := node.Publish(r.Context(), "orders", data); err != nil {
 			http.Error(w, err.Error(), http.StatusServiceUnavailable)
 			return
@@ -80,5 +80,5 @@ func run(ctx context.Context, ln net.Listener, cfg pubsub.Config, log *slog.Logg
 	// upgraded connections), then hand the node's topics off and leave.
 	shutdown, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	return errors.Join(err, srv.Shutdown(shutdown), gateway.Shutdown(shutdown), node.Shutdown(shutdown))
+	return errors.Join(err, srv.Shutdown(shutdown), gw.Shutdown(shutdown), node.Shutdown(shutdown))
 }

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub"
-	"github.com/ringcast/ringcast/transport/websocket"
+	"github.com/ringcast/ringcast/pubsub/gateway"
 )
 
 // DefaultEvent is the event of a message published with POST /api/publish
@@ -62,7 +62,7 @@ type APIConfig struct {
 	// Publish enables POST /api/publish.
 	Publish bool
 	// Gateway, when set, adds its counters to GET /api/stats.
-	Gateway *websocket.Handler
+	Gateway *gateway.Handler
 	// MaxPayload is the node's Config.MaxPayload: the bound of the message
 	// published, envelope included. Default pubsub.DefaultMaxPayload.
 	MaxPayload int
@@ -79,7 +79,7 @@ type APIConfig struct {
 //     share being the member's fraction of the hash ring.
 //   - GET /api/topics/{topic}: {"topic", "owner", "epoch", "seq"} from the topic's owner.
 //   - GET /api/stats: the node's counters and gauges (pubsub.Stats, with its
-//     links to each peer), and the gateway's under "gateway" (websocket.Stats)
+//     links to each peer), and the gateway's under "gateway" (gateway.Stats)
 //     when APIConfig.Gateway is set. Frame counts per peer are keyed by frame
 //     name ("Deliver", ...) and leave out zeros; a peer's counters start
 //     from zero again after it had no link for a while. The snapshot visits
@@ -199,7 +199,7 @@ func (a *API) cluster(w http.ResponseWriter, r *http.Request) {
 // NodeStats is the body of GET /api/stats.
 type NodeStats struct {
 	pubsub.Stats
-	Gateway *websocket.Stats `json:"gateway,omitempty"`
+	Gateway *gateway.Stats `json:"gateway,omitempty"`
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
@@ -266,7 +266,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if q.Has("event") {
 		event = q.Get("event")
 	}
-	if err := websocket.ValidateEvent(event); err != nil {
+	if err := gateway.ValidateEvent(event); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
 	}
@@ -283,7 +283,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	// The envelope (2 bytes and the event) counts against the node's limit.
-	limit := int64(a.cfg.MaxPayload - len(websocket.EncodeEnvelope(event, nil, false)))
+	limit := int64(a.cfg.MaxPayload - len(gateway.EncodeEnvelope(event, nil, false)))
 	tooLarge := fmt.Sprintf("%v: body larger than %d bytes", pubsub.ErrPayloadTooLarge, limit)
 	if r.ContentLength > limit {
 		writeError(w, http.StatusBadRequest, tooLarge)
@@ -306,7 +306,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 	defer cancel()
-	res, err := a.node.Publish(ctx, topic, websocket.EncodeEnvelope(event, body, false), pubsub.WithAck(ack))
+	res, err := a.node.Publish(ctx, topic, gateway.EncodeEnvelope(event, body, false), pubsub.WithAck(ack))
 	if err != nil {
 		a.fail(w, r, topic, err)
 		return

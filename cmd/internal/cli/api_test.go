@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub"
+	"github.com/ringcast/ringcast/pubsub/gateway"
 	"github.com/ringcast/ringcast/transport"
-	"github.com/ringcast/ringcast/transport/websocket"
 )
 
 const testTimeout = 10 * time.Second
@@ -155,7 +155,7 @@ func TestPublishAndTopic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		event, payload, binary, err := websocket.DecodeEnvelope(m.Data)
+		event, payload, binary, err := gateway.DecodeEnvelope(m.Data)
 		if err != nil || binary || event != want.event || string(payload) != want.payload {
 			t.Fatalf("published envelope = %q %q %v %v, want %q %q", event, payload, binary, err, want.event, want.payload)
 		}
@@ -258,7 +258,7 @@ func TestPublishAck(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if _, payload, _, _ := websocket.DecodeEnvelope(m.Data); string(payload) != want || m.Seq != uint64(i+1) {
+		if _, payload, _, _ := gateway.DecodeEnvelope(m.Data); string(payload) != want || m.Seq != uint64(i+1) {
 			t.Fatalf("message %d = seq %d %s, want seq %d %s", i, m.Seq, payload, i+1, want)
 		}
 	}
@@ -289,7 +289,7 @@ func TestPublishAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, payload, _, _ := websocket.DecodeEnvelope(m.Data); string(payload) != `{"n":2}` || m.Seq != 2 || m.Epoch != pub.Epoch {
+	if _, payload, _, _ := gateway.DecodeEnvelope(m.Data); string(payload) != `{"n":2}` || m.Seq != 2 || m.Epoch != pub.Epoch {
 		t.Fatalf("recovered %s seq %d epoch %d, want {\"n\":2} seq 2 epoch %d", payload, m.Seq, m.Epoch, pub.Epoch)
 	}
 }
@@ -333,8 +333,8 @@ func TestStatsEndpoint(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	gateway := websocket.NewHandler(websocket.NewMemoryBroker(), nil)
-	_, withGateway := apiServer(t, a, APIConfig{Gateway: gateway})
+	gw := gateway.NewHandler(gateway.NewMemoryBroker(), nil)
+	_, withGateway := apiServer(t, a, APIConfig{Gateway: gw})
 	var got NodeStats
 	var r response
 	waitFor(t, testTimeout, "the Deliver to b to be counted", func() bool {

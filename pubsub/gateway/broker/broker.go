@@ -2,17 +2,15 @@ package broker
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"sync"
 	"sync/atomic"
 
 	"github.com/ringcast/ringcast/pubsub"
-	"github.com/ringcast/ringcast/transport/websocket"
+	"github.com/ringcast/ringcast/pubsub/gateway"
 )
 
-// New returns a websocket.Broker that subscribes and publishes through n. It
-// also implements websocket.Recoverer, so that gateway clients can resume
+// New returns a gateway.Broker that subscribes and publishes through n. It
+// also implements gateway.Recoverer, so that gateway clients can resume
 // from a topic's history.
 //
 // opts apply to every subscription the gateway makes (for example
@@ -20,7 +18,7 @@ import (
 // replaced by the gateway's closed callback, and a Since by the position a
 // client resumes from. The Broker does not own n: shutting n down is the
 // caller's job. New panics if n is nil.
-func New(n *pubsub.Node, opts ...pubsub.SubscribeOption) websocket.Broker {
+func New(n *pubsub.Node, opts ...pubsub.SubscribeOption) gateway.Broker {
 	if n == nil {
 		panic("broker: New with a nil Node")
 	}
@@ -28,44 +26,39 @@ func New(n *pubsub.Node, opts ...pubsub.SubscribeOption) websocket.Broker {
 }
 
 // The adapter lets clients resume from history.
-var _ websocket.Recoverer = (*nodeBroker)(nil)
+var _ gateway.Recoverer = (*nodeBroker)(nil)
 
 type nodeBroker struct {
 	node *pubsub.Node
 	opts []pubsub.SubscribeOption
 }
 
-// Subscribe implements websocket.Broker.
-func (b *nodeBroker) Subscribe(ctx context.Context, topic string, deliver func(websocket.Message), closed func(error)) (func() error, error) {
+// Subscribe implements gateway.Broker.
+func (b *nodeBroker) Subscribe(ctx context.Context, topic string, deliver func(gateway.Message), closed func(error)) (func() error, error) {
 	_, unsubscribe, err := b.subscribe(ctx, topic, deliver, closed, nil)
 	return unsubscribe, err
 }
 
-// SubscribeSince implements websocket.Recoverer with pubsub.Since: the
+// SubscribeSince implements gateway.Recoverer with pubsub.Since: the
 // messages after from that the owner's history still holds come first, then
-// live ones. When history no longer reaches back to from, the error is a
-// *websocket.HistoryGoneError telling where the topic is now, and also wraps
-// the node's *pubsub.HistoryGoneError.
-func (b *nodeBroker) SubscribeSince(ctx context.Context, topic string, from websocket.Position, deliver func(websocket.Message), closed func(error)) (websocket.Recovery, error) {
+// live ones. When history no longer reaches back to from, the error is the
+// node's *pubsub.HistoryGoneError, which is the gateway's
+// *gateway.HistoryGoneError too: both name topics.HistoryGoneError.
+func (b *nodeBroker) SubscribeSince(ctx context.Context, topic string, from gateway.Position, deliver func(gateway.Message), closed func(error)) (gateway.Recovery, error) {
 	sub, unsubscribe, err := b.subscribe(ctx, topic, deliver, closed, pubsub.Since(from.Epoch, from.Seq))
 	if err != nil {
-		if gone, ok := errors.AsType[*pubsub.HistoryGoneError](err); ok {
-			cur := websocket.Position{Epoch: gone.Current.Epoch, Seq: gone.Current.Seq}
-			return websocket.Recovery{}, fmt.Errorf("%w: %w", &websocket.HistoryGoneError{Current: cur}, err)
-		}
-		return websocket.Recovery{}, err
+		return gateway.Recovery{}, err
 	}
-	start := sub.Start()
-	return websocket.Recovery{
+	return gateway.Recovery{
 		Unsubscribe: unsubscribe,
 		Recovered:   sub.Recovered(),
-		Start:       websocket.Position{Epoch: start.Epoch, Seq: start.Seq},
+		Start:       sub.Start(),
 	}, nil
 }
 
 // subscribe makes one node subscription for the gateway, with since (if
 // not nil) after the configured options.
-func (b *nodeBroker) subscribe(ctx context.Context, topic string, deliver func(websocket.Message), closed func(error), since pubsub.SubscribeOption) (*pubsub.Subscription, func() error, error) {
+func (b *nodeBroker) subscribe(ctx context.Context, topic string, deliver func(gateway.Message), closed func(error), since pubsub.SubscribeOption) (*pubsub.Subscription, func() error, error) {
 	s := &subscription{deliver: deliver, closed: closed}
 	opts := make([]pubsub.SubscribeOption, 0, len(b.opts)+2)
 	opts = append(opts, b.opts...)
@@ -83,7 +76,7 @@ func (b *nodeBroker) subscribe(ctx context.Context, topic string, deliver func(w
 	}, nil
 }
 
-// Publish implements websocket.Broker.
+// Publish implements gateway.Broker.
 func (b *nodeBroker) Publish(ctx context.Context, topic string, data []byte) (uint64, error) {
 	res, err := b.node.Publish(ctx, topic, data)
 	if err != nil {
@@ -96,7 +89,7 @@ func (b *nodeBroker) Publish(ctx context.Context, topic string, data []byte) (ui
 // messages still in flight are dropped, and closed is never called after
 // unsubscribe has returned.
 type subscription struct {
-	deliver func(websocket.Message)
+	deliver func(gateway.Message)
 	closed  func(error)
 
 	stopped atomic.Bool
@@ -108,7 +101,7 @@ func (s *subscription) onMessage(m pubsub.Message) {
 	if s.stopped.Load() {
 		return
 	}
-	s.deliver(websocket.Message{Topic: m.Topic, Epoch: m.Epoch, Seq: m.Seq, Data: m.Data})
+	s.deliver(gateway.Message{Topic: m.Topic, Epoch: m.Epoch, Seq: m.Seq, Data: m.Data})
 }
 
 func (s *subscription) onClose(err error) {

@@ -8,12 +8,12 @@ import (
 	"testing"
 
 	"github.com/ringcast/ringcast/pubsub"
-	"github.com/ringcast/ringcast/transport/websocket"
-	"github.com/ringcast/ringcast/transport/websocket/broker"
+	"github.com/ringcast/ringcast/pubsub/gateway"
+	"github.com/ringcast/ringcast/pubsub/gateway/broker"
 )
 
 // publishN publishes n messages "m1".."mn" to topic and returns its epoch.
-func publishN(t *testing.T, b websocket.Broker, n *pubsub.Node, topic string, count int) uint64 {
+func publishN(t *testing.T, b gateway.Broker, n *pubsub.Node, topic string, count int) uint64 {
 	t.Helper()
 	ctx := ctxT(t)
 	for i := 1; i <= count; i++ {
@@ -31,20 +31,20 @@ func publishN(t *testing.T, b websocket.Broker, n *pubsub.Node, topic string, co
 func TestSubscribeSince(t *testing.T) {
 	n := startNode(t, "solo", "")
 	b := broker.New(n)
-	r, ok := b.(websocket.Recoverer)
+	r, ok := b.(gateway.Recoverer)
 	if !ok {
-		t.Fatal("the Broker does not implement websocket.Recoverer")
+		t.Fatal("the Broker does not implement gateway.Recoverer")
 	}
 	epoch := publishN(t, b, n, "news", 5)
 	ctx := ctxT(t)
 
-	for _, from := range []websocket.Position{{Epoch: epoch, Seq: 2}, {Epoch: 0, Seq: 2}} {
+	for _, from := range []gateway.Position{{Epoch: epoch, Seq: 2}, {Epoch: 0, Seq: 2}} {
 		var rec recorder
 		got, err := r.SubscribeSince(ctx, "news", from, rec.deliver, rec.close)
 		if err != nil {
 			t.Fatalf("SubscribeSince(%+v): %v", from, err)
 		}
-		if got.Recovered != 3 || got.Start != (websocket.Position{Epoch: epoch, Seq: 2}) {
+		if got.Recovered != 3 || got.Start != (gateway.Position{Epoch: epoch, Seq: 2}) {
 			t.Fatalf("SubscribeSince(%+v) recovered %d from %+v, want 3 from {%d 2}", from, got.Recovered, got.Start, epoch)
 		}
 		waitFor(t, testTimeout, "the recovered messages", func() bool { return len(rec.messages()) == 3 })
@@ -62,7 +62,7 @@ func TestSubscribeSince(t *testing.T) {
 
 	// Recovered messages come before live ones, without gap or duplicate.
 	var rec recorder
-	got, err := r.SubscribeSince(ctx, "news", websocket.Position{Epoch: epoch, Seq: 4}, rec.deliver, rec.close)
+	got, err := r.SubscribeSince(ctx, "news", gateway.Position{Epoch: epoch, Seq: 4}, rec.deliver, rec.close)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,19 +84,19 @@ func TestSubscribeSinceHistoryGone(t *testing.T) {
 	}
 	defer n.Close()
 	b := broker.New(n)
-	r := b.(websocket.Recoverer)
+	r := b.(gateway.Recoverer)
 	epoch := publishN(t, b, n, "news", 5)
 	ctx := ctxT(t)
 
-	for _, from := range []websocket.Position{{Epoch: epoch, Seq: 1}, {Epoch: epoch + 1, Seq: 4}} {
+	for _, from := range []gateway.Position{{Epoch: epoch, Seq: 1}, {Epoch: epoch + 1, Seq: 4}} {
 		var rec recorder
 		_, err := r.SubscribeSince(ctx, "news", from, rec.deliver, rec.close)
-		if !errors.Is(err, websocket.ErrHistoryGone) || !errors.Is(err, pubsub.ErrHistoryGone) {
-			t.Fatalf("SubscribeSince(%+v) = %v, want websocket.ErrHistoryGone and pubsub.ErrHistoryGone", from, err)
+		if !errors.Is(err, gateway.ErrHistoryGone) || !errors.Is(err, pubsub.ErrHistoryGone) {
+			t.Fatalf("SubscribeSince(%+v) = %v, want gateway.ErrHistoryGone and pubsub.ErrHistoryGone", from, err)
 		}
-		gone, ok := errors.AsType[*websocket.HistoryGoneError](err)
-		if !ok || gone.Current != (websocket.Position{Epoch: epoch, Seq: 5}) {
-			t.Fatalf("SubscribeSince(%+v) = %v, want a *websocket.HistoryGoneError at {%d 5}", from, err, epoch)
+		gone, ok := errors.AsType[*gateway.HistoryGoneError](err)
+		if !ok || gone.Current != (gateway.Position{Epoch: epoch, Seq: 5}) {
+			t.Fatalf("SubscribeSince(%+v) = %v, want a *gateway.HistoryGoneError at {%d 5}", from, err, epoch)
 		}
 	}
 	if s := n.Stats(); s.Subscriptions != 0 {
@@ -111,7 +111,7 @@ func TestGatewayResume(t *testing.T) {
 	b := broker.New(n)
 	ctx := ctxT(t)
 	for i := 1; i <= 3; i++ {
-		data := websocket.EncodeEnvelope("event", []byte(fmt.Sprintf(`{"n":%d}`, i)), false)
+		data := gateway.EncodeEnvelope("event", []byte(fmt.Sprintf(`{"n":%d}`, i)), false)
 		if _, err := b.Publish(ctx, "topics:matrix", data); err != nil {
 			t.Fatal(err)
 		}
@@ -132,7 +132,7 @@ func TestGatewayResume(t *testing.T) {
 	c2 := dial(t, url)
 	c2.send(`["1","1","topics:matrix","phx_join",{"since":1,"epoch":"` + strconv.FormatUint(info.Epoch+1, 10) + `"}]`)
 	c2.expect(`["1","1","topics:matrix","phx_reply",{"status":"ok","response":{"recovered":false,"reset":true,"epoch":"` + e + `","seq":3}}]`)
-	data := websocket.EncodeEnvelope("event", []byte(`{"n":4}`), false)
+	data := gateway.EncodeEnvelope("event", []byte(`{"n":4}`), false)
 	if _, err := b.Publish(ctx, "topics:matrix", data); err != nil {
 		t.Fatal(err)
 	}

@@ -1,9 +1,11 @@
-package websocket
+package gateway
 
 import (
 	"encoding/json"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/ringcast/ringcast/pubsub/topics"
 )
 
 // Phoenix Channels names.
@@ -174,10 +176,10 @@ func (f *frame) check() error {
 	if len(f.ref.s) > maxRefLen {
 		return refuse(reasonRefLen)
 	}
-	if reason := nameProblem(f.topic, MaxTopicLen); reason != "" {
+	if reason := topics.NameProblem(f.topic, MaxTopicLen); reason != "" {
 		return refuse(invalidTopicPrefix + reason)
 	}
-	if reason := nameProblem(f.event, MaxEventLen); reason != "" {
+	if reason := topics.NameProblem(f.event, MaxEventLen); reason != "" {
 		return refuse(invalidEventPrefix + reason)
 	}
 	return nil

@@ -1,10 +1,10 @@
 // Package broker connects ringcast's WebSocket gateway to a ringcast cluster:
-// [New] adapts a [pubsub.Node] to the [websocket.Broker] interface, so that
-// a [websocket.Handler] serves clients from the node's topics.
+// [New] adapts a [pubsub.Node] to the [gateway.Broker] interface, so that
+// a [gateway.Handler] serves clients from the node's topics.
 //
 //	node, err := pubsub.New(pubsub.Config{Roles: []string{pubsub.RoleGateway}, Seeds: seeds})
 //	...
-//	gw := websocket.NewHandler(broker.New(node), nil)
+//	gw := gateway.NewHandler(broker.New(node), nil)
 //	mux.Handle("/socket/websocket", gw)
 //
 // # Mapping
@@ -12,7 +12,7 @@
 // Broker.Subscribe becomes [pubsub.Node.SubscribeFunc]: it returns once the
 // topic's owner accepted the subscription, and each message is handed to the
 // gateway on one of the node's dispatcher workers, in order, as a
-// [websocket.Message] carrying the topic, epoch, sequence number and data
+// [gateway.Message] carrying the topic, epoch, sequence number and data
 // (shared, never copied). The gateway keeps one subscription per topic
 // whatever the number of its clients, so a node carries one subscription per
 // topic per gateway and fans out to its clients itself.
@@ -26,14 +26,14 @@
 //
 // # Recovery
 //
-// The Broker also implements [websocket.Recoverer], so a client that
+// The Broker also implements [gateway.Recoverer], so a client that
 // reconnects can join with {"since": seq, "epoch": "e"} and resume where it
 // left off. SubscribeSince becomes SubscribeFunc with [pubsub.Since]: the
 // messages after that position still in the owner's history come first,
-// then live ones. When history no longer reaches back, the error is a
-// [websocket.HistoryGoneError] with the topic's current position (wrapping
-// the node's [pubsub.HistoryGoneError]), and the gateway starts the client
-// over from there.
+// then live ones. When history no longer reaches back, the error is the
+// node's [pubsub.HistoryGoneError] with the topic's current position,
+// passed on as it is ([gateway.HistoryGoneError] is the same type), and the
+// gateway starts the client over from there.
 //
 // # Concurrency
 //

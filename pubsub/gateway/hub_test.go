@@ -1,4 +1,4 @@
-package websocket
+package gateway
 
 import (
 	"context"
@@ -15,9 +15,9 @@ import (
 // waiting returns the joins waiting for topic's Subscribe.
 func (hb *hub) waiting(topic string) int {
 	s := hb.shard(topic)
-	s.mu.RLock()
-	defer s.mu.RUnlock()
-	if t := s.topics[topic]; t != nil {
+	s.RLock()
+	defer s.RUnlock()
+	if t := s.Items[topic]; t != nil {
 		return t.waiters
 	}
 	return 0

@@ -8,11 +8,11 @@ import (
 	"testing"
 
 	"github.com/ringcast/ringcast/pubsub"
-	"github.com/ringcast/ringcast/transport/websocket"
-	"github.com/ringcast/ringcast/transport/websocket/broker"
+	"github.com/ringcast/ringcast/pubsub/gateway"
+	"github.com/ringcast/ringcast/pubsub/gateway/broker"
 )
 
-type wsMessage = websocket.Message
+type wsMessage = gateway.Message
 
 func TestSubscribePublish(t *testing.T) {
 	n := startNode(t, "solo", "")

@@ -1,4 +1,4 @@
-package websocket
+package gateway
 
 import (
 	"context"
@@ -133,7 +133,7 @@ func (b *MemoryBroker) SubscribeSince(ctx context.Context, topic string, from Po
 		oldest = t.hist[0].Seq
 	}
 	if from.Epoch != 0 && from.Epoch != memoryEpoch || from.Seq < t.seq && from.Seq+1 < oldest {
-		return Recovery{}, &HistoryGoneError{Current: Position{Epoch: memoryEpoch, Seq: t.seq}}
+		return Recovery{}, &HistoryGoneError{Topic: topic, Requested: from, Current: Position{Epoch: memoryEpoch, Seq: t.seq}}
 	}
 	n := 0
 	for _, m := range t.hist {

@@ -1,9 +1,11 @@
-// Package websocket is ringcast's client-facing gateway: an [http.Handler]
+// Package gateway is ringcast's client-facing gateway: an [http.Handler]
 // that speaks the Phoenix Channels V2 protocol over WebSocket, so that the
 // official Phoenix JavaScript client (1.8) and plain tools such as websocat
 // can join topics and publish to them. Behind it is a [Broker]: a ringcast
-// pubsub node in production, a [MemoryBroker] in tests and single-process
-// programs.
+// pubsub node in production (see package broker below this one), a
+// [MemoryBroker] in tests and single-process programs. The package does not
+// import the node: topic names, positions and [HistoryGoneError] come from
+// package topics, which the node shares.
 //
 // # Protocol
 //
@@ -111,4 +113,17 @@
 // their goroutines; [Handler.Close] does the same with a deadline.
 // [Handler.Stats] reports connection, topic, frame, error and slow-consumer
 // counters.
-package websocket
+//
+// # Files
+//
+//   - handler.go: the Handler, the upgrade, connection tracking and Stats.
+//   - conn.go: a connection's lifecycle, its read loop and its worker.
+//   - channel.go: join (and recovery), leave and publish, and their replies.
+//   - writer.go: the bounded outbound queue and the batching writer.
+//   - cork.go: the hijacked connection, corked so that a batch is one write.
+//   - frame.go: parsing and encoding of text and binary messages.
+//   - hub.go: the shared broker subscriptions and the fan-out to members.
+//   - recover.go: the Recoverer interface and resuming joins.
+//   - broker.go, memory.go, options.go: the Broker interface and envelopes,
+//     the in-memory broker, and Options.
+package gateway

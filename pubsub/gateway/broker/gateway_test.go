@@ -6,15 +6,15 @@ import (
 	"testing"
 
 	"github.com/ringcast/ringcast/pubsub"
-	"github.com/ringcast/ringcast/transport/websocket"
-	"github.com/ringcast/ringcast/transport/websocket/broker"
+	"github.com/ringcast/ringcast/pubsub/gateway"
+	"github.com/ringcast/ringcast/pubsub/gateway/broker"
 )
 
 // serveGateway serves a gateway backed by n on 127.0.0.1 and returns its
 // Phoenix socket URL.
-func serveGateway(t *testing.T, n *pubsub.Node) (*websocket.Handler, string) {
+func serveGateway(t *testing.T, n *pubsub.Node) (*gateway.Handler, string) {
 	t.Helper()
-	h := websocket.NewHandler(broker.New(n), nil)
+	h := gateway.NewHandler(broker.New(n), nil)
 	mux := http.NewServeMux()
 	mux.Handle("/socket/websocket", h)
 	srv := httptest.NewServer(mux)
@@ -64,7 +64,7 @@ func TestGatewaysAcrossNodes(t *testing.T) {
 
 	// A message published on the owner node, as the HTTP API does, reaches
 	// every client with its own join_ref.
-	data := websocket.EncodeEnvelope("event", []byte(`{"n":2}`), false)
+	data := gateway.EncodeEnvelope("event", []byte(`{"n":2}`), false)
 	if _, err := owner.Publish(ctxT(t), "topics:matrix", data); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}

@@ -1,4 +1,4 @@
-package websocket_test
+package gateway_test
 
 import (
 	"context"
@@ -9,19 +9,19 @@ import (
 
 	cws "github.com/coder/websocket"
 
-	"github.com/ringcast/ringcast/transport/websocket"
+	"github.com/ringcast/ringcast/pubsub/gateway"
 )
 
 // A gateway on an in-memory broker, and a client speaking Phoenix Channels V2
 // as websocat would: join, publish, and receive a server-side publication.
 func Example() {
-	broker := websocket.NewMemoryBroker()
-	gateway := websocket.NewHandler(broker, nil)
+	broker := gateway.NewMemoryBroker()
+	gw := gateway.NewHandler(broker, nil)
 	mux := http.NewServeMux()
-	mux.Handle("/socket/websocket", gateway)
+	mux.Handle("/socket/websocket", gw)
 	srv := httptest.NewServer(mux)
 	defer srv.Close()
-	defer gateway.Close()
+	defer gw.Close()
 
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
@@ -53,7 +53,7 @@ func Example() {
 	receive() // the broadcast, to every client joined to the topic
 
 	// A server-side publication, as the HTTP publish API makes it.
-	data := websocket.EncodeEnvelope("news", []byte(`{"id":7}`), false)
+	data := gateway.EncodeEnvelope("news", []byte(`{"id":7}`), false)
 	if _, err := broker.Publish(ctx, "topics:matrix", data); err != nil {
 		fmt.Println(err)
 	}

@@ -1,10 +1,11 @@
-package websocket
+package gateway
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"unicode/utf8"
+
+	"github.com/ringcast/ringcast/pubsub/topics"
 )
 
 // Message is one publication as the broker delivers it.
@@ -43,13 +44,14 @@ type Broker interface {
 // Limits of topic and event names. They come from the Phoenix V2 binary
 // frames, which carry every string behind a one-byte length.
 const (
-	MaxTopicLen = 255
+	MaxTopicLen = topics.MaxLen
 	MaxEventLen = 255
 )
 
 var (
-	// ErrInvalidTopic is returned by ValidateTopic.
-	ErrInvalidTopic = errors.New("websocket: invalid topic")
+	// ErrInvalidTopic is returned by ValidateTopic. It is topics.ErrInvalid,
+	// the error a ringcast node returns for the same names.
+	ErrInvalidTopic = topics.ErrInvalid
 	// ErrInvalidEvent is returned by ValidateEvent.
 	ErrInvalidEvent = errors.New("websocket: invalid event")
 	// ErrMalformedEnvelope is returned by DecodeEnvelope for data that is not an envelope.
@@ -58,50 +60,17 @@ var (
 
 // ValidateTopic reports whether topic may be joined and published to: it must
 // be 1 to MaxTopicLen bytes of valid UTF-8 without control characters. The
-// error wraps ErrInvalidTopic and says which rule failed.
-func ValidateTopic(topic string) error {
-	if reason := nameProblem(topic, MaxTopicLen); reason != "" {
-		return fmt.Errorf("%w: %s", ErrInvalidTopic, reason)
-	}
-	return nil
-}
+// error wraps ErrInvalidTopic and says which rule failed. It is
+// [topics.Validate].
+func ValidateTopic(topic string) error { return topics.Validate(topic) }
 
 // ValidateEvent reports whether event may be published: the same rules as
 // ValidateTopic, with MaxEventLen. The error wraps ErrInvalidEvent.
 func ValidateEvent(event string) error {
-	if reason := nameProblem(event, MaxEventLen); reason != "" {
+	if reason := topics.NameProblem(event, MaxEventLen); reason != "" {
 		return fmt.Errorf("%w: %s", ErrInvalidEvent, reason)
 	}
 	return nil
-}
-
-// nameProblem returns why s is not a valid topic or event name, or "".
-func nameProblem(s string, max int) string {
-	switch {
-	case s == "":
-		return "empty"
-	case len(s) > max:
-		return fmt.Sprintf("longer than %d bytes", max)
-	}
-	for i := 0; i < len(s); {
-		b := s[i]
-		if b < utf8.RuneSelf {
-			if b < 0x20 || b == 0x7f {
-				return "control character"
-			}
-			i++
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			return "not valid UTF-8"
-		}
-		if r >= 0x80 && r <= 0x9f {
-			return "control character"
-		}
-		i += size
-	}
-	return ""
 }
 
 // Envelope layout: one byte version<<4 | kind, one byte event length, the

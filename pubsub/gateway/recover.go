@@ -1,16 +1,13 @@
-package websocket
+package gateway
 
 import (
 	"context"
-	"errors"
-	"fmt"
+
+	"github.com/ringcast/ringcast/pubsub/topics"
 )
 
-// Position is a place in a topic's order.
-type Position struct {
-	Epoch uint64
-	Seq   uint64
-}
+// Position is a place in a topic's order: an epoch and a sequence number.
+type Position = topics.Position
 
 // Recovery describes a subscription made with SubscribeSince.
 type Recovery struct {
@@ -27,20 +24,11 @@ type Recovery struct {
 // ErrHistoryGone is wrapped by a Recoverer when history no longer reaches
 // back to the requested position; the error should also be a
 // *HistoryGoneError telling where the topic is now.
-var ErrHistoryGone = errors.New("websocket: history no longer reaches back that far")
+var ErrHistoryGone = topics.ErrHistoryGone
 
 // HistoryGoneError tells a client that asked to resume where the topic is
-// now, so that it can start over.
-type HistoryGoneError struct {
-	Current Position
-}
-
-func (e *HistoryGoneError) Error() string {
-	return fmt.Sprintf("websocket: history gone; topic is at epoch %d seq %d", e.Current.Epoch, e.Current.Seq)
-}
-
-// Unwrap makes errors.Is(err, ErrHistoryGone) hold.
-func (e *HistoryGoneError) Unwrap() error { return ErrHistoryGone }
+// now (Current), so that it can start over.
+type HistoryGoneError = topics.HistoryGoneError
 
 // Recoverer is implemented by brokers that keep history (a ringcast node
 // does; see package broker). It lets a client that reconnects resume where
@@ -60,7 +48,9 @@ type Recoverer interface {
 // queued, so the client sees the join reply first, then the recovered
 // messages, then live ones.
 func (hb *hub) joinSince(ctx context.Context, j *join, r Recoverer, from Position, reply func(Recovery) outItem) error {
-	s := &hubShard{topics: make(map[string]*topicSub)}
+	// The subscription is not in the hub's map: it gets a shard of its own,
+	// of which only the lock is used, in the same lock order as the hub's.
+	s := new(hubShard)
 	t := &topicSub{
 		hub:     hb,
 		shard:   s,
@@ -74,7 +64,7 @@ func (hb *hub) joinSince(ctx context.Context, j *join, r Recoverer, from Positio
 	ctx, cancel := context.WithTimeout(ctx, hb.h.opts.JoinTimeout)
 	rec, err := r.SubscribeSince(ctx, j.topic, from, t.deliver, t.closed)
 	cancel()
-	s.mu.Lock()
+	s.Lock()
 	defer close(t.ready)
 	if err == nil && t.state == stateEnded {
 		err = t.err
@@ -82,7 +72,7 @@ func (hb *hub) joinSince(ctx context.Context, j *join, r Recoverer, from Positio
 	}
 	if err != nil {
 		t.state = stateEnded
-		s.mu.Unlock()
+		s.Unlock()
 		if rec.Unsubscribe != nil {
 			hb.unsubscribe(j.topic, rec.Unsubscribe)
 		}
@@ -93,7 +83,7 @@ func (hb *hub) joinSince(ctx context.Context, j *join, r Recoverer, from Positio
 	hb.h.stats.topics.Add(1)
 	if err := hb.attachLocked(t, j, reply(rec)); err != nil {
 		unsub := hb.releaseLocked(t)
-		s.mu.Unlock()
+		s.Unlock()
 		hb.unsubscribe(j.topic, unsub)
 		return err
 	}
@@ -101,6 +91,6 @@ func (hb *hub) joinSince(ctx context.Context, j *join, r Recoverer, from Positio
 		j.conn.deliver(j, b)
 	}
 	t.pre = nil
-	s.mu.Unlock()
+	s.Unlock()
 	return nil
 }

@@ -1,13 +1,13 @@
-package websocket
+package gateway
 
 import (
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"hash/maphash"
-	"sync"
 	"unicode/utf8"
+
+	"github.com/ringcast/ringcast/pubsub/internal/shard"
 )
 
 // The hub holds the gateway's broker subscriptions: one per topic, shared by
@@ -16,10 +16,12 @@ import (
 // unsubscribes, and each delivered message is decoded and encoded once, then
 // fanned out to the members.
 //
-// Lock order: hubShard.mu, then conn.mu. Nothing is called on the broker, and
-// no I/O is done, while a lock is held.
-
-const hubShards = 32
+// The subscriptions live in a shard.Map keyed by topic. A topic's shard lock
+// guards the shard's map and the guarded fields of each topicSub in it; the
+// hub holds it across the several steps of a join, a leave or a delivery.
+//
+// Lock order: the hubShard lock, then conn.mu. Nothing is called on the
+// broker, and no I/O is done, while a lock is held.
 
 var (
 	errJoinTimeout         = errors.New("websocket: join timeout")
@@ -29,15 +31,13 @@ var (
 )
 
 type hub struct {
-	h      *Handler
-	seed   maphash.Seed
-	shards [hubShards]hubShard
+	h    *Handler
+	subs *shard.Map[topicSub, struct{}]
 }
 
-type hubShard struct {
-	mu     sync.RWMutex
-	topics map[string]*topicSub
-}
+// hubShard is one shard of the hub's subscriptions: its RWMutex guards Items
+// (the topicSubs by topic) and their guarded fields.
+type hubShard = shard.Shard[topicSub, struct{}]
 
 type topicState uint8
 
@@ -54,7 +54,7 @@ type topicSub struct {
 	topic string
 	ready chan struct{} // closed once Subscribe returned
 
-	// Guarded by shard.mu.
+	// Guarded by the shard's lock.
 	state       topicState
 	members     map[*join]struct{}
 	waiters     int // joins waiting for Subscribe
@@ -70,15 +70,11 @@ type topicSub struct {
 
 func (hb *hub) init(h *Handler) {
 	hb.h = h
-	hb.seed = maphash.MakeSeed()
-	for i := range hb.shards {
-		hb.shards[i].topics = make(map[string]*topicSub)
-	}
+	hb.subs = shard.New[topicSub, struct{}]()
 }
 
-func (hb *hub) shard(topic string) *hubShard {
-	return &hb.shards[maphash.String(hb.seed, topic)%hubShards]
-}
+// shard returns topic's shard, unlocked.
+func (hb *hub) shard(topic string) *hubShard { return hb.subs.Shard(topic) }
 
 // join adds j to its topic, subscribing the gateway first if no local
 // connection has joined the topic yet. Once j is a member, reply is queued to
@@ -87,8 +83,8 @@ func (hb *hub) shard(topic string) *hubShard {
 // gateway's life, not by ctx, as other joins may share it.
 func (hb *hub) join(ctx context.Context, j *join, reply outItem) error {
 	s := hb.shard(j.topic)
-	s.mu.Lock()
-	t := s.topics[j.topic]
+	s.Lock()
+	t := s.Items[j.topic]
 	creator := false
 	if t == nil {
 		t = &topicSub{
@@ -99,16 +95,16 @@ func (hb *hub) join(ctx context.Context, j *join, reply outItem) error {
 			state:   stateSubscribing,
 			members: make(map[*join]struct{}),
 		}
-		s.topics[j.topic] = t
+		s.Items[j.topic] = t
 		creator = true
 	}
 	if t.state == stateActive {
 		err := hb.attachLocked(t, j, reply)
-		s.mu.Unlock()
+		s.Unlock()
 		return err
 	}
 	t.waiters++
-	s.mu.Unlock()
+	s.Unlock()
 
 	if creator {
 		hb.subscribe(t)
@@ -118,7 +114,7 @@ func (hb *hub) join(ctx context.Context, j *join, reply outItem) error {
 	case <-ctx.Done():
 	}
 
-	s.mu.Lock()
+	s.Lock()
 	t.waiters--
 	var err error
 	switch t.state {
@@ -130,7 +126,7 @@ func (hb *hub) join(ctx context.Context, j *join, reply outItem) error {
 		err = t.err
 	}
 	unsub := hb.releaseLocked(t)
-	s.mu.Unlock()
+	s.Unlock()
 	hb.unsubscribe(t.topic, unsub)
 	return err
 }
@@ -143,8 +139,8 @@ func (hb *hub) subscribe(t *topicSub) {
 	cancel()
 
 	s := t.shard
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	defer close(t.ready)
 	if err == nil && t.state == stateEnded {
 		// The broker ended the subscription before Subscribe returned.
@@ -158,9 +154,7 @@ func (hb *hub) subscribe(t *topicSub) {
 			t.err = fmt.Errorf("%w: %w", errSubscribeFailed, err)
 		}
 		t.state = stateEnded
-		if s.topics[t.topic] == t {
-			delete(s.topics, t.topic)
-		}
+		s.DeleteLocked(t.topic, t)
 		hb.h.stats.subscribeErrors.Add(1)
 		hb.h.log.Warn("websocket: subscribe failed", "topic", t.topic, "err", err)
 		return
@@ -171,7 +165,7 @@ func (hb *hub) subscribe(t *topicSub) {
 }
 
 // attachLocked makes j a member of t and queues reply to j's connection. The
-// caller holds t.shard.mu.
+// caller holds the lock of t.shard.
 func (hb *hub) attachLocked(t *topicSub, j *join, reply outItem) error {
 	c := j.conn
 	c.mu.Lock()
@@ -195,8 +189,8 @@ func (hb *hub) leave(j *join) (bool, func() error) {
 	if j.private != nil {
 		s = j.private
 	}
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	c := j.conn
 	c.mu.Lock()
 	t := j.sub
@@ -218,15 +212,13 @@ func (hb *hub) leave(j *join) (bool, func() error) {
 }
 
 // releaseLocked ends t if nothing uses it any more and returns its
-// unsubscribe. The caller holds t.shard.mu.
+// unsubscribe. The caller holds the lock of t.shard.
 func (hb *hub) releaseLocked(t *topicSub) func() error {
 	if t.state != stateActive || len(t.members) > 0 || t.waiters > 0 {
 		return nil
 	}
 	t.state = stateEnded
-	if t.shard.topics[t.topic] == t {
-		delete(t.shard.topics, t.topic)
-	}
+	t.shard.DeleteLocked(t.topic, t)
 	hb.h.stats.topics.Add(-1)
 	unsub := t.unsubscribe
 	t.unsubscribe = nil
@@ -248,8 +240,8 @@ func (hb *hub) unsubscribe(topic string, unsub func() error) {
 func (t *topicSub) closed(err error) {
 	h := t.hub.h
 	s := t.shard
-	s.mu.Lock()
-	defer s.mu.Unlock()
+	s.Lock()
+	defer s.Unlock()
 	if t.state == stateEnded {
 		return
 	}
@@ -259,9 +251,7 @@ func (t *topicSub) closed(err error) {
 	t.state = stateEnded
 	t.err = fmt.Errorf("%w: %w", errSubscribeFailed, err)
 	t.unsubscribe = nil
-	if s.topics[t.topic] == t {
-		delete(s.topics, t.topic)
-	}
+	s.DeleteLocked(t.topic, t)
 	for j := range t.members {
 		c := j.conn
 		c.mu.Lock()
@@ -294,15 +284,15 @@ func (t *topicSub) deliver(m Message) {
 	b := newBroadcast(t.topic, event, payload, binary, m.Seq, m.Epoch)
 	s := t.shard
 	if t.private {
-		s.mu.Lock()
-		defer s.mu.Unlock()
+		s.Lock()
+		defer s.Unlock()
 		if t.state == stateSubscribing {
 			t.pre = append(t.pre, b)
 			return
 		}
 	} else {
-		s.mu.RLock()
-		defer s.mu.RUnlock()
+		s.RLock()
+		defer s.RUnlock()
 	}
 	if t.state != stateActive || len(t.members) == 0 {
 		return
