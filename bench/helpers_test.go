@@ -79,13 +79,13 @@ func benchGossip() pubsub.GossipConfig {
 }
 
 // publishRetry publishes with AckNone and, while the link toward the
-// owner is full (transport.ErrQueueFull), yields and tries again for up to
+// owner is full (pubsub.ErrQueueFull), yields and tries again for up to
 // stallTimeout: the publisher respects back-pressure instead of failing.
 func publishRetry(n *pubsub.Node, topic string, data []byte) error {
 	var deadline time.Time
 	for {
 		_, err := n.Publish(context.Background(), topic, data, pubsub.WithAck(pubsub.AckNone))
-		if err == nil || !errors.Is(err, transport.ErrQueueFull) {
+		if err == nil || !errors.Is(err, pubsub.ErrQueueFull) {
 			return err
 		}
 		if deadline.IsZero() {

@@ -32,6 +32,11 @@ var (
 	// or its link refused the request (queue full, peer gone).
 	ErrUnavailable = errors.New("pubsub: owner unavailable")
 
+	// ErrQueueFull is returned, together with ErrUnavailable, when the link
+	// to the member a request must go through already holds as much as it
+	// may queue: back-pressure. The request was not sent; try again later.
+	ErrQueueFull = errors.New("pubsub: peer link queue full")
+
 	// ErrSlowConsumer ends a subscription whose buffer overflowed under the
 	// default overflow policy. Messages buffered before the overflow are still
 	// returned by Next first.

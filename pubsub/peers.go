@@ -1,6 +1,7 @@
 package pubsub
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"time"
@@ -46,7 +47,7 @@ func (p *peers) sendMsg(name string, msg transport.Message) error {
 		return p.sendTo(name, transport.EncodeFrame(msg))
 	}
 	if err := p.tr.SendMsg(peer, msg); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return linkError(err)
 	}
 	return nil
 }
@@ -67,9 +68,19 @@ func (p *peers) route(name string) (peer transport.Peer, m ring.Member, direct b
 
 func (p *peers) send(name, addr string, frame []byte) error {
 	if err := p.tr.Send(transport.Peer{Name: name, Addr: addr}, frame); err != nil {
-		return fmt.Errorf("%w: %w", ErrUnavailable, err)
+		return linkError(err)
 	}
 	return nil
+}
+
+// linkError wraps an error of the link's in ErrUnavailable, and a full
+// queue in ErrQueueFull too, so that callers test it without importing
+// package transport.
+func linkError(err error) error {
+	if errors.Is(err, transport.ErrQueueFull) {
+		return fmt.Errorf("%w: %w: %w", ErrUnavailable, ErrQueueFull, err)
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
 // framePool holds buffers for frames encoded once and copied into several

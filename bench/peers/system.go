@@ -10,7 +10,6 @@ import (
 
 	"github.com/ringcast/ringcast/bench"
 	"github.com/ringcast/ringcast/pubsub"
-	"github.com/ringcast/ringcast/transport"
 )
 
 // System is one pub/sub system under comparison, running as a cluster of
@@ -112,12 +111,12 @@ func (s *ringcastSystem) Subscribe(ctx context.Context, node int, topic string, 
 }
 
 // Publish retries, after a short pause, while the link toward the owner is
-// full (transport.ErrQueueFull): back-pressure, as a NATS client's
+// full (pubsub.ErrQueueFull): back-pressure, as a NATS client's
 // buffered writer and Redis's pipeline round trips give their publishers.
 func (s *ringcastSystem) Publish(ctx context.Context, node int, topic string, data []byte) error {
 	for {
 		_, err := s.nodes[node].Publish(ctx, topic, data, pubsub.WithAck(pubsub.AckNone))
-		if err == nil || !errors.Is(err, transport.ErrQueueFull) {
+		if err == nil || !errors.Is(err, pubsub.ErrQueueFull) {
 			return err
 		}
 		select {

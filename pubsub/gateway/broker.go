@@ -53,9 +53,9 @@ var (
 	// the error a ringcast node returns for the same names.
 	ErrInvalidTopic = topics.ErrInvalid
 	// ErrInvalidEvent is returned by ValidateEvent.
-	ErrInvalidEvent = errors.New("websocket: invalid event")
+	ErrInvalidEvent = errors.New("gateway: invalid event")
 	// ErrMalformedEnvelope is returned by DecodeEnvelope for data that is not an envelope.
-	ErrMalformedEnvelope = errors.New("websocket: malformed envelope")
+	ErrMalformedEnvelope = errors.New("gateway: malformed envelope")
 )
 
 // ValidateTopic reports whether topic may be joined and published to: it must

@@ -215,7 +215,7 @@ func (c *conn) handlePublish(f *frame, j *join) {
 			reason = reasonPublishTimeout
 		}
 		c.h.stats.errors.Add(1)
-		c.h.log.Warn("websocket: publish failed", "conn", c.id, "topic", f.topic, "err", err)
+		c.h.log.Warn("gateway: publish failed", "conn", c.id, "topic", f.topic, "err", err)
 		reply = replyItem(f, statusError, appendReasonResponse(nil, reason))
 	} else {
 		c.h.stats.publishes.Add(1)
@@ -312,6 +312,6 @@ func (c *conn) refuse(f *frame, err error) {
 
 func (c *conn) refuseReason(f *frame, reason string) {
 	c.h.stats.errors.Add(1)
-	c.h.log.Debug("websocket: refused message", "conn", c.id, "topic", f.topic, "event", f.event, "reason", reason)
+	c.h.log.Debug("gateway: refused message", "conn", c.id, "topic", f.topic, "event", f.event, "reason", reason)
 	c.reply(f, statusError, appendReasonResponse(nil, reason))
 }

@@ -134,7 +134,7 @@ func (c *conn) readLoop() {
 		typ, data, err := c.ws.Read(context.Background())
 		if err != nil {
 			if status := cws.CloseStatus(err); status == -1 {
-				c.h.log.Debug("websocket: connection read ended", "conn", c.id, "err", err)
+				c.h.log.Debug("gateway: connection read ended", "conn", c.id, "err", err)
 			}
 			return
 		}

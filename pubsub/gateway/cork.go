@@ -40,7 +40,7 @@ const (
 // A control frame must fit in the write buffer; see writeBufferSize.
 const _ = uint(writeBufferSize - maxControlFrame)
 
-var errNotHijacker = errors.New("websocket: http.ResponseWriter does not support hijacking")
+var errNotHijacker = errors.New("gateway: http.ResponseWriter does not support hijacking")
 
 // upgradeWriter is the ResponseWriter handed to the websocket library's
 // Accept: its Hijack puts a corkConn under the upgraded connection and gives

@@ -109,7 +109,7 @@ type frame struct {
 // frameError is a message the gateway refuses; reason goes into the error reply.
 type frameError struct{ reason string }
 
-func (e *frameError) Error() string { return "websocket: " + e.reason }
+func (e *frameError) Error() string { return "gateway: " + e.reason }
 
 func refuse(reason string) error { return &frameError{reason: reason} }
 

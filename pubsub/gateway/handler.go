@@ -22,7 +22,7 @@ const (
 	authTokenPrefix = "base64url.bearer.phx."
 )
 
-var errMalformedToken = errors.New("websocket: malformed auth token")
+var errMalformedToken = errors.New("gateway: malformed auth token")
 
 // Handler is the client-facing gateway: an http.Handler that upgrades
 // requests to WebSocket connections speaking Phoenix Channels V2 and connects
@@ -59,7 +59,7 @@ type Handler struct {
 // copied. NewHandler panics if b is nil.
 func NewHandler(b Broker, opts *Options) *Handler {
 	if b == nil {
-		panic("websocket: NewHandler with a nil Broker")
+		panic("gateway: NewHandler with a nil Broker")
 	}
 	o := opts.withDefaults()
 	h := &Handler{
@@ -83,7 +83,7 @@ func NewHandler(b Broker, opts *Options) *Handler {
 // shutting down (503).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if vsn, ok := r.URL.Query()["vsn"]; ok && (len(vsn) != 1 || vsn[0] != protocolVersion) {
-		h.refuseHTTP(w, http.StatusBadRequest, "websocket: unsupported vsn "+strings.Join(vsn, ",")+": this gateway speaks Phoenix Channels vsn="+protocolVersion)
+		h.refuseHTTP(w, http.StatusBadRequest, "gateway: unsupported vsn "+strings.Join(vsn, ",")+": this gateway speaks Phoenix Channels vsn="+protocolVersion)
 		return
 	}
 	token, err := authToken(r)
@@ -93,18 +93,18 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.opts.Authenticate != nil {
 		if err := h.opts.Authenticate(r, token); err != nil {
-			h.log.Info("websocket: authentication refused", "remote", r.RemoteAddr, "err", err)
+			h.log.Info("gateway: authentication refused", "remote", r.RemoteAddr, "err", err)
 			if errors.Is(err, ErrForbidden) {
-				h.refuseHTTP(w, http.StatusForbidden, "websocket: forbidden")
+				h.refuseHTTP(w, http.StatusForbidden, "gateway: forbidden")
 			} else {
-				h.refuseHTTP(w, http.StatusUnauthorized, "websocket: unauthorized")
+				h.refuseHTTP(w, http.StatusUnauthorized, "gateway: unauthorized")
 			}
 			return
 		}
 	}
 	c := h.register()
 	if c == nil {
-		h.refuseHTTP(w, http.StatusServiceUnavailable, "websocket: gateway shutting down")
+		h.refuseHTTP(w, http.StatusServiceUnavailable, "gateway: gateway shutting down")
 		return
 	}
 
@@ -117,7 +117,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		// Accept has answered the request.
 		h.stats.refused.Add(1)
-		h.log.Debug("websocket: upgrade failed", "remote", r.RemoteAddr, "err", err)
+		h.log.Debug("gateway: upgrade failed", "remote", r.RemoteAddr, "err", err)
 		c.cancel()
 		h.unregister(c)
 		h.serving.Done()
@@ -129,7 +129,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !c.attach(ws, uw.cc) {
 		_ = uw.cc.Close()
 	}
-	h.log.Debug("websocket: connection open", "conn", c.id, "remote", r.RemoteAddr)
+	h.log.Debug("gateway: connection open", "conn", c.id, "remote", r.RemoteAddr)
 	// The connection outlives the request: ServeHTTP returns so that the
 	// http.Server releases what it keeps per request.
 	go h.serveConn(c)
@@ -142,7 +142,7 @@ func (h *Handler) serveConn(c *conn) {
 	defer h.unregister(c)
 	defer h.stats.connections.Add(-1)
 	c.serve()
-	h.log.Debug("websocket: connection closed", "conn", c.id)
+	h.log.Debug("gateway: connection closed", "conn", c.id)
 }
 
 func (h *Handler) refuseHTTP(w http.ResponseWriter, status int, msg string) {

@@ -24,10 +24,10 @@ import (
 // broker, and no I/O is done, while a lock is held.
 
 var (
-	errJoinTimeout         = errors.New("websocket: join timeout")
-	errConnClosed          = errors.New("websocket: connection closed")
-	errSubscribeFailed     = errors.New("websocket: subscribe failed")
-	errRecoveryUnsupported = errors.New("websocket: the broker keeps no history")
+	errJoinTimeout         = errors.New("gateway: join timeout")
+	errConnClosed          = errors.New("gateway: connection closed")
+	errSubscribeFailed     = errors.New("gateway: subscribe failed")
+	errRecoveryUnsupported = errors.New("gateway: the broker keeps no history")
 )
 
 type hub struct {
@@ -156,7 +156,7 @@ func (hb *hub) subscribe(t *topicSub) {
 		t.state = stateEnded
 		s.DeleteLocked(t.topic, t)
 		hb.h.stats.subscribeErrors.Add(1)
-		hb.h.log.Warn("websocket: subscribe failed", "topic", t.topic, "err", err)
+		hb.h.log.Warn("gateway: subscribe failed", "topic", t.topic, "err", err)
 		return
 	}
 	t.state = stateActive
@@ -231,7 +231,7 @@ func (hb *hub) unsubscribe(topic string, unsub func() error) {
 		return
 	}
 	if err := unsub(); err != nil {
-		hb.h.log.Warn("websocket: unsubscribe failed", "topic", topic, "err", err)
+		hb.h.log.Warn("gateway: unsubscribe failed", "topic", topic, "err", err)
 	}
 }
 
@@ -265,7 +265,7 @@ func (t *topicSub) closed(err error) {
 	}
 	h.stats.channelErrors.Add(uint64(len(t.members)))
 	t.members = nil
-	h.log.Warn("websocket: broker ended subscription", "topic", t.topic, "err", err)
+	h.log.Warn("gateway: broker ended subscription", "topic", t.topic, "err", err)
 }
 
 // deliver is the broker's deliver callback. The message is encoded once here
@@ -278,7 +278,7 @@ func (t *topicSub) deliver(m Message) {
 	}
 	if err != nil {
 		h.stats.errors.Add(1)
-		h.log.Warn("websocket: dropping undecodable message", "topic", t.topic, "seq", m.Seq, "err", err)
+		h.log.Warn("gateway: dropping undecodable message", "topic", t.topic, "seq", m.Seq, "err", err)
 		return
 	}
 	b := newBroadcast(t.topic, event, payload, binary, m.Seq, m.Epoch)

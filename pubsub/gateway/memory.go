@@ -8,7 +8,7 @@ import (
 
 // ErrBrokerClosed is returned by a closed MemoryBroker, and passed to the
 // closed callbacks of the subscriptions it ends.
-var ErrBrokerClosed = errors.New("websocket: broker closed")
+var ErrBrokerClosed = errors.New("gateway: broker closed")
 
 // MemoryBroker is a Broker inside one process: no cluster, no network. It
 // serves tests, examples, and programs that embed the gateway without a

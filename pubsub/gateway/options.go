@@ -21,7 +21,7 @@ const (
 
 // ErrForbidden may be returned (or wrapped) by Options.Authenticate to refuse a
 // connection with 403 Forbidden instead of 401 Unauthorized.
-var ErrForbidden = errors.New("websocket: forbidden")
+var ErrForbidden = errors.New("gateway: forbidden")
 
 // Options configures a Handler. A nil *Options is valid; zero (or negative)
 // fields take their defaults. NewHandler copies the Options: changing them
@@ -113,7 +113,7 @@ func (o *Options) withDefaults() Options {
 	patterns := make([]string, 0, len(c.OriginPatterns))
 	for _, p := range c.OriginPatterns {
 		if _, err := path.Match(p, ""); err != nil {
-			c.Logger.Warn("websocket: dropping invalid origin pattern", "pattern", p, "err", err)
+			c.Logger.Warn("gateway: dropping invalid origin pattern", "pattern", p, "err", err)
 			continue
 		}
 		patterns = append(patterns, p)

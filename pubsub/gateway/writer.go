@@ -95,7 +95,7 @@ func (c *conn) reserveLocked(n int) bool {
 	}
 	if c.queued > 0 && c.queued+n > c.h.opts.OutboundQueueBytes {
 		c.h.stats.slowConsumers.Add(1)
-		c.h.log.Info("websocket: closing slow consumer", "conn", c.id, "queued", c.queued)
+		c.h.log.Info("gateway: closing slow consumer", "conn", c.id, "queued", c.queued)
 		c.shutdownLocked(cws.StatusTryAgainLater, reasonSlowConsumer, false)
 		return false
 	}
@@ -174,7 +174,7 @@ func (c *conn) closeWS(code cws.StatusCode, reason string, flush bool) {
 	// not answer the close message is cut.
 	cut := time.AfterFunc(c.h.opts.WriteTimeout, func() { _ = c.raw.Close() })
 	if err := c.ws.Close(code, reason); err != nil {
-		c.h.log.Debug("websocket: close", "conn", c.id, "err", err)
+		c.h.log.Debug("gateway: close", "conn", c.id, "err", err)
 	}
 	cut.Stop()
 }
@@ -182,7 +182,7 @@ func (c *conn) closeWS(code cws.StatusCode, reason string, flush bool) {
 // abort ends a connection whose writes fail: without a close handshake, as
 // the client does not take data.
 func (c *conn) abort(err error) {
-	c.h.log.Debug("websocket: write failed", "conn", c.id, "err", err)
+	c.h.log.Debug("gateway: write failed", "conn", c.id, "err", err)
 	c.shutdown(cws.StatusInternalError, "write failed", false)
 	_ = c.raw.Close()
 }
