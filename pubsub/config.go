@@ -55,7 +55,7 @@ type GossipConfig = ring.Timings
 // FastGossip returns timings for loopback clusters and tests: a node that
 // stops without leaving is declared dead in well under two seconds. They
 // cost more gossip traffic than the defaults and are not meant for WANs.
-// They are ring.FastTimings.
+// They are ring.FastTimings().
 func FastGossip() GossipConfig { return ring.FastTimings() }
 
 // Config configures a Node. The zero value is valid: it runs a standalone
