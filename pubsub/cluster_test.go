@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
 )
 
@@ -387,8 +386,8 @@ func TestInvalidInputRefused(t *testing.T) {
 // gossiped by package ring changes with the link protocol: members that
 // cannot open links to each other must not share a ring.
 func TestProtocolVersionsMoveTogether(t *testing.T) {
-	if ring.ProtocolVersion != transport.ProtocolVersion {
-		t.Fatalf("ring speaks version %d, transport %d", ring.ProtocolVersion, transport.ProtocolVersion)
+	if v := (Config{}).ringConfig("").ProtocolVersion; v != transport.ProtocolVersion {
+		t.Fatalf("ring speaks version %d, transport %d", v, transport.ProtocolVersion)
 	}
 }
 

@@ -1,16 +1,14 @@
 package pubsub
 
 import (
-	"crypto/rand"
 	"crypto/sha256"
-	"encoding/hex"
 	"fmt"
 	"log/slog"
-	"os"
 	"runtime"
 	"time"
 
 	"github.com/ringcast/ringcast/ring"
+	"github.com/ringcast/ringcast/transport"
 )
 
 // Roles a node can advertise. A node with RoleTopics is on the hash ring
@@ -52,29 +50,13 @@ const (
 
 // GossipConfig tunes membership gossip and failure detection. Zero fields
 // keep memberlist's LAN defaults, which detect a dead node in a few seconds.
-type GossipConfig struct {
-	ProbeInterval    time.Duration
-	ProbeTimeout     time.Duration
-	GossipInterval   time.Duration
-	PushPullInterval time.Duration
-	TCPTimeout       time.Duration
-	SuspicionMult    int
-}
+type GossipConfig = ring.Timings
 
 // FastGossip returns timings for loopback clusters and tests: a node that
 // stops without leaving is declared dead in well under two seconds. They
 // cost more gossip traffic than the defaults and are not meant for WANs.
-func FastGossip() GossipConfig {
-	c := ring.Config{}.FastTimings()
-	return GossipConfig{
-		ProbeInterval:    c.ProbeInterval,
-		ProbeTimeout:     c.ProbeTimeout,
-		GossipInterval:   c.GossipInterval,
-		PushPullInterval: c.PushPullInterval,
-		TCPTimeout:       c.TCPTimeout,
-		SuspicionMult:    c.SuspicionMult,
-	}
-}
+// They are ring.FastTimings().
+func FastGossip() GossipConfig { return ring.FastTimings() }
 
 // Config configures a Node. The zero value is valid: it runs a standalone
 // node that owns topics, with gossip and peer links on 127.0.0.1 and ports
@@ -85,7 +67,7 @@ type Config struct {
 	NodeName string
 
 	// ClusterName keeps clusters apart: gossip and peer links of another
-	// cluster are refused. Default "ringcast".
+	// cluster are refused. Default ring.DefaultClusterName ("ringcast").
 	ClusterName string
 
 	// GossipAddr is the membership gossip address, "host:port". Port 0 picks
@@ -164,16 +146,10 @@ type Config struct {
 
 func (c Config) withDefaults() (Config, error) {
 	if c.NodeName == "" {
-		host, err := os.Hostname()
-		if err != nil || host == "" {
-			host = "ringcast"
-		}
-		var b [4]byte
-		_, _ = rand.Read(b[:])
-		c.NodeName = host + "-" + hex.EncodeToString(b[:])
+		c.NodeName = ring.NewNodeName()
 	}
 	if c.ClusterName == "" {
-		c.ClusterName = "ringcast"
+		c.ClusterName = ring.DefaultClusterName
 	}
 	if c.GossipAddr == "" {
 		c.GossipAddr = "127.0.0.1:0"
@@ -246,20 +222,19 @@ func (c Config) gossipKey() []byte {
 	return k[:]
 }
 
+// ringConfig returns the membership configuration of a node whose link
+// listener is at peerAddr. Members advertise the link protocol version, so
+// that members whose links could not talk to each other do not share a ring.
 func (c Config) ringConfig(peerAddr string) ring.Config {
 	return ring.Config{
-		NodeName:         c.NodeName,
-		BindAddr:         c.GossipAddr,
-		ClusterName:      c.ClusterName,
-		Roles:            c.Roles,
-		PeerAddr:         peerAddr,
-		SecretKey:        c.gossipKey(),
-		ProbeInterval:    c.Gossip.ProbeInterval,
-		ProbeTimeout:     c.Gossip.ProbeTimeout,
-		GossipInterval:   c.Gossip.GossipInterval,
-		PushPullInterval: c.Gossip.PushPullInterval,
-		TCPTimeout:       c.Gossip.TCPTimeout,
-		SuspicionMult:    c.Gossip.SuspicionMult,
-		Logger:           c.Logger,
+		NodeName:        c.NodeName,
+		BindAddr:        c.GossipAddr,
+		ClusterName:     c.ClusterName,
+		Roles:           c.Roles,
+		PeerAddr:        peerAddr,
+		SecretKey:       c.gossipKey(),
+		Timings:         c.Gossip,
+		ProtocolVersion: transport.ProtocolVersion,
+		Logger:          c.Logger,
 	}
 }

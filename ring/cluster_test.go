@@ -55,7 +55,7 @@ func TestClusterConverges(t *testing.T) {
 						t.Fatalf("%s does not see %s", r.LocalName(), other.LocalName())
 					}
 					if m.GossipAddr != other.GossipAddr() || m.PeerAddr != fmt.Sprintf("127.0.0.1:%d", 9000+i) ||
-						m.Version != ProtocolVersion || !m.HasRole(RoleTopics) {
+						m.Version != testProtocolVersion || !m.HasRole(RoleTopics) {
 						t.Fatalf("%s sees %s as %+v", r.LocalName(), other.LocalName(), m)
 					}
 				}
@@ -336,7 +336,7 @@ func TestBadMetadataLeftOut(t *testing.T) {
 	cfg.Logger = slog.New(rec)
 	r := newTestRing(t, cfg)
 
-	future, err := encodeMeta(Member{Roles: []string{RoleTopics}, Version: ProtocolVersion + 1}, false)
+	future, err := encodeMeta(Member{Roles: []string{RoleTopics}, Version: testProtocolVersion + 1}, false)
 	if err != nil {
 		t.Fatal(err)
 	}

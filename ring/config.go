@@ -11,7 +11,6 @@ import (
 	"os"
 	"slices"
 	"strconv"
-	"time"
 	"unicode/utf8"
 
 	"github.com/hashicorp/memberlist"
@@ -24,17 +23,6 @@ const (
 	// RoleGateway marks a member that serves WebSocket clients.
 	RoleGateway = "gateway"
 )
-
-// ProtocolVersion is the ringcast protocol version this package advertises in
-// its member metadata. Members advertising another version are left out of
-// every View. It moves with transport.ProtocolVersion, so that members whose
-// links could not talk to each other do not share a ring either: across a
-// version change a cluster is upgraded as a whole. Version 2: Deliver frames
-// carry replica copies.
-const ProtocolVersion uint8 = 2
-
-// minProtocolVersion is the oldest member protocol version this package accepts.
-const minProtocolVersion uint8 = 2
 
 // Defaults applied to zero Config fields.
 const (
@@ -118,43 +106,21 @@ type Config struct {
 	// on every member.
 	Load float64
 
-	// Failure detection and gossip timings. Zero fields take memberlist's
-	// LAN defaults (probe every 1 s with a 500 ms timeout, gossip every
-	// 200 ms, push/pull every 30 s, TCP timeout 10 s, suspicion multiplier
-	// 4). ProbeTimeout must be shorter than ProbeInterval. See FastTimings.
-	ProbeInterval    time.Duration
-	ProbeTimeout     time.Duration
-	GossipInterval   time.Duration
-	PushPullInterval time.Duration
-	TCPTimeout       time.Duration
-	SuspicionMult    int
+	// Timings tune failure detection and gossip; zero fields take
+	// memberlist's LAN defaults. See FastTimings.
+	Timings
+
+	// ProtocolVersion is the protocol version this node advertises in its
+	// member metadata. Members advertising another version are left out of
+	// every View, so that members that could not talk to each other do not
+	// share a ring: across a version change a cluster is upgraded as a
+	// whole. Zero is a valid version for programs that use this package
+	// alone.
+	ProtocolVersion uint8
 
 	// Logger receives the Ring's own log records and memberlist's log
 	// lines, at matching levels. Nil discards everything.
 	Logger *slog.Logger
-}
-
-// FastTimings returns a copy of c with aggressive failure-detection timings,
-// meant for tests and small clusters on one host or a fast LAN: probe every
-// 200 ms with a 100 ms timeout, gossip every 20 ms, suspicion multiplier 2,
-// push/pull every 1 s and a 1 s TCP timeout.
-//
-// With these timings a member that stops without leaving is declared failed
-// once some member probes it (each member probes one peer per 200 ms, in
-// turn), the probe round ends (200 ms) and the suspicion timeout runs out
-// (2 × 200 ms for clusters of up to 10 members); the verdict then spreads in
-// a few 20 ms gossip rounds. That is about 0.6 s plus at most 0.2 s per
-// member: under 2 s for clusters of up to 6 members on a healthy host. A
-// 100 ms probe timeout leaves a busy host some slack; a 50 ms one made
-// loaded test machines declare live members dead.
-func (c Config) FastTimings() Config {
-	c.ProbeInterval = 200 * time.Millisecond
-	c.ProbeTimeout = 100 * time.Millisecond
-	c.GossipInterval = 20 * time.Millisecond
-	c.SuspicionMult = 2
-	c.PushPullInterval = time.Second
-	c.TCPTimeout = time.Second
-	return c
 }
 
 // settings is a validated Config with every default applied, plus the parsed
@@ -184,95 +150,125 @@ func (c Config) normalize() (*settings, error) {
 	if s.Logger == nil {
 		s.Logger = slog.New(slog.DiscardHandler)
 	}
+	for _, step := range []func(*settings) error{
+		(*settings).normalizeName,
+		(*settings).normalizeAddrs,
+		(*settings).normalizeMembership,
+		(*settings).normalizeRing,
+		func(s *settings) error { return s.Timings.withDefaults() },
+	} {
+		if err := step(s); err != nil {
+			return nil, err
+		}
+	}
+	return s, nil
+}
 
+// normalizeName applies the node name's default and checks it.
+func (s *settings) normalizeName() error {
 	if s.NodeName == "" {
-		s.NodeName = defaultNodeName()
+		s.NodeName = NewNodeName()
 	}
 	if len(s.NodeName) > MaxNodeNameLen {
-		return nil, invalid("node name is %d bytes, limit %d", len(s.NodeName), MaxNodeNameLen)
+		return invalid("node name is %d bytes, limit %d", len(s.NodeName), MaxNodeNameLen)
 	}
 	if !utf8.ValidString(s.NodeName) {
-		return nil, invalid("node name is not valid UTF-8")
+		return invalid("node name is not valid UTF-8")
 	}
+	return nil
+}
 
+// normalizeAddrs parses the bind and advertise addresses.
+func (s *settings) normalizeAddrs() error {
 	if s.BindAddr == "" {
 		s.BindAddr = DefaultBindAddr
 	}
 	ip, port, err := splitIPPort(s.BindAddr)
 	if err != nil {
-		return nil, invalid("bind address %q: %v", s.BindAddr, err)
+		return invalid("bind address %q: %v", s.BindAddr, err)
 	}
 	if ip == "" {
 		ip = "0.0.0.0"
 	}
 	s.bindIP, s.bindPort = ip, port
-
-	if s.AdvertiseAddr != "" {
-		ip, port, err := splitIPPort(s.AdvertiseAddr)
-		if err != nil {
-			return nil, invalid("advertise address %q: %v", s.AdvertiseAddr, err)
-		}
-		if ip == "" {
-			return nil, invalid("advertise address %q has no IP", s.AdvertiseAddr)
-		}
-		if port != 0 && s.bindPort == 0 {
-			return nil, invalid("advertise address %q has a fixed port but the bind port is chosen at random", s.AdvertiseAddr)
-		}
-		if port == 0 {
-			port = s.bindPort
-		}
-		s.advIP, s.advPort = ip, port
+	if s.AdvertiseAddr == "" {
+		return nil
 	}
+	ip, port, err = splitIPPort(s.AdvertiseAddr)
+	switch {
+	case err != nil:
+		return invalid("advertise address %q: %v", s.AdvertiseAddr, err)
+	case ip == "":
+		return invalid("advertise address %q has no IP", s.AdvertiseAddr)
+	case port != 0 && s.bindPort == 0:
+		return invalid("advertise address %q has a fixed port but the bind port is chosen at random", s.AdvertiseAddr)
+	case port == 0:
+		port = s.bindPort
+	}
+	s.advIP, s.advPort = ip, port
+	return nil
+}
 
+// normalizeMembership checks what the node advertises and shares with the
+// cluster: cluster name, roles, peer address and secret key. Roles and key
+// are copied.
+func (s *settings) normalizeMembership() error {
 	if s.ClusterName == "" {
 		s.ClusterName = DefaultClusterName
 	}
 	if len(s.ClusterName) > memberlist.LabelMaxSize {
-		return nil, invalid("cluster name is %d bytes, limit %d", len(s.ClusterName), memberlist.LabelMaxSize)
+		return invalid("cluster name is %d bytes, limit %d", len(s.ClusterName), memberlist.LabelMaxSize)
 	}
-
-	if len(c.Roles) == 0 {
+	if len(s.Roles) == 0 {
 		s.Roles = []string{RoleTopics}
 	} else {
-		roles, err := checkRoles(c.Roles)
+		roles, err := checkRoles(s.Roles)
 		if err != nil {
-			return nil, err
+			return err
 		}
 		s.Roles = roles
 	}
-
 	if len(s.PeerAddr) > MaxPeerAddrLen {
-		return nil, invalid("peer address is %d bytes, limit %d", len(s.PeerAddr), MaxPeerAddrLen)
+		return invalid("peer address is %d bytes, limit %d", len(s.PeerAddr), MaxPeerAddrLen)
 	}
 	if s.PeerAddr != "" {
 		if _, _, err := net.SplitHostPort(s.PeerAddr); err != nil {
-			return nil, invalid("peer address %q: %v", s.PeerAddr, err)
+			return invalid("peer address %q: %v", s.PeerAddr, err)
 		}
 	}
-
-	if len(c.SecretKey) > 0 {
-		switch len(c.SecretKey) {
-		case 16, 24, 32:
-		default:
-			return nil, invalid("secret key is %d bytes, want 16, 24 or 32", len(c.SecretKey))
-		}
-		s.SecretKey = slices.Clone(c.SecretKey)
+	switch len(s.SecretKey) {
+	case 0:
+		s.SecretKey = nil
+	case 16, 24, 32:
+		s.SecretKey = slices.Clone(s.SecretKey)
+	default:
+		return invalid("secret key is %d bytes, want 16, 24 or 32", len(s.SecretKey))
 	}
+	return nil
+}
 
-	switch {
-	case s.PartitionCount == 0:
-		s.PartitionCount = DefaultPartitionCount
-	case s.PartitionCount < 1 || s.PartitionCount > MaxPartitionCount:
-		return nil, invalid("partition count %d out of range [1, %d]", s.PartitionCount, MaxPartitionCount)
-	}
-	switch {
-	case s.VirtualNodes == 0:
-		s.VirtualNodes = DefaultVirtualNodes
-	case s.VirtualNodes < 2 || s.VirtualNodes > MaxVirtualNodes:
+// normalizeRing applies the ring parameters' defaults and checks their
+// ranges.
+func (s *settings) normalizeRing() error {
+	for _, p := range []struct {
+		name string
+		v    *int
+		def  int
+		min  int
+		max  int
+	}{
+		{"partition count", &s.PartitionCount, DefaultPartitionCount, 1, MaxPartitionCount},
 		// consistent walks at most all but one virtual node looking for an
 		// owner with spare load; with one virtual node per owner it can
 		// miss the only one that has room.
-		return nil, invalid("virtual nodes %d out of range [2, %d]", s.VirtualNodes, MaxVirtualNodes)
+		{"virtual nodes", &s.VirtualNodes, DefaultVirtualNodes, 2, MaxVirtualNodes},
+	} {
+		switch {
+		case *p.v == 0:
+			*p.v = p.def
+		case *p.v < p.min || *p.v > p.max:
+			return invalid("%s %d out of range [%d, %d]", p.name, *p.v, p.min, p.max)
+		}
 	}
 	switch {
 	case s.Load == 0:
@@ -280,38 +276,9 @@ func (c Config) normalize() (*settings, error) {
 	case math.IsNaN(s.Load) || math.IsInf(s.Load, 0) || s.Load <= 1:
 		// A load of 1 or less leaves no room: consistent panics when an
 		// owner's share does not fit.
-		return nil, invalid("load %v must be a finite number greater than 1", s.Load)
+		return invalid("load %v must be a finite number greater than 1", s.Load)
 	}
-
-	lan := memberlist.DefaultLANConfig()
-	for _, d := range []struct {
-		name string
-		v    *time.Duration
-		def  time.Duration
-	}{
-		{"probe interval", &s.ProbeInterval, lan.ProbeInterval},
-		{"probe timeout", &s.ProbeTimeout, lan.ProbeTimeout},
-		{"gossip interval", &s.GossipInterval, lan.GossipInterval},
-		{"push/pull interval", &s.PushPullInterval, lan.PushPullInterval},
-		{"TCP timeout", &s.TCPTimeout, lan.TCPTimeout},
-	} {
-		switch {
-		case *d.v == 0:
-			*d.v = d.def
-		case *d.v < 0:
-			return nil, invalid("%s %v is negative", d.name, *d.v)
-		}
-	}
-	if s.ProbeTimeout >= s.ProbeInterval {
-		return nil, invalid("probe timeout %v must be shorter than probe interval %v", s.ProbeTimeout, s.ProbeInterval)
-	}
-	switch {
-	case s.SuspicionMult == 0:
-		s.SuspicionMult = lan.SuspicionMult
-	case s.SuspicionMult < 0:
-		return nil, invalid("suspicion multiplier %d is negative", s.SuspicionMult)
-	}
-	return s, nil
+	return nil
 }
 
 // checkRoles returns a copy of roles without duplicates, or an
@@ -348,8 +315,10 @@ func splitIPPort(addr string) (string, int, error) {
 	return host, port, nil
 }
 
-// defaultNodeName returns the host name followed by a random suffix.
-func defaultNodeName() string {
+// NewNodeName returns a fresh node name: the host name (DefaultClusterName
+// when it has none), "-" and eight random hexadecimal digits, at most
+// MaxNodeNameLen bytes of UTF-8. New uses it when Config.NodeName is empty.
+func NewNodeName() string {
 	host, err := os.Hostname()
 	if err != nil || host == "" || !utf8.ValidString(host) {
 		host = DefaultClusterName
@@ -382,12 +351,7 @@ func (s *settings) memberlistConfig(d *delegate, logger *slog.Logger) *memberlis
 	if len(s.SecretKey) > 0 {
 		mc.SecretKey = slices.Clone(s.SecretKey)
 	}
-	mc.ProbeInterval = s.ProbeInterval
-	mc.ProbeTimeout = s.ProbeTimeout
-	mc.GossipInterval = s.GossipInterval
-	mc.PushPullInterval = s.PushPullInterval
-	mc.TCPTimeout = s.TCPTimeout
-	mc.SuspicionMult = s.SuspicionMult
+	s.Timings.apply(mc)
 	mc.Delegate = d
 	mc.Events = d
 	mc.LogOutput = nil

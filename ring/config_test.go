@@ -35,9 +35,9 @@ func TestNewInvalidConfig(t *testing.T) {
 		{"load below 1", Config{Load: 0.5}},
 		{"load NaN", Config{Load: math.NaN()}},
 		{"load Inf", Config{Load: math.Inf(1)}},
-		{"negative probe interval", Config{ProbeInterval: -time.Second}},
-		{"probe timeout not below interval", Config{ProbeInterval: time.Second, ProbeTimeout: time.Second}},
-		{"negative suspicion mult", Config{SuspicionMult: -1}},
+		{"negative probe interval", Config{Timings: Timings{ProbeInterval: -time.Second}}},
+		{"probe timeout not below interval", Config{Timings: Timings{ProbeInterval: time.Second, ProbeTimeout: time.Second}}},
+		{"negative suspicion mult", Config{Timings: Timings{SuspicionMult: -1}}},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -65,8 +65,8 @@ func TestNewDefaults(t *testing.T) {
 	if !slices.Equal(local.Roles, []string{RoleTopics}) {
 		t.Fatalf("roles = %v, want [topics]", local.Roles)
 	}
-	if local.Version != ProtocolVersion {
-		t.Fatalf("version = %d", local.Version)
+	if local.Version != 0 {
+		t.Fatalf("version = %d, want the zero default", local.Version)
 	}
 	host, port, err := net.SplitHostPort(r.GossipAddr())
 	if err != nil || host != "127.0.0.1" || port == "0" {
@@ -122,7 +122,7 @@ func TestNewDoesNotRetainCallerConfig(t *testing.T) {
 }
 
 func TestFastTimings(t *testing.T) {
-	base := Config{NodeName: "x", ProbeInterval: time.Hour}
+	base := Config{NodeName: "x", Timings: Timings{ProbeInterval: time.Hour}}
 	fast := base.FastTimings()
 	if base.ProbeInterval != time.Hour {
 		t.Fatal("FastTimings changed its receiver")
@@ -138,7 +138,7 @@ func TestFastTimings(t *testing.T) {
 }
 
 func TestDefaultNodeName(t *testing.T) {
-	a, b := defaultNodeName(), defaultNodeName()
+	a, b := NewNodeName(), NewNodeName()
 	if a == b {
 		t.Fatalf("two default names are equal: %q", a)
 	}

@@ -7,13 +7,16 @@
 // [Ring.Join] (any one reachable member is enough), spread membership by
 // gossip, detect failed nodes with SWIM probes and announce a graceful
 // departure with [Ring.Leave]. Every node advertises a small msgpack metadata
-// record: the ringcast protocol version it speaks, its roles and the address
-// of its node-to-node link. Members whose metadata does not decode, or whose
-// version is not supported, are logged and left out of every [View].
+// record: its protocol version ([Config.ProtocolVersion]), its roles and the
+// address of its node-to-node link. Members whose metadata does not decode,
+// or whose version differs from this node's, are logged and left out of
+// every [View].
 //
 // [Config.ClusterName] is used as memberlist's label, so nodes of different
 // clusters that can reach each other never merge. [Config.SecretKey] turns on
-// memberlist's gossip encryption.
+// memberlist's gossip encryption. The [Timings] embedded in Config tune
+// failure detection; [FastTimings] suits tests and small clusters on one
+// host.
 //
 // # Roles
 //
@@ -70,4 +73,16 @@
 // then memberlist's leave message, so the others can tell a leave from a
 // failure. Memberlist's own log lines are routed to the configured
 // [log/slog.Logger] at their matching levels.
+//
+// # Files
+//
+//   - config.go: [Config], its defaults and limits, and their validation.
+//   - timings.go: [Timings], the failure-detection presets.
+//   - ring.go: the [Ring] itself: New, Join, Leave, SetRoles, Close, Watch.
+//   - events.go: memberlist's delegates, the member table and the rebuild
+//     goroutine that turns it into views.
+//   - member.go: [Member] and its metadata encoding, decoded with bounds
+//     checks on every length.
+//   - view.go: the immutable [View] and the ownership lookups.
+//   - log.go: memberlist's log lines routed to the slog.Logger.
 package ring

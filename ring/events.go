@@ -70,7 +70,7 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 
 // observe decodes n's metadata and records the result.
 func (r *Ring) observe(n *memberlist.Node) {
-	md, err := memberFromNode(n)
+	md, err := memberFromNode(n, r.set.ProtocolVersion)
 	if err != nil {
 		md.member = Member{Name: n.Name, GossipAddr: n.Address()}
 	}

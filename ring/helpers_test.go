@@ -25,13 +25,17 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 	}
 }
 
+// testProtocolVersion is the protocol version test members advertise.
+const testProtocolVersion uint8 = 2
+
 // testConfig returns a loopback config with fast failure detection.
 func testConfig(name string, roles ...string) Config {
 	return Config{
-		NodeName: name,
-		BindAddr: "127.0.0.1:0",
-		Roles:    roles,
-		PeerAddr: "127.0.0.1:9000",
+		NodeName:        name,
+		BindAddr:        "127.0.0.1:0",
+		Roles:           roles,
+		PeerAddr:        "127.0.0.1:9000",
+		ProtocolVersion: testProtocolVersion,
 	}.FastTimings()
 }
 

@@ -120,9 +120,10 @@ type metadata struct {
 }
 
 // memberFromNode decodes a memberlist node's metadata into a Member. It fails
-// when the metadata is malformed or speaks an unsupported version.
-func memberFromNode(n *memberlist.Node) (metadata, error) {
-	md, err := decodeMeta(n.Meta)
+// when the metadata is malformed or advertises a protocol version other than
+// version.
+func memberFromNode(n *memberlist.Node, version uint8) (metadata, error) {
+	md, err := decodeMeta(n.Meta, version)
 	if err != nil {
 		return metadata{}, err
 	}
@@ -131,9 +132,10 @@ func memberFromNode(n *memberlist.Node) (metadata, error) {
 	return md, nil
 }
 
-// decodeMeta decodes member metadata. It reads untrusted bytes: every length
-// is checked against the bytes that remain before anything is allocated.
-func decodeMeta(b []byte) (metadata, error) {
+// decodeMeta decodes member metadata and checks that it advertises protocol
+// version version. It reads untrusted bytes: every length is checked against
+// the bytes that remain before anything is allocated.
+func decodeMeta(b []byte, version uint8) (metadata, error) {
 	var md metadata
 	m := &md.member
 	if len(b) == 0 {
@@ -207,8 +209,8 @@ func decodeMeta(b []byte) (metadata, error) {
 	if !haveVersion {
 		return md, fmt.Errorf("%w: no version", errMetaInvalid)
 	}
-	if m.Version < minProtocolVersion || m.Version > ProtocolVersion {
-		return md, fmt.Errorf("%w: %d (supported %d to %d)", errMetaVersion, m.Version, minProtocolVersion, ProtocolVersion)
+	if m.Version != version {
+		return md, fmt.Errorf("%w: %d, want %d", errMetaVersion, m.Version, version)
 	}
 	return md, nil
 }

@@ -12,13 +12,13 @@ import (
 )
 
 func TestMetaRoundTrip(t *testing.T) {
-	in := Member{Roles: []string{RoleTopics, RoleGateway}, PeerAddr: "10.0.0.1:4000", Version: ProtocolVersion}
+	in := Member{Roles: []string{RoleTopics, RoleGateway}, PeerAddr: "10.0.0.1:4000", Version: testProtocolVersion}
 	for _, leaving := range []bool{false, true} {
 		b, err := encodeMeta(in, leaving)
 		if err != nil {
 			t.Fatal(err)
 		}
-		out, err := decodeMeta(b)
+		out, err := decodeMeta(b, testProtocolVersion)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -27,7 +27,7 @@ func TestMetaRoundTrip(t *testing.T) {
 		}
 	}
 	// The largest metadata New accepts fits memberlist's limit.
-	big := Member{Roles: []string{RoleTopics, RoleGateway}, PeerAddr: strings.Repeat("h", MaxPeerAddrLen), Version: ProtocolVersion}
+	big := Member{Roles: []string{RoleTopics, RoleGateway}, PeerAddr: strings.Repeat("h", MaxPeerAddrLen), Version: testProtocolVersion}
 	if b, err := encodeMeta(big, true); err != nil || len(b) > memberlist.MetaMaxSize {
 		t.Fatalf("largest metadata: %d bytes, %v", len(b), err)
 	}
@@ -52,13 +52,13 @@ func encodeMap(t *testing.T, kv ...any) []byte {
 func TestMetaUnknownFieldsSkipped(t *testing.T) {
 	b := encodeMap(t,
 		"future", map[string]any{"a": []any{1, "x", 2.5, nil, true}},
-		"v", int(ProtocolVersion),
+		"v", int(testProtocolVersion),
 		"blob", []byte{1, 2, 3},
 		"r", []string{RoleTopics, "archive"},
 		"n", -7,
 		"p", "127.0.0.1:1",
 	)
-	md, err := decodeMeta(b)
+	md, err := decodeMeta(b, testProtocolVersion)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,7 +66,7 @@ func TestMetaUnknownFieldsSkipped(t *testing.T) {
 	if md.leaving {
 		t.Fatal("leaving without the mark")
 	}
-	if !slices.Equal(m.Roles, []string{RoleTopics, "archive"}) || m.PeerAddr != "127.0.0.1:1" || m.Version != ProtocolVersion {
+	if !slices.Equal(m.Roles, []string{RoleTopics, "archive"}) || m.PeerAddr != "127.0.0.1:1" || m.Version != testProtocolVersion {
 		t.Fatalf("decoded %+v", m)
 	}
 	if !m.HasRole(RoleTopics) {
@@ -86,18 +86,18 @@ func TestMetaRejected(t *testing.T) {
 		{"garbage", []byte("hello world"), errMetaInvalid},
 		{"no version", encodeMap(t, "r", []string{RoleTopics}), errMetaInvalid},
 		{"version 0", encodeMap(t, "v", 0), errMetaVersion},
-		{"older version", encodeMap(t, "v", int(ProtocolVersion)-1), errMetaVersion},
-		{"future version", encodeMap(t, "v", int(ProtocolVersion)+1), errMetaVersion},
+		{"older version", encodeMap(t, "v", int(testProtocolVersion)-1), errMetaVersion},
+		{"future version", encodeMap(t, "v", int(testProtocolVersion)+1), errMetaVersion},
 		{"version overflow", encodeMap(t, "v", 257), errMetaVersion},
 		{"version string", encodeMap(t, "v", "1"), errMetaInvalid},
-		{"roles not array", encodeMap(t, "v", int(ProtocolVersion), "r", "topics"), errMetaInvalid},
-		{"too many roles", encodeMap(t, "v", int(ProtocolVersion), "r", slices.Repeat([]string{"x"}, maxMetaRoles+1)), errMetaInvalid},
-		{"role too long", encodeMap(t, "v", int(ProtocolVersion), "r", []string{strings.Repeat("r", maxRoleLen+1)}), errMetaInvalid},
-		{"peer too long", encodeMap(t, "v", int(ProtocolVersion), "p", strings.Repeat("p", MaxPeerAddrLen+1)), errMetaInvalid},
-		{"leaving not bool", encodeMap(t, "v", int(ProtocolVersion), "l", 1), errMetaInvalid},
-		{"trailing bytes", append(encodeMap(t, "v", int(ProtocolVersion)), 0xc0), errMetaInvalid},
-		{"truncated", encodeMap(t, "v", int(ProtocolVersion), "p", "127.0.0.1:1")[:10], errMetaInvalid},
-		{"extension", encodeMap(t, "v", int(ProtocolVersion), "x", msgpack.RawMessage{0xd4, 1, 2}), errMetaInvalid},
+		{"roles not array", encodeMap(t, "v", int(testProtocolVersion), "r", "topics"), errMetaInvalid},
+		{"too many roles", encodeMap(t, "v", int(testProtocolVersion), "r", slices.Repeat([]string{"x"}, maxMetaRoles+1)), errMetaInvalid},
+		{"role too long", encodeMap(t, "v", int(testProtocolVersion), "r", []string{strings.Repeat("r", maxRoleLen+1)}), errMetaInvalid},
+		{"peer too long", encodeMap(t, "v", int(testProtocolVersion), "p", strings.Repeat("p", MaxPeerAddrLen+1)), errMetaInvalid},
+		{"leaving not bool", encodeMap(t, "v", int(testProtocolVersion), "l", 1), errMetaInvalid},
+		{"trailing bytes", append(encodeMap(t, "v", int(testProtocolVersion)), 0xc0), errMetaInvalid},
+		{"truncated", encodeMap(t, "v", int(testProtocolVersion), "p", "127.0.0.1:1")[:10], errMetaInvalid},
+		{"extension", encodeMap(t, "v", int(testProtocolVersion), "x", msgpack.RawMessage{0xd4, 1, 2}), errMetaInvalid},
 		// Length prefixes far beyond the input are refused before any
 		// allocation of that size.
 		{"huge map", []byte{0xdf, 0xff, 0xff, 0xff, 0xff}, errMetaInvalid},
@@ -108,7 +108,7 @@ func TestMetaRejected(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			m, err := decodeMeta(tc.b)
+			m, err := decodeMeta(tc.b, testProtocolVersion)
 			if !errors.Is(err, tc.want) {
 				t.Fatalf("decodeMeta = %+v, %v; want %v", m, err, tc.want)
 			}
@@ -121,7 +121,7 @@ func TestMetaHugePrefixDoesNotAllocate(t *testing.T) {
 	allocs := testing.Benchmark(func(b2 *testing.B) {
 		b2.ReportAllocs()
 		for b2.Loop() {
-			_, _ = decodeMeta(b)
+			_, _ = decodeMeta(b, testProtocolVersion)
 		}
 	})
 	if per := allocs.AllocedBytesPerOp(); per > 4096 {
@@ -130,17 +130,17 @@ func TestMetaHugePrefixDoesNotAllocate(t *testing.T) {
 }
 
 func FuzzDecodeMeta(f *testing.F) {
-	good, _ := encodeMeta(Member{Roles: []string{RoleTopics}, PeerAddr: "127.0.0.1:9000", Version: ProtocolVersion}, true)
+	good, _ := encodeMeta(Member{Roles: []string{RoleTopics}, PeerAddr: "127.0.0.1:9000", Version: testProtocolVersion}, true)
 	f.Add(good)
 	f.Add([]byte{0x81, 0xa1, 'z', 0xdb, 0x7f, 0xff, 0xff, 0xff})
 	f.Add([]byte{0x83, 0xa1, 'v', 0x01, 0xa1, 'r', 0x90, 0xa1, 'p', 0xa0})
 	f.Fuzz(func(t *testing.T, b []byte) {
-		md, err := decodeMeta(b)
+		md, err := decodeMeta(b, testProtocolVersion)
 		if err != nil {
 			return
 		}
 		m := md.member
-		if m.Version < minProtocolVersion || m.Version > ProtocolVersion {
+		if m.Version != testProtocolVersion {
 			t.Fatalf("accepted version %d", m.Version)
 		}
 		if len(m.Roles) > maxMetaRoles || len(m.PeerAddr) > MaxPeerAddrLen {
@@ -150,7 +150,7 @@ func FuzzDecodeMeta(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encode: %v", err)
 		}
-		m2, err := decodeMeta(again)
+		m2, err := decodeMeta(again, testProtocolVersion)
 		if err != nil || !m2.member.equal(m) || m2.leaving != md.leaving {
 			t.Fatalf("round trip: %+v, %v; want %+v", m2, err, m)
 		}

@@ -101,7 +101,7 @@ func New(cfg Config) (*Ring, error) {
 		Name:     s.NodeName,
 		Roles:    s.Roles,
 		PeerAddr: s.PeerAddr,
-		Version:  ProtocolVersion,
+		Version:  s.ProtocolVersion,
 	}
 	meta, err := encodeMeta(local, false)
 	if err != nil {

@@ -25,7 +25,7 @@ func testMembers(n int, roles ...string) []Member {
 			Roles:      roles,
 			PeerAddr:   fmt.Sprintf("127.0.0.1:%d", 9000+i),
 			GossipAddr: fmt.Sprintf("127.0.0.1:%d", 7000+i),
-			Version:    ProtocolVersion,
+			Version:    testProtocolVersion,
 		}
 	}
 	return out
@@ -140,8 +140,8 @@ func TestViewOwnersDistinctAndClamped(t *testing.T) {
 }
 
 func TestViewRoles(t *testing.T) {
-	ms := append(testMembers(3), Member{Name: "gw-a", Roles: []string{RoleGateway}, Version: ProtocolVersion},
-		Member{Name: "both", Roles: []string{RoleGateway, RoleTopics}, Version: ProtocolVersion})
+	ms := append(testMembers(3), Member{Name: "gw-a", Roles: []string{RoleGateway}, Version: testProtocolVersion},
+		Member{Name: "both", Roles: []string{RoleGateway, RoleTopics}, Version: testProtocolVersion})
 	v := newView(defaultParams, 1, ms)
 	if v.Len() != 5 || v.OwnerCount() != 4 {
 		t.Fatalf("Len %d OwnerCount %d", v.Len(), v.OwnerCount())
@@ -231,7 +231,7 @@ func TestViewShareAndSpread(t *testing.T) {
 }
 
 func TestViewWithout(t *testing.T) {
-	ms := append(testMembers(4), Member{Name: "gw", Roles: []string{RoleGateway}, Version: ProtocolVersion})
+	ms := append(testMembers(4), Member{Name: "gw", Roles: []string{RoleGateway}, Version: testProtocolVersion})
 	v := newView(defaultParams, 9, ms)
 	w := v.Without("m-2")
 	if w.Version() != 9 || w.Len() != 4 || w.OwnerCount() != 3 {

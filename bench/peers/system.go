@@ -128,7 +128,7 @@ func (s *ringcastSystem) Publish(ctx context.Context, node int, topic string, da
 }
 
 // benchGossip is pubsub.FastGossip with a failure detector that tolerates
-// saturated CPUs: FastGossip's 50 ms probe timeout declares busy nodes dead
+// saturated CPUs: FastGossip's 100 ms probe timeout declares busy nodes dead
 // while a run keeps both cores busy, and these runs measure throughput,
 // not failure detection.
 func benchGossip() pubsub.GossipConfig {

@@ -111,127 +111,167 @@ type result struct {
 	MaxDPS float64 `json:"max_deliveries_per_s,omitempty"`
 }
 
+// pubNode is the node every workload publishes from.
+const pubNode = 0
+
 // run runs w against sys: subscribe, probe until every subscription
 // delivers, warm up, then measure.
 func (w workload) run(ctx context.Context, sys System, st settings) (result, error) {
 	res := result{Workload: w.id, System: sys.Name()}
-	subs := w.subs()
-	var flow window
-	if w.perTopic {
-		flow = newTotalFlow(manyTopicsWindow, st.stall)
-	} else {
-		flow = newFanoutFlow(perSubWindow, st.stall)
-	}
-	const pubNode = 0
-	flow.setBeforeWait(func() { _ = sys.Flush(ctx, pubNode) })
-	var hist bench.Histogram
-	sinks := make([]*sink, len(subs))
-	every := int64(sampleEvery)
-	if w.paced {
-		every = 1
-	}
+	t := w.newTrial(ctx, sys, st)
 	setupCtx, cancel := context.WithTimeout(ctx, st.setup)
 	defer cancel()
-	err := forEach(setupCtx, len(subs), func(ctx context.Context, i int) error {
-		sk := flow.newSink()
-		sinks[i] = sk
+	if err := t.subscribe(setupCtx); err != nil {
+		return res, fmt.Errorf("subscribe: %w", err)
+	}
+	if err := probe(setupCtx, sys, pubNode, t.subs, t.sinks); err != nil {
+		return res, err
+	}
+	if st.warmup > 0 {
+		if err := t.warmUp(); err != nil {
+			return res, fmt.Errorf("warm-up: %w", err)
+		}
+	}
+	return t.measure(res)
+}
+
+// trial is one run of a workload against a system: its subscriptions, the
+// flow window that paces the publisher and the latency histogram.
+type trial struct {
+	w       workload
+	ctx     context.Context
+	sys     System
+	st      settings
+	subs    []subscriber
+	sinks   []*sink
+	flow    window
+	hist    bench.Histogram
+	every   int64 // one delivery in every is timed
+	fanout  int64 // deliveries per message
+	payload []byte
+}
+
+func (w workload) newTrial(ctx context.Context, sys System, st settings) *trial {
+	t := &trial{w: w, ctx: ctx, sys: sys, st: st, subs: w.subs(), every: sampleEvery, fanout: 1,
+		payload: make([]byte, payloadSize)}
+	if w.perTopic {
+		t.flow = newTotalFlow(manyTopicsWindow, st.stall)
+	} else {
+		t.flow = newFanoutFlow(perSubWindow, st.stall)
+		t.fanout = int64(len(t.subs))
+	}
+	t.flow.setBeforeWait(func() { _ = sys.Flush(ctx, pubNode) })
+	t.sinks = make([]*sink, len(t.subs))
+	if w.paced {
+		t.every = 1
+	}
+	return t
+}
+
+// subscribe places every subscriber; each counts its deliveries in its sink
+// and times one in t.every.
+func (t *trial) subscribe(ctx context.Context) error {
+	return forEach(ctx, len(t.subs), func(ctx context.Context, i int) error {
+		sk := t.flow.newSink()
+		t.sinks[i] = sk
 		offset := int64(i)
-		return sys.Subscribe(ctx, subs[i].node, subs[i].topic, func(sent int64) {
+		return t.sys.Subscribe(ctx, t.subs[i].node, t.subs[i].topic, func(sent int64) {
 			if sent == 0 {
 				sk.probed.Store(true)
 				return
 			}
-			if (sk.n.Load()+offset)%every == 0 {
-				hist.Record(bench.Now() - sent)
+			if (sk.n.Load()+offset)%t.every == 0 {
+				t.hist.Record(bench.Now() - sent)
 			}
 			sk.deliver()
 		})
 	})
-	if err != nil {
-		return res, fmt.Errorf("subscribe: %w", err)
-	}
-	if err := probe(setupCtx, sys, pubNode, subs, sinks); err != nil {
-		return res, err
-	}
+}
 
-	fanout := int64(1)
-	if !w.perTopic {
-		fanout = int64(len(subs))
-	}
-	payload := make([]byte, payloadSize)
-	publish := func(d time.Duration) (published int64, stalled bool, err error) {
-		begin := time.Now()
-		interval := time.Second / pacedRate
-		for i := int64(0); ; i++ {
-			if i%64 == 0 && time.Since(begin) >= d {
+// publish publishes for d, as fast as the window allows or at pacedRate,
+// and reports how many messages went out and whether the window stalled.
+func (t *trial) publish(d time.Duration) (published int64, stalled bool, err error) {
+	ctx, sys := t.ctx, t.sys
+	begin := time.Now()
+	interval := time.Second / pacedRate
+	for i := int64(0); ; i++ {
+		if i%64 == 0 && time.Since(begin) >= d {
+			break
+		}
+		if t.w.paced {
+			if wait := time.Until(begin.Add(time.Duration(i) * interval)); wait > 0 {
+				time.Sleep(wait)
+			}
+			if time.Since(begin) >= d {
 				break
 			}
-			if w.paced {
-				if wait := time.Until(begin.Add(time.Duration(i) * interval)); wait > 0 {
-					time.Sleep(wait)
-				}
-				if time.Since(begin) >= d {
-					break
-				}
-			}
-			if err := flow.acquire(i); err != nil {
-				if errors.Is(err, errStalled) {
-					return i, true, sys.Flush(ctx, pubNode)
-				}
-				return i, false, err
-			}
-			bench.Stamp(payload)
-			if err := sys.Publish(ctx, pubNode, w.topics[i%int64(len(w.topics))], payload); err != nil {
-				return i, false, fmt.Errorf("publish %d: %w", i, err)
-			}
-			if w.paced {
-				if err := sys.Flush(ctx, pubNode); err != nil {
-					return i + 1, false, err
-				}
-			}
-			published = i + 1
 		}
-		return published, false, sys.Flush(ctx, pubNode)
-	}
-	drain := func(want int64) (int64, time.Time) {
-		deadline := time.Now().Add(st.drain)
-		for {
-			got := flow.delivered()
-			if got >= want || time.Now().After(deadline) {
-				return got, time.Now()
+		if err := t.flow.acquire(i); err != nil {
+			if errors.Is(err, errStalled) {
+				return i, true, sys.Flush(ctx, pubNode)
 			}
-			time.Sleep(100 * time.Microsecond)
+			return i, false, err
 		}
+		bench.Stamp(t.payload)
+		if err := sys.Publish(ctx, pubNode, t.w.topics[i%int64(len(t.w.topics))], t.payload); err != nil {
+			return i, false, fmt.Errorf("publish %d: %w", i, err)
+		}
+		if t.w.paced {
+			if err := sys.Flush(ctx, pubNode); err != nil {
+				return i + 1, false, err
+			}
+		}
+		published = i + 1
 	}
+	return published, false, sys.Flush(ctx, pubNode)
+}
 
-	if st.warmup > 0 {
-		n, stalled, err := publish(st.warmup)
-		if err != nil {
-			return res, fmt.Errorf("warm-up: %w", err)
+// drain waits until want deliveries arrived or the drain deadline passed,
+// and returns the deliveries and the time it stopped waiting.
+func (t *trial) drain(want int64) (int64, time.Time) {
+	deadline := time.Now().Add(t.st.drain)
+	for {
+		got := t.flow.delivered()
+		if got >= want || time.Now().After(deadline) {
+			return got, time.Now()
 		}
-		if got, _ := drain(n * fanout); stalled || got < n*fanout {
-			return res, fmt.Errorf("warm-up: %d of %d deliveries arrived", got, n*fanout)
-		}
-		flow.reset()
-		hist.Reset()
+		time.Sleep(100 * time.Microsecond)
 	}
+}
 
+// warmUp publishes for the warm-up time, checks that everything arrived and
+// zeroes the counters.
+func (t *trial) warmUp() error {
+	n, stalled, err := t.publish(t.st.warmup)
+	if err != nil {
+		return err
+	}
+	if got, _ := t.drain(n * t.fanout); stalled || got < n*t.fanout {
+		return fmt.Errorf("%d of %d deliveries arrived", got, n*t.fanout)
+	}
+	t.flow.reset()
+	t.hist.Reset()
+	return nil
+}
+
+// measure publishes for the measured time and fills res in.
+func (t *trial) measure(res result) (result, error) {
 	begin := time.Now()
-	n, stalled, err := publish(st.duration)
+	n, stalled, err := t.publish(t.st.duration)
 	if err != nil {
 		return res, err
 	}
-	got, end := drain(n * fanout)
+	got, end := t.drain(n * t.fanout)
 	elapsed := end.Sub(begin).Seconds()
-	res.Published, res.Expected, res.Delivered = n, n*fanout, got
+	res.Published, res.Expected, res.Delivered = n, n*t.fanout, got
 	res.Lost = max(res.Expected-got, 0)
 	res.Stalled = stalled
 	res.ElapsedS = elapsed
 	res.DeliveriesPS = float64(got) / elapsed
 	res.MessagesPS = float64(n) / elapsed
-	res.P50us = orZero(hist.Quantile(0.50) / 1e3)
-	res.P99us = orZero(hist.Quantile(0.99) / 1e3)
-	res.MaxUs = float64(hist.Max()) / 1e3
+	res.P50us = orZero(t.hist.Quantile(0.50) / 1e3)
+	res.P99us = orZero(t.hist.Quantile(0.99) / 1e3)
+	res.MaxUs = float64(t.hist.Max()) / 1e3
 	return res, nil
 }
 

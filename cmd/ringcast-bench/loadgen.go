@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"strconv"
 	"sync"
@@ -19,86 +16,12 @@ import (
 )
 
 const (
-	// joinRef is the join_ref of every connection's only join; refs of
-	// later messages count up from it.
-	joinRef = "1"
-	// eventName is the event of the broadcasts the benchmark publishes.
-	eventName = "bench"
 	// heartbeatInterval keeps connections alive on gateways that close idle
 	// ones (ringcast-ws: 60 s), as Phoenix clients do.
 	heartbeatInterval = 25 * time.Second
 	// dialers bounds the connections being opened at once.
 	dialers = 64
 )
-
-// Summary is the outcome of a run.
-type Summary struct {
-	Config Config
-
-	Connected  int // connections that joined their topic
-	ConnErrors int // connections that failed to open or join, or dropped during the run
-
-	Published     uint64 // publishes written
-	Acknowledged  uint64 // publishes answered ok
-	Refused       uint64 // publishes answered with an error
-	Unanswered    uint64 // publishes without an answer at the end
-	Expected      uint64 // deliveries the acknowledged publishes owe the joined connections
-	Received      uint64 // broadcasts received, duplicates included
-	Duplicates    uint64 // broadcasts received again or out of order
-	Skipped       uint64 // counters jumped over on arrival (lost, unless they come later)
-	Lost          uint64 // Expected minus unique deliveries, at the end of the drain
-	ChannelErrors uint64 // phx_error or phx_close received for a joined topic
-
-	Publishing time.Duration // how long publishing ran
-	Elapsed    time.Duration // from the first publish to the last delivery
-	P50, P99   time.Duration
-	Max        time.Duration
-	FirstError string // the first error seen, for the report
-}
-
-// Clean reports whether the run saw no loss, duplicate or error.
-func (s Summary) Clean() bool {
-	return s.Connected == s.Config.Conns && s.ConnErrors == 0 && s.Refused == 0 && s.Unanswered == 0 &&
-		s.Lost == 0 && s.Duplicates == 0 && s.ChannelErrors == 0
-}
-
-// String formats the summary for people.
-func (s Summary) String() string {
-	var b bytes.Buffer
-	c := s.Config
-	fmt.Fprintf(&b, "ringcast-bench: %d connections to %d gateway(s), %d topics, %d publishers, %g msg/s for %v, %d-byte payloads\n",
-		c.Conns, len(c.URLs), c.Topics, c.Publishers, c.Rate, c.Duration, c.PayloadSize)
-	fmt.Fprintf(&b, "  connections  %d of %d joined, %d errors\n", s.Connected, c.Conns, s.ConnErrors)
-	fmt.Fprintf(&b, "  published    %d (%d acknowledged, %d refused, %d unanswered), %.1f/s\n",
-		s.Published, s.Acknowledged, s.Refused, s.Unanswered, perSecond(s.Published, s.Publishing))
-	fmt.Fprintf(&b, "  received     %d of %d expected, %.1f/s\n", s.Received, s.Expected, perSecond(s.Received, s.Elapsed))
-	fmt.Fprintf(&b, "  latency      p50 %v  p99 %v  max %v\n", round(s.P50), round(s.P99), round(s.Max))
-	fmt.Fprintf(&b, "  lost         %d\n", s.Lost)
-	fmt.Fprintf(&b, "  duplicated   %d\n", s.Duplicates)
-	fmt.Fprintf(&b, "  errors       %d (connections %d, refused publishes %d, unanswered %d, channel errors %d)\n",
-		uint64(s.ConnErrors)+s.Refused+s.Unanswered+s.ChannelErrors, s.ConnErrors, s.Refused, s.Unanswered, s.ChannelErrors)
-	if s.FirstError != "" {
-		fmt.Fprintf(&b, "  first error  %s\n", s.FirstError)
-	}
-	return b.String()
-}
-
-func perSecond(n uint64, d time.Duration) float64 {
-	if d <= 0 {
-		return 0
-	}
-	return float64(n) / d.Seconds()
-}
-
-func round(d time.Duration) time.Duration {
-	switch {
-	case d >= time.Second:
-		return d.Round(time.Millisecond)
-	case d >= time.Millisecond:
-		return d.Round(10 * time.Microsecond)
-	}
-	return d.Round(time.Microsecond)
-}
 
 // loadConn is one WebSocket connection and what its reader tracks.
 type loadConn struct {
@@ -348,28 +271,6 @@ func (l *load) publisher(ctx context.Context, c *loadConn, interval, offset time
 	}
 }
 
-// frame appends one publish message: the payload object carries the
-// publisher's id, its counter and the send time, padded to PayloadSize.
-func (l *load) frame(b []byte, c *loadConn, ref string, n uint64) []byte {
-	b = append(b, `["`+joinRef+`","`...)
-	b = append(b, ref...)
-	b = append(b, `",`...)
-	b = strconv.AppendQuote(b, c.name)
-	b = append(b, `,"publish",["`+eventName+`",`...)
-	obj := len(b)
-	b = append(b, `{"p":`...)
-	b = strconv.AppendInt(b, int64(c.id), 10)
-	b = append(b, `,"n":`...)
-	b = strconv.AppendUint(b, n, 10)
-	b = append(b, `,"t":`...)
-	b = strconv.AppendInt(b, bench.Now(), 10)
-	b = append(b, `,"x":"`...)
-	for len(b)-obj < l.cfg.PayloadSize-2 {
-		b = append(b, 'x')
-	}
-	return append(b, `"}]]`...)
-}
-
 // read handles everything the gateway sends on c until it closes.
 func (l *load) read(c *loadConn) {
 	for {
@@ -488,38 +389,6 @@ func (l *load) heartbeats(done <-chan struct{}) {
 	}
 }
 
-// progress rewrites one status line on w every second, and once more
-// when done closes.
-func (l *load) progress(done <-chan struct{}, w io.Writer) {
-	tick := time.NewTicker(time.Second)
-	defer tick.Stop()
-	begin := time.Now()
-	last := begin
-	var lastPub, lastRecv uint64
-	for {
-		final := false
-		select {
-		case <-done:
-			final = true
-		case <-tick.C:
-		}
-		now := time.Now()
-		pub, recv := l.published.Load(), l.received.Load()
-		secs := now.Sub(last).Seconds()
-		var p99 time.Duration
-		if l.hist.Count() > 0 {
-			p99 = time.Duration(l.hist.Quantile(0.99))
-		}
-		fmt.Fprintf(w, "\r%6.0fs  conns %d  published %d (%.0f/s)  received %d (%.0f/s)  p99 %v  skipped %d  errors %d   ",
-			now.Sub(begin).Seconds(), len(l.conns), pub, float64(pub-lastPub)/secs, recv, float64(recv-lastRecv)/secs, round(p99),
-			l.skipped.Load(), l.refused.Load()+l.dropped.Load()+l.channelErrors.Load())
-		if final {
-			return
-		}
-		last, lastPub, lastRecv = now, pub, recv
-	}
-}
-
 // closeAll closes every connection with a normal closure, dialers at a
 // time.
 func (l *load) closeAll() {
@@ -538,99 +407,4 @@ func (l *load) closeAll() {
 		})
 	}
 	wg.Wait()
-}
-
-func (l *load) summary(publishing time.Duration, connectErrs int) Summary {
-	s := Summary{
-		Config:        l.cfg,
-		Connected:     len(l.conns),
-		ConnErrors:    connectErrs + int(l.dropped.Load()),
-		Published:     l.published.Load(),
-		Acknowledged:  l.acknowledged.Load(),
-		Refused:       l.refused.Load(),
-		Unanswered:    l.unanswered(),
-		Expected:      l.expected(),
-		Received:      l.received.Load(),
-		Duplicates:    l.duplicates.Load(),
-		Skipped:       l.skipped.Load(),
-		ChannelErrors: l.channelErrors.Load(),
-		Publishing:    publishing,
-		FirstError:    l.firstError,
-	}
-	if unique := s.Received - s.Duplicates; unique < s.Expected {
-		s.Lost = s.Expected - unique
-	}
-	if first, last := l.firstPublish.Load(), l.lastReceipt.Load(); first != 0 && last > first {
-		s.Elapsed = time.Duration(last - first)
-	}
-	if l.hist.Count() > 0 {
-		s.P50 = time.Duration(l.hist.Quantile(0.50))
-		s.P99 = time.Duration(l.hist.Quantile(0.99))
-		s.Max = time.Duration(l.hist.Max())
-	}
-	return s
-}
-
-// reply is what the reader needs of a non-broadcast message.
-type reply struct {
-	ref, topic, event, status, reason string
-}
-
-// parseReply decodes a message [join_ref, ref, topic, event, payload].
-func parseReply(data []byte) (reply, bool) {
-	var arr []json.RawMessage
-	if err := json.Unmarshal(data, &arr); err != nil || len(arr) < 5 {
-		return reply{}, false
-	}
-	var r reply
-	_ = json.Unmarshal(arr[1], &r.ref)
-	_ = json.Unmarshal(arr[2], &r.topic)
-	_ = json.Unmarshal(arr[3], &r.event)
-	var p struct {
-		Status   string `json:"status"`
-		Response struct {
-			Reason string `json:"reason"`
-		} `json:"response"`
-	}
-	_ = json.Unmarshal(arr[4], &p)
-	r.status, r.reason = p.Status, p.Response.Reason
-	return r, true
-}
-
-// broadcastPrefix starts every broadcast to a connection: its join_ref,
-// then a null ref.
-var broadcastPrefix = []byte(`["` + joinRef + `",null,`)
-
-// parseBroadcast extracts publisher id, counter and send time from a
-// broadcast of the benchmark's own payload, without decoding the rest.
-func parseBroadcast(data []byte) (p, n uint64, t int64, ok bool) {
-	if !bytes.HasPrefix(data, broadcastPrefix) {
-		return 0, 0, 0, false
-	}
-	i := bytes.Index(data, []byte(`{"p":`))
-	if i < 0 {
-		return 0, 0, 0, false
-	}
-	rest := data[i+len(`{"p":`):]
-	p, rest, ok1 := cutUint(rest, `,"n":`)
-	n, rest, ok2 := cutUint(rest, `,"t":`)
-	tt, _, ok3 := cutUint(rest, `,`)
-	if !ok1 || !ok2 || !ok3 || tt > math.MaxInt64 {
-		return 0, 0, 0, false
-	}
-	return p, n, int64(tt), true
-}
-
-// cutUint parses the decimal number at the start of b, which must be
-// followed by sep, and returns it with what follows sep.
-func cutUint(b []byte, sep string) (uint64, []byte, bool) {
-	j := bytes.Index(b, []byte(sep))
-	if j <= 0 {
-		return 0, nil, false
-	}
-	v, err := strconv.ParseUint(string(b[:j]), 10, 64)
-	if err != nil {
-		return 0, nil, false
-	}
-	return v, b[j+len(sep):], true
 }

@@ -30,6 +30,15 @@
 // publisher has at most 1,000 publishes awaiting their reply. Targets must
 // be loopback addresses unless -allow-remote is given. Many connections
 // need a raised open-file limit (ulimit -n), one descriptor each.
+//
+// # Files
+//
+//   - main.go: flags, signals and the exit status.
+//   - config.go: Config, its bounds and its checks.
+//   - loadgen.go: a run: connections, publishers, readers, heartbeats and
+//     the drain.
+//   - phoenix.go: the Phoenix messages written and parsed.
+//   - report.go: the Summary and the progress line.
 package main
 
 import (

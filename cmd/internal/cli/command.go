@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub"
+	"github.com/ringcast/ringcast/ring"
 )
 
 // DefaultShutdownTimeout bounds a graceful shutdown unless
@@ -84,7 +85,7 @@ func NewCommand(name, intro string) *Command {
 	c.fs.SetOutput(io.Discard)
 	c.fs.Usage = func() {}
 	c.Common = Common{
-		Cluster:         "ringcast",
+		Cluster:         ring.DefaultClusterName,
 		Gossip:          "127.0.0.1:0",
 		Peer:            "127.0.0.1:0",
 		LogFormat:       LogText,

@@ -49,4 +49,12 @@
 //
 // A Command is configured and parsed by one goroutine. An Env belongs to the
 // run function. An API is safe for concurrent use.
+//
+// # Files
+//
+//   - command.go: [Command], the common flags, --help, [Command.Main], the
+//     logger and the node's pubsub.Config.
+//   - values.go: the flag.Value types that parse and check each flag.
+//   - serve.go: [Env], the listeners and the signal-driven lifecycle.
+//   - api.go: the HTTP API.
 package cli
