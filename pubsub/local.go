@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // localTopic is the subscriber side of a topic on this node: its local
@@ -199,7 +199,7 @@ func (n *Node) unsubscribeStale(from, topic string) {
 		}
 	}
 	told[topic] = now
-	if err := n.sendMsg(from, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil {
+	if err := n.sendMsg(from, &wire.Unsubscribe{Topic: topic, Origin: n.name}); err != nil {
 		n.stats.sendErrors.Add(1)
 	}
 }

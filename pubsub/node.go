@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
 )
@@ -79,13 +80,14 @@ func New(cfg Config) (*Node, error) {
 		loopDone: make(chan struct{}),
 	}
 	n.tr, err = transport.New(transport.Config{
-		NodeName:     cfg.NodeName,
-		ClusterName:  cfg.ClusterName,
-		ListenAddr:   cfg.PeerAddr,
-		Secret:       cfg.Secret,
-		MaxFrameSize: cfg.MaxPayload + 64<<10 + 2*MaxTopicLen,
-		Handler:      n,
-		Logger:       n.log,
+		NodeName:        cfg.NodeName,
+		ProtocolVersion: wire.ProtocolVersion,
+		ClusterName:     cfg.ClusterName,
+		ListenAddr:      cfg.PeerAddr,
+		Secret:          cfg.Secret,
+		MaxFrameSize:    cfg.MaxPayload + 64<<10 + 2*MaxTopicLen,
+		Handler:         transport.HandlerFunc(n.handleFrame),
+		Logger:          n.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: peer link: %w", err)
@@ -410,7 +412,7 @@ func (n *Node) unregister(topic, owner string) {
 		n.ownerUnsubscribe(topic, n.name, 0)
 		return
 	}
-	if err := n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil && !n.isClosed() {
+	if err := n.sendMsg(owner, &wire.Unsubscribe{Topic: topic, Origin: n.name}); err != nil && !n.isClosed() {
 		n.log.Debug("unsubscribe not sent", "topic", topic, "owner", owner, "err", err)
 	}
 }
@@ -489,13 +491,13 @@ func (n *Node) sendTo(name string, frame []byte) error {
 
 // sendMsg sends one message to a member, encoded straight into the link's
 // queue when nothing is parked.
-func (n *Node) sendMsg(name string, msg transport.Message) error {
+func (n *Node) sendMsg(name string, msg wire.Message) error {
 	peer, _, direct, err := n.route(name)
 	switch {
 	case err != nil:
 		return err
 	case !direct:
-		return n.sendTo(name, transport.EncodeFrame(msg))
+		return n.sendTo(name, wire.EncodeFrame(msg))
 	}
 	if err := n.tr.SendMsg(peer, msg); err != nil {
 		return fmt.Errorf("%w: %w", ErrUnavailable, err)

@@ -9,8 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
-	"github.com/ringcast/ringcast/transport"
 )
 
 // The owner side of a topic goes through three states. A node that becomes
@@ -74,7 +74,7 @@ type ownerOp struct {
 // claimed.
 type histReq struct {
 	from string
-	m    transport.HistoryRequest
+	m    wire.HistoryRequest
 }
 
 // pubReq is a publish travelling toward the topic's owner.
@@ -267,7 +267,7 @@ func (n *Node) fanout(ot *ownedTopic, replicated []string, seq uint64, data []by
 		}
 		if buf == nil {
 			buf = getFrameBuf()
-			m := transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data}
+			m := wire.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data}
 			frame = m.AppendFrame(*buf)
 		}
 		if err := n.sendTo(node, frame); err != nil {
@@ -301,7 +301,7 @@ func (n *Node) replyPublish(req *pubReq, res pubResult) {
 	if req.reqID == 0 {
 		return
 	}
-	ack := &transport.PublishAck{ReqID: req.reqID, Epoch: res.epoch, Seq: res.seq, Code: errorCode(res.err)}
+	ack := &wire.PublishAck{ReqID: req.reqID, Epoch: res.epoch, Seq: res.seq, Code: errorCode(res.err)}
 	if res.err != nil {
 		ack.Err = res.err.Error()
 	}
@@ -333,9 +333,9 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 		// The caller's context bounds the wait too, but a request whose
 		// answer was lost (forwarded toward an owner that failed) must not
 		// hold it longer than RequestTimeout.
-		req.reqID = n.pending.add(target, n.cfg.RequestTimeout, func(_ string, msg transport.Message, err error) {
+		req.reqID = n.pending.add(target, n.cfg.RequestTimeout, func(_ string, msg wire.Message, err error) {
 			var res pubResult
-			if ack, ok := msg.(*transport.PublishAck); ok {
+			if ack, ok := msg.(*wire.PublishAck); ok {
 				res = pubResult{epoch: ack.Epoch, seq: ack.Seq, err: codeError(ack.Code, ack.Err)}
 			} else {
 				res.err = err
@@ -344,7 +344,7 @@ func (n *Node) sendPublish(req *pubReq, target string) error {
 		})
 	}
 	buf := getFrameBuf()
-	m := transport.Publish{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Data: req.data, Ack: uint8(req.ack), Hops: req.hops + 1}
+	m := wire.Publish{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Data: req.data, Ack: uint8(req.ack), Hops: req.hops + 1}
 	frame := m.AppendFrame(*buf)
 	err := n.sendTo(target, frame)
 	putFrameBuf(buf, frame)
@@ -423,7 +423,7 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 			n.deliver(n.name, ot.name, ot.epoch, e.Seq, e.Data)
 			continue
 		}
-		m := &transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: e.Seq, Data: e.Data}
+		m := &wire.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: e.Seq, Data: e.Data}
 		if err := n.sendMsg(req.origin, m); err != nil {
 			n.stats.sendErrors.Add(1)
 			return
@@ -436,7 +436,7 @@ func (n *Node) replySubscribe(req *subReq, epoch, seq uint64, err error) {
 		req.done(n.name, epoch, seq, err)
 		return
 	}
-	ack := &transport.SubscribeAck{ReqID: req.reqID, Epoch: epoch, Seq: seq, Code: errorCode(err)}
+	ack := &wire.SubscribeAck{ReqID: req.reqID, Epoch: epoch, Seq: seq, Code: errorCode(err)}
 	if err != nil {
 		ack.Err = err.Error()
 	}
@@ -458,15 +458,15 @@ func (n *Node) sendSubscribe(req *subReq, target string) error {
 	added := req.origin == n.name && req.reqID == 0 // see sendPublish
 	if added {
 		done := req.done
-		req.reqID = n.pending.add(target, n.cfg.RequestTimeout, func(from string, msg transport.Message, err error) {
-			if ack, ok := msg.(*transport.SubscribeAck); ok {
+		req.reqID = n.pending.add(target, n.cfg.RequestTimeout, func(from string, msg wire.Message, err error) {
+			if ack, ok := msg.(*wire.SubscribeAck); ok {
 				done(from, ack.Epoch, ack.Seq, codeError(ack.Code, ack.Err))
 				return
 			}
 			done("", 0, 0, err)
 		})
 	}
-	m := &transport.Subscribe{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Since: req.since, HasSince: req.hasSince, Hops: req.hops + 1}
+	m := &wire.Subscribe{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Since: req.since, HasSince: req.hasSince, Hops: req.hops + 1}
 	if err := n.sendMsg(target, m); err != nil {
 		if added {
 			n.pending.cancel(req.reqID)
@@ -487,7 +487,7 @@ func (n *Node) ownerUnsubscribe(topic, origin string, hops uint8) {
 		case err != nil:
 		case owner != n.name:
 			if hops < maxHops {
-				_ = n.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
+				_ = n.sendMsg(owner, &wire.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
 			}
 		default:
 			// Owned here but not claimed yet (after a failover): the claim
@@ -514,7 +514,7 @@ func (n *Node) unsubscribeLocked(ot *ownedTopic, origin string, hops uint8) {
 		}
 	case stateMoved:
 		if hops < maxHops {
-			_ = n.sendMsg(ot.movedTo, &transport.Unsubscribe{Topic: ot.name, Origin: origin, Hops: hops + 1})
+			_ = n.sendMsg(ot.movedTo, &wire.Unsubscribe{Topic: ot.name, Origin: origin, Hops: hops + 1})
 		}
 	default:
 		if i := slices.Index(ot.nodes, origin); i >= 0 {
@@ -579,11 +579,11 @@ func (n *Node) startClaimTry(ot *ownedTopic, try int) {
 		return
 	}
 	for _, t := range targets {
-		id := n.pending.add(t, n.cfg.ClaimTimeout, func(_ string, msg transport.Message, _ error) {
-			st, _ := msg.(*transport.TopicState)
+		id := n.pending.add(t, n.cfg.ClaimTimeout, func(_ string, msg wire.Message, _ error) {
+			st, _ := msg.(*wire.State)
 			c.reply(n, st)
 		})
-		if err := n.sendMsg(t, &transport.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
+		if err := n.sendMsg(t, &wire.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
 			n.pending.cancel(id)
 			c.reply(n, nil)
 		}
@@ -597,13 +597,13 @@ type claim struct {
 	view    *ring.View // the view the claim chose its targets in
 	mu      sync.Mutex
 	waiting int
-	best    *transport.TopicState
+	best    *wire.State
 	over    bool
 }
 
 // offer considers one answer: an owner's state beats any replica copy; among
 // equals the higher sequence number wins.
-func (c *claim) offer(st *transport.TopicState) {
+func (c *claim) offer(st *wire.State) {
 	if st == nil || !st.Found {
 		return
 	}
@@ -617,7 +617,7 @@ func (c *claim) offer(st *transport.TopicState) {
 	c.best = st
 }
 
-func (c *claim) reply(n *Node, st *transport.TopicState) {
+func (c *claim) reply(n *Node, st *wire.State) {
 	c.mu.Lock()
 	c.offer(st)
 	c.waiting--
@@ -635,7 +635,7 @@ func (c *claim) reply(n *Node, st *transport.TopicState) {
 
 // finish makes the claimed topic ready with the state gathered and runs
 // the requests queued meanwhile, in arrival order.
-func (c *claim) finish(n *Node, st *transport.TopicState) {
+func (c *claim) finish(n *Node, st *wire.State) {
 	ot := c.ot
 	if st == nil && c.try < maxClaimTries && n.ring.Refresh() != c.view {
 		// Nobody had the topic, but membership changed meanwhile: the
@@ -667,7 +667,7 @@ func (c *claim) finish(n *Node, st *transport.TopicState) {
 
 // adoptLocked merges a topic state received from another node and makes
 // the topic ready. Sequence numbers never go backwards within an epoch.
-func (n *Node) adoptLocked(ot *ownedTopic, st *transport.TopicState) {
+func (n *Node) adoptLocked(ot *ownedTopic, st *wire.State) {
 	found := st != nil && st.Found
 	switch {
 	case !found && ot.state == stateReady:
@@ -733,7 +733,7 @@ func (n *Node) runQueuedLocked(ot *ownedTopic) {
 // forwarded later follow the state on the same link, so they arrive after
 // it.
 func (n *Node) moveLocked(ot *ownedTopic, to string, reqID uint64, handoff bool) error {
-	st := &transport.TopicState{
+	var st wire.Message = &wire.State{
 		ReqID:   reqID,
 		Topic:   ot.name,
 		Found:   true,
@@ -741,7 +741,9 @@ func (n *Node) moveLocked(ot *ownedTopic, to string, reqID uint64, handoff bool)
 		Seq:     ot.seq,
 		Nodes:   slices.Clone(ot.nodes),
 		History: ot.hist.all(),
-		Handoff: handoff,
+	}
+	if handoff {
+		st = &wire.Handoff{ReqID: reqID, Topic: ot.name, Epoch: ot.epoch, Seq: ot.seq, Nodes: slices.Clone(ot.nodes), History: ot.hist.all()}
 	}
 	if err := n.sendMsg(to, st); err != nil {
 		return err
@@ -766,8 +768,8 @@ func (n *Node) handoff(ot *ownedTopic, to string, done func(error)) {
 		}
 		return
 	}
-	id := n.pending.add(to, n.cfg.RequestTimeout, func(_ string, msg transport.Message, err error) {
-		if ack, ok := msg.(*transport.StateAck); ok {
+	id := n.pending.add(to, n.cfg.RequestTimeout, func(_ string, msg wire.Message, err error) {
+		if ack, ok := msg.(*wire.StateAck); ok {
 			err = codeError(ack.Code, ack.Err)
 		}
 		if err != nil {
@@ -788,11 +790,11 @@ func (n *Node) handoff(ot *ownedTopic, to string, done func(error)) {
 
 // onStateRequest answers a node claiming a topic: it gets the state if this
 // node holds it ready, and the topic moves to it.
-func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
+func (n *Node) onStateRequest(from string, req *wire.StateRequest) {
 	if ot := n.lockOwned(req.Topic); ot != nil {
 		defer ot.mu.Unlock()
 		if req.Peek {
-			st := &transport.TopicState{ReqID: req.ReqID, Topic: ot.name}
+			st := &wire.State{ReqID: req.ReqID, Topic: ot.name}
 			if ot.state == stateReady {
 				st.Found, st.Epoch, st.Seq = true, ot.epoch, ot.seq
 			}
@@ -805,7 +807,7 @@ func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
 			}
 		}
 	}
-	st := &transport.TopicState{Topic: req.Topic}
+	st := &wire.State{Topic: req.Topic}
 	if rt := n.replicas.get(req.Topic); rt != nil && !req.Peek {
 		if rs := rt.state(n, req.Topic); rs != nil {
 			st = rs
@@ -816,7 +818,7 @@ func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
 }
 
 // onHandoff adopts a topic pushed by its previous owner.
-func (n *Node) onHandoff(from string, st *transport.TopicState) {
+func (n *Node) onHandoff(from string, st *wire.Handoff) {
 	if err := ValidateTopic(st.Topic); err != nil {
 		n.stats.badFrames.Add(1)
 		n.log.Warn("hand-off of an invalid topic refused", "peer", from, "err", err)
@@ -827,10 +829,10 @@ func (n *Node) onHandoff(from string, st *transport.TopicState) {
 		return ot
 	}
 	ot := relock(find(), find)
-	n.adoptLocked(ot, st)
+	n.adoptLocked(ot, st.State())
 	n.runQueuedLocked(ot)
 	ot.mu.Unlock()
-	_ = n.sendMsg(from, &transport.StateAck{ReqID: st.ReqID})
+	_ = n.sendMsg(from, &wire.StateAck{ReqID: st.ReqID})
 	if n.leaving.Load() {
 		// Pushed here by a node that has not yet seen this one drain: pass
 		// it on to the owner without this node.

@@ -6,8 +6,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
-	"github.com/ringcast/ringcast/transport"
 )
 
 // Replication. Every message a topic's owner sequences is copied to the
@@ -110,18 +110,18 @@ func (t *replicaTable) names() []string {
 	return out
 }
 
-// state returns the replica's copy as a TopicState for a claim, or nil. A
+// state returns the replica's copy as a State for a claim, or nil. A
 // copy with nothing left to keep is not offered: its owner forgets such a
 // topic (IdleTopicTTL) a little before its replicas do, and a claim for
 // the topic used again must start it afresh rather than rebuild it as after
 // a failure.
-func (rt *replicaTopic) state(n *Node, topic string) *transport.TopicState {
+func (rt *replicaTopic) state(n *Node, topic string) *wire.State {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.seq == 0 || n.idle(n.now(), rt.active, len(rt.nodes), &rt.hist) {
 		return nil
 	}
-	return &transport.TopicState{Topic: topic, Found: true, Replica: true, Epoch: rt.epoch, Seq: rt.seq, Nodes: rt.nodes, History: rt.hist.all()}
+	return &wire.State{Topic: topic, Found: true, Replica: true, Epoch: rt.epoch, Seq: rt.seq, Nodes: rt.nodes, History: rt.hist.all()}
 }
 
 // replicaPeers returns the members that hold copies of topic besides this
@@ -154,8 +154,8 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 	if len(peers) == 0 || ot.state != stateReady {
 		return
 	}
-	frame := transport.EncodeFrame(&transport.TopicState{
-		Topic: ot.name, Found: true, Replica: true, Handoff: true,
+	frame := wire.EncodeFrame(&wire.ReplicaNodes{
+		Topic: ot.name,
 		Epoch: ot.epoch, Seq: ot.seq, Nodes: slices.Clone(ot.nodes),
 	})
 	for _, p := range peers {
@@ -175,7 +175,7 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 //
 // Only a list with nodes counts as activity: a node leaving is no use of
 // the topic, and the owner does not count it either (IdleTopicTTL).
-func (n *Node) onReplicaNodes(from string, st *transport.TopicState) {
+func (n *Node) onReplicaNodes(from string, st *wire.ReplicaNodes) {
 	rt := n.replicas.lock(n, st.Topic)
 	switch {
 	case st.Epoch == rt.epoch:
@@ -211,7 +211,7 @@ func replicaNames(v *ring.View, topic string, r int, self string) []string {
 
 // replicate copies a sequenced message to the topic's replicas, peers
 // (from replicaPeers). A replica that is also a subscriber node gets one
-// Deliver that stands for both (see appendReplica), and fanout skips it.
+// ReplicaDeliver that stands for both (see appendReplica), and fanout skips it.
 // With AckReplicated it reports false and answers req once every replica
 // has acknowledged (or fails it after RequestTimeout). ot.mu held.
 func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubResult, now int64) bool {
@@ -227,11 +227,11 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 	}
 	buf := getFrameBuf()
 	frame := *buf
-	encoded := -1 // what frame holds for the previous peer: 0 a Replicate, 1 a Deliver
+	encoded := -1 // what frame holds for the previous peer: 0 a Replicate, 1 a ReplicaDeliver
 	for _, p := range peers {
 		var id uint64
 		if wait := w; wait != nil {
-			id = n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ transport.Message, err error) {
+			id = n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ wire.Message, err error) {
 				wait.done(n, p, err)
 			})
 		}
@@ -254,15 +254,15 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 
 // appendReplica appends the frame that gives a replica its copy of a
 // message: a Replicate, or, when the replica has subscribers for the topic
-// (deliver), a Deliver marked Replica, so that the payload crosses that
+// (deliver), a ReplicaDeliver, so that the payload crosses that
 // link once and not twice. reqID, if not zero, asks for a ReplicateAck.
 // ot.mu held.
 func appendReplica(dst []byte, ot *ownedTopic, deliver bool, seq uint64, now int64, data []byte, reqID uint64) []byte {
 	if deliver {
-		m := transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data, Replica: true, Time: now, ReqID: reqID}
+		m := wire.ReplicaDeliver{ReqID: reqID, Topic: ot.name, Epoch: ot.epoch, Seq: seq, Time: now, Data: data}
 		return m.AppendFrame(dst)
 	}
-	m := transport.Replicate{ReqID: reqID, Topic: ot.name, Epoch: ot.epoch, Seq: seq, Time: now, Data: data}
+	m := wire.Replicate{ReqID: reqID, Topic: ot.name, Epoch: ot.epoch, Seq: seq, Time: now, Data: data}
 	return m.AppendFrame(dst)
 }
 
@@ -297,7 +297,7 @@ func (w *replicaWait) done(n *Node, peer string, err error) {
 }
 
 // onReplicate stores a copy of a message sent by its topic's owner.
-func (n *Node) onReplicate(from string, m *transport.Replicate) {
+func (n *Node) onReplicate(from string, m *wire.Replicate) {
 	rt := n.replicas.lock(n, m.Topic)
 	rt.active = n.now()
 	if m.Epoch != rt.epoch {
@@ -314,7 +314,7 @@ func (n *Node) onReplicate(from string, m *transport.Replicate) {
 	rt.mu.Unlock()
 	n.stats.replicated.Add(1)
 	if m.ReqID != 0 {
-		if err := n.sendMsg(from, &transport.ReplicateAck{ReqID: m.ReqID, Seq: m.Seq}); err != nil {
+		if err := n.sendMsg(from, &wire.ReplicateAck{ReqID: m.ReqID, Seq: m.Seq}); err != nil {
 			n.stats.sendErrors.Add(1)
 		}
 	}

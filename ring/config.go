@@ -27,14 +27,15 @@ const (
 
 // ProtocolVersion is the ringcast protocol version this package advertises in
 // its member metadata. Members advertising another version are left out of
-// every View. It moves with transport.ProtocolVersion, so that members whose
-// links could not talk to each other do not share a ring either: across a
-// version change a cluster is upgraded as a whole. Version 2: Deliver frames
-// carry replica copies.
-const ProtocolVersion uint8 = 2
+// every View. It moves with the version of the protocol spoken over the
+// nodes' links, so that members whose links could not talk to each other do
+// not share a ring either: across a version change a cluster is upgraded as
+// a whole. Version 2: Deliver frames carry replica copies. Version 3: one
+// frame type per message.
+const ProtocolVersion uint8 = 3
 
 // minProtocolVersion is the oldest member protocol version this package accepts.
-const minProtocolVersion uint8 = 2
+const minProtocolVersion uint8 = 3
 
 // Defaults applied to zero Config fields.
 const (

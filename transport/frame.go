@@ -83,8 +83,8 @@ var (
 	// ErrFrameTooLarge reports a frame whose length exceeds
 	// Config.MaxFrameSize, on either side of a link.
 	ErrFrameTooLarge = errors.New("transport: frame too large")
-	// ErrMalformed reports bytes that are not a valid frame or body.
-	// Body decode errors wrap it.
+	// ErrMalformed reports bytes that are not a valid frame, or a link
+	// frame whose body does not decode.
 	ErrMalformed = errors.New("transport: malformed frame")
 	// ErrClusterMismatch reports a handshake between nodes configured with
 	// different cluster names.
