@@ -154,10 +154,7 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 	if len(peers) == 0 || ot.state != stateReady {
 		return
 	}
-	frame := wire.EncodeFrame(&wire.ReplicaNodes{
-		Topic: ot.name,
-		Epoch: ot.epoch, Seq: ot.seq, Nodes: slices.Clone(ot.nodes),
-	})
+	frame := wire.EncodeFrame(&wire.ReplicaNodes{Topic: ot.name, Epoch: ot.epoch, Seq: ot.seq, Nodes: slices.Clone(ot.nodes)})
 	for _, p := range peers {
 		if err := n.sendTo(p, frame); err != nil {
 			n.stats.sendErrors.Add(1)
