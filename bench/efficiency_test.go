@@ -117,7 +117,7 @@ func measureFrames(t *testing.T, size, r int) []frameRow {
 			}
 		}
 		before := interNodeFrames(nodes, messageFrames...)
-		beforeDeliver := interNodeFrames(nodes, messageFrames[1])
+		beforeDeliver := interNodeFrames(nodes, deliverFrames...)
 		for range efficiencyPublishes {
 			for _, topic := range topics {
 				if _, err := pub.Publish(ctx, topic, payload); err != nil {
@@ -130,7 +130,7 @@ func measureFrames(t *testing.T, size, r int) []frameRow {
 			t.Errorf("%d nodes, R=%d, subscribers on %s: %d message frames for %d publishes, want %d",
 				size, r, sp.name, got-before, efficiencyTopics*efficiencyPublishes, expected)
 		}
-		deliver := interNodeFrames(nodes, messageFrames[1]) - beforeDeliver
+		deliver := interNodeFrames(nodes, deliverFrames...) - beforeDeliver
 		if deliver != expectedDeliver {
 			t.Errorf("%d nodes, R=%d, subscribers on %s: %d Deliver frames, want %d (one per subscriber node other than the owner)",
 				size, r, sp.name, deliver, expectedDeliver)

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub"
-	"github.com/ringcast/ringcast/transport"
 )
 
 // payloadSize is the size of every published message.
@@ -164,7 +163,7 @@ func topicOwnedBy(tb testing.TB, nodes []*pubsub.Node, owner int, prefix string)
 
 // interNodeFrames sums, over nodes, the frames of the given types sent to
 // other nodes.
-func interNodeFrames(nodes []*pubsub.Node, types ...transport.FrameType) uint64 {
+func interNodeFrames(nodes []*pubsub.Node, types ...pubsub.Frame) uint64 {
 	var n uint64
 	for _, nd := range nodes {
 		for _, ps := range nd.Stats().Links.Peers {
@@ -178,7 +177,11 @@ func interNodeFrames(nodes []*pubsub.Node, types ...transport.FrameType) uint64 
 
 // messageFrames are the frames that carry a published message between
 // nodes.
-var messageFrames = []transport.FrameType{transport.FramePublish, transport.FrameDeliver, transport.FrameReplicate}
+var messageFrames = []pubsub.Frame{pubsub.FramePublish, pubsub.FrameDeliver, pubsub.FrameReplicaDeliver, pubsub.FrameReplicate}
+
+// deliverFrames are the frames that deliver a message to a node with
+// subscribers: a plain delivery, or one that is also a replica's copy.
+var deliverFrames = []pubsub.Frame{pubsub.FrameDeliver, pubsub.FrameReplicaDeliver}
 
 // subscribeAll runs subscribe for i in [0, count) from a few goroutines and
 // fails tb on the first error.

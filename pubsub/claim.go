@@ -5,8 +5,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
-	"github.com/ringcast/ringcast/transport"
 )
 
 // Claims. A node that finds itself the owner of a topic it holds no state
@@ -101,17 +101,17 @@ func (n *Node) startClaimTry(ot *ownedTopic, try int) {
 		n.finishClaim(c, c.best)
 		return
 	}
-	answer := func(st *transport.TopicState) {
+	answer := func(st *wire.State) {
 		if best, ready := c.reply(st); ready {
 			n.finishClaim(c, best)
 		}
 	}
 	for _, t := range targets {
-		id := n.pending.add(t, n.cfg.ClaimTimeout, func(_ string, msg transport.Message, _ error) {
-			st, _ := msg.(*transport.TopicState)
+		id := n.pending.add(t, n.cfg.ClaimTimeout, func(_ string, msg wire.Message, _ error) {
+			st, _ := msg.(*wire.State)
 			answer(st)
 		})
-		if err := n.peers.sendMsg(t, &transport.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
+		if err := n.peers.sendMsg(t, &wire.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
 			n.pending.cancel(id)
 			answer(nil)
 		}
@@ -125,13 +125,13 @@ type claim struct {
 	view    *ring.View // the view the claim chose its targets in
 	mu      sync.Mutex
 	waiting int
-	best    *transport.TopicState
+	best    *wire.State
 	over    bool
 }
 
 // offer considers one answer: an owner's state beats any replica copy; among
 // equals the higher sequence number wins.
-func (c *claim) offer(st *transport.TopicState) {
+func (c *claim) offer(st *wire.State) {
 	if st == nil || !st.Found {
 		return
 	}
@@ -147,7 +147,7 @@ func (c *claim) offer(st *transport.TopicState) {
 
 // reply takes one target's answer (nil: none) and reports, once, that the
 // claim may finish with best: every target answered, or an owner did.
-func (c *claim) reply(st *transport.TopicState) (best *transport.TopicState, ready bool) {
+func (c *claim) reply(st *wire.State) (best *wire.State, ready bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.offer(st)
@@ -162,7 +162,7 @@ func (c *claim) reply(st *transport.TopicState) (best *transport.TopicState, rea
 
 // finishClaim makes the claimed topic ready with the state gathered and
 // runs the requests queued meanwhile, in arrival order.
-func (n *Node) finishClaim(c *claim, st *transport.TopicState) {
+func (n *Node) finishClaim(c *claim, st *wire.State) {
 	ot := c.ot
 	if st == nil && c.try < maxClaimTries && n.ring.Refresh() != c.view {
 		// Nobody had the topic, but membership changed meanwhile: the
@@ -194,7 +194,7 @@ func (n *Node) finishClaim(c *claim, st *transport.TopicState) {
 
 // adoptLocked merges a topic state received from another node and makes
 // the topic ready. Sequence numbers never go backwards within an epoch.
-func (n *Node) adoptLocked(ot *ownedTopic, st *transport.TopicState) {
+func (n *Node) adoptLocked(ot *ownedTopic, st *wire.State) {
 	found := st != nil && st.Found
 	switch {
 	case !found && ot.state == stateReady:

@@ -12,7 +12,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // recorder collects what a SubscribeFunc subscription receives.
@@ -214,7 +214,9 @@ func TestOwnerSendsOneFramePerSubscriberNode(t *testing.T) {
 		waitFor(t, 10*time.Second, "deliveries", func() bool { return r.len() == publishes })
 	}
 	after := owner.Stats().Links
-	sent := func(s transport.Stats, peer string) uint64 { return s.Peers[peer].Sent[transport.FrameDeliver] }
+	sent := func(s LinkStats, peer string) uint64 {
+		return s.Peers[peer].Sent[FrameDeliver] + s.Peers[peer].Sent[FrameReplicaDeliver]
+	}
 	var total uint64
 	for _, n := range c.nodes[1:] {
 		d := sent(after, n.Name()) - sent(before, n.Name())
@@ -230,8 +232,8 @@ func TestOwnerSendsOneFramePerSubscriberNode(t *testing.T) {
 	if want := uint64(publishes * len(subscribers)); total != want {
 		t.Fatalf("owner sent %d deliver frames for %d publishes to %d subscriber nodes, want %d", total, publishes, len(subscribers), want)
 	}
-	if got := publisher.Stats().Links.Peers[owner.Name()].Received[transport.FrameDeliver]; got != 0 {
-		t.Fatalf("node without subscribers received %d deliver frames", got)
+	if got := publisher.Stats().Links.Peers[owner.Name()].Received; got[FrameDeliver]+got[FrameReplicaDeliver] != 0 {
+		t.Fatalf("node without subscribers received %d deliver frames", got[FrameDeliver]+got[FrameReplicaDeliver])
 	}
 }
 
@@ -242,7 +244,7 @@ func TestInterestOnlyOnTransitions(t *testing.T) {
 	ctx := ctxT(t, 30*time.Second)
 	owner, sub := c.nodes[0], c.nodes[1]
 	topic := topicOwnedBy(t, owner, owner.Name(), "interest")
-	sentOf := func(typ transport.FrameType) uint64 {
+	sentOf := func(typ Frame) uint64 {
 		return sub.Stats().Links.Peers[owner.Name()].Sent[typ]
 	}
 	var subs []*Subscription
@@ -253,18 +255,18 @@ func TestInterestOnlyOnTransitions(t *testing.T) {
 		}
 		subs = append(subs, s)
 	}
-	waitFor(t, 5*time.Second, "subscribe frame", func() bool { return sentOf(transport.FrameSubscribe) >= 1 })
+	waitFor(t, 5*time.Second, "subscribe frame", func() bool { return sentOf(FrameSubscribe) >= 1 })
 	for _, s := range subs[:4] {
 		_ = s.Unsubscribe()
 	}
-	if got := sentOf(transport.FrameSubscribe); got != 1 {
+	if got := sentOf(FrameSubscribe); got != 1 {
 		t.Fatalf("5 subscribers sent %d subscribe frames, want 1", got)
 	}
-	if got := sentOf(transport.FrameUnsubscribe); got != 0 {
+	if got := sentOf(FrameUnsubscribe); got != 0 {
 		t.Fatalf("4 of 5 unsubscribes sent %d unsubscribe frames, want 0", got)
 	}
 	_ = subs[4].Unsubscribe()
-	waitFor(t, 5*time.Second, "unsubscribe frame", func() bool { return sentOf(transport.FrameUnsubscribe) == 1 })
+	waitFor(t, 5*time.Second, "unsubscribe frame", func() bool { return sentOf(FrameUnsubscribe) == 1 })
 	waitFor(t, 5*time.Second, "owner to forget the node", func() bool {
 		ot := owner.owned.get(topic)
 		ot.mu.Lock()
@@ -368,10 +370,10 @@ func TestInvalidInputRefused(t *testing.T) {
 		if _, err := n.Publish(ctx, topic, []byte("x")); !errors.Is(err, ErrInvalidTopic) {
 			t.Errorf("Publish(%q) with an owned topic: %v, want ErrInvalidTopic", topic, err)
 		}
-		n.onHandoff("peer", &transport.TopicState{Topic: topic, Handoff: true, Epoch: 1, Seq: 1})
+		n.onHandoff("peer", &wire.Handoff{Topic: topic, Epoch: 1, Seq: 1})
 		// A peer's publish looks in the owner table first: an invalid topic
 		// misses it and is refused there, before it could be sequenced.
-		n.onPublish("peer", &transport.Publish{Topic: topic, Data: []byte("x")})
+		n.onPublish("peer", &wire.Publish{Topic: topic, Data: []byte("x")})
 	}
 	s := n.Stats()
 	if s.Published != 1 || s.LocalTopics != 0 || s.OwnedTopics != 1 || s.BadFrames != uint64(len(bad)) {
@@ -386,8 +388,8 @@ func TestInvalidInputRefused(t *testing.T) {
 // gossiped by package ring changes with the link protocol: members that
 // cannot open links to each other must not share a ring.
 func TestProtocolVersionsMoveTogether(t *testing.T) {
-	if v := (Config{}).ringConfig("").ProtocolVersion; v != transport.ProtocolVersion {
-		t.Fatalf("ring speaks version %d, transport %d", v, transport.ProtocolVersion)
+	if v := (Config{}).ringConfig("").ProtocolVersion; v != wire.ProtocolVersion {
+		t.Fatalf("ring speaks version %d, the links %d", v, wire.ProtocolVersion)
 	}
 }
 

@@ -7,8 +7,8 @@ import (
 	"runtime"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
-	"github.com/ringcast/ringcast/transport"
 )
 
 // Roles a node can advertise. A node with RoleTopics is on the hash ring
@@ -234,7 +234,7 @@ func (c Config) ringConfig(peerAddr string) ring.Config {
 		PeerAddr:        peerAddr,
 		SecretKey:       c.gossipKey(),
 		Timings:         c.Gossip,
-		ProtocolVersion: transport.ProtocolVersion,
+		ProtocolVersion: wire.ProtocolVersion,
 		Logger:          c.Logger,
 	}
 }

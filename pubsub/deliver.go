@@ -3,7 +3,7 @@ package pubsub
 import (
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // maxPending bounds the messages held after a gap; past it the gap is
@@ -72,7 +72,7 @@ func (n *Node) unsubscribeStale(from, topic string) {
 		}
 	}
 	told[topic] = now
-	if err := n.peers.sendMsg(from, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil {
+	if err := n.peers.sendMsg(from, &wire.Unsubscribe{Topic: topic, Origin: n.name}); err != nil {
 		n.stats.sendErrors.Add(1)
 	}
 }

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // collect reads n messages from sub.
@@ -217,10 +217,11 @@ func testAckReplicated(t *testing.T, subscribed bool) {
 			t.Fatal(err)
 		}
 	}
-	sent := func(typ transport.FrameType) uint64 {
+	sent := func(typ Frame) uint64 {
 		return owner.Stats().Links.Peers[replica.Name()].Sent[typ]
 	}
-	deliverBefore, replicateBefore := sent(transport.FrameDeliver), sent(transport.FrameReplicate)
+	deliveries := func() uint64 { return sent(FrameDeliver) + sent(FrameReplicaDeliver) }
+	deliverBefore, replicateBefore := deliveries(), sent(FrameReplicate)
 	const acked, plain = 20, 20
 	for i := range acked + plain {
 		ack := AckReplicated
@@ -250,7 +251,7 @@ func testAckReplicated(t *testing.T, subscribed bool) {
 	if got := replica.Stats().Replicated; got != acked+plain {
 		t.Fatalf("replica stored %d copies, want %d", got, acked+plain)
 	}
-	deliver, replicate := sent(transport.FrameDeliver)-deliverBefore, sent(transport.FrameReplicate)-replicateBefore
+	deliver, replicate := deliveries()-deliverBefore, sent(FrameReplicate)-replicateBefore
 	wantDeliver, wantReplicate := uint64(0), uint64(acked+plain)
 	if subscribed {
 		wantDeliver, wantReplicate = acked+plain, 0
@@ -299,9 +300,10 @@ func TestThreeReplicas(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	sent := func(to *Node, typ transport.FrameType) uint64 {
+	sent := func(to *Node, typ Frame) uint64 {
 		return owner.Stats().Links.Peers[to.Name()].Sent[typ]
 	}
+	deliveries := func(to *Node) uint64 { return sent(to, FrameDeliver) + sent(to, FrameReplicaDeliver) }
 	publish := func(from, count int) {
 		t.Helper()
 		for i := from; i < from+count; i++ {
@@ -325,10 +327,10 @@ func TestThreeReplicas(t *testing.T) {
 	publish(0, 10)
 	stored(subscribed, 10)
 	stored(other, 10)
-	if d, r := sent(subscribed, transport.FrameDeliver), sent(subscribed, transport.FrameReplicate); d != 10 || r != 0 {
+	if d, r := deliveries(subscribed), sent(subscribed, FrameReplicate); d != 10 || r != 0 {
 		t.Fatalf("subscribed replica got %d Deliver and %d Replicate frames, want 10 and 0", d, r)
 	}
-	if d, r := sent(other, transport.FrameDeliver), sent(other, transport.FrameReplicate); d != 0 || r != 10 {
+	if d, r := deliveries(other), sent(other, FrameReplicate); d != 0 || r != 10 {
 		t.Fatalf("other replica got %d Deliver and %d Replicate frames, want 0 and 10", d, r)
 	}
 	for i, m := range collect(t, ctx, sub, 10) {
@@ -350,7 +352,7 @@ func TestThreeReplicas(t *testing.T) {
 	publish(10, 10)
 	stored(subscribed, 20)
 	stored(other, 20)
-	if r := sent(subscribed, transport.FrameReplicate); r != 10 {
+	if r := sent(subscribed, FrameReplicate); r != 10 {
 		t.Fatalf("former subscriber got %d Replicate frames, want 10", r)
 	}
 	for _, n := range []*Node{subscribed, other} {
@@ -536,9 +538,9 @@ func TestLostDuringRecovery(t *testing.T) {
 				t.Fatalf("push %d ended the subscription", seq)
 			}
 		}
-		var entries []transport.HistoryEntry
+		var entries []wire.HistoryEntry
 		for seq := uint64(6); seq <= tc.historyTo; seq++ {
-			entries = append(entries, transport.HistoryEntry{Seq: seq})
+			entries = append(entries, wire.HistoryEntry{Seq: seq})
 		}
 		s.finishRecovery(entries, epoch, 5)
 		for seq := uint64(16); seq <= tc.after; seq++ {

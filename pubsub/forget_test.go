@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 func TestIdlePredicate(t *testing.T) {
@@ -315,7 +315,7 @@ func TestReplicaCopyFollowsOwner(t *testing.T) {
 	c := startCluster(t, 1, func(cfg *Config) { cfg.IdleTopicTTL = time.Second })
 	n := c.nodes[0] // the ring owner of every topic
 	sync := func(topic, from string, epoch, seq uint64, nodes ...string) {
-		n.onReplicaNodes(from, &transport.TopicState{Topic: topic, Found: true, Replica: true, Handoff: true, Epoch: epoch, Seq: seq, Nodes: nodes})
+		n.onReplicaNodes(from, &wire.ReplicaNodes{Topic: topic, Epoch: epoch, Seq: seq, Nodes: nodes})
 	}
 	check := func(what, topic string, epoch, seq uint64, hist int, nodes ...string) {
 		t.Helper()
@@ -396,21 +396,21 @@ func TestReturningRequestKeepsItsWaiter(t *testing.T) {
 	c := startCluster(t, 1, nil)
 	n := c.nodes[0]
 	answered := make(chan error, 2)
-	wait := func(_ string, _ transport.Message, err error) { answered <- err }
+	wait := func(_ string, _ wire.Message, err error) { answered <- err }
 
 	id := n.pending.add("elsewhere", time.Minute, wait)
 	sub := &subReq{topic: "back", origin: n.Name(), reqID: id, hops: 1}
 	if err := n.router.sendSubscribe(sub, n.Name()); err == nil {
 		t.Fatal("a subscribe to this node itself was sent")
 	}
-	n.pending.complete(n.Name(), id, &transport.SubscribeAck{ReqID: id})
+	n.pending.complete(n.Name(), id, &wire.SubscribeAck{ReqID: id})
 
 	id = n.pending.add("elsewhere", time.Minute, wait)
 	pub := &pubReq{topic: "back", origin: n.Name(), reqID: id, ack: AckOwner, hops: 1}
 	if err := n.router.sendPublish(pub, n.Name()); err == nil {
 		t.Fatal("a publish to this node itself was sent")
 	}
-	n.pending.complete(n.Name(), id, &transport.PublishAck{ReqID: id})
+	n.pending.complete(n.Name(), id, &wire.PublishAck{ReqID: id})
 	for range 2 {
 		select {
 		case <-answered:
@@ -593,7 +593,7 @@ func TestStaleAnswerOnlyToTheOwner(t *testing.T) {
 	if _, err := o.Publish(ctx, topic, []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	received := func(at *Node) uint64 { return at.Stats().Links.Peers[b.Name()].Received[transport.FrameUnsubscribe] }
+	received := func(at *Node) uint64 { return at.Stats().Links.Peers[b.Name()].Received[FrameUnsubscribe] }
 	b.deliver(a.Name(), topic, 1, 1, []byte("late"))
 	b.deliver(o.Name(), topic, 1, 1, []byte("late"))
 	// A round trip to each on the same link: an Unsubscribe b queued

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // moveLocked hands a ready topic to another node: its state goes in one
@@ -17,7 +17,7 @@ import (
 // forwarded later follow the state on the same link, so they arrive after
 // it.
 func (n *Node) moveLocked(ot *ownedTopic, to string, reqID uint64, handoff bool) error {
-	st := &transport.TopicState{
+	var st wire.Message = &wire.State{
 		ReqID:   reqID,
 		Topic:   ot.name,
 		Found:   true,
@@ -25,7 +25,9 @@ func (n *Node) moveLocked(ot *ownedTopic, to string, reqID uint64, handoff bool)
 		Seq:     ot.seq,
 		Nodes:   slices.Clone(ot.nodes),
 		History: ot.hist.all(),
-		Handoff: handoff,
+	}
+	if handoff {
+		st = &wire.Handoff{ReqID: reqID, Topic: ot.name, Epoch: ot.epoch, Seq: ot.seq, Nodes: slices.Clone(ot.nodes), History: ot.hist.all()}
 	}
 	if err := n.peers.sendMsg(to, st); err != nil {
 		return err
@@ -50,8 +52,8 @@ func (n *Node) handoff(ot *ownedTopic, to string, done func(error)) {
 		}
 		return
 	}
-	id := n.pending.add(to, n.cfg.RequestTimeout, func(_ string, msg transport.Message, err error) {
-		if ack, ok := msg.(*transport.StateAck); ok {
+	id := n.pending.add(to, n.cfg.RequestTimeout, func(_ string, msg wire.Message, err error) {
+		if ack, ok := msg.(*wire.StateAck); ok {
 			err = codeError(ack.Code, ack.Err)
 		}
 		if err != nil {
@@ -72,11 +74,11 @@ func (n *Node) handoff(ot *ownedTopic, to string, done func(error)) {
 
 // onStateRequest answers a node claiming a topic: it gets the state if this
 // node holds it ready, and the topic moves to it.
-func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
+func (n *Node) onStateRequest(from string, req *wire.StateRequest) {
 	if ot := n.lockOwned(req.Topic); ot != nil {
 		defer ot.mu.Unlock()
 		if req.Peek {
-			st := &transport.TopicState{ReqID: req.ReqID, Topic: ot.name}
+			st := &wire.State{ReqID: req.ReqID, Topic: ot.name}
 			if ot.state == stateReady {
 				st.Found, st.Epoch, st.Seq = true, ot.epoch, ot.seq
 			}
@@ -89,7 +91,7 @@ func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
 			}
 		}
 	}
-	st := &transport.TopicState{Topic: req.Topic}
+	st := &wire.State{Topic: req.Topic}
 	if rt := n.replicas.get(req.Topic); rt != nil && !req.Peek {
 		if rs := n.replicas.state(rt, req.Topic); rs != nil {
 			st = rs
@@ -100,7 +102,7 @@ func (n *Node) onStateRequest(from string, req *transport.StateRequest) {
 }
 
 // onHandoff adopts a topic pushed by its previous owner.
-func (n *Node) onHandoff(from string, st *transport.TopicState) {
+func (n *Node) onHandoff(from string, st *wire.Handoff) {
 	if err := ValidateTopic(st.Topic); err != nil {
 		n.stats.badFrames.Add(1)
 		n.log.Warn("hand-off of an invalid topic refused", "peer", from, "err", err)
@@ -111,10 +113,10 @@ func (n *Node) onHandoff(from string, st *transport.TopicState) {
 		return ot
 	}
 	ot := relock(find(), find)
-	n.adoptLocked(ot, st)
+	n.adoptLocked(ot, st.State())
 	n.runQueuedLocked(ot)
 	ot.mu.Unlock()
-	_ = n.peers.sendMsg(from, &transport.StateAck{ReqID: st.ReqID})
+	_ = n.peers.sendMsg(from, &wire.StateAck{ReqID: st.ReqID})
 	if n.leaving.Load() {
 		// Pushed here by a node that has not yet seen this one drain: pass
 		// it on to the owner without this node.

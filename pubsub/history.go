@@ -3,7 +3,7 @@ package pubsub
 import (
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // histBlock is the most entries one block of a history holds. Blocks keep a
@@ -39,8 +39,8 @@ type history struct {
 
 	// blocks[:first] are nil: indexing rather than re-slicing from the front
 	// lets a full slice be compacted in place instead of reallocated.
-	blocks [][]transport.HistoryEntry
-	spare  []transport.HistoryEntry // a zeroed block, or nil
+	blocks [][]wire.HistoryEntry
+	spare  []wire.HistoryEntry // a zeroed block, or nil
 }
 
 func newHistory(size int, ttl time.Duration) history {
@@ -83,10 +83,10 @@ func (h *history) push() {
 	b := h.spare
 	h.spare = nil
 	if len(b) < want {
-		b = make([]transport.HistoryEntry, want)
+		b = make([]wire.HistoryEntry, want)
 	}
 	if h.blocks == nil {
-		h.blocks = make([][]transport.HistoryEntry, 0, 2)
+		h.blocks = make([][]wire.HistoryEntry, 0, 2)
 	} else if len(h.blocks) == cap(h.blocks) && h.first > 0 {
 		k := copy(h.blocks, h.blocks[h.first:])
 		clear(h.blocks[k:])
@@ -118,7 +118,7 @@ func (h *history) drop() {
 }
 
 // span returns the entries held in blocks[i], first <= i < len(blocks).
-func (h *history) span(i int) []transport.HistoryEntry {
+func (h *history) span(i int) []wire.HistoryEntry {
 	b := h.blocks[i]
 	if i == len(h.blocks)-1 {
 		b = b[:h.tail]
@@ -142,7 +142,7 @@ func (h *history) expire(now int64) {
 
 // since returns the entries with Seq > seq, oldest first. It counts them
 // before copying, as a hand-off or a new subscriber often takes them all.
-func (h *history) since(seq uint64) []transport.HistoryEntry {
+func (h *history) since(seq uint64) []wire.HistoryEntry {
 	k := 0
 	for i := h.first; i < len(h.blocks); i++ {
 		s := h.span(i)
@@ -155,7 +155,7 @@ func (h *history) since(seq uint64) []transport.HistoryEntry {
 	if k == 0 {
 		return nil
 	}
-	out := make([]transport.HistoryEntry, 0, k)
+	out := make([]wire.HistoryEntry, 0, k)
 	for i := h.first; i < len(h.blocks); i++ {
 		s := h.span(i)
 		for j := range s {
@@ -168,10 +168,10 @@ func (h *history) since(seq uint64) []transport.HistoryEntry {
 }
 
 // all returns every entry, oldest first.
-func (h *history) all() []transport.HistoryEntry { return h.since(0) }
+func (h *history) all() []wire.HistoryEntry { return h.since(0) }
 
 // replace sets the entries from a hand-off, keeping the newest that fit.
-func (h *history) replace(entries []transport.HistoryEntry) {
+func (h *history) replace(entries []wire.HistoryEntry) {
 	spare := h.spare
 	if last := len(h.blocks) - 1; last >= h.first && len(h.blocks[last]) > len(spare) {
 		spare = h.blocks[last] // the newest block is a full one, unless it is the only one
@@ -197,8 +197,8 @@ func (h *history) oldest() uint64 {
 // window returns the entries with after < Seq <= until (until 0: no upper
 // bound), oldest first, stopping once maxBytes of data is collected (always
 // at least one entry when there is one).
-func (h *history) window(after, until uint64, maxBytes int) []transport.HistoryEntry {
-	var out []transport.HistoryEntry
+func (h *history) window(after, until uint64, maxBytes int) []wire.HistoryEntry {
+	var out []wire.HistoryEntry
 	size := 0
 	for i := h.first; i < len(h.blocks); i++ {
 		s := h.span(i)

@@ -8,7 +8,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // refHistory is the plain model history is checked against: a slice trimmed
@@ -16,14 +16,14 @@ import (
 type refHistory struct {
 	size    int
 	ttl     time.Duration
-	entries []transport.HistoryEntry
+	entries []wire.HistoryEntry
 }
 
 func (r *refHistory) add(seq uint64, now int64, data []byte) {
 	if r.size <= 0 {
 		return
 	}
-	r.entries = append(r.entries, transport.HistoryEntry{Seq: seq, Time: now, Data: data})
+	r.entries = append(r.entries, wire.HistoryEntry{Seq: seq, Time: now, Data: data})
 	if len(r.entries) > r.size {
 		r.entries = r.entries[len(r.entries)-r.size:]
 	}
@@ -38,8 +38,8 @@ func (r *refHistory) expire(now int64) {
 	}
 }
 
-func (r *refHistory) since(seq uint64) []transport.HistoryEntry {
-	var out []transport.HistoryEntry
+func (r *refHistory) since(seq uint64) []wire.HistoryEntry {
+	var out []wire.HistoryEntry
 	for _, e := range r.entries {
 		if e.Seq > seq {
 			out = append(out, e)
@@ -48,7 +48,7 @@ func (r *refHistory) since(seq uint64) []transport.HistoryEntry {
 	return out
 }
 
-func (r *refHistory) replace(entries []transport.HistoryEntry) {
+func (r *refHistory) replace(entries []wire.HistoryEntry) {
 	r.entries = nil
 	for _, e := range entries {
 		r.add(e.Seq, e.Time, e.Data)
@@ -62,8 +62,8 @@ func (r *refHistory) oldest() uint64 {
 	return r.entries[0].Seq
 }
 
-func (r *refHistory) window(after, until uint64, maxBytes int) []transport.HistoryEntry {
-	var out []transport.HistoryEntry
+func (r *refHistory) window(after, until uint64, maxBytes int) []wire.HistoryEntry {
+	var out []wire.HistoryEntry
 	size := 0
 	for _, e := range r.entries {
 		if e.Seq <= after {
@@ -140,13 +140,13 @@ func checkBlocks(t *testing.T, h *history) {
 	}
 }
 
-func isZero(e transport.HistoryEntry) bool { return e.Seq == 0 && e.Time == 0 && e.Data == nil }
+func isZero(e wire.HistoryEntry) bool { return e.Seq == 0 && e.Time == 0 && e.Data == nil }
 
 // sameEntries checks got against want, including that each entry's data is
 // the very slice given to add, not a copy.
-func sameEntries(t *testing.T, what string, got, want []transport.HistoryEntry) {
+func sameEntries(t *testing.T, what string, got, want []wire.HistoryEntry) {
 	t.Helper()
-	if !slices.EqualFunc(got, want, func(a, b transport.HistoryEntry) bool {
+	if !slices.EqualFunc(got, want, func(a, b wire.HistoryEntry) bool {
 		return a.Seq == b.Seq && a.Time == b.Time && len(a.Data) == len(b.Data) &&
 			(len(a.Data) == 0 || &a.Data[0] == &b.Data[0])
 	}) || (got == nil) != (want == nil) {
@@ -154,7 +154,7 @@ func sameEntries(t *testing.T, what string, got, want []transport.HistoryEntry) 
 	}
 }
 
-func entrySeqs(es []transport.HistoryEntry) []uint64 {
+func entrySeqs(es []wire.HistoryEntry) []uint64 {
 	if es == nil {
 		return nil
 	}
@@ -205,10 +205,10 @@ func TestHistoryMatchesModel(t *testing.T) {
 						sameEntries(t, fmt.Sprintf("op %d: window(%d, %d, %d)", op, after, until, maxBytes),
 							h.window(after, until, maxBytes), ref.window(after, until, maxBytes))
 					case r < 98:
-						entries := make([]transport.HistoryEntry, rng.IntN(2*size+3))
+						entries := make([]wire.HistoryEntry, rng.IntN(2*size+3))
 						for i := range entries {
 							s, n, d := entry()
-							entries[i] = transport.HistoryEntry{Seq: s, Time: n, Data: d}
+							entries[i] = wire.HistoryEntry{Seq: s, Time: n, Data: d}
 						}
 						h.replace(entries)
 						ref.replace(entries)
@@ -287,7 +287,7 @@ func TestHistorySizeZero(t *testing.T) {
 		if allocs != 0 {
 			t.Errorf("size %d: add allocates %v times", size, allocs)
 		}
-		h.replace([]transport.HistoryEntry{{Seq: 1}})
+		h.replace([]wire.HistoryEntry{{Seq: 1}})
 		if h.all() != nil || h.oldest() != 0 || h.window(0, 0, 1<<20) != nil || h.blocks != nil || h.spare != nil {
 			t.Errorf("size %d: history holds %v", size, entrySeqs(h.all()))
 		}

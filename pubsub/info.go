@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // TopicInfo describes a topic as its owner sees it.
@@ -47,15 +47,15 @@ func (n *Node) TopicInfo(ctx context.Context, topic string) (TopicInfo, error) {
 	}
 	done := make(chan TopicInfo, 1)
 	fail := make(chan error, 1)
-	id := n.pending.add(owner, n.cfg.RequestTimeout, func(_ string, msg transport.Message, err error) {
-		if st, ok := msg.(*transport.TopicState); ok {
+	id := n.pending.add(owner, n.cfg.RequestTimeout, func(_ string, msg wire.Message, err error) {
+		if st, ok := msg.(*wire.State); ok {
 			info.Epoch, info.Seq = st.Epoch, st.Seq
 			done <- info
 			return
 		}
 		fail <- err
 	})
-	if err := n.peers.sendMsg(owner, &transport.StateRequest{ReqID: id, Topic: topic, Peek: true}); err != nil {
+	if err := n.peers.sendMsg(owner, &wire.StateRequest{ReqID: id, Topic: topic, Peek: true}); err != nil {
 		n.pending.cancel(id)
 		return TopicInfo{}, err
 	}

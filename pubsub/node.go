@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
 )
@@ -73,13 +74,14 @@ func New(cfg Config) (*Node, error) {
 	n.replicas = newReplicaTable(n.retention)
 	n.pending = newPendingTable(n.timers)
 	n.tr, err = transport.New(transport.Config{
-		NodeName:     cfg.NodeName,
-		ClusterName:  cfg.ClusterName,
-		ListenAddr:   cfg.PeerAddr,
-		Secret:       cfg.Secret,
-		MaxFrameSize: cfg.MaxPayload + 64<<10 + 2*MaxTopicLen,
-		Handler:      n,
-		Logger:       n.log,
+		NodeName:        cfg.NodeName,
+		ProtocolVersion: wire.ProtocolVersion,
+		ClusterName:     cfg.ClusterName,
+		ListenAddr:      cfg.PeerAddr,
+		Secret:          cfg.Secret,
+		MaxFrameSize:    cfg.MaxPayload + 64<<10 + 2*MaxTopicLen,
+		Handler:         transport.HandlerFunc(n.handleFrame),
+		Logger:          n.log,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("pubsub: peer link: %w", err)

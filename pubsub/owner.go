@@ -7,8 +7,8 @@ import (
 	"sync/atomic"
 
 	"github.com/ringcast/ringcast/pubsub/internal/shard"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
-	"github.com/ringcast/ringcast/transport"
 )
 
 // The owner side of a topic goes through three states. A node that becomes
@@ -64,7 +64,7 @@ type ownerOp struct {
 // claimed.
 type histReq struct {
 	from string
-	m    transport.HistoryRequest
+	m    wire.HistoryRequest
 }
 
 // pubReq is a publish travelling toward the topic's owner.

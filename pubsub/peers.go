@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
 )
@@ -38,13 +39,13 @@ func (p *peers) sendTo(name string, frame []byte) error {
 
 // sendMsg sends one message to a member, encoded straight into the link's
 // queue when nothing is parked.
-func (p *peers) sendMsg(name string, msg transport.Message) error {
+func (p *peers) sendMsg(name string, msg wire.Message) error {
 	peer, _, direct, err := p.route(name)
 	switch {
 	case err != nil:
 		return err
 	case !direct:
-		return p.sendTo(name, transport.EncodeFrame(msg))
+		return p.sendTo(name, wire.EncodeFrame(msg))
 	}
 	if err := p.tr.SendMsg(peer, msg); err != nil {
 		return linkError(err)

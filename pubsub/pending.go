@@ -5,7 +5,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // pendingTable correlates requests sent to other nodes with their replies.
@@ -22,7 +22,7 @@ type pendingTable struct {
 
 type pendingReq struct {
 	peer  string // where the request went
-	fn    func(from string, msg transport.Message, err error)
+	fn    func(from string, msg wire.Message, err error)
 	timer *timer
 }
 
@@ -32,7 +32,7 @@ func newPendingTable(t *timers) *pendingTable {
 
 // add registers fn and returns the request id; timeout 0 means none (the
 // caller cancels).
-func (p *pendingTable) add(peer string, timeout time.Duration, fn func(from string, msg transport.Message, err error)) uint64 {
+func (p *pendingTable) add(peer string, timeout time.Duration, fn func(from string, msg wire.Message, err error)) uint64 {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.next++
@@ -68,7 +68,7 @@ func (p *pendingTable) take(id uint64) *pendingReq {
 }
 
 // complete delivers a reply; replies to unknown (timed out) ids are dropped.
-func (p *pendingTable) complete(from string, id uint64, msg transport.Message) {
+func (p *pendingTable) complete(from string, id uint64, msg wire.Message) {
 	if r := p.take(id); r != nil {
 		r.fn(from, msg, nil)
 	}

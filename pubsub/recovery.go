@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // historyRetry is the pause before asking an owner again that could not
@@ -18,7 +18,7 @@ type historyPage struct {
 	epoch   uint64
 	seq     uint64 // the topic's last sequence number
 	oldest  uint64 // lowest retained sequence number (seq+1 when none)
-	entries []transport.HistoryEntry
+	entries []wire.HistoryEntry
 }
 
 // historyReplyBytes bounds the data in one History frame; a longer range is
@@ -65,7 +65,7 @@ func (n *Node) historyPageLocked(ot *ownedTopic, after, until uint64) historyPag
 // onHistoryRequest answers a subscriber node that repairs a gap or a
 // subscription that recovers with Since. A topic being claimed answers once
 // it is ready.
-func (n *Node) onHistoryRequest(from string, m *transport.HistoryRequest) {
+func (n *Node) onHistoryRequest(from string, m *wire.HistoryRequest) {
 	if ValidateTopic(m.Topic) != nil {
 		n.replyHistoryLocked(nil, from, m)
 		return
@@ -83,8 +83,8 @@ func (n *Node) onHistoryRequest(from string, m *transport.HistoryRequest) {
 }
 
 // replyHistoryLocked answers m from ot (nil: not served here). ot.mu held.
-func (n *Node) replyHistoryLocked(ot *ownedTopic, from string, m *transport.HistoryRequest) {
-	reply := &transport.History{ReqID: m.ReqID, Topic: m.Topic}
+func (n *Node) replyHistoryLocked(ot *ownedTopic, from string, m *wire.HistoryRequest) {
+	reply := &wire.History{ReqID: m.ReqID, Topic: m.Topic}
 	if ot != nil && ot.state == stateReady {
 		p := n.historyPageLocked(ot, m.After, m.Until)
 		reply.Epoch, reply.Seq, reply.Oldest, reply.Entries = p.epoch, p.seq, p.oldest, p.entries
@@ -114,8 +114,8 @@ func (n *Node) requestHistory(owner, topic string, after, until uint64, done fun
 		done(p, nil)
 		return nil
 	}
-	id := n.pending.add(owner, n.cfg.RequestTimeout, func(_ string, msg transport.Message, err error) {
-		h, ok := msg.(*transport.History)
+	id := n.pending.add(owner, n.cfg.RequestTimeout, func(_ string, msg wire.Message, err error) {
+		h, ok := msg.(*wire.History)
 		if !ok {
 			done(historyPage{}, err)
 			return
@@ -126,7 +126,7 @@ func (n *Node) requestHistory(owner, topic string, after, until uint64, done fun
 		}
 		done(historyPage{epoch: h.Epoch, seq: h.Seq, oldest: h.Oldest, entries: h.Entries}, nil)
 	})
-	if err := n.peers.sendMsg(owner, &transport.HistoryRequest{ReqID: id, Topic: topic, After: after, Until: until}); err != nil {
+	if err := n.peers.sendMsg(owner, &wire.HistoryRequest{ReqID: id, Topic: topic, After: after, Until: until}); err != nil {
 		n.pending.cancel(id)
 		return err
 	}
@@ -209,7 +209,7 @@ func (n *Node) recover(ctx context.Context, s *Subscription, lt *localTopic, fro
 	if from.Epoch != 0 && from.Epoch != epoch {
 		return gone
 	}
-	var entries []transport.HistoryEntry
+	var entries []wire.HistoryEntry
 	if from.Seq < last {
 		p, err := n.fetchHistory(ctx, s.topic, from.Seq, last)
 		if err != nil {

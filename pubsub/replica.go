@@ -7,8 +7,8 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub/internal/shard"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
-	"github.com/ringcast/ringcast/transport"
 )
 
 // Replication. Every message a topic's owner sequences is copied to the
@@ -113,13 +113,13 @@ func (t *replicaTable) names() []string {
 // topic (IdleTopicTTL) a little before its replicas do, and a claim for
 // the topic used again must start it afresh rather than rebuild it as after
 // a failure.
-func (t *replicaTable) state(rt *replicaTopic, topic string) *transport.TopicState {
+func (t *replicaTable) state(rt *replicaTopic, topic string) *wire.State {
 	rt.mu.Lock()
 	defer rt.mu.Unlock()
 	if rt.seq == 0 || t.keep.idle(t.keep.now(), rt.active, len(rt.nodes), &rt.hist) {
 		return nil
 	}
-	return &transport.TopicState{Topic: topic, Found: true, Replica: true, Epoch: rt.epoch, Seq: rt.seq, Nodes: rt.nodes, History: rt.hist.all()}
+	return &wire.State{Topic: topic, Found: true, Replica: true, Epoch: rt.epoch, Seq: rt.seq, Nodes: rt.nodes, History: rt.hist.all()}
 }
 
 // replicaPeers returns the members that hold copies of topic besides this
@@ -152,10 +152,7 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 	if len(peers) == 0 || ot.state != stateReady {
 		return
 	}
-	frame := transport.EncodeFrame(&transport.TopicState{
-		Topic: ot.name, Found: true, Replica: true, Handoff: true,
-		Epoch: ot.epoch, Seq: ot.seq, Nodes: slices.Clone(ot.nodes),
-	})
+	frame := wire.EncodeFrame(&wire.ReplicaNodes{Topic: ot.name, Epoch: ot.epoch, Seq: ot.seq, Nodes: slices.Clone(ot.nodes)})
 	for _, p := range peers {
 		if err := n.peers.sendTo(p, frame); err != nil {
 			n.stats.sendErrors.Add(1)
@@ -173,7 +170,7 @@ func (n *Node) syncReplicaNodes(ot *ownedTopic, peers []string) {
 //
 // Only a list with nodes counts as activity: a node leaving is no use of
 // the topic, and the owner does not count it either (IdleTopicTTL).
-func (n *Node) onReplicaNodes(from string, st *transport.TopicState) {
+func (n *Node) onReplicaNodes(from string, st *wire.ReplicaNodes) {
 	rt := n.replicas.lock(st.Topic)
 	switch {
 	case st.Epoch == rt.epoch:
@@ -229,7 +226,7 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 	for _, p := range peers {
 		var id uint64
 		if wait := w; wait != nil {
-			id = n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ transport.Message, err error) {
+			id = n.pending.add(p, n.cfg.RequestTimeout, func(_ string, _ wire.Message, err error) {
 				if res, over := wait.done(p, err); over {
 					n.router.replyPublish(wait.req, res)
 				}
@@ -256,15 +253,15 @@ func (n *Node) replicate(ot *ownedTopic, peers []string, req *pubReq, res pubRes
 
 // appendReplica appends the frame that gives a replica its copy of a
 // message: a Replicate, or, when the replica has subscribers for the topic
-// (deliver), a Deliver marked Replica, so that the payload crosses that
+// (deliver), a ReplicaDeliver, so that the payload crosses that
 // link once and not twice. reqID, if not zero, asks for a ReplicateAck.
 // ot.mu held.
 func appendReplica(dst []byte, ot *ownedTopic, deliver bool, seq uint64, now int64, data []byte, reqID uint64) []byte {
 	if deliver {
-		m := transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data, Replica: true, Time: now, ReqID: reqID}
+		m := wire.ReplicaDeliver{ReqID: reqID, Topic: ot.name, Epoch: ot.epoch, Seq: seq, Time: now, Data: data}
 		return m.AppendFrame(dst)
 	}
-	m := transport.Replicate{ReqID: reqID, Topic: ot.name, Epoch: ot.epoch, Seq: seq, Time: now, Data: data}
+	m := wire.Replicate{ReqID: reqID, Topic: ot.name, Epoch: ot.epoch, Seq: seq, Time: now, Data: data}
 	return m.AppendFrame(dst)
 }
 
@@ -296,7 +293,7 @@ func (w *replicaWait) done(peer string, err error) (res pubResult, over bool) {
 }
 
 // onReplicate stores a copy of a message sent by its topic's owner.
-func (n *Node) onReplicate(from string, m *transport.Replicate) {
+func (n *Node) onReplicate(from string, m *wire.Replicate) {
 	rt := n.replicas.lock(m.Topic)
 	rt.active = n.retention.now()
 	if m.Epoch != rt.epoch {
@@ -313,7 +310,7 @@ func (n *Node) onReplicate(from string, m *transport.Replicate) {
 	rt.mu.Unlock()
 	n.stats.replicated.Add(1)
 	if m.ReqID != 0 {
-		if err := n.peers.sendMsg(from, &transport.ReplicateAck{ReqID: m.ReqID, Seq: m.Seq}); err != nil {
+		if err := n.peers.sendMsg(from, &wire.ReplicateAck{ReqID: m.ReqID, Seq: m.Seq}); err != nil {
 			n.stats.sendErrors.Add(1)
 		}
 	}

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // An Unsubscribe racing with the next Subscribe of the same topic must not
@@ -134,14 +134,14 @@ func TestBouncedPublishIsAcknowledged(t *testing.T) {
 	}
 	got := make(chan error, 1)
 	// As if a had sent it to b, which forwarded it back.
-	id := a.pending.add(b.Name(), 5*time.Second, func(_ string, msg transport.Message, err error) {
-		if ack, ok := msg.(*transport.PublishAck); ok {
+	id := a.pending.add(b.Name(), 5*time.Second, func(_ string, msg wire.Message, err error) {
+		if ack, ok := msg.(*wire.PublishAck); ok {
 			got <- codeError(ack.Code, ack.Err)
 			return
 		}
 		got <- err
 	})
-	a.onPublish(b.Name(), &transport.Publish{ReqID: id, Origin: a.Name(), Topic: topic, Data: []byte("x"), Hops: 2})
+	a.onPublish(b.Name(), &wire.Publish{ReqID: id, Origin: a.Name(), Topic: topic, Data: []byte("x"), Hops: 2})
 	select {
 	case err := <-got:
 		if err != nil {

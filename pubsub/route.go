@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // router forwards requests toward a topic's owner and returns the owner's
@@ -31,7 +31,7 @@ func (r *router) replyPublish(req *pubReq, res pubResult) {
 	if req.reqID == 0 {
 		return
 	}
-	ack := &transport.PublishAck{ReqID: req.reqID, Epoch: res.epoch, Seq: res.seq, Code: errorCode(res.err)}
+	ack := &wire.PublishAck{ReqID: req.reqID, Epoch: res.epoch, Seq: res.seq, Code: errorCode(res.err)}
 	if res.err != nil {
 		ack.Err = res.err.Error()
 	}
@@ -63,9 +63,9 @@ func (r *router) sendPublish(req *pubReq, target string) error {
 		// The caller's context bounds the wait too, but a request whose
 		// answer was lost (forwarded toward an owner that failed) must not
 		// hold it longer than RequestTimeout.
-		req.reqID = r.pending.add(target, r.timeout, func(_ string, msg transport.Message, err error) {
+		req.reqID = r.pending.add(target, r.timeout, func(_ string, msg wire.Message, err error) {
 			var res pubResult
-			if ack, ok := msg.(*transport.PublishAck); ok {
+			if ack, ok := msg.(*wire.PublishAck); ok {
 				res = pubResult{epoch: ack.Epoch, seq: ack.Seq, err: codeError(ack.Code, ack.Err)}
 			} else {
 				res.err = err
@@ -74,7 +74,7 @@ func (r *router) sendPublish(req *pubReq, target string) error {
 		})
 	}
 	buf := getFrameBuf()
-	m := transport.Publish{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Data: req.data, Ack: uint8(req.ack), Hops: req.hops + 1}
+	m := wire.Publish{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Data: req.data, Ack: uint8(req.ack), Hops: req.hops + 1}
 	frame := m.AppendFrame(*buf)
 	err := r.peers.sendTo(target, frame)
 	putFrameBuf(buf, frame)
@@ -93,7 +93,7 @@ func (r *router) replySubscribe(req *subReq, epoch, seq uint64, err error) {
 		req.done(r.self, epoch, seq, err)
 		return
 	}
-	ack := &transport.SubscribeAck{ReqID: req.reqID, Epoch: epoch, Seq: seq, Code: errorCode(err)}
+	ack := &wire.SubscribeAck{ReqID: req.reqID, Epoch: epoch, Seq: seq, Code: errorCode(err)}
 	if err != nil {
 		ack.Err = err.Error()
 	}
@@ -115,15 +115,15 @@ func (r *router) sendSubscribe(req *subReq, target string) error {
 	added := req.origin == r.self && req.reqID == 0 // see sendPublish
 	if added {
 		done := req.done
-		req.reqID = r.pending.add(target, r.timeout, func(from string, msg transport.Message, err error) {
-			if ack, ok := msg.(*transport.SubscribeAck); ok {
+		req.reqID = r.pending.add(target, r.timeout, func(from string, msg wire.Message, err error) {
+			if ack, ok := msg.(*wire.SubscribeAck); ok {
 				done(from, ack.Epoch, ack.Seq, codeError(ack.Code, ack.Err))
 				return
 			}
 			done("", 0, 0, err)
 		})
 	}
-	m := &transport.Subscribe{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Since: req.since, HasSince: req.hasSince, Hops: req.hops + 1}
+	m := &wire.Subscribe{ReqID: req.reqID, Origin: req.origin, Topic: req.topic, Since: req.since, HasSince: req.hasSince, Hops: req.hops + 1}
 	if err := r.peers.sendMsg(target, m); err != nil {
 		if added {
 			r.pending.cancel(req.reqID)

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // publishOwned sequences a publish for which this node is the owner; ot is
@@ -86,7 +86,7 @@ func (n *Node) fanout(ot *ownedTopic, replicated []string, seq uint64, data []by
 		}
 		if buf == nil {
 			buf = getFrameBuf()
-			m := transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data}
+			m := wire.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: seq, Data: data}
 			frame = m.AppendFrame(*buf)
 		}
 		if err := n.peers.sendTo(node, frame); err != nil {

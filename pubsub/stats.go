@@ -2,8 +2,6 @@ package pubsub
 
 import (
 	"sync/atomic"
-
-	"github.com/ringcast/ringcast/transport"
 )
 
 type counters struct {
@@ -55,9 +53,9 @@ type Stats struct {
 	Subscriptions int `json:"subscriptions"`  // local subscriptions
 
 	// Links holds per-peer link counters: frames sent and received per
-	// frame type, bytes, drops. Links.Peers[p].Sent[transport.FrameDeliver]
-	// is the number of deliveries this node sent to p.
-	Links transport.Stats `json:"links"`
+	// frame type, bytes, drops. Links.Peers[p].Sent[FrameDeliver] is the
+	// number of plain deliveries this node sent to p.
+	Links LinkStats `json:"links"`
 }
 
 // Stats returns a snapshot of the node's counters. The gauges visit every
@@ -84,7 +82,7 @@ func (n *Node) Stats() Stats {
 		Failovers:     n.stats.failovers.Load(),
 		Forgotten:     n.stats.forgotten.Load(),
 		Repairs:       n.stats.repairs.Load(),
-		Links:         n.tr.Stats(),
+		Links:         linkStats(n.tr.Stats()),
 	}
 	for _, ot := range n.owned.all() {
 		ot.mu.Lock()

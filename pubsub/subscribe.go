@@ -5,7 +5,7 @@ import (
 	"errors"
 	"time"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // Subscribe subscribes to topic and returns once the topic's owner has
@@ -172,7 +172,7 @@ func (n *Node) unregister(topic, owner string) {
 		n.ownerUnsubscribe(topic, n.name, 0)
 		return
 	}
-	if err := n.peers.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: n.name}); err != nil && !n.isClosed() {
+	if err := n.peers.sendMsg(owner, &wire.Unsubscribe{Topic: topic, Origin: n.name}); err != nil && !n.isClosed() {
 		n.log.Debug("unsubscribe not sent", "topic", topic, "owner", owner, "err", err)
 	}
 }

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"slices"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // ownerSubscribe registers req.origin as a subscriber node of the topic
@@ -72,7 +72,7 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 			n.deliver(n.name, ot.name, ot.epoch, e.Seq, e.Data)
 			continue
 		}
-		m := &transport.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: e.Seq, Data: e.Data}
+		m := &wire.Deliver{Topic: ot.name, Epoch: ot.epoch, Seq: e.Seq, Data: e.Data}
 		if err := n.peers.sendMsg(req.origin, m); err != nil {
 			n.stats.sendErrors.Add(1)
 			return
@@ -91,7 +91,7 @@ func (n *Node) ownerUnsubscribe(topic, origin string, hops uint8) {
 		case err != nil:
 		case owner != n.name:
 			if hops < maxHops {
-				_ = n.peers.sendMsg(owner, &transport.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
+				_ = n.peers.sendMsg(owner, &wire.Unsubscribe{Topic: topic, Origin: origin, Hops: hops + 1})
 			}
 		default:
 			// Owned here but not claimed yet (after a failover): the claim
@@ -118,7 +118,7 @@ func (n *Node) unsubscribeLocked(ot *ownedTopic, origin string, hops uint8) {
 		}
 	case stateMoved:
 		if hops < maxHops {
-			_ = n.peers.sendMsg(ot.movedTo, &transport.Unsubscribe{Topic: ot.name, Origin: origin, Hops: hops + 1})
+			_ = n.peers.sendMsg(ot.movedTo, &wire.Unsubscribe{Topic: ot.name, Origin: origin, Hops: hops + 1})
 		}
 	default:
 		if i := slices.Index(ot.nodes, origin); i >= 0 {

@@ -6,7 +6,7 @@ import (
 	"sync"
 	"sync/atomic"
 
-	"github.com/ringcast/ringcast/transport"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 // Message is one publication as a subscriber receives it. Data is shared by
@@ -102,7 +102,7 @@ func newSubscription(n *Node, topic string, fn func(Message), o subscribeOptions
 // finishRecovery queues the recovered history (entries after since), then
 // the live messages held meanwhile that come after it, and ends recovery.
 // What was recovered may exceed the buffer's bound.
-func (s *Subscription) finishRecovery(entries []transport.HistoryEntry, epoch, since uint64) {
+func (s *Subscription) finishRecovery(entries []wire.HistoryEntry, epoch, since uint64) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	next := since

@@ -8,16 +8,12 @@ import (
 	"time"
 )
 
-// deliverOfSize returns a Deliver frame of exactly size bytes.
-func deliverOfSize(tb testing.TB, size int) []byte {
-	for n := 0; n < size; n++ {
-		f := EncodeFrame(&Deliver{Topic: "topics:bench", Epoch: 1, Seq: 1 << 20, Data: make([]byte, n)})
-		if len(f) == size {
-			return f
-		}
+// frameOfSize returns a frameSeq frame of exactly size bytes.
+func frameOfSize(tb testing.TB, size int) []byte {
+	if size < testMsgSize {
+		tb.Fatalf("no frame of %d bytes", size)
 	}
-	tb.Fatalf("no Deliver frame of %d bytes", size)
-	return nil
+	return seqFrame(1<<20, size-testMsgSize)
 }
 
 // benchLink starts a sender and a receiver that counts frames, and
@@ -27,7 +23,7 @@ func benchLink(b *testing.B) (*Transport, Peer, *atomic.Int64) {
 	a := start(b, Config{NodeName: "a", Handler: HandlerFunc(func(string, FrameType, []byte) {})})
 	r := start(b, Config{NodeName: "b", Handler: HandlerFunc(func(string, FrameType, []byte) { got.Add(1) })})
 	to := peerOf(r)
-	if err := a.SendMsg(to, &Deliver{Topic: "warmup"}); err != nil {
+	if err := a.SendMsg(to, &testMsg{typ: frameSeq}); err != nil {
 		b.Fatal(err)
 	}
 	waitFor(b, 5*time.Second, func() bool { return got.Load() == 1 })
@@ -50,11 +46,11 @@ func send(b *testing.B, a *Transport, to Peer, frame []byte) {
 	}
 }
 
-// BenchmarkSend sends 128-byte Deliver frames over one loopback link and
+// BenchmarkSend sends 128-byte frames over one loopback link and
 // stops the clock when the receiver has them all.
 func BenchmarkSend(b *testing.B) {
 	a, to, got := benchLink(b)
-	frame := deliverOfSize(b, 128)
+	frame := frameOfSize(b, 128)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -75,7 +71,7 @@ func BenchmarkSend(b *testing.B) {
 // the link.
 func BenchmarkSendParallel(b *testing.B) {
 	a, to, got := benchLink(b)
-	frame := deliverOfSize(b, 128)
+	frame := frameOfSize(b, 128)
 	b.SetBytes(int64(len(frame)))
 	b.ReportAllocs()
 	b.ResetTimer()
@@ -91,26 +87,4 @@ func BenchmarkSendParallel(b *testing.B) {
 	elapsed := time.Since(begin)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
-}
-
-func BenchmarkEncodeDeliver(b *testing.B) {
-	m := &Deliver{Topic: "topics:bench", Epoch: 1, Seq: 1 << 20, Data: make([]byte, 100)}
-	buf := make([]byte, 0, 256)
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		buf = AppendFrame(buf[:0], m)
-	}
-	b.SetBytes(int64(len(buf)))
-}
-
-func BenchmarkDecodeDeliver(b *testing.B) {
-	body := (&Deliver{Topic: "topics:bench", Epoch: 1, Seq: 1 << 20, Data: make([]byte, 100)}).AppendBody(nil)
-	var m Deliver
-	b.SetBytes(int64(len(body)))
-	b.ReportAllocs()
-	for i := 0; i < b.N; i++ {
-		if err := m.DecodeBody(body); err != nil {
-			b.Fatal(err)
-		}
-	}
 }

@@ -29,6 +29,11 @@ const (
 type Config struct {
 	// NodeName is this node's name, unique in the cluster. Required.
 	NodeName string
+	// ProtocolVersion is the version of the protocol the user of the
+	// Transport speaks over its links; zero is a valid version. It must be
+	// equal on both ends of a link: the handshake refuses a peer speaking
+	// another version (ErrVersionMismatch).
+	ProtocolVersion uint8
 	// ClusterName must be equal on both ends of a link. Default "ringcast".
 	ClusterName string
 	// ListenAddr is the TCP address to listen on. Default "127.0.0.1:0".
@@ -63,7 +68,7 @@ type Config struct {
 	// MaxInbound bounds the accepted connections open at once; more are
 	// closed at once. Default 4096.
 	MaxInbound int
-	// Handler receives every pubsub frame. Required.
+	// Handler receives every user frame. Required.
 	Handler Handler
 	// Logger receives the transport's logs. nil discards them.
 	Logger *slog.Logger

@@ -1,12 +1,14 @@
 // Package transport links ringcast nodes to each other: one long-lived TCP
-// connection per peer and direction, carrying length-prefixed frames with
-// msgpack bodies, written in batches from bounded queues.
+// connection per peer and direction, carrying length-prefixed typed
+// frames, written in batches from bounded queues.
 //
 // A Transport listens for its peers and keeps one outbound link per peer
-// it sends to. Package pubsub builds messages (Publish, Deliver, ...),
-// encodes each once with EncodeFrame, and hands the frame to Send for
-// every peer that needs it; frames received from peers go to the
-// configured Handler.
+// it sends to. It carries its user's frames without knowing them: the user
+// (package pubsub) picks the frame types from FirstUserFrame up, encodes a
+// frame once (AppendFrame, AppendMessage) and hands it to Send for every
+// peer that needs it, or has SendMsg encode a Message straight into one
+// link's queue; frames received from peers go to the configured Handler as
+// (peer, type, body).
 //
 // # Frame format
 //
@@ -17,24 +19,20 @@
 // with N = 1 + len(body). A reader checks 1 <= N <= Config.MaxFrameSize
 // before it allocates anything; a peer that violates it has its connection
 // closed with a logged error ("transport: frame too large: N > max").
-// Bodies are msgpack arrays of the message's fields in declaration order.
-// The codecs are hand-written (no reflection): encoders use the smallest
-// msgpack format for each value, decoders accept any format that can hold
-// the field, check every length against the remaining bytes, and skip
-// trailing fields added by later versions. []byte fields of decoded
-// messages alias the body. Every body received is a fresh allocation
-// owned by the Handler.
+// Every body received is a fresh allocation owned by the Handler.
 //
-// Frame types below FramePublish belong to the link (handshake, ping) and
-// never reach the Handler; the others are package pubsub's, with values
-// fixed by the protocol.
+// Frame types below FirstUserFrame (16) belong to the link (handshake,
+// ping): Send refuses them and they never reach the Handler. The others
+// are the user's, and their bodies are opaque to the Transport. The
+// handshake frames' bodies are msgpack arrays of their fields.
 //
 // # Handshake
 //
 // The dialer sends Hello{Cluster, Node, Version, Nonce}; the listener
 // answers HelloAck{Node, Version, Nonce, Proof, Err}; the dialer finishes
-// with Proof{Proof}. The listener refuses a different ProtocolVersion
-// (ErrVersionMismatch), cluster name (ErrClusterMismatch), or its own
+// with Proof{Proof}. Version is Config.ProtocolVersion, the version of the
+// user's protocol (zero is a valid one). The listener refuses a different
+// version (ErrVersionMismatch), cluster name (ErrClusterMismatch), or its own
 // node name (ErrPeerMismatch), and a Hello that does not arrive within
 // HandshakeTimeout; the dialer refuses a listener that is not the peer it
 // dialled (ErrPeerMismatch). With Config.Secret, each side proves it
@@ -75,5 +73,18 @@
 // Stats reports, per peer, the frames sent and received per type, bytes,
 // drops, dials and whether the outbound link is connected. The counters
 // are atomics updated once per batch on the writer side and once per
-// frame on the reader side; Stats turns them into maps.
+// frame on the reader side; Stats turns them into maps. The Transport
+// names only its own frame types; a user names its own when it presents
+// the counts.
+//
+// # Files
+//
+//   - transport.go: Transport, Peer, Handler, Send, the accept loop and the
+//     reading of inbound connections.
+//   - frame.go: FrameType, Message, the errors, and building and reading
+//     frames.
+//   - link.go: an outbound link: its queue, writer, reconnects and pings.
+//   - handshake.go: the handshake and its frames.
+//   - config.go: Config and its defaults.
+//   - stats.go: the per-peer counters.
 package transport

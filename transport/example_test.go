@@ -6,17 +6,18 @@ import (
 	"github.com/ringcast/ringcast/transport"
 )
 
+// frameGreeting is a user frame type: the transport leaves its meaning to
+// the program.
+const frameGreeting = transport.FirstUserFrame
+
 func Example() {
 	got := make(chan string, 1)
 	b, err := transport.New(transport.Config{
 		NodeName: "b",
 		Handler: transport.HandlerFunc(func(from string, typ transport.FrameType, body []byte) {
-			var d transport.Deliver
-			if err := d.DecodeBody(body); err != nil {
-				got <- err.Error()
-				return
+			if typ == frameGreeting {
+				got <- fmt.Sprintf("greeting from %s: %q", from, body)
 			}
-			got <- fmt.Sprintf("%s from %s: %s #%d %q", typ, from, d.Topic, d.Seq, d.Data)
 		}),
 	})
 	if err != nil {
@@ -34,10 +35,10 @@ func Example() {
 	defer a.Close()
 
 	// Encode once; the same frame could go to many peers.
-	frame := transport.EncodeFrame(&transport.Deliver{Topic: "news", Epoch: 1, Seq: 42, Data: []byte("hello")})
+	frame := transport.AppendFrame(nil, frameGreeting, []byte("hello"))
 	if err := a.Send(transport.Peer{Name: "b", Addr: b.Addr()}, frame); err != nil {
 		panic(err)
 	}
 	fmt.Println(<-got)
-	// Output: Deliver from a: news #42 "hello"
+	// Output: greeting from a: "hello"
 }

@@ -11,20 +11,14 @@ import (
 	"strings"
 )
 
-// ProtocolVersion is the version of the link protocol spoken by this
-// package. Both ends of a link must speak the same version; the handshake
-// refuses a peer that does not. Version 2 added the replica fields of
-// Deliver. Package ring's member version moves with it, so that members
-// that cannot link do not share a ring.
-const ProtocolVersion uint8 = 2
-
 // FrameType is the type byte that follows a frame's length prefix. Values
-// below FramePublish are reserved for the link itself and are never passed
-// to a Handler; values from FramePublish up belong to package pubsub.
+// below FirstUserFrame are reserved for the link itself and are never
+// passed to a Handler; values from FirstUserFrame up belong to the
+// package that uses the Transport, which gives them their meaning.
 type FrameType uint8
 
-// Link-internal frame types. They are never passed to a Handler and cannot
-// be sent with Transport.Send.
+// Link frame types. They are never passed to a Handler and cannot be sent
+// with Transport.Send.
 const (
 	FrameHello    FrameType = 1 // handshake: dialer introduces itself
 	FrameHelloAck FrameType = 2 // handshake: listener answers (or refuses)
@@ -32,29 +26,12 @@ const (
 	FramePing     FrameType = 4 // keepalive, empty body
 )
 
-// Pubsub frame types. The values are part of the wire protocol and never
-// change. The comment names the message type that forms the body.
-const (
-	FramePublish        FrameType = 16 // Publish
-	FramePublishAck     FrameType = 17 // PublishAck
-	FrameDeliver        FrameType = 18 // Deliver
-	FrameSubscribe      FrameType = 19 // Subscribe
-	FrameSubscribeAck   FrameType = 20 // SubscribeAck
-	FrameUnsubscribe    FrameType = 21 // Unsubscribe
-	FrameStateRequest   FrameType = 22 // StateRequest
-	FrameState          FrameType = 23 // TopicState (reply to StateRequest, or pushed as a hand-off)
-	FrameStateAck       FrameType = 24 // StateAck (reply to a pushed hand-off)
-	FrameReplicate      FrameType = 25 // Replicate
-	FrameReplicateAck   FrameType = 26 // ReplicateAck
-	FrameHistoryRequest FrameType = 27 // HistoryRequest
-	FrameHistory        FrameType = 28 // History
-)
+// FirstUserFrame is the lowest frame type a user of the Transport may send,
+// and the lowest delivered to its Handler.
+const FirstUserFrame FrameType = 16
 
-// firstUserFrame is the lowest frame type that is delivered to a Handler.
-const firstUserFrame = FramePublish
-
-// String returns the frame type's name, or "FrameType(n)" for a value this
-// version does not know.
+// String returns the name of a link frame type ("Ping"), or "FrameType(n)"
+// for any other value: the names of user frame types are their user's.
 func (t FrameType) String() string {
 	switch t {
 	case FrameHello:
@@ -65,32 +42,6 @@ func (t FrameType) String() string {
 		return "Proof"
 	case FramePing:
 		return "Ping"
-	case FramePublish:
-		return "Publish"
-	case FramePublishAck:
-		return "PublishAck"
-	case FrameDeliver:
-		return "Deliver"
-	case FrameSubscribe:
-		return "Subscribe"
-	case FrameSubscribeAck:
-		return "SubscribeAck"
-	case FrameUnsubscribe:
-		return "Unsubscribe"
-	case FrameStateRequest:
-		return "StateRequest"
-	case FrameState:
-		return "State"
-	case FrameReplicate:
-		return "Replicate"
-	case FrameReplicateAck:
-		return "ReplicateAck"
-	case FrameHistoryRequest:
-		return "HistoryRequest"
-	case FrameHistory:
-		return "History"
-	case FrameStateAck:
-		return "StateAck"
 	}
 	return "FrameType(" + strconv.Itoa(int(t)) + ")"
 }
@@ -111,8 +62,8 @@ func (t *FrameType) UnmarshalText(b []byte) error {
 		}
 		return fmt.Errorf("transport: invalid frame type %q", s)
 	}
-	for i := range 256 {
-		if ft := FrameType(i); ft.String() == s {
+	for ft := FrameHello; ft < FirstUserFrame; ft++ {
+		if ft.String() == s {
 			*t = ft
 			return nil
 		}
@@ -132,8 +83,8 @@ var (
 	// ErrFrameTooLarge reports a frame whose length exceeds
 	// Config.MaxFrameSize, on either side of a link.
 	ErrFrameTooLarge = errors.New("transport: frame too large")
-	// ErrMalformed reports bytes that are not a valid frame or body.
-	// Body decode errors wrap it.
+	// ErrMalformed reports bytes that are not a valid frame, or a link
+	// frame whose body does not decode.
 	ErrMalformed = errors.New("transport: malformed frame")
 	// ErrClusterMismatch reports a handshake between nodes configured with
 	// different cluster names.
@@ -157,8 +108,12 @@ var (
 	ErrInvalidConfig = errors.New("transport: invalid config")
 )
 
-// frameHeaderSize is the length prefix plus the type byte.
-const frameHeaderSize = 5
+// FrameHeaderSize is the size of a frame's header: the 4-byte length
+// prefix and the type byte.
+const FrameHeaderSize = 5
+
+// frameHeaderSize is FrameHeaderSize, for this package's own arithmetic.
+const frameHeaderSize = FrameHeaderSize
 
 // maxEncodableFrame is the largest N a 4-byte length prefix can carry.
 const maxEncodableFrame = math.MaxUint32
@@ -166,60 +121,49 @@ const maxEncodableFrame = math.MaxUint32
 // pingFrame is the complete, immutable Ping frame.
 var pingFrame = []byte{0, 0, 0, 1, byte(FramePing)}
 
-// EncodeFrame returns a complete frame (header and body) for m in a newly
-// allocated slice of the right size. The result may be passed to Send for
-// several peers. To send one message to one peer, SendMsg saves the
-// allocation; to send it to several, AppendFrame into a reused buffer.
-func EncodeFrame(m Message) []byte {
-	n := 64
-	if s, ok := m.(sizer); ok {
-		n = s.maxBodySize()
-	}
-	return AppendFrame(make([]byte, 0, frameHeaderSize+n), m)
+// Message is a message that encodes itself as the body of a frame of its
+// type, for SendMsg and AppendMessage. Encoding must only read the
+// message.
+type Message interface {
+	// FrameType returns the frame type that carries this message.
+	FrameType() FrameType
+	// AppendBody appends the body of the message to b and returns the
+	// extended slice.
+	AppendBody(b []byte) []byte
 }
 
-// AppendFrame appends a complete frame for m to dst and returns the
-// extended slice. It panics if the frame would not fit a 4-byte length
-// prefix (4 GiB), which no configuration of this package accepts anyway.
-func AppendFrame(dst []byte, m Message) []byte {
+// AppendFrame appends a complete frame of type typ with the given body to
+// dst and returns the extended slice. It panics if the frame would not fit
+// a 4-byte length prefix (4 GiB), which no configuration of this package
+// accepts anyway.
+func AppendFrame(dst []byte, typ FrameType, body []byte) []byte {
 	start := len(dst)
-	return endFrame(m.AppendBody(beginFrame(dst, m.FrameType())), start)
+	return EndFrame(append(BeginFrame(dst, typ), body...), start)
 }
 
-// AppendFrame appends a complete Deliver frame to dst, as AppendFrame(dst,
-// m) but without converting m to an interface, so that a Deliver built
-// for one fan-out can stay on the caller's stack.
-func (m *Deliver) AppendFrame(dst []byte) []byte {
+// AppendMessage appends a complete frame for m to dst and returns the
+// extended slice; see AppendFrame.
+func AppendMessage(dst []byte, m Message) []byte {
 	start := len(dst)
-	return endFrame(m.AppendBody(beginFrame(dst, FrameDeliver)), start)
+	return EndFrame(m.AppendBody(BeginFrame(dst, m.FrameType())), start)
 }
 
-// AppendFrame appends a complete Publish frame to dst; see
-// Deliver.AppendFrame.
-func (m *Publish) AppendFrame(dst []byte) []byte {
-	start := len(dst)
-	return endFrame(m.AppendBody(beginFrame(dst, FramePublish)), start)
-}
+// BeginFrame appends the header of a frame of type typ to dst, with a
+// length that EndFrame fills in once the caller appended the body. The
+// pair lets an encoder write a frame without going through the Message
+// interface (so that the message may stay on the caller's stack).
+func BeginFrame(dst []byte, typ FrameType) []byte { return append(dst, 0, 0, 0, 0, byte(typ)) }
 
-// AppendFrame appends a complete Replicate frame to dst; see
-// Deliver.AppendFrame.
-func (m *Replicate) AppendFrame(dst []byte) []byte {
-	start := len(dst)
-	return endFrame(m.AppendBody(beginFrame(dst, FrameReplicate)), start)
-}
-
-// beginFrame appends a frame header whose length endFrame fills in.
-func beginFrame(dst []byte, typ FrameType) []byte { return append(dst, 0, 0, 0, 0, byte(typ)) }
-
-// endFrame writes the length of the frame that starts at dst[start:]. It
-// panics if the frame would not fit a 4-byte length prefix.
-func endFrame(dst []byte, start int) []byte {
-	n := len(dst) - start - 4
+// EndFrame writes the length of the frame that BeginFrame started at
+// frame[start:] and returns frame. It panics if the frame would not fit a
+// 4-byte length prefix.
+func EndFrame(frame []byte, start int) []byte {
+	n := len(frame) - start - 4
 	if uint64(n) > maxEncodableFrame {
 		panic("transport: frame larger than 4 GiB")
 	}
-	binary.BigEndian.PutUint32(dst[start:], uint32(n))
-	return dst
+	binary.BigEndian.PutUint32(frame[start:], uint32(n))
+	return frame
 }
 
 // ReadFrame reads one frame from r and returns its type and body. The
@@ -302,19 +246,19 @@ func noEOF(err error) error {
 }
 
 // checkSendFrame validates a frame handed to Send: a consistent length
-// prefix, a size within max and a pubsub frame type.
+// prefix, a size within max and a user frame type.
 func checkSendFrame(frame []byte, max int) error {
 	if len(frame) < frameHeaderSize {
 		return fmt.Errorf("%w: %d bytes is shorter than a frame header", ErrMalformed, len(frame))
 	}
 	n := binary.BigEndian.Uint32(frame)
 	if uint64(n) != uint64(len(frame)-4) {
-		return fmt.Errorf("%w: length prefix %d does not match %d bytes (build frames with EncodeFrame)", ErrMalformed, n, len(frame)-4)
+		return fmt.Errorf("%w: length prefix %d does not match %d bytes (build frames with AppendFrame)", ErrMalformed, n, len(frame)-4)
 	}
 	if uint64(n) > uint64(max) {
 		return fmt.Errorf("%w: %d > %d", ErrFrameTooLarge, n, max)
 	}
-	if FrameType(frame[4]) < firstUserFrame {
+	if FrameType(frame[4]) < FirstUserFrame {
 		return fmt.Errorf("%w: %v is a link-internal frame type", ErrMalformed, FrameType(frame[4]))
 	}
 	return nil

@@ -22,17 +22,31 @@ func frameReaders(b []byte) map[string]io.Reader {
 	}
 }
 
+// sampleFrames returns user frames of several types, with bodies at the
+// boundaries that matter to a reader: empty, one byte, a small buffer's
+// size and more.
+func sampleFrames() []received {
+	return []received{
+		{typ: FirstUserFrame, body: []byte{}},
+		{typ: FirstUserFrame + 1, body: []byte{0}},
+		{typ: 200, body: bytes.Repeat([]byte{0xff}, 15)},
+		{typ: 255, body: bytes.Repeat([]byte{1}, 16)},
+		{typ: frameSeq, body: (&testMsg{typ: frameSeq, seq: 1, data: []byte("hello")}).AppendBody(nil)},
+		{typ: frameB, body: bytes.Repeat([]byte{0x7f}, 65536)},
+	}
+}
+
 func TestReadFrameSequence(t *testing.T) {
 	var stream []byte
-	msgs := sampleMessages()
-	for _, m := range msgs {
-		stream = AppendFrame(stream, m)
+	frames := sampleFrames()
+	for _, f := range frames {
+		stream = AppendFrame(stream, f.typ, f.body)
 	}
 	stream = append(stream, pingFrame...)
 	for name, r := range frameReaders(stream) {
-		for i, m := range msgs {
+		for i, f := range frames {
 			typ, body, err := ReadFrame(r, 1<<20)
-			if err != nil || typ != m.FrameType() || !bytes.Equal(body, m.AppendBody(nil)) {
+			if err != nil || typ != f.typ || !bytes.Equal(body, f.body) {
 				t.Fatalf("%s: frame %d: %v %v", name, i, typ, err)
 			}
 		}
@@ -47,7 +61,7 @@ func TestReadFrameSequence(t *testing.T) {
 }
 
 func TestReadFrameErrors(t *testing.T) {
-	frame := EncodeFrame(&Deliver{Topic: "t", Data: []byte("0123456789")})
+	frame := AppendFrame(nil, frameSeq, []byte("t0123456789"))
 	cases := []struct {
 		name  string
 		input []byte
@@ -86,8 +100,8 @@ func TestReadFrameTooLargeMessage(t *testing.T) {
 
 func TestReadFrameBodyIsFresh(t *testing.T) {
 	var stream []byte
-	stream = AppendFrame(stream, &Unsubscribe{Topic: "a"})
-	stream = AppendFrame(stream, &Unsubscribe{Topic: "b"})
+	stream = AppendFrame(stream, frameB, []byte{0xa1, 'a'})
+	stream = AppendFrame(stream, frameB, []byte{0xa1, 'b'})
 	br := bufio.NewReader(bytes.NewReader(stream))
 	_, b1, _ := ReadFrame(br, 100)
 	_, b2, _ := ReadFrame(br, 100)
@@ -99,7 +113,7 @@ func TestReadFrameBodyIsFresh(t *testing.T) {
 }
 
 func TestCheckSendFrame(t *testing.T) {
-	good := EncodeFrame(&Deliver{Topic: "t", Data: make([]byte, 50)})
+	good := seqFrame(1, 50)
 	if err := checkSendFrame(good, 1000); err != nil {
 		t.Fatal(err)
 	}
@@ -113,8 +127,8 @@ func TestCheckSendFrame(t *testing.T) {
 		"too large":      {good, len(good) - 5, ErrFrameTooLarge},
 		"short":          {good[:4], 1000, ErrMalformed},
 		"wrong prefix":   {bad, 1000, ErrMalformed},
-		"body only":      {(&Deliver{Topic: "t"}).AppendBody(nil), 1000, ErrMalformed},
-		"internal type":  {EncodeFrame(&hello{}), 1000, ErrMalformed},
+		"body only":      {(&testMsg{typ: frameSeq}).AppendBody(nil), 1000, ErrMalformed},
+		"internal type":  {AppendMessage(nil, &hello{}), 1000, ErrMalformed},
 		"ping":           {pingFrame, 1000, ErrMalformed},
 		"truncated copy": {good[:len(good)-1], 1000, ErrMalformed},
 	}
@@ -144,13 +158,42 @@ func TestFrameTypeText(t *testing.T) {
 		}
 	}
 	// JSON keys frame counts by name, and reads them back.
-	in := PeerStats{Sent: map[FrameType]uint64{FrameDeliver: 3, FrameType(200): 1}}
+	in := PeerStats{Sent: map[FrameType]uint64{FramePing: 3, FrameType(200): 1}}
 	b, err := json.Marshal(in)
-	if err != nil || !strings.Contains(string(b), `"Deliver":3`) || !strings.Contains(string(b), `"FrameType(200)":1`) {
+	if err != nil || !strings.Contains(string(b), `"Ping":3`) || !strings.Contains(string(b), `"FrameType(200)":1`) {
 		t.Fatalf("json.Marshal = %s, %v", b, err)
 	}
 	var out PeerStats
-	if err := json.Unmarshal(b, &out); err != nil || out.Sent[FrameDeliver] != 3 || out.Sent[FrameType(200)] != 1 {
+	if err := json.Unmarshal(b, &out); err != nil || out.Sent[FramePing] != 3 || out.Sent[FrameType(200)] != 1 {
 		t.Fatalf("json.Unmarshal(%s) = %+v, %v", b, out, err)
+	}
+}
+
+func TestFrameTypeString(t *testing.T) {
+	for typ, want := range map[FrameType]string{
+		FrameHello: "Hello", FrameHelloAck: "HelloAck", FrameProof: "Proof", FramePing: "Ping",
+		FirstUserFrame: "FrameType(16)", 0: "FrameType(0)", 200: "FrameType(200)",
+	} {
+		if got := typ.String(); got != want {
+			t.Errorf("%d.String() = %q, want %q", uint8(typ), got, want)
+		}
+	}
+}
+
+// TestAppendFrame checks that the ways of building a frame agree.
+func TestAppendFrame(t *testing.T) {
+	m := &testMsg{typ: frameSeq, seq: 9, data: []byte("body")}
+	body := m.AppendBody(nil)
+	want := append([]byte{0, 0, 0, byte(1 + len(body)), byte(frameSeq)}, body...)
+	prefix := []byte("xyz")
+	start := len(prefix)
+	for name, got := range map[string][]byte{
+		"AppendFrame":   AppendFrame(bytes.Clone(prefix), frameSeq, body),
+		"AppendMessage": AppendMessage(bytes.Clone(prefix), m),
+		"BeginFrame":    EndFrame(m.AppendBody(BeginFrame(bytes.Clone(prefix), frameSeq)), start),
+	} {
+		if !bytes.Equal(got[:start], prefix) || !bytes.Equal(got[start:], want) {
+			t.Errorf("%s = % x, want xyz then % x", name, got, want)
+		}
 	}
 }

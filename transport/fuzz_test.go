@@ -14,25 +14,29 @@ import (
 // fuzzMaxFrame is the frame limit used by the fuzzers.
 const fuzzMaxFrame = 1 << 12
 
-// fuzzSeeds returns valid frames of every type, one per seed, plus a
+// fuzzSeeds returns valid frames of several types, one per seed, plus a
 // stream of all of them.
 func fuzzSeeds() [][]byte {
 	var seeds [][]byte
 	var all []byte
-	for _, m := range sampleMessages() {
-		f := EncodeFrame(m)
-		if len(f) > fuzzMaxFrame {
-			continue
+	add := func(f []byte) {
+		if len(f) <= fuzzMaxFrame {
+			seeds = append(seeds, f)
+			all = append(all, f...)
 		}
-		seeds = append(seeds, f)
-		all = append(all, f...)
+	}
+	for _, f := range sampleFrames() {
+		add(AppendFrame(nil, f.typ, f.body))
+	}
+	for _, m := range handshakeMessages() {
+		add(AppendMessage(nil, m))
 	}
 	seeds = append(seeds, pingFrame, append(all, pingFrame...))
 	return seeds
 }
 
 // decodeStream reads every frame from r and describes each: its type and
-// body, and the body's decoding by its type's decoder (re-encoded, so that
+// body, and for a handshake frame the body's decoding (re-encoded, so that
 // results compare byte for byte). It ends with the error that stopped it.
 func decodeStream(t *testing.T, r io.Reader) []string {
 	var out []string
@@ -46,16 +50,16 @@ func decodeStream(t *testing.T, r io.Reader) []string {
 	}
 }
 
-// decodeBody decodes body with typ's decoder and checks the codec's
-// invariants: errors wrap ErrMalformed; a decoded message re-encodes to a
-// body that decodes to the same message.
+// decodeBody decodes a handshake body with typ's decoder and checks the
+// codec's invariants: errors wrap ErrMalformed; a decoded message
+// re-encodes to a body that decodes to the same message.
 func decodeBody(t *testing.T, typ FrameType, body []byte) string {
 	if typ == FramePing {
 		return fmt.Sprintf("ping, empty %v", len(body) == 0)
 	}
-	m := newMessage(typ)
+	m := newHandshakeMessage(typ)
 	if m == nil {
-		return "unknown type"
+		return "not a handshake frame"
 	}
 	if err := m.DecodeBody(body); err != nil {
 		if !errors.Is(err, ErrMalformed) {
@@ -64,7 +68,7 @@ func decodeBody(t *testing.T, typ FrameType, body []byte) string {
 		return "malformed: " + err.Error()
 	}
 	again := m.AppendBody(nil)
-	m2 := newMessage(typ)
+	m2 := newHandshakeMessage(typ)
 	if err := m2.DecodeBody(again); err != nil {
 		t.Fatalf("%v: re-encoded body does not decode: %v", typ, err)
 	}
@@ -105,15 +109,14 @@ func FuzzReadFrame(f *testing.F) {
 	})
 }
 
-// FuzzDecodeBody decodes arbitrary bodies with every message decoder.
+// FuzzDecodeBody decodes arbitrary bodies with every handshake decoder,
+// the only bodies a Transport decodes.
 func FuzzDecodeBody(f *testing.F) {
-	for _, m := range sampleMessages() {
-		if body := m.AppendBody(nil); len(body) <= fuzzMaxFrame {
-			f.Add(body)
-		}
+	for _, m := range handshakeMessages() {
+		f.Add(m.AppendBody(nil))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		for typ := FrameType(1); typ < 32; typ++ {
+		for typ := FrameType(1); typ < FirstUserFrame; typ++ {
 			decodeBody(t, typ, body)
 		}
 	})

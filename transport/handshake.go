@@ -2,15 +2,19 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net"
 	"strings"
 	"time"
+
+	"github.com/vmihailenco/msgpack/v5"
 )
 
 // The handshake, run by the dialer on every new connection:
@@ -65,63 +69,120 @@ type proof struct {
 	Proof []byte
 }
 
+// The bodies of handshake frames are msgpack arrays of their fields in
+// declaration order. A decoder skips fields beyond the ones it knows, so a
+// later version can append fields and still be told that it speaks
+// another version.
+
 func (*hello) FrameType() FrameType { return FrameHello }
 
 func (m *hello) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 4)
-	b = appendStr(b, m.Cluster)
-	b = appendStr(b, m.Node)
-	b = appendUint(b, uint64(m.Version))
-	return appendBin(b, m.Nonce)
+	return appendFields(b, func(e *msgpack.Encoder) error {
+		return errors.Join(e.EncodeArrayLen(4), e.EncodeString(m.Cluster), e.EncodeString(m.Node),
+			e.EncodeUint8(m.Version), e.EncodeBytes(m.Nonce))
+	})
 }
 
 func (m *hello) DecodeBody(b []byte) error {
-	d := decoder{b: b}
-	n := d.fields(4)
-	m.Cluster = d.str()
-	m.Node = d.str()
-	m.Version = d.uint8()
-	m.Nonce = d.bin()
-	d.finish(n, 4)
-	return d.result("Hello")
+	return decodeFields(b, "Hello", 4, func(d *msgpack.Decoder) (err error) {
+		m.Cluster, err = d.DecodeString()
+		if err == nil {
+			m.Node, err = d.DecodeString()
+		}
+		if err == nil {
+			m.Version, err = decodeUint8(d)
+		}
+		if err == nil {
+			m.Nonce, err = d.DecodeBytes()
+		}
+		return err
+	})
 }
 
 func (*helloAck) FrameType() FrameType { return FrameHelloAck }
 
 func (m *helloAck) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 5)
-	b = appendStr(b, m.Node)
-	b = appendUint(b, uint64(m.Version))
-	b = appendBin(b, m.Nonce)
-	b = appendBin(b, m.Proof)
-	return appendStr(b, m.Err)
+	return appendFields(b, func(e *msgpack.Encoder) error {
+		return errors.Join(e.EncodeArrayLen(5), e.EncodeString(m.Node), e.EncodeUint8(m.Version),
+			e.EncodeBytes(m.Nonce), e.EncodeBytes(m.Proof), e.EncodeString(m.Err))
+	})
 }
 
 func (m *helloAck) DecodeBody(b []byte) error {
-	d := decoder{b: b}
-	n := d.fields(5)
-	m.Node = d.str()
-	m.Version = d.uint8()
-	m.Nonce = d.bin()
-	m.Proof = d.bin()
-	m.Err = d.str()
-	d.finish(n, 5)
-	return d.result("HelloAck")
+	return decodeFields(b, "HelloAck", 5, func(d *msgpack.Decoder) (err error) {
+		m.Node, err = d.DecodeString()
+		if err == nil {
+			m.Version, err = decodeUint8(d)
+		}
+		if err == nil {
+			m.Nonce, err = d.DecodeBytes()
+		}
+		if err == nil {
+			m.Proof, err = d.DecodeBytes()
+		}
+		if err == nil {
+			m.Err, err = d.DecodeString()
+		}
+		return err
+	})
 }
 
 func (*proof) FrameType() FrameType { return FrameProof }
 
 func (m *proof) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 1)
-	return appendBin(b, m.Proof)
+	return appendFields(b, func(e *msgpack.Encoder) error {
+		return errors.Join(e.EncodeArrayLen(1), e.EncodeBytes(m.Proof))
+	})
 }
 
 func (m *proof) DecodeBody(b []byte) error {
-	d := decoder{b: b}
-	n := d.fields(1)
-	m.Proof = d.bin()
-	d.finish(n, 1)
-	return d.result("Proof")
+	return decodeFields(b, "Proof", 1, func(d *msgpack.Decoder) (err error) {
+		m.Proof, err = d.DecodeBytes()
+		return err
+	})
+}
+
+// appendFields appends what encode writes to b.
+func appendFields(b []byte, encode func(e *msgpack.Encoder) error) []byte {
+	buf := bytes.NewBuffer(b)
+	if err := encode(msgpack.NewEncoder(buf)); err != nil {
+		panic("transport: encoding a handshake frame: " + err.Error()) // a bytes.Buffer never fails
+	}
+	return buf.Bytes()
+}
+
+// decodeFields decodes the body of handshake frame name: an array of at
+// least want fields, read by decode, then skips the fields it does not
+// know and checks that nothing follows. Errors wrap ErrMalformed.
+func decodeFields(body []byte, name string, want int, decode func(d *msgpack.Decoder) error) error {
+	r := bytes.NewReader(body)
+	d := msgpack.NewDecoder(r)
+	n, err := d.DecodeArrayLen()
+	if err == nil && n < want {
+		err = fmt.Errorf("%d fields, want %d", n, want)
+	}
+	if err == nil {
+		err = decode(d)
+	}
+	for i := want; err == nil && i < n; i++ {
+		err = d.Skip()
+	}
+	if err == nil && r.Len() != 0 {
+		err = fmt.Errorf("%d trailing bytes", r.Len())
+	}
+	if err != nil {
+		return fmt.Errorf("%w: %s body: %v", ErrMalformed, name, err)
+	}
+	return nil
+}
+
+// decodeUint8 reads an unsigned integer that must fit a uint8.
+func decodeUint8(d *msgpack.Decoder) (uint8, error) {
+	v, err := d.DecodeUint64()
+	if err == nil && v > math.MaxUint8 {
+		err = fmt.Errorf("value %d overflows uint8", v)
+	}
+	return uint8(v), err
 }
 
 // computeProof returns HMAC-SHA256(secret) over the role, the cluster,
@@ -146,7 +207,7 @@ func newNonce() []byte {
 
 // writeHandshake writes one handshake frame directly to conn.
 func writeHandshake(conn net.Conn, m Message) error {
-	_, err := conn.Write(EncodeFrame(m))
+	_, err := conn.Write(AppendMessage(nil, m))
 	return err
 }
 
@@ -159,7 +220,7 @@ func (t *Transport) dialHandshake(conn net.Conn, br *bufio.Reader, peer string) 
 		return fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
 	myNonce := newNonce()
-	if err := writeHandshake(conn, &hello{Cluster: cfg.ClusterName, Node: cfg.NodeName, Version: ProtocolVersion, Nonce: myNonce}); err != nil {
+	if err := writeHandshake(conn, &hello{Cluster: cfg.ClusterName, Node: cfg.NodeName, Version: cfg.ProtocolVersion, Nonce: myNonce}); err != nil {
 		return fmt.Errorf("%w: sending Hello: %w", ErrHandshake, err)
 	}
 	typ, body, err := readFrame(br, min(maxHandshakeFrame, cfg.MaxFrameSize))
@@ -176,8 +237,8 @@ func (t *Transport) dialHandshake(conn net.Conn, br *bufio.Reader, peer string) 
 	if ack.Err != "" {
 		return refusalError(ack.Err, ack.Node)
 	}
-	if ack.Version != ProtocolVersion {
-		return fmt.Errorf("%w: %q speaks protocol version %d, %q speaks %d", ErrVersionMismatch, ack.Node, ack.Version, cfg.NodeName, ProtocolVersion)
+	if ack.Version != cfg.ProtocolVersion {
+		return fmt.Errorf("%w: %q speaks protocol version %d, %q speaks %d", ErrVersionMismatch, ack.Node, ack.Version, cfg.NodeName, cfg.ProtocolVersion)
 	}
 	if ack.Node != peer {
 		return fmt.Errorf("%w: dialled %q, the listener is %q", ErrPeerMismatch, peer, ack.Node)
@@ -230,8 +291,8 @@ func (t *Transport) acceptHandshake(conn net.Conn, br *bufio.Reader) (string, er
 		return "", t.refuse(conn, fmt.Errorf("%w: %w", ErrHandshake, err))
 	}
 	switch {
-	case h.Version != ProtocolVersion:
-		err = fmt.Errorf("%w: %q speaks protocol version %d, %q speaks %d", ErrVersionMismatch, h.Node, h.Version, cfg.NodeName, ProtocolVersion)
+	case h.Version != cfg.ProtocolVersion:
+		err = fmt.Errorf("%w: %q speaks protocol version %d, %q speaks %d", ErrVersionMismatch, h.Node, h.Version, cfg.NodeName, cfg.ProtocolVersion)
 	case h.Cluster != cfg.ClusterName:
 		err = fmt.Errorf("%w: %q is in cluster %q, %q is in cluster %q", ErrClusterMismatch, h.Node, h.Cluster, cfg.NodeName, cfg.ClusterName)
 	case h.Node == "":
@@ -244,7 +305,7 @@ func (t *Transport) acceptHandshake(conn net.Conn, br *bufio.Reader) (string, er
 	if err != nil {
 		return h.Node, t.refuse(conn, err)
 	}
-	ack := helloAck{Node: cfg.NodeName, Version: ProtocolVersion, Nonce: newNonce()}
+	ack := helloAck{Node: cfg.NodeName, Version: cfg.ProtocolVersion, Nonce: newNonce()}
 	if len(cfg.Secret) > 0 {
 		ack.Proof = computeProof(cfg.Secret, roleListener, cfg.ClusterName, h.Node, cfg.NodeName, h.Nonce, ack.Nonce)
 	}
@@ -279,7 +340,7 @@ func (t *Transport) acceptHandshake(conn net.Conn, br *bufio.Reader) (string, er
 // refuse answers a failed handshake with HelloAck{Err}, best effort, and
 // returns err.
 func (t *Transport) refuse(conn net.Conn, err error) error {
-	ack := helloAck{Node: t.cfg.NodeName, Version: ProtocolVersion, Err: err.Error()}
+	ack := helloAck{Node: t.cfg.NodeName, Version: t.cfg.ProtocolVersion, Err: err.Error()}
 	if conn.SetWriteDeadline(time.Now().Add(min(t.cfg.WriteTimeout, t.cfg.HandshakeTimeout))) == nil {
 		_ = writeHandshake(conn, &ack)
 	}

@@ -1,8 +1,10 @@
 package transport
 
 import (
+	"bytes"
 	"errors"
 	"log/slog"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -19,11 +21,11 @@ func refusedPair(t *testing.T, cfgA, cfgB Config, want error) (logsA, logsB *log
 	cfgA.Logger, cfgB.Logger, cfgB.Handler = slog.New(logsA), slog.New(logsB), rb
 	a := start(t, cfgA)
 	b := start(t, cfgB)
-	if err := a.Send(peerOf(b), deliverFrame(1, 8)); err != nil {
+	if err := a.Send(peerOf(b), seqFrame(1, 8)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return logsA.count(slog.LevelWarn, want) >= 1 })
-	if s := a.Stats().Peers["b"]; s.Dials != 0 || s.Connected || s.Sent[FrameDeliver] != 0 {
+	if s := a.Stats().Peers["b"]; s.Dials != 0 || s.Connected || s.Sent[frameSeq] != 0 {
 		t.Fatalf("refused link has stats %+v", s)
 	}
 	if rb.n.Load() != 0 {
@@ -89,7 +91,7 @@ func TestSharedSecretAccepted(t *testing.T) {
 	cfgB.Secret = []byte("shared")
 	a := start(t, cfgA)
 	b := start(t, cfgB)
-	if err := a.Send(peerOf(b), deliverFrame(1, 8)); err != nil {
+	if err := a.Send(peerOf(b), seqFrame(1, 8)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return rb.n.Load() == 1 })
@@ -104,7 +106,7 @@ func TestListenerRefusesBadProof(t *testing.T) {
 	for _, secret := range [][]byte{nil, []byte("wrong")} {
 		c := rawDial(t, b.Addr())
 		nonce := newNonce()
-		c.send(t, &hello{Cluster: DefaultClusterName, Node: "mallory", Version: ProtocolVersion, Nonce: nonce})
+		c.send(t, &hello{Cluster: DefaultClusterName, Node: "mallory", Version: testVersion, Nonce: nonce})
 		ack := c.readAck(t)
 		if ack.Err != "" || len(ack.Proof) == 0 {
 			t.Fatalf("HelloAck: %+v", ack)
@@ -131,14 +133,14 @@ func TestListenerRefusesBadHello(t *testing.T) {
 	logs := &logCapture{}
 	b := start(t, testConfig("b", nopHandler(), logs))
 	good := func() *hello {
-		return &hello{Cluster: DefaultClusterName, Node: "c", Version: ProtocolVersion, Nonce: newNonce()}
+		return &hello{Cluster: DefaultClusterName, Node: "c", Version: testVersion, Nonce: newNonce()}
 	}
 	cases := []struct {
 		name string
 		edit func(h *hello)
 		want error
 	}{
-		{"version", func(h *hello) { h.Version = ProtocolVersion + 1 }, ErrVersionMismatch},
+		{"version", func(h *hello) { h.Version = testVersion + 1 }, ErrVersionMismatch},
 		{"cluster", func(h *hello) { h.Cluster = "other" }, ErrClusterMismatch},
 		{"own name", func(h *hello) { h.Node = "b" }, ErrPeerMismatch},
 		{"no name", func(h *hello) { h.Node = "" }, ErrHandshake},
@@ -159,8 +161,8 @@ func TestListenerRefusesBadHello(t *testing.T) {
 
 	// A frame other than Hello, and a Hello that does not decode.
 	c := rawDial(t, b.Addr())
-	c.send(t, &Deliver{Topic: "t"})
-	if ack := c.readAck(t); !strings.Contains(ack.Err, "got a Deliver frame, want Hello") {
+	c.send(t, &testMsg{typ: frameSeq})
+	if ack := c.readAck(t); !strings.Contains(ack.Err, "got a "+frameSeq.String()+" frame, want Hello") {
 		t.Fatalf("refusal %q", ack.Err)
 	}
 	c = rawDial(t, b.Addr())
@@ -193,7 +195,7 @@ func TestHandshakeTimeout(t *testing.T) {
 
 	// Client that stops after Hello: refused for the missing Proof.
 	c = rawDial(t, b.Addr())
-	c.send(t, &hello{Cluster: DefaultClusterName, Node: "c", Version: ProtocolVersion, Nonce: newNonce()})
+	c.send(t, &hello{Cluster: DefaultClusterName, Node: "c", Version: testVersion, Nonce: newNonce()})
 	c.readAck(t)
 	if ack := c.readAck(t); !strings.Contains(ack.Err, "no Proof within") {
 		t.Fatalf("refusal %q", ack.Err)
@@ -205,7 +207,7 @@ func TestDialerRefusesWrongListener(t *testing.T) {
 		logs := &logCapture{}
 		a := start(t, testConfig("a", nopHandler(), logs))
 		b := start(t, testConfig("b", nopHandler(), nil))
-		if err := a.Send(Peer{Name: "c", Addr: b.Addr()}, deliverFrame(1, 1)); err != nil {
+		if err := a.Send(Peer{Name: "c", Addr: b.Addr()}, seqFrame(1, 1)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 5*time.Second, func() bool { return logs.count(slog.LevelWarn, ErrPeerMismatch) == 1 })
@@ -216,8 +218,8 @@ func TestDialerRefusesWrongListener(t *testing.T) {
 	t.Run("other version", func(t *testing.T) {
 		logs := &logCapture{}
 		a := start(t, testConfig("a", nopHandler(), logs))
-		f := newFakeListener(t, func(c *rawConn) { acceptAs(c, "b", ProtocolVersion+1) })
-		if err := a.Send(Peer{Name: "b", Addr: f.addr()}, deliverFrame(1, 1)); err != nil {
+		f := newFakeListener(t, func(c *rawConn) { acceptAs(c, "b", testVersion+1) })
+		if err := a.Send(Peer{Name: "b", Addr: f.addr()}, seqFrame(1, 1)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 5*time.Second, func() bool { return logs.count(slog.LevelWarn, ErrVersionMismatch) == 1 })
@@ -231,7 +233,7 @@ func TestDialerRefusesWrongListener(t *testing.T) {
 		cfg.HandshakeTimeout = 100 * time.Millisecond
 		a := start(t, cfg)
 		f := newFakeListener(t, func(c *rawConn) { _, _, _ = c.read(); _, _, _ = c.read() })
-		if err := a.Send(Peer{Name: "b", Addr: f.addr()}, deliverFrame(1, 1)); err != nil {
+		if err := a.Send(Peer{Name: "b", Addr: f.addr()}, seqFrame(1, 1)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 5*time.Second, func() bool { return logs.count(slog.LevelWarn, ErrHandshake) == 1 })
@@ -250,7 +252,7 @@ func TestIdleTimeouts(t *testing.T) {
 		cfgB.IdleTimeout = 150 * time.Millisecond
 		a := start(t, cfgA)
 		b := start(t, cfgB)
-		if err := a.Send(peerOf(b), deliverFrame(1, 1)); err != nil {
+		if err := a.Send(peerOf(b), seqFrame(1, 1)); err != nil {
 			t.Fatal(err)
 		}
 		// Wait for several idle timeouts' worth of pings.
@@ -267,7 +269,7 @@ func TestIdleTimeouts(t *testing.T) {
 		a := start(t, cfg)
 		// Completes the handshake, then reads and never answers.
 		f := newFakeListener(t, func(c *rawConn) {
-			if acceptAs(c, "b", ProtocolVersion) {
+			if acceptAs(c, "b", testVersion) {
 				_ = c.SetDeadline(time.Time{})
 				for {
 					if _, _, err := c.read(); err != nil {
@@ -276,7 +278,7 @@ func TestIdleTimeouts(t *testing.T) {
 				}
 			}
 		})
-		if err := a.Send(Peer{Name: "b", Addr: f.addr()}, deliverFrame(1, 1)); err != nil {
+		if err := a.Send(Peer{Name: "b", Addr: f.addr()}, seqFrame(1, 1)); err != nil {
 			t.Fatal(err)
 		}
 		waitFor(t, 5*time.Second, func() bool { return a.Stats().Peers["b"].Dials >= 2 })
@@ -310,4 +312,98 @@ func TestRefusalError(t *testing.T) {
 	if err := refusalError(strings.Repeat("x", 10000), "b"); len(err.Error()) > 2*maxRefusalText {
 		t.Fatalf("refusal text not bounded: %d bytes", len(err.Error()))
 	}
+}
+
+// handshakeMessages returns handshake frames of every type.
+func handshakeMessages() []Message {
+	return []Message{
+		&hello{Cluster: "ringcast", Node: "a", Version: testVersion, Nonce: make([]byte, nonceSize)},
+		&hello{Cluster: strings.Repeat("c", 300), Node: strings.Repeat("n", 40), Version: 255, Nonce: bytes.Repeat([]byte{7}, 300)},
+		&helloAck{Node: "b", Version: 1, Nonce: []byte{1, 2}, Proof: make([]byte, 32), Err: "x"},
+		&helloAck{Node: "b", Nonce: make([]byte, nonceSize)},
+		&proof{},
+		&proof{Proof: []byte{9, 9}},
+	}
+}
+
+// newHandshakeMessage returns a zero handshake message of type t, or nil.
+func newHandshakeMessage(t FrameType) interface {
+	Message
+	DecodeBody([]byte) error
+} {
+	switch t {
+	case FrameHello:
+		return new(hello)
+	case FrameHelloAck:
+		return new(helloAck)
+	case FrameProof:
+		return new(proof)
+	}
+	return nil
+}
+
+func TestHandshakeMessageRoundTrip(t *testing.T) {
+	for _, m := range handshakeMessages() {
+		body := m.AppendBody(nil)
+		got := newHandshakeMessage(m.FrameType())
+		if err := got.DecodeBody(body); err != nil {
+			t.Fatalf("%v: decode: %v", m.FrameType(), err)
+		}
+		if !reflect.DeepEqual(got, m) {
+			t.Fatalf("%v: round trip changed the message:\n got %+v\nwant %+v", m.FrameType(), got, m)
+		}
+		for i := range body {
+			if err := newHandshakeMessage(m.FrameType()).DecodeBody(body[:i]); !errors.Is(err, ErrMalformed) {
+				t.Fatalf("%v truncated to %d of %d bytes: err = %v, want ErrMalformed", m.FrameType(), i, len(body), err)
+			}
+		}
+		if err := newHandshakeMessage(m.FrameType()).DecodeBody(append(body, 0)); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("%v with a trailing byte: err = %v", m.FrameType(), err)
+		}
+	}
+}
+
+// A later version may append fields to a handshake frame: they are skipped,
+// so that the version it announces can still be read and refused.
+func TestHandshakeSkipsUnknownTrailingFields(t *testing.T) {
+	body := (&hello{Cluster: "c", Node: "n", Version: 9, Nonce: []byte{1}}).AppendBody(nil)
+	body = append([]byte{0x96}, body[1:]...)
+	body = append(body, 0x82, 0xa1, 'k', 0x92, 0xc3, 0xc0, 0xa0, 0xc0, 0xd5, 1, 0xaa, 0xbb)
+	var h hello
+	if err := h.DecodeBody(body); err != nil || h.Version != 9 || h.Node != "n" {
+		t.Fatalf("DecodeBody = %+v, %v", h, err)
+	}
+	for name, bad := range map[string][]byte{
+		"too few fields":  {0x93, 0xa0, 0xa0, 1},
+		"nil":             {0xc0},
+		"version too big": {0x94, 0xa0, 0xa0, 0xcd, 1, 0, 0xc0},
+		"not an array":    {0x07},
+	} {
+		if err := h.DecodeBody(bad); !errors.Is(err, ErrMalformed) {
+			t.Errorf("%s: err = %v, want ErrMalformed", name, err)
+		}
+	}
+}
+
+// The protocol version is the Config's: zero is a version like any other,
+// and ends speaking different versions refuse each other.
+func TestProtocolVersionFromConfig(t *testing.T) {
+	t.Run("zero", func(t *testing.T) {
+		var rb recorder
+		cfgA, cfgB := testConfig("a", nopHandler(), nil), testConfig("b", &rb, nil)
+		cfgA.ProtocolVersion, cfgB.ProtocolVersion = 0, 0
+		a, b := start(t, cfgA), start(t, cfgB)
+		if err := a.Send(peerOf(b), seqFrame(1, 8)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, func() bool { return rb.n.Load() == 1 })
+	})
+	t.Run("different", func(t *testing.T) {
+		cfgA := testConfig("a", nopHandler(), nil)
+		cfgA.ProtocolVersion = 0
+		logsA, _, _ := refusedPair(t, cfgA, testConfig("b", nil, nil), ErrVersionMismatch)
+		if text := logsA.lastErrText(ErrVersionMismatch); !strings.Contains(text, `"a" speaks protocol version 0, "b" speaks 7`) {
+			t.Fatalf("logged %q", text)
+		}
+	})
 }

@@ -103,7 +103,7 @@ func (l *link) enqueueMsg(m Message, maxFrame int) error {
 		return err
 	}
 	start := len(l.queue)
-	l.queue = AppendFrame(l.queue, m)
+	l.queue = AppendMessage(l.queue, m)
 	size := len(l.queue) - start
 	switch {
 	case size-4 > maxFrame:

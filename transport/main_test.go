@@ -3,7 +3,9 @@ package transport
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"sync"
@@ -16,6 +18,51 @@ import (
 
 func TestMain(m *testing.M) {
 	goleak.VerifyTestMain(m)
+}
+
+// testVersion is the protocol version of the transports the tests start.
+const testVersion uint8 = 7
+
+// User frame types the tests send. The transport gives them no meaning:
+// frameSeq frames carry a testMsg, the others any body.
+const (
+	frameSeq FrameType = FirstUserFrame
+	frameB   FrameType = FirstUserFrame + 1
+	frameC   FrameType = FirstUserFrame + 2
+)
+
+// testMsg is the user message of the tests: a sequence number, a sender
+// number and some bytes.
+type testMsg struct {
+	typ    FrameType
+	seq    uint64
+	sender uint64
+	data   []byte
+}
+
+func (m *testMsg) FrameType() FrameType { return m.typ }
+
+func (m *testMsg) AppendBody(b []byte) []byte {
+	b = binary.BigEndian.AppendUint64(b, m.seq)
+	b = binary.BigEndian.AppendUint64(b, m.sender)
+	return append(b, m.data...)
+}
+
+// testMsgSize is the size of a testMsg frame without data.
+const testMsgSize = frameHeaderSize + 16
+
+// decodeTestMsg decodes a frameSeq body; data aliases body.
+func decodeTestMsg(typ FrameType, body []byte) (testMsg, error) {
+	if typ != frameSeq || len(body) < 16 {
+		return testMsg{}, fmt.Errorf("not a test message: %v of %d bytes", typ, len(body))
+	}
+	return testMsg{typ: typ, seq: binary.BigEndian.Uint64(body), sender: binary.BigEndian.Uint64(body[8:]), data: body[16:]}, nil
+}
+
+// seqFrame returns a frameSeq frame with sequence number seq and size
+// bytes of data.
+func seqFrame(seq uint64, size int) []byte {
+	return AppendMessage(nil, &testMsg{typ: frameSeq, seq: seq, data: make([]byte, size)})
 }
 
 // waitFor polls cond until it holds or timeout passes.
@@ -139,6 +186,7 @@ func (r *recorder) snapshot() []received {
 func testConfig(name string, h Handler, logs *logCapture) Config {
 	cfg := Config{
 		NodeName:         name,
+		ProtocolVersion:  testVersion,
 		Handler:          h,
 		HandshakeTimeout: time.Second,
 		DialTimeout:      time.Second,
@@ -188,7 +236,7 @@ func rawDial(t testing.TB, addr string) *rawConn {
 
 func (c *rawConn) send(t testing.TB, m Message) {
 	t.Helper()
-	if _, err := c.Write(EncodeFrame(m)); err != nil {
+	if _, err := c.Write(AppendMessage(nil, m)); err != nil {
 		t.Fatalf("write %v: %v", m.FrameType(), err)
 	}
 }
@@ -231,7 +279,7 @@ func (c *rawConn) waitClosed(t testing.TB) {
 func (c *rawConn) handshake(t testing.TB, cluster, name, peer string, secret []byte) {
 	t.Helper()
 	nonce := newNonce()
-	c.send(t, &hello{Cluster: cluster, Node: name, Version: ProtocolVersion, Nonce: nonce})
+	c.send(t, &hello{Cluster: cluster, Node: name, Version: testVersion, Nonce: nonce})
 	ack := c.readAck(t)
 	if ack.Err != "" {
 		t.Fatalf("refused: %s", ack.Err)
@@ -308,7 +356,7 @@ func acceptAs(c *rawConn, name string, v uint8) bool {
 	if h.DecodeBody(body) != nil {
 		return false
 	}
-	if _, err := c.Write(EncodeFrame(&helloAck{Node: name, Version: v, Nonce: newNonce()})); err != nil {
+	if _, err := c.Write(AppendMessage(nil, &helloAck{Node: name, Version: v, Nonce: newNonce()})); err != nil {
 		return false
 	}
 	typ, _, err = c.read()

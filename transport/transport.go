@@ -19,9 +19,8 @@ type Peer struct {
 	Addr string
 }
 
-// Handler receives every pubsub frame: types FramePublish and up,
-// including values this version does not name (a handler should ignore
-// types it does not know).
+// Handler receives every user frame: types FirstUserFrame and up, whatever
+// their value (a handler should ignore types it does not know).
 //
 // HandleFrame is called on the connection's read goroutine: frames from
 // one peer connection arrive in order, one at a time; frames from
@@ -95,7 +94,7 @@ func New(cfg Config) (*Transport, error) {
 // Addr returns the address the Transport listens on, as host:port.
 func (t *Transport) Addr() string { return t.ln.Addr().String() }
 
-// Send enqueues frame, built by EncodeFrame or AppendFrame, for peer to.
+// Send enqueues frame, built by AppendFrame or AppendMessage, for peer to.
 // It never blocks and never does I/O. The frame is copied into the link's
 // queue: the caller may reuse it once Send returns, and may pass it to
 // Send for other peers (encode once, send to many).
@@ -123,7 +122,7 @@ func (t *Transport) Send(to Peer, frame []byte) error {
 // SendMsg encodes m as a frame straight into the queue of the link to peer
 // to, without an intermediate buffer; otherwise it is Send.
 func (t *Transport) SendMsg(to Peer, m Message) error {
-	if m.FrameType() < firstUserFrame {
+	if m.FrameType() < FirstUserFrame {
 		return fmt.Errorf("%w: %v is a link-internal frame type", ErrMalformed, m.FrameType())
 	}
 	l, err := t.linkFor(to)
@@ -319,7 +318,7 @@ func (t *Transport) serveInbound(conn net.Conn) {
 }
 
 // readInbound reads the frames of an authenticated inbound connection,
-// passes pubsub frames to the handler and answers pings.
+// passes user frames to the handler and answers pings.
 func (t *Transport) readInbound(conn net.Conn, br *bufio.Reader, name string, stats *peerStats) error {
 	maxFrame := t.cfg.MaxFrameSize
 	for {
@@ -333,7 +332,7 @@ func (t *Transport) readInbound(conn net.Conn, br *bufio.Reader, name string, st
 		stats.received[typ].Add(1)
 		stats.bytesReceived.Add(uint64(frameHeaderSize + len(body)))
 		switch {
-		case typ >= firstUserFrame:
+		case typ >= FirstUserFrame:
 			t.handler.HandleFrame(name, typ, body)
 		case typ == FramePing:
 			if len(body) != 0 {

@@ -53,12 +53,7 @@ func TestNewConfig(t *testing.T) {
 	}
 }
 
-// deliverFrame returns a Deliver frame with sequence number seq.
-func deliverFrame(seq uint64, size int) []byte {
-	return EncodeFrame(&Deliver{Topic: "topics:test", Epoch: 1, Seq: seq, Data: make([]byte, size)})
-}
-
-// seqRecorder checks that Deliver frames from each sender arrive in
+// seqRecorder checks that frameSeq frames from each sender arrive in
 // sequence order, starting at 1.
 type seqRecorder struct {
 	mu   sync.Mutex
@@ -67,8 +62,7 @@ type seqRecorder struct {
 }
 
 func (r *seqRecorder) HandleFrame(from string, typ FrameType, body []byte) {
-	var d Deliver
-	err := d.DecodeBody(body)
+	d, err := decodeTestMsg(typ, body)
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.next == nil {
@@ -78,12 +72,10 @@ func (r *seqRecorder) HandleFrame(from string, typ FrameType, body []byte) {
 	case r.err != nil:
 	case err != nil:
 		r.err = err
-	case typ != FrameDeliver:
-		r.err = fmt.Errorf("got %v", typ)
-	case d.Seq != r.next[from]+1:
-		r.err = fmt.Errorf("from %s: seq %d after %d", from, d.Seq, r.next[from])
+	case d.seq != r.next[from]+1:
+		r.err = fmt.Errorf("from %s: seq %d after %d", from, d.seq, r.next[from])
 	default:
-		r.next[from] = d.Seq
+		r.next[from] = d.seq
 	}
 }
 
@@ -105,7 +97,7 @@ func TestFramesArriveInOrder(t *testing.T) {
 		defer wg.Done()
 		for i := uint64(1); i <= n; i++ {
 			for {
-				err := from.Send(to, deliverFrame(i, 64))
+				err := from.Send(to, seqFrame(i, 64))
 				if err == nil {
 					break
 				}
@@ -134,7 +126,7 @@ func TestFramesArriveInOrder(t *testing.T) {
 	}
 	// Queue-full retries were counted as drops; nothing else was lost.
 	sa := a.Stats().Peers["b"]
-	if sa.Sent[FrameDeliver] != n || sa.Dials != 1 || !sa.Connected {
+	if sa.Sent[frameSeq] != n || sa.Dials != 1 || !sa.Connected {
 		t.Fatalf("a's stats for b: %+v", sa)
 	}
 }
@@ -144,22 +136,22 @@ func TestStatsCountPerType(t *testing.T) {
 	a := start(t, testConfig("a", HandlerFunc(func(string, FrameType, []byte) {}), nil))
 	b := start(t, testConfig("b", &rb, nil))
 	msgs := []Message{
-		&Publish{Topic: "t", Data: []byte("x")}, &Publish{Topic: "t"}, &Publish{Topic: "u"},
-		&Subscribe{Topic: "t"}, &Subscribe{Topic: "u"},
-		&StateRequest{Topic: "t"},
+		&testMsg{typ: frameSeq, data: []byte("x")}, &testMsg{typ: frameSeq}, &testMsg{typ: frameSeq, seq: 1},
+		&testMsg{typ: frameB}, &testMsg{typ: frameB, seq: 1},
+		&testMsg{typ: frameC},
 	}
 	var bytes uint64
 	for _, m := range msgs {
-		f := EncodeFrame(m)
+		f := AppendMessage(nil, m)
 		bytes += uint64(len(f))
 		if err := a.Send(peerOf(b), f); err != nil {
 			t.Fatal(err)
 		}
 	}
 	waitFor(t, 5*time.Second, func() bool { return rb.n.Load() == int64(len(msgs)) })
-	want := map[FrameType]uint64{FramePublish: 3, FrameSubscribe: 2, FrameStateRequest: 1}
+	want := map[FrameType]uint64{frameSeq: 3, frameB: 2, frameC: 1}
 
-	waitFor(t, 5*time.Second, func() bool { return a.Stats().Peers["b"].Sent[FramePublish] == 3 })
+	waitFor(t, 5*time.Second, func() bool { return a.Stats().Peers["b"].Sent[frameSeq] == 3 })
 	sa := a.Stats().Peers["b"]
 	delete(sa.Sent, FramePing)
 	if fmt.Sprint(sa.Sent) != fmt.Sprint(want) || sa.Dials != 1 || !sa.Connected || sa.Dropped != 0 {
@@ -199,7 +191,7 @@ func TestRawClientOversizedLengthIsRefused(t *testing.T) {
 	// After a valid handshake: one byte over MaxFrameSize.
 	c = rawDial(t, b.Addr())
 	c.handshake(t, DefaultClusterName, "mallory", "b", nil)
-	if _, err := c.Write([]byte{0x00, 0x10, 0x00, 0x01, byte(FramePublish)}); err != nil {
+	if _, err := c.Write([]byte{0x00, 0x10, 0x00, 0x01, byte(FirstUserFrame)}); err != nil {
 		t.Fatal(err)
 	}
 	c.waitClosed(t)
@@ -209,7 +201,7 @@ func TestRawClientOversizedLengthIsRefused(t *testing.T) {
 	}
 
 	// b keeps serving others.
-	if err := a.Send(peerOf(b), deliverFrame(1, 10)); err != nil {
+	if err := a.Send(peerOf(b), seqFrame(1, 10)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return rb.n.Load() == 1 })
@@ -263,11 +255,11 @@ func TestQueueFull(t *testing.T) {
 	cfg.QueueFrames = 4
 	a := start(t, cfg)
 	for i := 0; i < 4; i++ {
-		if err := a.Send(dead, deliverFrame(uint64(i), 10)); err != nil {
+		if err := a.Send(dead, seqFrame(uint64(i), 10)); err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
 	}
-	if err := a.Send(dead, deliverFrame(5, 10)); !errors.Is(err, ErrQueueFull) {
+	if err := a.Send(dead, seqFrame(5, 10)); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("fifth frame: err = %v, want ErrQueueFull", err)
 	}
 	if s := a.Stats().Peers["dead"]; s.Dropped != 1 || s.Connected {
@@ -278,16 +270,16 @@ func TestQueueFull(t *testing.T) {
 	cfg = testConfig("b", HandlerFunc(func(string, FrameType, []byte) {}), nil)
 	cfg.MaxFrameSize, cfg.QueueBytes = 200, 300
 	b := start(t, cfg)
-	if err := b.Send(dead, deliverFrame(1, 150)); err != nil {
+	if err := b.Send(dead, seqFrame(1, 150)); err != nil {
 		t.Fatal(err)
 	}
-	if err := b.Send(dead, deliverFrame(2, 150)); !errors.Is(err, ErrQueueFull) {
+	if err := b.Send(dead, seqFrame(2, 150)); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("second frame: err = %v, want ErrQueueFull", err)
 	}
-	if err := b.Send(dead, deliverFrame(3, 10)); err != nil {
+	if err := b.Send(dead, seqFrame(3, 10)); err != nil {
 		t.Fatalf("small frame after a refused one: %v", err)
 	}
-	if err := b.SendMsg(dead, &Deliver{Topic: "t", Data: make([]byte, 150)}); !errors.Is(err, ErrQueueFull) {
+	if err := b.SendMsg(dead, &testMsg{typ: frameSeq, data: make([]byte, 150)}); !errors.Is(err, ErrQueueFull) {
 		t.Fatalf("SendMsg past the byte bound: err = %v, want ErrQueueFull", err)
 	}
 
@@ -305,12 +297,12 @@ func TestSendErrors(t *testing.T) {
 		want  error
 	}{
 		{to, make([]byte, DefaultMaxFrameSize+5), ErrMalformed},
-		{to, EncodeFrame(&Deliver{Data: make([]byte, DefaultMaxFrameSize)}), ErrFrameTooLarge},
-		{to, (&Deliver{}).AppendBody(nil), ErrMalformed},
+		{to, seqFrame(1, DefaultMaxFrameSize), ErrFrameTooLarge},
+		{to, (&testMsg{typ: frameSeq}).AppendBody(nil), ErrMalformed},
 		{to, pingFrame, ErrMalformed},
-		{Peer{Addr: "127.0.0.1:1"}, deliverFrame(1, 1), ErrInvalidPeer},
-		{Peer{Name: "b"}, deliverFrame(1, 1), ErrInvalidPeer},
-		{Peer{Name: "a", Addr: a.Addr()}, deliverFrame(1, 1), ErrInvalidPeer},
+		{Peer{Addr: "127.0.0.1:1"}, seqFrame(1, 1), ErrInvalidPeer},
+		{Peer{Name: "b"}, seqFrame(1, 1), ErrInvalidPeer},
+		{Peer{Name: "a", Addr: a.Addr()}, seqFrame(1, 1), ErrInvalidPeer},
 	}
 	for i, tc := range cases {
 		if err := a.Send(tc.to, tc.frame); !errors.Is(err, tc.want) {
@@ -320,14 +312,14 @@ func TestSendErrors(t *testing.T) {
 	if len(*a.links.Load()) != 0 {
 		t.Fatal("a refused Send created a link")
 	}
-	if err := a.SendMsg(to, &Deliver{Topic: "t"}); err != nil {
+	if err := a.SendMsg(to, &testMsg{typ: frameSeq}); err != nil {
 		t.Fatal(err)
 	}
 	a.Close()
-	if err := a.Send(to, deliverFrame(1, 1)); !errors.Is(err, ErrClosed) {
+	if err := a.Send(to, seqFrame(1, 1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: err = %v", err)
 	}
-	if err := a.SendMsg(to, &Deliver{}); !errors.Is(err, ErrClosed) {
+	if err := a.SendMsg(to, &testMsg{typ: frameSeq}); !errors.Is(err, ErrClosed) {
 		t.Fatalf("SendMsg after Close: err = %v", err)
 	}
 }
@@ -342,18 +334,18 @@ func TestSendCopiesAndSendMsgEncodesInPlace(t *testing.T) {
 	b := start(t, testConfig("b", &rb, nil))
 	pb := peerOf(b)
 
-	frame := EncodeFrame(&Deliver{Topic: "t", Epoch: 1, Seq: 1, Data: []byte("first")})
+	frame := AppendMessage(nil, &testMsg{typ: frameSeq, seq: 1, data: []byte("first")})
 	if err := a.Send(pb, frame); err != nil {
 		t.Fatal(err)
 	}
 	clear(frame) // reused by the caller before the writer ran
-	if err := a.SendMsg(pb, &Deliver{Topic: "t", Epoch: 1, Seq: 2, Data: make([]byte, 2<<10)}); !errors.Is(err, ErrFrameTooLarge) {
+	if err := a.SendMsg(pb, &testMsg{typ: frameSeq, seq: 2, data: make([]byte, 2<<10)}); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("oversized SendMsg: err = %v, want ErrFrameTooLarge", err)
 	}
 	if err := a.SendMsg(pb, &helloAck{}); !errors.Is(err, ErrMalformed) {
 		t.Fatalf("link-internal SendMsg: err = %v, want ErrMalformed", err)
 	}
-	if err := a.SendMsg(pb, &Deliver{Topic: "t", Epoch: 1, Seq: 3, Data: []byte("third")}); err != nil {
+	if err := a.SendMsg(pb, &testMsg{typ: frameSeq, seq: 3, data: []byte("third")}); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return rb.n.Load() >= 2 })
@@ -367,16 +359,16 @@ func TestSendCopiesAndSendMsgEncodesInPlace(t *testing.T) {
 		seq  uint64
 		data string
 	}{{1, "first"}, {3, "third"}} {
-		var d Deliver
-		if err := d.DecodeBody(got[i].body); err != nil {
+		d, err := decodeTestMsg(got[i].typ, got[i].body)
+		if err != nil {
 			t.Fatalf("frame %d: %v", i, err)
 		}
-		if d.Seq != want.seq || string(d.Data) != want.data {
-			t.Fatalf("frame %d: seq %d data %q, want %d %q", i, d.Seq, d.Data, want.seq, want.data)
+		if d.seq != want.seq || string(d.data) != want.data {
+			t.Fatalf("frame %d: seq %d data %q, want %d %q", i, d.seq, d.data, want.seq, want.data)
 		}
 	}
 	// The writer counts a batch just after writing it.
-	waitFor(t, 5*time.Second, func() bool { return a.Stats().Peers["b"].Sent[FrameDeliver] == 2 })
+	waitFor(t, 5*time.Second, func() bool { return a.Stats().Peers["b"].Sent[frameSeq] == 2 })
 	if s := a.Stats().Peers["b"]; s.Dropped != 0 {
 		t.Fatalf("stats: %+v", s)
 	}
@@ -391,7 +383,7 @@ func TestPeerRestartReconnects(t *testing.T) {
 	}
 	addr := b1.Addr()
 	pb := Peer{Name: "b", Addr: addr}
-	if err := a.Send(pb, deliverFrame(1, 8)); err != nil {
+	if err := a.Send(pb, seqFrame(1, 8)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return r1.n.Load() == 1 })
@@ -414,7 +406,7 @@ func TestPeerRestartReconnects(t *testing.T) {
 	// the broken connection, never reordered.
 	seq := uint64(2)
 	waitFor(t, 10*time.Second, func() bool {
-		if err := a.Send(pb, deliverFrame(seq, 8)); err != nil && !errors.Is(err, ErrQueueFull) {
+		if err := a.Send(pb, seqFrame(seq, 8)); err != nil && !errors.Is(err, ErrQueueFull) {
 			t.Fatal(err)
 		}
 		seq++
@@ -422,11 +414,11 @@ func TestPeerRestartReconnects(t *testing.T) {
 	})
 	var last uint64
 	for _, f := range r2.snapshot() {
-		var d Deliver
-		if err := d.DecodeBody(f.body); err != nil || d.Seq <= last {
-			t.Fatalf("out of order after reconnect: %d after %d (%v)", d.Seq, last, err)
+		d, err := decodeTestMsg(f.typ, f.body)
+		if err != nil || d.seq <= last {
+			t.Fatalf("out of order after reconnect: %d after %d (%v)", d.seq, last, err)
 		}
-		last = d.Seq
+		last = d.seq
 	}
 	if s := a.Stats().Peers["b"]; s.Dials != 2 || !s.Connected {
 		t.Fatalf("stats after reconnect: %+v", s)
@@ -437,7 +429,7 @@ func TestPeerMovesToNewAddress(t *testing.T) {
 	var r1, r2 recorder
 	a := start(t, testConfig("a", HandlerFunc(func(string, FrameType, []byte) {}), nil))
 	b1 := start(t, testConfig("b", &r1, nil))
-	if err := a.Send(peerOf(b1), deliverFrame(1, 8)); err != nil {
+	if err := a.Send(peerOf(b1), seqFrame(1, 8)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return r1.n.Load() == 1 })
@@ -446,7 +438,7 @@ func TestPeerMovesToNewAddress(t *testing.T) {
 	// moves the link without losing frames.
 	b2 := start(t, testConfig("b", &r2, nil))
 	for i := uint64(2); i <= 100; i++ {
-		if err := a.Send(peerOf(b2), deliverFrame(i, 8)); err != nil {
+		if err := a.Send(peerOf(b2), seqFrame(i, 8)); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -463,7 +455,7 @@ func TestClosePeer(t *testing.T) {
 	var rb recorder
 	a := start(t, testConfig("a", HandlerFunc(func(string, FrameType, []byte) {}), nil))
 	b := start(t, testConfig("b", &rb, nil))
-	if err := a.Send(peerOf(b), deliverFrame(1, 8)); err != nil {
+	if err := a.Send(peerOf(b), seqFrame(1, 8)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return rb.n.Load() == 1 })
@@ -475,7 +467,7 @@ func TestClosePeer(t *testing.T) {
 	waitFor(t, 5*time.Second, func() bool { _, ok := b.Stats().Peers["a"]; return !ok })
 
 	// A later Send makes a new link.
-	if err := a.Send(peerOf(b), deliverFrame(2, 8)); err != nil {
+	if err := a.Send(peerOf(b), seqFrame(2, 8)); err != nil {
 		t.Fatal(err)
 	}
 	waitFor(t, 5*time.Second, func() bool { return rb.n.Load() == 2 })
@@ -495,8 +487,8 @@ func TestCloseIsIdempotentAndStopsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	for i := uint64(1); i <= 100; i++ {
-		_ = a.Send(peerOf(b), deliverFrame(i, 8))
-		_ = b.Send(peerOf(a), deliverFrame(i, 8))
+		_ = a.Send(peerOf(b), seqFrame(i, 8))
+		_ = b.Send(peerOf(a), seqFrame(i, 8))
 	}
 	// A connection stuck in the handshake must not hold Close up.
 	c := rawDial(t, b.Addr())
@@ -544,7 +536,7 @@ func TestWriterBatchesFrames(t *testing.T) {
 		case <-time.After(10 * time.Second):
 			return
 		}
-		if !acceptAs(c, "b", ProtocolVersion) {
+		if !acceptAs(c, "b", testVersion) {
 			return
 		}
 		_ = c.SetReadDeadline(time.Now().Add(10 * time.Second))
@@ -553,7 +545,7 @@ func TestWriterBatchesFrames(t *testing.T) {
 			if err != nil {
 				return
 			}
-			if typ == FrameDeliver {
+			if typ == frameSeq {
 				got.Add(1)
 			}
 		}
@@ -563,7 +555,7 @@ func TestWriterBatchesFrames(t *testing.T) {
 	cfg.HandshakeTimeout = 10 * time.Second
 	a := start(t, cfg)
 	pb := Peer{Name: "b", Addr: f.addr()}
-	frame := deliverFrame(1, 100)
+	frame := seqFrame(1, 100)
 	for range n {
 		if err := a.Send(pb, frame); err != nil {
 			t.Fatal(err)
@@ -595,16 +587,16 @@ func TestConcurrentSendersManyPeers(t *testing.T) {
 	var bad error
 	handler := func(self string) Handler {
 		return HandlerFunc(func(from string, typ FrameType, body []byte) {
-			var d Deliver
-			if err := d.DecodeBody(body); err != nil {
+			d, err := decodeTestMsg(typ, body)
+			if err != nil {
 				panic(err)
 			}
-			k := key{from + ">" + self, d.Epoch}
+			k := key{from + ">" + self, d.sender}
 			mu.Lock()
-			if d.Seq != next[k]+1 && bad == nil {
-				bad = fmt.Errorf("%v: seq %d after %d", k, d.Seq, next[k])
+			if d.seq != next[k]+1 && bad == nil {
+				bad = fmt.Errorf("%v: seq %d after %d", k, d.seq, next[k])
 			}
-			next[k] = d.Seq
+			next[k] = d.seq
 			mu.Unlock()
 		})
 	}
@@ -621,7 +613,7 @@ func TestConcurrentSendersManyPeers(t *testing.T) {
 				defer wg.Done()
 				for seq := uint64(1); seq <= each; seq++ {
 					// One frame shared by every receiver.
-					f := EncodeFrame(&Deliver{Topic: "t", Epoch: s, Seq: seq, Data: []byte("x")})
+					f := AppendMessage(nil, &testMsg{typ: frameSeq, seq: seq, sender: s, data: []byte("x")})
 					for _, to := range trs {
 						if to == from {
 							continue

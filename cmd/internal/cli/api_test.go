@@ -14,7 +14,6 @@ import (
 
 	"github.com/ringcast/ringcast/pubsub"
 	"github.com/ringcast/ringcast/pubsub/gateway"
-	"github.com/ringcast/ringcast/transport"
 )
 
 const testTimeout = 10 * time.Second
@@ -342,7 +341,7 @@ func TestStatsEndpoint(t *testing.T) {
 		if r.status != 200 || json.Unmarshal([]byte(r.body), &got) != nil {
 			t.Fatalf("GET /api/stats = %d %s", r.status, r.body)
 		}
-		return got.Links.Peers["b"].Sent[transport.FrameDeliver] > 0
+		return got.Links.Peers["b"].Sent[pubsub.FrameDeliver] > 0
 	})
 	if got.Node != "a" || got.Published != 1 || got.Sequenced != 1 || got.OwnedTopics != 1 || got.Gateway == nil || got.Gateway.Connections != 0 {
 		t.Fatalf("GET /api/stats = %s", r.body)

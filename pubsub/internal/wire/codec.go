@@ -1,4 +1,4 @@
-package transport
+package wire
 
 import (
 	"errors"
@@ -60,12 +60,6 @@ const (
 
 // maxSkipDepth bounds the nesting of unknown values a decoder skips.
 const maxSkipDepth = 32
-
-// sizer is implemented by messages that can bound their encoded body
-// size, so EncodeFrame allocates once.
-type sizer interface {
-	maxBodySize() int
-}
 
 func appendArrayHeader(b []byte, n int) []byte {
 	switch {

@@ -1,7 +1,59 @@
-package transport
+package wire
 
-// Replication and history messages, and the history list encoding that
-// TopicState shares.
+import "github.com/ringcast/ringcast/transport"
+
+// This file holds the replication and history messages, and the history
+// list encoding that State and Handoff share.
+
+// Replicate copies one sequenced message from a topic's owner to a replica.
+type Replicate struct {
+	ReqID uint64 // non-zero: answer with a ReplicateAck
+	Topic string
+	Epoch uint64
+	Seq   uint64
+	Time  int64 // unix nanoseconds at the owner
+	Data  []byte
+}
+
+// ReplicateAck tells the owner a replica holds a message.
+type ReplicateAck struct {
+	ReqID uint64
+	Seq   uint64
+}
+
+// HistoryRequest asks a topic's owner for retained messages with
+// After < Seq <= Until (Until 0: up to the newest), at most Limit of them
+// (0: no limit beyond the frame size).
+type HistoryRequest struct {
+	ReqID uint64
+	Topic string
+	After uint64
+	Until uint64
+	Limit uint32
+}
+
+// History answers a HistoryRequest.
+type History struct {
+	ReqID   uint64
+	Topic   string
+	Code    uint8 // 0 = ok
+	Err     string
+	Epoch   uint64
+	Seq     uint64 // the topic's current sequence number
+	Oldest  uint64 // lowest sequence number still retained (Seq+1 when none)
+	Entries []HistoryEntry
+}
+
+// HistoryEntry is one retained message of a topic.
+type HistoryEntry struct {
+	Seq  uint64
+	Time int64 // unix nanoseconds at the owner
+	Data []byte
+}
+
+// historyEntryMinSize is the smallest encoding of a HistoryEntry: an array
+// header and three one-byte fields.
+const historyEntryMinSize = 4
 
 // appendHistory appends a list of history entries (nil as msgpack nil).
 func appendHistory(b []byte, hist []HistoryEntry) []byte {
@@ -49,7 +101,7 @@ func historySize(hist []HistoryEntry) int {
 }
 
 // FrameType implements Message.
-func (*Replicate) FrameType() FrameType { return FrameReplicate }
+func (*Replicate) FrameType() transport.FrameType { return FrameReplicate }
 
 // AppendBody implements Message.
 func (m *Replicate) AppendBody(b []byte) []byte {
@@ -63,7 +115,11 @@ func (m *Replicate) AppendBody(b []byte) []byte {
 }
 
 // DecodeBody implements Message.
-func (m *Replicate) DecodeBody(b []byte) error {
+func (m *Replicate) DecodeBody(b []byte) error { return m.decode(b, "Replicate") }
+
+// decode decodes the body of a Replicate, or of a ReplicaDeliver (which
+// shares it), reporting errors for message name.
+func (m *Replicate) decode(b []byte, name string) error {
 	d := decoder{b: b}
 	n := d.fields(6)
 	m.ReqID = d.uint()
@@ -73,7 +129,7 @@ func (m *Replicate) DecodeBody(b []byte) error {
 	m.Time = d.int()
 	m.Data = d.bin()
 	d.finish(n, 6)
-	return d.result("Replicate")
+	return d.result(name)
 }
 
 func (m *Replicate) maxBodySize() int {
@@ -81,7 +137,7 @@ func (m *Replicate) maxBodySize() int {
 }
 
 // FrameType implements Message.
-func (*ReplicateAck) FrameType() FrameType { return FrameReplicateAck }
+func (*ReplicateAck) FrameType() transport.FrameType { return FrameReplicateAck }
 
 // AppendBody implements Message.
 func (m *ReplicateAck) AppendBody(b []byte) []byte {
@@ -103,7 +159,7 @@ func (m *ReplicateAck) DecodeBody(b []byte) error {
 func (m *ReplicateAck) maxBodySize() int { return 1 + 2*maxUintSize }
 
 // FrameType implements Message.
-func (*HistoryRequest) FrameType() FrameType { return FrameHistoryRequest }
+func (*HistoryRequest) FrameType() transport.FrameType { return FrameHistoryRequest }
 
 // AppendBody implements Message.
 func (m *HistoryRequest) AppendBody(b []byte) []byte {
@@ -137,7 +193,7 @@ func (m *HistoryRequest) maxBodySize() int {
 }
 
 // FrameType implements Message.
-func (*History) FrameType() FrameType { return FrameHistory }
+func (*History) FrameType() transport.FrameType { return FrameHistory }
 
 // AppendBody implements Message.
 func (m *History) AppendBody(b []byte) []byte {

@@ -1,4 +1,4 @@
-package transport
+package wire
 
 import (
 	"bytes"
@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ringcast/ringcast/transport"
 	"github.com/vmihailenco/msgpack/v5"
 )
 
@@ -37,7 +38,8 @@ func sampleMessages() []Message {
 		&Deliver{Topic: "t", Epoch: 1, Seq: 1, Data: []byte{0}},
 		&Deliver{Topic: s256, Epoch: math.MaxUint32 + 1, Seq: math.MaxUint64, Data: b256},
 		&Deliver{Topic: s64k, Epoch: 7, Seq: 9, Data: b255},
-		&Deliver{Topic: "t", Epoch: 7, Seq: 9, Data: b255, Replica: true, Time: -1, ReqID: math.MaxUint64},
+		&ReplicaDeliver{},
+		&ReplicaDeliver{Topic: "t", Epoch: 7, Seq: 9, Data: b255, Time: -1, ReqID: math.MaxUint64},
 		&Subscribe{},
 		&Subscribe{ReqID: 9, Topic: "news", Since: 41, HasSince: true},
 		&Subscribe{ReqID: math.MaxUint64, Topic: s32, Since: math.MaxUint64, HasSince: false, Origin: "node-c", Hops: 255},
@@ -47,9 +49,11 @@ func sampleMessages() []Message {
 		&Unsubscribe{Topic: s255, Origin: s32, Hops: 3},
 		&StateRequest{},
 		&StateRequest{ReqID: 77, Topic: "topics:x", Peek: true},
-		&TopicState{},
-		&TopicState{ReqID: 1, Topic: "t", Found: true, Epoch: 2, Seq: 3, Nodes: []string{}, History: []HistoryEntry{}, Handoff: true},
-		&TopicState{
+		&State{},
+		&Handoff{},
+		&Handoff{ReqID: 1, Topic: "t", Epoch: 2, Seq: 3, Nodes: []string{}, History: []HistoryEntry{}},
+		&Handoff{ReqID: 7, Topic: s32, Epoch: 2, Seq: 3, Nodes: []string{"a", s256}, History: []HistoryEntry{{Seq: 3, Time: -1, Data: b255}}},
+		&State{
 			ReqID: 5, Topic: "room", Found: true, Epoch: 9, Seq: 1000,
 			Nodes: []string{"a", s32, ""},
 			History: []HistoryEntry{
@@ -62,10 +66,13 @@ func sampleMessages() []Message {
 				{Seq: 1004, Time: -32769, Data: []byte{3}},
 			},
 		},
-		&TopicState{Nodes: make([]string, 70000)},
+		&State{Nodes: make([]string, 70000)},
 		&StateAck{},
 		&StateAck{ReqID: 12, Code: 2, Err: "pubsub: not the owner"},
-		&TopicState{ReqID: 2, Topic: "r", Found: true, Epoch: 1, Seq: 8, Replica: true, History: []HistoryEntry{{Seq: 8, Time: 5, Data: []byte("z")}}},
+		&State{ReqID: 2, Topic: "r", Found: true, Epoch: 1, Seq: 8, Replica: true, History: []HistoryEntry{{Seq: 8, Time: 5, Data: []byte("z")}}},
+		&ReplicaNodes{},
+		&ReplicaNodes{Topic: "r", Epoch: 1, Seq: 8, Nodes: []string{"a", "b"}},
+		&ReplicaNodes{Topic: s255, Epoch: math.MaxUint64, Seq: 256, Nodes: make([]string, 17)},
 		&Replicate{},
 		&Replicate{ReqID: 4, Topic: "topics:matrix", Epoch: 77, Seq: math.MaxUint64, Time: -5, Data: b256},
 		&ReplicateAck{},
@@ -75,10 +82,6 @@ func sampleMessages() []Message {
 		&History{},
 		&History{ReqID: 1, Topic: "t", Code: 5, Err: "pubsub: history gone", Epoch: 3, Seq: 9, Oldest: 10},
 		&History{ReqID: 2, Topic: s32, Epoch: 3, Seq: 1002, Oldest: 998, Entries: []HistoryEntry{{Seq: 998, Time: 1, Data: b255}, {Seq: 999, Time: math.MaxInt64}}},
-		&hello{Cluster: "ringcast", Node: "a", Version: ProtocolVersion, Nonce: make([]byte, nonceSize)},
-		&helloAck{Node: "b", Version: 1, Nonce: []byte{1, 2}, Proof: make([]byte, 32), Err: "x"},
-		&proof{},
-		&proof{Proof: []byte{9, 9}},
 	}
 }
 
@@ -117,7 +120,7 @@ func equalMessages(a, b Message) bool {
 
 // cloneMessage returns a decoded copy of m.
 func cloneMessage(m Message) Message {
-	c := newMessage(m.FrameType())
+	c := New(m.FrameType())
 	if err := c.DecodeBody(m.AppendBody(nil)); err != nil {
 		panic(err)
 	}
@@ -127,7 +130,7 @@ func cloneMessage(m Message) Message {
 func TestMessageRoundTrip(t *testing.T) {
 	for _, m := range sampleMessages() {
 		body := m.AppendBody(nil)
-		got := newMessage(m.FrameType())
+		got := New(m.FrameType())
 		if err := got.DecodeBody(body); err != nil {
 			t.Fatalf("%v: decode: %v", m.FrameType(), err)
 		}
@@ -135,15 +138,15 @@ func TestMessageRoundTrip(t *testing.T) {
 			t.Fatalf("%v: round trip changed the message:\n got %+v\nwant %+v", m.FrameType(), got, m)
 		}
 		frame := EncodeFrame(m)
-		if len(frame) != frameHeaderSize+len(body) {
+		if len(frame) != transport.FrameHeaderSize+len(body) {
 			t.Fatalf("%v: frame of %d bytes for a %d-byte body", m.FrameType(), len(frame), len(body))
 		}
-		typ, fb, err := ReadFrame(bytes.NewReader(frame), len(frame))
+		typ, fb, err := transport.ReadFrame(bytes.NewReader(frame), len(frame))
 		if err != nil || typ != m.FrameType() || !bytes.Equal(fb, body) {
 			t.Fatalf("%v: ReadFrame = %v, %v; body equal %v", m.FrameType(), typ, err, bytes.Equal(fb, body))
 		}
-		if s, ok := m.(sizer); ok && s.maxBodySize() < len(body) {
-			t.Fatalf("%v: maxBodySize %d < body %d", m.FrameType(), s.maxBodySize(), len(body))
+		if m.maxBodySize() < len(body) {
+			t.Fatalf("%v: maxBodySize %d < body %d", m.FrameType(), m.maxBodySize(), len(body))
 		}
 	}
 }
@@ -169,7 +172,7 @@ func TestMsgpackLibraryAgrees(t *testing.T) {
 		if err := enc.Encode(m); err != nil {
 			t.Fatalf("%v: library encode: %v", typ, err)
 		}
-		ours := newMessage(typ)
+		ours := New(typ)
 		if err := ours.DecodeBody(buf.Bytes()); err != nil {
 			t.Fatalf("%v: decoding the library's body % x: %v", typ, firstBytes(buf.Bytes()), err)
 		}
@@ -198,12 +201,12 @@ func TestDecodeRejectsTruncated(t *testing.T) {
 			continue
 		}
 		for i := range body {
-			err := newMessage(m.FrameType()).DecodeBody(body[:i])
+			err := New(m.FrameType()).DecodeBody(body[:i])
 			if !errors.Is(err, ErrMalformed) {
 				t.Fatalf("%v truncated to %d of %d bytes: err = %v, want ErrMalformed", m.FrameType(), i, len(body), err)
 			}
 		}
-		err := newMessage(m.FrameType()).DecodeBody(append(body, 0))
+		err := New(m.FrameType()).DecodeBody(append(body, 0))
 		if !errors.Is(err, ErrMalformed) {
 			t.Fatalf("%v with a trailing byte: err = %v", m.FrameType(), err)
 		}
@@ -222,24 +225,24 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 		{"empty", &Deliver{}, nil, "truncated"},
 		{"not an array", &Deliver{}, []byte{0x04}, "not an array"},
 		{"nil body", &Deliver{}, []byte{mpNil}, "nil"},
-		{"too few fields", &Deliver{}, []byte{0x93, 0xa1, 't', 1, 2}, "3 fields, want 7"},
-		{"int for a string", &Deliver{}, []byte{0x97, 0x01, 1, 2, 0xc4, 0}, "not a string"},
-		{"string for an int", &Deliver{}, []byte{0x97, 0xa1, 't', 0xa1, 'x', 2, 0xc4, 0}, "not an integer"},
-		{"negative uint", &Deliver{}, []byte{0x97, 0xa1, 't', 0xff, 2, 0xc4, 0}, "negative"},
-		{"negative int8 uint", &Deliver{}, []byte{0x97, 0xa1, 't', 0xd0, 0x80, 2, 0xc4, 0}, "negative"},
-		{"float for an int", &Deliver{}, []byte{0x97, 0xa1, 't', 0xca, 0, 0, 0, 0, 2, 0xc4, 0}, "not an integer"},
-		{"map for bin", &Deliver{}, []byte{0x97, 0xa1, 't', 1, 2, 0x80}, "not binary"},
-		{"int for the replica flag", &Deliver{}, []byte{0x97, 0xa1, 't', 1, 2, 0xc4, 0, 0x01, 0, 0}, "not a bool"},
+		{"too few fields", &Deliver{}, []byte{0x93, 0xa1, 't', 1, 2}, "3 fields, want 4"},
+		{"int for a string", &Deliver{}, []byte{0x94, 0x01, 1, 2, 0xc4, 0}, "not a string"},
+		{"string for an int", &Deliver{}, []byte{0x94, 0xa1, 't', 0xa1, 'x', 2, 0xc4, 0}, "not an integer"},
+		{"negative uint", &Deliver{}, []byte{0x94, 0xa1, 't', 0xff, 2, 0xc4, 0}, "negative"},
+		{"negative int8 uint", &Deliver{}, []byte{0x94, 0xa1, 't', 0xd0, 0x80, 2, 0xc4, 0}, "negative"},
+		{"float for an int", &Deliver{}, []byte{0x94, 0xa1, 't', 0xca, 0, 0, 0, 0, 2, 0xc4, 0}, "not an integer"},
+		{"map for bin", &Deliver{}, []byte{0x94, 0xa1, 't', 1, 2, 0x80}, "not binary"},
+		{"int for the replica flag", &State{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0x90, 0x90, 0x01}, "not a bool"},
 		{"uint8 overflow", &StateAck{}, []byte{0x93, 1, 0xcd, 0x01, 0x00, 0xa0}, "overflows uint8"},
 		{"bad bool", &Subscribe{}, []byte{0x96, 1, 0xa1, 't', 1, 0x01, 0xa0, 0}, "not a bool"},
-		{"int64 overflow", &TopicState{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0x90, 0x91, 0x93, 1, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc0, 0xc2}, "overflows int64"},
-		{"history entry not an array", &TopicState{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0x90, 0x91, 0x01, 0xc2, 0xc2, 0xc2, 0xc2}, "not an array"},
+		{"int64 overflow", &State{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0x90, 0x91, 0x93, 1, 0xcf, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xc0, 0xc2}, "overflows int64"},
+		{"history entry not an array", &State{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0x90, 0x91, 0x01, 0xc2, 0xc2, 0xc2, 0xc2}, "not an array"},
 		{"reserved format byte", &Unsubscribe{}, []byte{0x94, 0xa0, 0xa0, 0, 0xc1}, "invalid format byte 0xc1"},
 		{"str32 of 4 GiB", &Unsubscribe{}, []byte{0x93, 0xdb, 0xff, 0xff, 0xff, 0xff, 'x', 0xa0, 0}, "truncated"},
-		{"bin32 of 4 GiB", &Deliver{}, []byte{0x97, 0xa0, 1, 2, 0xc6, 0xff, 0xff, 0xff, 0xff}, "truncated"},
+		{"bin32 of 4 GiB", &Deliver{}, []byte{0x94, 0xa0, 1, 2, 0xc6, 0xff, 0xff, 0xff, 0xff}, "truncated"},
 		{"array32 of 4G fields", &Deliver{}, []byte{0xdd, 0xff, 0xff, 0xff, 0xff, 0xa0, 1, 2, 0xc0}, "truncated"},
-		{"nodes array32 of 4G", &TopicState{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0xdd, 0xff, 0xff, 0xff, 0xff, 0xa0, 0xa0}, "truncated"},
-		{"history array32 of 4G", &TopicState{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0xc0, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x93, 1, 1, 0xc0}, "truncated"},
+		{"nodes array32 of 4G", &State{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0xdd, 0xff, 0xff, 0xff, 0xff, 0xa0, 0xa0}, "truncated"},
+		{"history array32 of 4G", &State{}, []byte{0x98, 1, 0xa0, 0xc3, 1, 1, 0xc0, 0xdd, 0xff, 0xff, 0xff, 0xff, 0x93, 1, 1, 0xc0}, "truncated"},
 		{"extra field map16 of 64k", &Unsubscribe{}, []byte{0x94, 0xa0, 0xa0, 0, 0xde, 0xff, 0xff, 1, 1}, "truncated"},
 		{"extra field ext32 of 4 GiB", &Unsubscribe{}, []byte{0x94, 0xa0, 0xa0, 0, 0xc9, 0xff, 0xff, 0xff, 0xff, 1}, "truncated"},
 	}
@@ -263,8 +266,8 @@ func TestDecodeRejectsGarbage(t *testing.T) {
 func TestDecodeSkipsUnknownTrailingFields(t *testing.T) {
 	m := &Deliver{Topic: "t", Epoch: 1, Seq: 2, Data: []byte("d")}
 	body := m.AppendBody(nil)
-	// Same fields in an array of 11, followed by values of every kind.
-	ext := append([]byte{0x9b}, body[1:]...)
+	// Same fields in an array of 8, followed by values of every kind.
+	ext := append([]byte{0x98}, body[1:]...)
 	ext = append(ext,
 		0x82, 0xa1, 'k', 0x92, 0xc3, 0xcb, 0, 0, 0, 0, 0, 0, 0, 0, 0xa0, 0xc0, // map{"k": [true, 0.0], "": nil}
 		0xd5, 1, 0xaa, 0xbb, // fixext2
@@ -280,7 +283,7 @@ func TestDecodeSkipsUnknownTrailingFields(t *testing.T) {
 	}
 
 	// Deep nesting in an unknown field is refused, not recursed into.
-	deep := append([]byte{0x98}, body[1:]...)
+	deep := append([]byte{0x95}, body[1:]...)
 	deep = append(deep, bytes.Repeat([]byte{0x91}, 1000)...)
 	deep = append(deep, 0xc0)
 	if err := got.DecodeBody(deep); !errors.Is(err, ErrMalformed) {
@@ -320,18 +323,32 @@ func TestEncodeDecodeAllocs(t *testing.T) {
 		t.Fatalf("Deliver.DecodeBody made %v allocations, want 1 (the topic)", n)
 	}
 	buf := make([]byte, 0, 512)
-	if n := testing.AllocsPerRun(100, func() { buf = AppendFrame(buf[:0], m) }); n != 0 {
-		t.Fatalf("AppendFrame into a large enough buffer made %v allocations", n)
+	if n := testing.AllocsPerRun(100, func() { buf = transport.AppendMessage(buf[:0], m) }); n != 0 {
+		t.Fatalf("AppendMessage into a large enough buffer made %v allocations", n)
+	}
+	if n := testing.AllocsPerRun(100, func() { buf = m.AppendFrame(buf[:0]) }); n != 0 {
+		t.Fatalf("Deliver.AppendFrame into a large enough buffer made %v allocations", n)
 	}
 }
 
-func TestFrameTypeString(t *testing.T) {
-	for typ, want := range map[FrameType]string{
-		FrameHello: "Hello", FramePing: "Ping", FramePublish: "Publish", FrameState: "State",
-		FrameStateAck: "StateAck", 0: "FrameType(0)", 200: "FrameType(200)",
+func TestName(t *testing.T) {
+	for typ, want := range map[transport.FrameType]string{
+		FramePublish: "Publish", FrameState: "State", FrameStateAck: "StateAck",
+		FrameReplicaDeliver: "ReplicaDeliver", FrameHandoff: "Handoff", FrameReplicaNodes: "ReplicaNodes",
+		transport.FramePing: "", 0: "", 200: "",
 	} {
-		if got := typ.String(); got != want {
-			t.Errorf("%d.String() = %q, want %q", uint8(typ), got, want)
+		if got := Name(typ); got != want {
+			t.Errorf("Name(%d) = %q, want %q", uint8(typ), got, want)
+		}
+	}
+	// Every message's frame type has a name, and New knows it.
+	for i := range 256 {
+		typ := transport.FrameType(i)
+		if m := New(typ); (m != nil) != (Name(typ) != "") || m != nil && m.FrameType() != typ {
+			t.Errorf("frame type %d: New = %T, Name = %q", typ, m, Name(typ))
+		}
+		if typ != 0 && typ < transport.FirstUserFrame && Name(typ) != "" {
+			t.Errorf("frame type %d is the link's, named %q", typ, Name(typ))
 		}
 	}
 }

@@ -1,0 +1,44 @@
+// Package wire defines the messages ringcast nodes exchange over their
+// links, one frame type per message, and the msgpack codec they use.
+//
+// Package transport carries the frames without knowing them: a frame is
+//
+//	[4-byte big-endian N][1-byte FrameType][N-1 bytes body]
+//
+// and the types from transport.FirstUserFrame up are this package's
+// (FramePublish = 16 ... FrameReplicaNodes = 31). ProtocolVersion names
+// this set of messages; package pubsub hands it to the transport, whose
+// handshake refuses a peer speaking another version.
+//
+// # Messages
+//
+// Publish is answered by PublishAck, Subscribe by SubscribeAck; Deliver
+// carries a sequenced message to a node with subscribers, Unsubscribe
+// withdraws a node's interest. A new owner's StateRequest is answered by
+// State; the previous owner pushes a Handoff, answered by StateAck.
+// Replicate (answered by ReplicateAck) gives a replica its copy of a
+// message, ReplicaDeliver does so and delivers it at once, ReplicaNodes
+// tells a replica the topic's subscriber nodes. HistoryRequest is answered
+// by History.
+//
+// # Encoding
+//
+// Bodies are msgpack arrays of the message's fields in declaration order.
+// The codecs are hand-written (no reflection): encoders use the smallest
+// msgpack format for each value, decoders accept any format that can hold
+// the field, check every length against the remaining bytes before they
+// allocate, and skip trailing fields added by later versions. []byte
+// fields of decoded messages alias the body; strings are copies. Decode
+// errors wrap ErrMalformed.
+//
+// # Files
+//
+//   - frame.go: ProtocolVersion, the frame types, Message, New, Name,
+//     EncodeFrame and the AppendFrame methods of the hot messages.
+//   - codec.go: the msgpack appenders and the decoder.
+//   - messages.go: Publish, PublishAck, Deliver, ReplicaDeliver,
+//     Subscribe, SubscribeAck, Unsubscribe.
+//   - state.go: StateRequest, State, Handoff, ReplicaNodes, StateAck.
+//   - replicate.go: Replicate, ReplicateAck, HistoryRequest, History and
+//     the history list encoding.
+package wire
