@@ -8,8 +8,10 @@
 // The module is organised in packages that depend downward only:
 //
 //   - ring: membership (gossip) and the hash ring that names each topic's owner.
-//   - transport: node-to-node links carrying length-prefixed msgpack frames.
-//   - pubsub: the embeddable Node that ties them together.
+//   - transport: node-to-node links carrying length-prefixed typed frames.
+//   - pubsub: the embeddable Node that ties them together; its messages
+//     and their msgpack codec are in pubsub/internal/wire, and pubsub/topics
+//     holds the topic vocabulary it shares with the gateway.
 //   - pubsub/gateway: the client gateway, speaking the Phoenix Channels V2
 //     protocol; it does not import pubsub, and pubsub/gateway/broker connects
 //     a Node to it.
