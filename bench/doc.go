@@ -64,4 +64,12 @@
 //
 // bench/RESULTS.md records the numbers measured, the machine and the
 // commands; bench/peers compares the same workloads with NATS and Redis.
+//
+// # Files
+//
+// embedded_test.go (W1: one node, local subscribers), cluster_test.go (W2:
+// fan-out across nodes, latency, many topics), websocket_test.go and
+// wsclient_test.go (W4: the gateway and its clients), topics_test.go (heap
+// per topic), efficiency_test.go (frames per publish); measure_test.go and
+// latency.go time and count; helpers_test.go starts clusters.
 package bench

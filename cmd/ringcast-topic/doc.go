@@ -21,4 +21,9 @@
 // servers and leaves the cluster within --shutdown-timeout; a second signal
 // cuts this short. The exit status is 0 after a clean shutdown, 1 after a
 // failure, 2 for a bad flag or variable.
+//
+// # Files
+//
+// doc.go is this text; main.go parses the configuration and runs the node
+// through package cli, which holds everything the two binaries share.
 package main

@@ -41,4 +41,10 @@
 // --shutdown-timeout. A second signal cuts this short. The exit status is 0
 // after a clean shutdown, 1 after a failure (such as a busy port), 2 for a
 // bad flag or variable.
+//
+// # Files
+//
+// doc.go is this text; main.go parses the configuration and runs the
+// gateway through package cli, which holds everything the two binaries
+// share.
 package main

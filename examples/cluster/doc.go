@@ -13,4 +13,11 @@
 // (--help, bad flags, busy ports, environment variables), and, with
 // RINGCAST_PHOENIX_JS set, run the official Phoenix JavaScript client across
 // two gateways.
+//
+// # Files
+//
+// run.sh starts the cluster; cluster_test.go runs it and checks delivery
+// across gateways; failover_test.go kills and restarts nodes;
+// resume_test.go reconnects clients with since; process_test.go holds the
+// helpers that start and stop the binaries by PID.
 package cluster

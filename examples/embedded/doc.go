@@ -13,4 +13,9 @@
 // Start more copies with -addr 127.0.0.1:8081 -join <gossip address of the
 // first, which it logs at start> to form a cluster. Ctrl-C shuts down
 // gracefully.
+//
+// # Files
+//
+// main.go is the whole program: a node, the gateway on it, and an HTTP
+// server; main_test.go runs it and talks to it.
 package main
