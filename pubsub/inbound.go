@@ -12,19 +12,19 @@ var frameHandlers = [256]func(n *Node, from string, body []byte){
 	wire.FrameDeliver:        (*Node).handleDeliver,
 	wire.FrameReplicaDeliver: (*Node).handleReplicaDeliver,
 	wire.FramePublish:        (*Node).handlePublish,
-	wire.FramePublishAck:     (*Node).handlePublishAck,
-	wire.FrameSubscribe:      (*Node).handleSubscribe,
-	wire.FrameSubscribeAck:   (*Node).handleSubscribeAck,
-	wire.FrameUnsubscribe:    (*Node).handleUnsubscribe,
-	wire.FrameStateRequest:   (*Node).handleStateRequest,
-	wire.FrameState:          (*Node).handleState,
-	wire.FrameHandoff:        (*Node).handleHandoff,
-	wire.FrameReplicaNodes:   (*Node).handleReplicaNodes,
-	wire.FrameStateAck:       (*Node).handleStateAck,
 	wire.FrameReplicate:      (*Node).handleReplicate,
-	wire.FrameReplicateAck:   (*Node).handleReplicateAck,
-	wire.FrameHistoryRequest: (*Node).handleHistoryRequest,
-	wire.FrameHistory:        (*Node).handleHistory,
+	wire.FrameSubscribe:      request((*Node).onSubscribe),
+	wire.FrameUnsubscribe:    request((*Node).onUnsubscribe),
+	wire.FrameStateRequest:   request((*Node).onStateRequest),
+	wire.FrameHandoff:        request((*Node).onHandoff),
+	wire.FrameReplicaNodes:   request((*Node).onReplicaNodes),
+	wire.FrameHistoryRequest: request((*Node).onHistoryRequest),
+	wire.FramePublishAck:     reply[wire.PublishAck],
+	wire.FrameSubscribeAck:   reply[wire.SubscribeAck],
+	wire.FrameState:          reply[wire.State],
+	wire.FrameStateAck:       reply[wire.StateAck],
+	wire.FrameReplicateAck:   reply[wire.ReplicateAck],
+	wire.FrameHistory:        reply[wire.History],
 }
 
 // handleFrame is the transport's Handler: it decodes a frame from a peer
@@ -41,6 +41,32 @@ func (n *Node) handleFrame(from string, typ transport.FrameType, body []byte) {
 	}
 	n.stats.badFrames.Add(1)
 	n.log.Warn("unknown frame type from peer", "peer", from, "type", Frame(typ))
+}
+
+// request returns the handler of a request frame: it decodes the body
+// into an M and hands it to on.
+func request[M any, P interface {
+	*M
+	wire.Message
+}](on func(n *Node, from string, m P)) func(n *Node, from string, body []byte) {
+	return func(n *Node, from string, body []byte) {
+		var m M
+		if n.decode(from, P(&m), body) {
+			on(n, from, &m)
+		}
+	}
+}
+
+// reply is the handler of a reply frame: it completes the request the
+// reply answers (a reply to a request that timed out is dropped).
+func reply[M any, P interface {
+	*M
+	wire.Reply
+}](n *Node, from string, body []byte) {
+	var m M
+	if p := P(&m); n.decode(from, p, body) {
+		n.pending.complete(from, p.RequestID(), p)
+	}
 }
 
 // The frames of every message decode through their concrete type, so that
@@ -87,63 +113,8 @@ func (n *Node) handleReplicate(from string, body []byte) {
 	n.onReplicate(from, &m)
 }
 
-// The replies complete the pending request they answer.
-
-func (n *Node) handlePublishAck(from string, body []byte) {
-	var m wire.PublishAck
-	if n.decode(from, &m, body) {
-		n.pending.complete(from, m.ReqID, &m)
-	}
-}
-
-func (n *Node) handleSubscribeAck(from string, body []byte) {
-	var m wire.SubscribeAck
-	if n.decode(from, &m, body) {
-		n.pending.complete(from, m.ReqID, &m)
-	}
-}
-
-func (n *Node) handleState(from string, body []byte) {
-	var m wire.State
-	if n.decode(from, &m, body) {
-		n.pending.complete(from, m.ReqID, &m)
-	}
-}
-
-func (n *Node) handleStateAck(from string, body []byte) {
-	var m wire.StateAck
-	if n.decode(from, &m, body) {
-		n.pending.complete(from, m.ReqID, &m)
-	}
-}
-
-func (n *Node) handleReplicateAck(from string, body []byte) {
-	var m wire.ReplicateAck
-	if n.decode(from, &m, body) {
-		n.pending.complete(from, m.ReqID, &m)
-	}
-}
-
-func (n *Node) handleHistory(from string, body []byte) {
-	var m wire.History
-	if n.decode(from, &m, body) {
-		n.pending.complete(from, m.ReqID, &m)
-	}
-}
-
-func (n *Node) handleSubscribe(from string, body []byte) {
-	n.noteRequest()
-	var m wire.Subscribe
-	if n.decode(from, &m, body) {
-		n.onSubscribe(from, &m)
-	}
-}
-
-func (n *Node) handleUnsubscribe(from string, body []byte) {
-	var m wire.Unsubscribe
-	if !n.decode(from, &m, body) {
-		return
-	}
+// onUnsubscribe handles a subscriber node that has no subscriber left.
+func (n *Node) onUnsubscribe(from string, m *wire.Unsubscribe) {
 	origin := m.Origin
 	if origin == "" {
 		origin = from
@@ -154,34 +125,6 @@ func (n *Node) handleUnsubscribe(from string, body []byte) {
 		return
 	}
 	n.ownerUnsubscribe(m.Topic, origin, m.Hops)
-}
-
-func (n *Node) handleStateRequest(from string, body []byte) {
-	var m wire.StateRequest
-	if n.decode(from, &m, body) {
-		n.onStateRequest(from, &m)
-	}
-}
-
-func (n *Node) handleHandoff(from string, body []byte) {
-	var m wire.Handoff
-	if n.decode(from, &m, body) {
-		n.onHandoff(from, &m)
-	}
-}
-
-func (n *Node) handleReplicaNodes(from string, body []byte) {
-	var m wire.ReplicaNodes
-	if n.decode(from, &m, body) {
-		n.onReplicaNodes(from, &m)
-	}
-}
-
-func (n *Node) handleHistoryRequest(from string, body []byte) {
-	var m wire.HistoryRequest
-	if n.decode(from, &m, body) {
-		n.onHistoryRequest(from, &m)
-	}
 }
 
 // noteRequest records when a draining node last received a request (see
@@ -246,6 +189,7 @@ func (n *Node) onPublish(from string, m *wire.Publish) {
 
 // onSubscribe handles a subscriber node's registration.
 func (n *Node) onSubscribe(from string, m *wire.Subscribe) {
+	n.noteRequest()
 	req := &subReq{topic: m.Topic, origin: m.Origin, reqID: m.ReqID, since: m.Since, hasSince: m.HasSince, hops: m.Hops}
 	if req.origin == "" {
 		req.origin = from

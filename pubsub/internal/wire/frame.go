@@ -167,3 +167,17 @@ func (m *Replicate) AppendFrame(dst []byte) []byte {
 	start := len(dst)
 	return transport.EndFrame(m.AppendBody(transport.BeginFrame(dst, FrameReplicate)), start)
 }
+
+// Reply is a message that answers a request: RequestID is the ReqID of
+// the request it answers.
+type Reply interface {
+	Message
+	RequestID() uint64
+}
+
+func (m *PublishAck) RequestID() uint64   { return m.ReqID }
+func (m *SubscribeAck) RequestID() uint64 { return m.ReqID }
+func (m *State) RequestID() uint64        { return m.ReqID }
+func (m *StateAck) RequestID() uint64     { return m.ReqID }
+func (m *ReplicateAck) RequestID() uint64 { return m.ReqID }
+func (m *History) RequestID() uint64      { return m.ReqID }
