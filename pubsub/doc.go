@@ -103,10 +103,11 @@
 // (passing it on gracefully, and Shutdown's drain), rebalance.go (following
 // ring changes: departures, reconciliation, idle topics).
 //
-// Plumbing: peers.go and parking.go (frames to other members),
-// pending.go (requests waiting for answers), timers.go (the node's delayed
-// work, on one goroutine it owns), retention.go (history bounds and idle
+// Plumbing: peers.go and parking.go (frames to other members), route.go's
+// router, pending.go (requests waiting for answers), timers.go (the node's
+// delayed work, on one goroutine it owns), links.go (frame names and
+// per-peer link counters for Stats), retention.go (history bounds and idle
 // expiry), lifecycle.go (Shutdown, Close), config.go, options.go,
-// errors.go, topic.go. Package topics holds the topic vocabulary shared
+// errors.go, topic.go. Peer messages and their codec are in internal/wire. Package topics holds the topic vocabulary shared
 // with the gateway; internal/shard the sharded map every table uses.
 package pubsub
