@@ -217,6 +217,14 @@ func (n *Node) handoffReceived(from string, ot *ownedTopic, in *handoffIn, reqID
 			ot.mu.Unlock()
 			n.passOnIfLeaving(ot)
 		case claiming && in.created:
+			if owner, oerr := n.ringOwner(ot.name); oerr == nil && owner != n.name {
+				// Not this node's topic: the sender kept it, and what
+				// was queued here goes to the owner.
+				ot.state, ot.movedTo = stateMoved, owner
+				n.runQueuedLocked(ot)
+				ot.mu.Unlock()
+				return
+			}
 			ot.mu.Unlock()
 			n.startClaim(ot)
 		default:

@@ -136,7 +136,7 @@ type subReq struct {
 type ownerTable struct {
 	m     *shard.Map[ownedTopic, struct{}]
 	keep  *retention
-	moves transfers // topic states sent and received in parts
+	moves *transfers // topic states sent and received in parts
 }
 
 func newOwnerTable(keep *retention) *ownerTable {

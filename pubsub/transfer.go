@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub/internal/wire"
@@ -68,10 +69,22 @@ type transfers struct {
 	next uint64
 	out  map[uint64]*outTransfer
 	in   map[xferKey]*inTransfer
+
+	// sendHook, when set, replaces how parts are queued, so that tests
+	// can stand for a link whose queue is full.
+	sendHook atomic.Pointer[func(to string, m wire.Message) error]
 }
 
-func newTransfers() transfers {
-	return transfers{out: make(map[uint64]*outTransfer), in: make(map[xferKey]*inTransfer)}
+// sendPart queues one part of a transfer on the link to peer to.
+func (n *Node) sendPart(to string, m wire.Message) error {
+	if h := n.owned.moves.sendHook.Load(); h != nil {
+		return (*h)(to, m)
+	}
+	return n.peers.sendMsg(to, m)
+}
+
+func newTransfers() *transfers {
+	return &transfers{out: make(map[uint64]*outTransfer), in: make(map[xferKey]*inTransfer)}
 }
 
 // planParts splits entries into consecutive parts and returns the end of
@@ -137,7 +150,7 @@ func (n *Node) sendParts(ot *ownedTopic, to string, first wire.Message, st *wire
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	x.stall = n.timers.after(n.cfg.RequestTimeout, x.stalled)
-	t := &n.owned.moves
+	t := n.owned.moves
 	t.mu.Lock()
 	t.next++
 	x.id = t.next
@@ -193,7 +206,7 @@ func (x *outTransfer) part(i int) wire.Message {
 // tried again after a backoff; any other failure ends the transfer.
 func (x *outTransfer) pumpLocked() {
 	for !x.over && x.sent < len(x.ends) && x.sent-x.acked < transferWindow {
-		err := x.n.peers.sendMsg(x.to, x.part(x.sent))
+		err := x.n.sendPart(x.to, x.part(x.sent))
 		if errors.Is(err, ErrQueueFull) {
 			if x.retry == nil {
 				x.retry = x.n.timers.after(x.backoff, x.pump)
@@ -270,7 +283,7 @@ func (x *outTransfer) finishLocked() {
 	if x.retry != nil {
 		x.retry.stop()
 	}
-	t := &x.n.owned.moves
+	t := x.n.owned.moves
 	t.mu.Lock()
 	delete(t.out, x.id)
 	t.mu.Unlock()
@@ -300,7 +313,7 @@ func (x *outTransfer) cancelLocked() {
 // onChunkAck moves a transfer's window on, or ends it when the receiver
 // refused it.
 func (n *Node) onChunkAck(from string, m *wire.ChunkAck) {
-	t := &n.owned.moves
+	t := n.owned.moves
 	t.mu.Lock()
 	x := t.out[m.Xfer]
 	t.mu.Unlock()

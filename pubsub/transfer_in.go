@@ -46,7 +46,7 @@ func (n *Node) receiveState(from string, st *wire.State, want func() bool, done 
 	if k := len(st.History); k > 0 {
 		x.last = st.History[k-1].Seq
 	}
-	t := &n.owned.moves
+	t := n.owned.moves
 	t.mu.Lock()
 	if len(t.in) >= maxIncomingTransfers || t.in[x.key] != nil {
 		t.mu.Unlock()
@@ -68,7 +68,7 @@ func (n *Node) transferIdle() time.Duration { return 2 * n.cfg.RequestTimeout }
 // onStateChunk takes one part of a transfer.
 func (n *Node) onStateChunk(from string, m *wire.StateChunk) {
 	key := xferKey{from, m.Xfer}
-	t := &n.owned.moves
+	t := n.owned.moves
 	t.mu.Lock()
 	x := t.in[key]
 	t.mu.Unlock()
@@ -135,7 +135,7 @@ func (x *inTransfer) add(h []wire.HistoryEntry) {
 
 // expireTransfer ends a transfer whose next part did not come in time.
 func (n *Node) expireTransfer(x *inTransfer) {
-	t := &n.owned.moves
+	t := n.owned.moves
 	t.mu.Lock()
 	mine := t.in[x.key] == x
 	if mine {
