@@ -107,9 +107,16 @@ func (n *Node) startClaimTry(ot *ownedTopic, try int) {
 		}
 	}
 	for _, t := range targets {
-		id := n.pending.add(t, n.cfg.ClaimTimeout, func(_ string, msg wire.Message, _ error) {
+		id := n.pending.add(t, n.cfg.ClaimTimeout, func(from string, msg wire.Message, _ error) {
 			st, _ := msg.(*wire.State)
-			answer(st)
+			if st == nil || st.Xfer == 0 {
+				answer(st)
+				return
+			}
+			// A state in parts: the claim waits for the last part (each
+			// must come within the transfer's idle time), unless it has
+			// finished meanwhile.
+			n.receiveState(from, st, c.open, func(st *wire.State, _ error) { answer(st) })
 		})
 		if err := n.peers.sendMsg(t, &wire.StateRequest{ReqID: id, Topic: ot.name}); err != nil {
 			n.pending.cancel(id)
@@ -145,6 +152,13 @@ func (c *claim) offer(st *wire.State) {
 	c.best = st
 }
 
+// open reports whether the claim still waits for answers.
+func (c *claim) open() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return !c.over
+}
+
 // reply takes one target's answer (nil: none) and reports, once, that the
 // claim may finish with best: every target answered, or an owner did.
 func (c *claim) reply(st *wire.State) (best *wire.State, ready bool) {
@@ -171,10 +185,25 @@ func (n *Node) finishClaim(c *claim, st *wire.State) {
 		return
 	}
 	ot.mu.Lock()
-	if ot.state != stateClaiming {
+	if ot.state != stateClaiming || ot.out != nil {
 		ot.mu.Unlock()
 		return
 	}
+	if in := ot.in; in != nil {
+		// The previous owner is handing the topic over in parts: its
+		// state wins, this answer serves if the hand-off fails.
+		in.claimed, in.fallback = true, st
+		ot.mu.Unlock()
+		return
+	}
+	n.settleClaimLocked(ot, st)
+	ot.mu.Unlock()
+	n.passOnIfLeaving(ot)
+}
+
+// settleClaimLocked makes a claimed topic ready with the state its claim
+// gathered and runs the requests queued meanwhile. ot.mu held.
+func (n *Node) settleClaimLocked(ot *ownedTopic, st *wire.State) {
 	n.adoptLocked(ot, st)
 	if st != nil && st.Replica {
 		ot.seq += failoverSeqGap
@@ -183,7 +212,11 @@ func (n *Node) finishClaim(c *claim, st *wire.State) {
 	}
 	n.replicas.drop(ot.name)
 	n.runQueuedLocked(ot)
-	ot.mu.Unlock()
+}
+
+// passOnIfLeaving hands a topic that became ready here on to its owner
+// when this node drains.
+func (n *Node) passOnIfLeaving(ot *ownedTopic) {
 	if n.leaving.Load() {
 		// The claim finished while this node drains: pass the topic on.
 		if m, err := n.view().Owner(ot.name); err == nil && m.Name != n.name {
@@ -196,18 +229,28 @@ func (n *Node) finishClaim(c *claim, st *wire.State) {
 // the topic ready. Sequence numbers never go backwards within an epoch.
 func (n *Node) adoptLocked(ot *ownedTopic, st *wire.State) {
 	found := st != nil && st.Found
+	// A topic whose state is on its way elsewhere still holds it: it is
+	// merged as a ready one, and the transfer ends.
+	ready := ot.state == stateReady || ot.out != nil
+	if ot.out != nil {
+		ot.out.cancelLocked()
+	}
 	switch {
-	case !found && ot.state == stateReady:
+	case !found && ready:
 	case !found:
 		ot.epoch, ot.seq, ot.nodes = newEpoch(), 0, nil
 		ot.hist = n.retention.newHistory()
 		n.log.Debug("topic starts afresh", "topic", ot.name, "epoch", ot.epoch)
-	case ot.state != stateReady || st.Seq > ot.seq || st.Epoch == ot.epoch && st.Seq == ot.seq:
+	case !ready || st.Seq > ot.seq || st.Epoch == ot.epoch && st.Seq == ot.seq:
 		nodes := ot.nodes
-		if ot.state != stateReady {
+		if !ready {
 			nodes = nil
 		}
-		ot.epoch, ot.seq = st.Epoch, max(st.Seq, ot.seqIfEpoch(st.Epoch))
+		cur := uint64(0)
+		if ready && ot.epoch == st.Epoch {
+			cur = ot.seq
+		}
+		ot.epoch, ot.seq = st.Epoch, max(st.Seq, cur)
 		ot.hist.replace(st.History)
 		ot.nodes = mergeNodes(nodes, st.Nodes)
 		n.log.Debug("topic state adopted", "topic", ot.name, "epoch", ot.epoch, "seq", ot.seq, "nodes", len(ot.nodes))
@@ -216,13 +259,6 @@ func (n *Node) adoptLocked(ot *ownedTopic, st *wire.State) {
 	}
 	ot.state, ot.movedTo = stateReady, ""
 	ot.active = n.retention.now()
-}
-
-func (ot *ownedTopic) seqIfEpoch(epoch uint64) uint64 {
-	if ot.state == stateReady && ot.epoch == epoch {
-		return ot.seq
-	}
-	return 0
 }
 
 func mergeNodes(a, b []string) []string {
@@ -248,6 +284,10 @@ func (n *Node) runQueuedLocked(ot *ownedTopic) {
 			n.subscribeLocked(ot, op.sub)
 		case op.hist != nil:
 			n.replyHistoryLocked(ot, op.hist.from, &op.hist.m)
+		case op.state != nil:
+			if !n.answerStateLocked(ot, op.state.from, &op.state.m) {
+				n.answerFromReplica(op.state.from, &op.state.m)
+			}
 		default:
 			n.unsubscribeLocked(ot, op.unsub, 0)
 		}

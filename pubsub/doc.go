@@ -65,7 +65,9 @@
 // the owner of a topic it holds no state for first asks the member that
 // would own the topic without it (the previous owner, after a join) and
 // holds requests until it knows the topic's sequence, so that numbers never
-// go backwards. Nodes with local subscribers re-register with the new owner
+// go backwards. A state of any size moves: one too large for a frame goes
+// in parts of at most 256 KiB, a few at a time, and both sides hold the
+// topic's requests until the last part has arrived. Nodes with local subscribers re-register with the new owner
 // on their own, passing the last sequence number they delivered, and the
 // owner sends them what its history holds after it.
 //
@@ -100,8 +102,10 @@
 //
 // Ownership changes: owner.go (the owner table and a topic's states),
 // claim.go (taking a topic over, after a join or a failure), handoff.go
-// (passing it on gracefully, and Shutdown's drain), rebalance.go (following
-// ring changes: departures, reconciliation, idle topics).
+// (passing it on gracefully, and Shutdown's drain), transfer.go and
+// transfer_in.go (sending and receiving a state too large for one frame in
+// acknowledged parts), rebalance.go (following ring changes: departures,
+// reconciliation, idle topics).
 //
 // Plumbing: peers.go and parking.go (frames to other members), route.go's
 // router, pending.go (requests waiting for answers), timers.go (the node's

@@ -17,6 +17,8 @@ var frameHandlers = [256]func(n *Node, from string, body []byte){
 	wire.FrameUnsubscribe:    request((*Node).onUnsubscribe),
 	wire.FrameStateRequest:   request((*Node).onStateRequest),
 	wire.FrameHandoff:        request((*Node).onHandoff),
+	wire.FrameStateChunk:     request((*Node).onStateChunk),
+	wire.FrameChunkAck:       request((*Node).onChunkAck),
 	wire.FrameReplicaNodes:   request((*Node).onReplicaNodes),
 	wire.FrameHistoryRequest: request((*Node).onHistoryRequest),
 	wire.FramePublishAck:     reply[wire.PublishAck],

@@ -18,7 +18,10 @@ import (
 // publishes and subscriptions until the answer comes or ClaimTimeout
 // passes. A ready topic is sequenced here. When the ring moves the topic
 // elsewhere, its state is pushed to the new owner and a moved tombstone
-// forwards late requests there until every view agrees.
+// forwards late requests there until every view agrees. A state sent in
+// parts (see transfer.go) keeps its topic in the claiming state, queueing
+// requests, on both sides until the last part has left the sender and
+// reached the receiver.
 type topicState uint8
 
 const (
@@ -48,6 +51,12 @@ type ownedTopic struct {
 	queued  []ownerOp
 	local   *localTopic // this node's subscribers of the topic, if any (see deliverOwned)
 
+	// out is the transfer sending this topic's state to its next owner,
+	// in the claiming state: the state stays here until it commits.
+	out *outTransfer
+	// in is the hand-off this node receives for the topic, if any.
+	in *handoffIn
+
 	replicaView *ring.View // view replicas was computed from
 	replicas    []string   // replica peers in that view
 }
@@ -57,7 +66,24 @@ type ownerOp struct {
 	pub   *pubReq
 	sub   *subReq
 	hist  *histReq
+	state *stateReq
 	unsub string // origin node of an unsubscribe
+}
+
+// stateReq is another node's claim, held while this node sends the topic's
+// state in parts: it is answered once the state has left or stayed.
+type stateReq struct {
+	from string
+	m    wire.StateRequest
+}
+
+// handoffIn is a hand-off received in parts. A claim that finishes
+// meanwhile leaves its answer here: the hand-off wins, and the claim's
+// answer serves if the hand-off fails.
+type handoffIn struct {
+	created  bool        // the hand-off created the topic's state: no claim runs
+	claimed  bool        // a claim finished meanwhile, with fallback
+	fallback *wire.State // that claim's best answer (nil: none)
 }
 
 // histReq is a history request from another node, held while the topic is
@@ -108,12 +134,13 @@ type subReq struct {
 // ownerTable holds the topics this node owns, is claiming, or has moved
 // (tombstones).
 type ownerTable struct {
-	m    *shard.Map[ownedTopic, struct{}]
-	keep *retention
+	m     *shard.Map[ownedTopic, struct{}]
+	keep  *retention
+	moves *transfers // topic states sent and received in parts
 }
 
 func newOwnerTable(keep *retention) *ownerTable {
-	return &ownerTable{m: shard.New[ownedTopic, struct{}](), keep: keep}
+	return &ownerTable{m: shard.New[ownedTopic, struct{}](), keep: keep, moves: newTransfers()}
 }
 
 func (t *ownerTable) get(topic string) *ownedTopic { return t.m.Get(topic) }

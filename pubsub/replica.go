@@ -303,7 +303,10 @@ func (n *Node) onReplicate(from string, m *wire.Replicate) {
 		rt.epoch, rt.seq, rt.nodes = m.Epoch, 0, nil
 		rt.hist = n.replicas.keep.newHistory()
 	}
-	if m.Seq > rt.seq {
+	// The owner tells a new replica the topic's subscriber nodes and
+	// sequence number (ReplicaNodes) just before the message that made it
+	// one: that message is at rt.seq, and not yet in the copy.
+	if m.Seq > rt.seq || m.Seq == rt.seq && len(rt.hist.window(m.Seq-1, m.Seq, 0)) == 0 {
 		rt.seq = m.Seq
 		rt.hist.add(m.Seq, m.Time, m.Data)
 	}

@@ -6,7 +6,7 @@
 //	[4-byte big-endian N][1-byte FrameType][N-1 bytes body]
 //
 // and the types from transport.FirstUserFrame up are this package's
-// (FramePublish = 16 ... FrameReplicaNodes = 31). ProtocolVersion names
+// (FramePublish = 16 ... FrameChunkAck = 33). ProtocolVersion names
 // this set of messages; package pubsub hands it to the transport, whose
 // handshake refuses a peer speaking another version.
 //
@@ -15,7 +15,10 @@
 // Publish is answered by PublishAck, Subscribe by SubscribeAck; Deliver
 // carries a sequenced message to a node with subscribers, Unsubscribe
 // withdraws a node's interest. A new owner's StateRequest is answered by
-// State; the previous owner pushes a Handoff, answered by StateAck.
+// State; the previous owner pushes a Handoff, answered by StateAck. A
+// state too large for one frame continues in StateChunk frames, each
+// answered by a ChunkAck, so that a sender keeps a few parts in flight
+// and never fills a link's queue.
 // Replicate (answered by ReplicateAck) gives a replica its copy of a
 // message, ReplicaDeliver does so and delivers it at once, ReplicaNodes
 // tells a replica the topic's subscriber nodes. HistoryRequest is answered
@@ -38,7 +41,8 @@
 //   - codec.go: the msgpack appenders and the decoder.
 //   - messages.go: Publish, PublishAck, Deliver, ReplicaDeliver,
 //     Subscribe, SubscribeAck, Unsubscribe.
-//   - state.go: StateRequest, State, Handoff, ReplicaNodes, StateAck.
+//   - state.go: StateRequest, State, Handoff, StateChunk, ChunkAck,
+//     ReplicaNodes, StateAck, and the size bounds a sender of parts uses.
 //   - replicate.go: Replicate, ReplicateAck, HistoryRequest, History and
 //     the history list encoding.
 package wire

@@ -10,8 +10,9 @@ import (
 // nodes: the link handshake (transport.Config.ProtocolVersion) refuses a
 // peer speaking another one. Version 3 gave every message its own frame
 // type: ReplicaDeliver, Handoff and ReplicaNodes split off Deliver and
-// State.
-const ProtocolVersion uint8 = 3
+// State. Version 4 sends a topic's state in bounded parts: State and
+// Handoff gained Xfer, and StateChunk and ChunkAck carry the rest.
+const ProtocolVersion uint8 = 4
 
 // Frame types of package pubsub's messages, one per message. The values
 // are part of the wire protocol and never change; a new message gets a new
@@ -33,6 +34,8 @@ const (
 	FrameReplicaDeliver transport.FrameType = 29 // ReplicaDeliver
 	FrameHandoff        transport.FrameType = 30 // Handoff
 	FrameReplicaNodes   transport.FrameType = 31 // ReplicaNodes
+	FrameStateChunk     transport.FrameType = 32 // StateChunk
+	FrameChunkAck       transport.FrameType = 33 // ChunkAck
 )
 
 // ErrMalformed reports a body that does not decode as its frame type's
@@ -70,6 +73,8 @@ var names = [...]string{
 	FrameReplicaDeliver: "ReplicaDeliver",
 	FrameHandoff:        "Handoff",
 	FrameReplicaNodes:   "ReplicaNodes",
+	FrameStateChunk:     "StateChunk",
+	FrameChunkAck:       "ChunkAck",
 }
 
 // Name returns the name of one of this package's frame types ("Deliver"
@@ -124,6 +129,10 @@ func newStateMessage(t transport.FrameType) Message {
 		return new(HistoryRequest)
 	case FrameHistory:
 		return new(History)
+	case FrameStateChunk:
+		return new(StateChunk)
+	case FrameChunkAck:
+		return new(ChunkAck)
 	}
 	return nil
 }
