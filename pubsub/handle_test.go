@@ -129,6 +129,9 @@ func TestTopicHandleFollowsOwner(t *testing.T) {
 	}
 	// Hand-off runs on ring changes; until a tombstone is dropped the
 	// handle's state forwards to the new owner.
+	// The states the handles hold once moved: the tombstones that must be
+	// marked gone when they are dropped.
+	tombstones := make(map[*Topic]*ownedTopic)
 	waitFor(t, 10*time.Second, "the moved topics to be handed off", func() bool {
 		for _, h := range moved {
 			if ot := h.owned.Load(); ot != nil {
@@ -138,6 +141,7 @@ func TestTopicHandleFollowsOwner(t *testing.T) {
 				if state != stateMoved {
 					return false
 				}
+				tombstones[h] = ot
 			}
 		}
 		return true
@@ -151,9 +155,15 @@ func TestTopicHandleFollowsOwner(t *testing.T) {
 		}
 		return true
 	})
+	// A handle holds its tombstone until its next publish (which may have
+	// come after the drop and let it go): the tombstone itself must be
+	// marked gone, and a handle must not hold a state that is not.
 	for _, h := range moved {
-		if ot := h.owned.Load(); ot == nil || !ot.gone.Load() {
+		if ot := tombstones[h]; ot == nil || !ot.gone.Load() {
 			t.Fatalf("%s: the handle's dropped state is not marked gone", h.Name())
+		}
+		if ot := h.owned.Load(); ot != nil && !ot.gone.Load() && ot != a.owned.get(h.Name()) {
+			t.Fatalf("%s: the handle holds a state that is neither gone nor the owner table's", h.Name())
 		}
 	}
 	publishAll(3)
