@@ -36,6 +36,7 @@ type Handler struct {
 	broker Broker
 	opts   Options
 	log    *slog.Logger
+	logs   *logSampler // samples the logs of refused upgrades
 	hub    hub
 	stats  counters
 
@@ -66,6 +67,7 @@ func NewHandler(b Broker, opts *Options) *Handler {
 		broker:  b,
 		opts:    o,
 		log:     o.Logger,
+		logs:    newLogSampler(logSampleInterval, logSampleBurst, nil),
 		conns:   make(map[*conn]struct{}),
 		drained: make(chan struct{}),
 	}
@@ -93,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.opts.Authenticate != nil {
 		if err := h.opts.Authenticate(r, token); err != nil {
-			h.log.Info("gateway: authentication refused", "remote", r.RemoteAddr, "err", err)
+			h.logs.log(h.log, slog.LevelInfo, "auth", "gateway: authentication refused", "remote", r.RemoteAddr, "err", err)
 			if errors.Is(err, ErrForbidden) {
 				h.refuseHTTP(w, http.StatusForbidden, "gateway: forbidden")
 			} else {
