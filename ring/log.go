@@ -4,22 +4,76 @@ import (
 	"context"
 	"log/slog"
 	"strings"
+	"sync"
 )
 
 // logWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
 // slog records at the matching level. memberlist writes through a
 // *log.Logger, which serializes calls to Write.
+//
+// Warnings and errors are sampled per kind (see logSampler and logKind):
+// memberlist logs one line per bad packet or failed probe, and a flood of
+// garbage on the gossip port would otherwise flood the log.
 type logWriter struct {
 	logger *slog.Logger
+
+	once    sync.Once
+	sampler *logSampler
 }
+
+// maxLogKind bounds the length of a line's kind.
+const maxLogKind = 64
 
 // Write logs one line. It never fails.
 func (w *logWriter) Write(p []byte) (int, error) {
+	ctx := context.Background()
 	level, msg := parseLogLine(string(p))
-	if w.logger.Enabled(context.Background(), level) {
-		w.logger.Log(context.Background(), level, msg)
+	if !w.logger.Enabled(ctx, level) {
+		return len(p), nil
 	}
+	if level < slog.LevelWarn {
+		w.logger.Log(ctx, level, msg)
+		return len(p), nil
+	}
+	w.once.Do(func() {
+		if w.sampler == nil {
+			w.sampler = newLogSampler(logSampleInterval, logSampleBurst, nil)
+		}
+	})
+	w.sampler.log(w.logger, level, level.String()+" "+logKind(msg), msg)
 	return len(p), nil
+}
+
+// logKind returns what identifies the kind of a memberlist message: its text
+// up to the first colon or " from=", where the variable details (errors,
+// addresses) begin, at most maxLogKind bytes, with each run of digits (a
+// message type, a count) made "#".
+func logKind(msg string) string {
+	if i := strings.IndexByte(msg, ':'); i >= 0 {
+		msg = msg[:i]
+	}
+	if i := strings.Index(msg, " from="); i >= 0 {
+		msg = msg[:i]
+	}
+	if len(msg) > maxLogKind {
+		msg = msg[:maxLogKind]
+	}
+	var b strings.Builder
+	b.Grow(len(msg))
+	digits := false
+	for i := 0; i < len(msg); i++ {
+		c := msg[i]
+		if c >= '0' && c <= '9' {
+			if !digits {
+				b.WriteByte('#')
+			}
+			digits = true
+			continue
+		}
+		digits = false
+		b.WriteByte(c)
+	}
+	return b.String()
 }
 
 // parseLogLine splits a memberlist log line into its level and message.

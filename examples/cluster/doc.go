@@ -12,12 +12,17 @@
 // a client with {"since": seq, "epoch": "e"}, check the command lines
 // (--help, bad flags, busy ports, environment variables), and, with
 // RINGCAST_PHOENIX_JS set, run the official Phoenix JavaScript client across
-// two gateways.
+// two gateways. Run as root with iproute2, TestNetsplitHeals runs a topic
+// server and a gateway in each of two network namespaces joined by a veth
+// pair, cuts the link, restores it, and logs the heal time; elsewhere it
+// skips.
 //
 // # Files
 //
 // run.sh starts the cluster; cluster_test.go runs it and checks delivery
 // across gateways; failover_test.go kills and restarts nodes;
-// resume_test.go reconnects clients with since; process_test.go holds the
-// helpers that start and stop the binaries by PID.
+// resume_test.go reconnects clients with since; runscript_test.go runs
+// run.sh; netsplit_test.go splits and heals a cluster, with the namespaces,
+// the veth pair and the proxies that reach into them in netns_test.go;
+// process_test.go holds the helpers that start and stop the binaries by PID.
 package cluster

@@ -1,20 +1,64 @@
 #!/usr/bin/env bash
-# Runs a local ringcast cluster: two pure gateways (WebSocket on
-# 127.0.0.1:4000 and :4001) and two topic servers (admin API on :4100 and
-# :4101), all on loopback and joined to the first topic server. Ctrl-C stops
-# them all gracefully.
+# Runs a local ringcast cluster: two pure gateways (WebSocket clients and the
+# API) and two topic servers (admin API), all on loopback and joined to the
+# first topic server. Ctrl-C stops them all gracefully.
 #
 # Every process runs with --failure-detection fast: on loopback a process that
 # dies (kill -9) is declared dead in well under a second, and its topics are
 # taken over by the other topic server. The default, lan, takes a few seconds
 # and sends less gossip; use it on real networks.
+#
+# Usage: run.sh [--base-port N] [--dir DIR] [--bin DIR] [--clean]
+#
+#   --base-port N  listen on fixed ports: HTTP on N..N+3 (gateway-1,
+#                  gateway-2, topic-1, topic-2), gossip on N+10..N+13, peer
+#                  links on N+20..N+23 (env RINGCAST_BASE_PORT). Without it
+#                  every process picks free ports, printed once it is ready.
+#   --dir DIR      keep the binaries and the logs (DIR/NAME.log) in DIR,
+#                  created if needed (env RINGCAST_RUN_DIR; default a new
+#                  directory under ${TMPDIR:-/tmp}). Nothing in it is deleted
+#                  on exit.
+#   --bin DIR      use the ringcast-ws and ringcast-topic binaries in DIR
+#                  instead of building them.
+#   --clean        delete DIR on exit.
 set -euo pipefail
 
+usage() { sed -n '11,23s/^# \{0,1\}//p' "$0"; }
+
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-tmp="$(mktemp -d "${TMPDIR:-/tmp}/ringcast-cluster.XXXXXX")"
+base="${RINGCAST_BASE_PORT:-}"
+dir="${RINGCAST_RUN_DIR:-}"
+bin=""
+clean=0
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --base-port) base="${2:?--base-port needs a port}"; shift 2 ;;
+    --base-port=*) base="${1#*=}"; shift ;;
+    --dir) dir="${2:?--dir needs a directory}"; shift 2 ;;
+    --dir=*) dir="${1#*=}"; shift ;;
+    --bin) bin="${2:?--bin needs a directory}"; shift 2 ;;
+    --bin=*) bin="${1#*=}"; shift ;;
+    --clean) clean=1; shift ;;
+    -h|--help) usage; exit 0 ;;
+    *) echo "run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
+  esac
+done
+if [ -n "$base" ] && ! [[ "$base" =~ ^[0-9]+$ && "$base" -ge 1 && "$base" -le 65500 ]]; then
+  echo "run.sh: --base-port must be a port number from 1 to 65500, not $base" >&2
+  exit 2
+fi
+if [ -n "$dir" ]; then
+  mkdir -p "$dir"
+  dir="$(cd "$dir" && pwd)"
+else
+  dir="$(mktemp -d "${TMPDIR:-/tmp}/ringcast-cluster.XXXXXX")"
+fi
+
 pids=()
 names=()
 https=()
+gossips=()
+peers=()
 
 # stop ends every process by its PID: the gateways first (they close their
 # clients), then the topic servers one at a time, last started first, so
@@ -40,7 +84,11 @@ stop() {
       esac
     done
   fi
-  rm -rf "$tmp"
+  if [ "$clean" -eq 1 ]; then
+    rm -rf "$dir"
+  else
+    echo "logs kept in $dir"
+  fi
 }
 trap stop EXIT
 trap 'exit 130' INT
@@ -48,30 +96,63 @@ trap 'exit 143' TERM
 
 command -v curl >/dev/null || { echo "run.sh needs curl" >&2; exit 1; }
 
-echo "building into $tmp"
-(cd "$root" && go build -o "$tmp/" ./cmd/ringcast-ws ./cmd/ringcast-topic)
+if [ -z "$bin" ]; then
+  bin="$dir/bin"
+  echo "building into $bin"
+  mkdir -p "$bin"
+  (cd "$root" && go build -o "$bin/" ./cmd/ringcast-ws ./cmd/ringcast-topic)
+fi
 
 # Background jobs get their own process group, so Ctrl-C reaches only this
 # script, which then stops each process by its PID.
 set -m
 
-# start NAME HTTP-ADDR BINARY ARGS...: starts a process logging to $tmp/NAME.log.
+# port I OFFSET prints the address of process I's port at OFFSET from the
+# base port, or a loopback address with port 0 without a base port.
+port() {
+  if [ -n "$base" ]; then
+    echo "127.0.0.1:$((base + $2 + $1))"
+  else
+    echo "127.0.0.1:0"
+  fi
+}
+
+# ready_attr NAME KEY prints attribute KEY of NAME's ready line, once it has
+# logged one; it fails if the process exits first or takes over 15 s.
+ready_attr() {
+  local name="$1" key="$2" i line deadline=$((SECONDS + 15))
+  for i in "${!names[@]}"; do [ "${names[$i]}" = "$name" ] && break; done
+  until line="$(grep -m1 -E 'msg="ringcast-(ws|topic) ready"' "$dir/$name.log" 2>/dev/null)"; do
+    if ! kill -0 "${pids[$i]}" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
+      echo "$name did not start; its log ($dir/$name.log):" >&2
+      cat "$dir/$name.log" >&2
+      exit 1
+    fi
+    sleep 0.1
+  done
+  sed -E "s/.* $key=([^ ]+).*/\1/" <<<"$line"
+}
+
+# start NAME I BINARY ARGS...: starts process I logging to $dir/NAME.log and
+# records the addresses of its ready line.
 start() {
-  local name="$1" http="$2"
+  local name="$1" i="$2" kind
   shift 2
-  "$@" >"$tmp/$name.log" 2>&1 &
+  "$@" >"$dir/$name.log" 2>&1 &
   pids+=("$!")
   names+=("$name")
-  https+=("$http")
+  case "$name" in gateway-*) kind=listen ;; *) kind=http ;; esac
+  https+=("$(ready_attr "$name" "$kind")")
+  gossips+=("$(ready_attr "$name" gossip)")
+  peers+=("$(ready_attr "$name" peer)")
 }
-seed=127.0.0.1:7946
+
 fast=(--failure-detection fast)
-start topic-1 127.0.0.1:4100 "$tmp/ringcast-topic" "${fast[@]}" --name topic-1 --gossip 127.0.0.1:7946 --peer 127.0.0.1:7956 --http 127.0.0.1:4100
-# The others join the first: give it a moment to listen.
-for _ in $(seq 50); do curl -fs http://127.0.0.1:4100/healthz >/dev/null && break; sleep 0.1; done
-start topic-2 127.0.0.1:4101 "$tmp/ringcast-topic" "${fast[@]}" --name topic-2 --gossip 127.0.0.1:7947 --peer 127.0.0.1:7957 --http 127.0.0.1:4101 --join "$seed"
-start gateway-1 127.0.0.1:4000 "$tmp/ringcast-ws" "${fast[@]}" --name gateway-1 --gossip 127.0.0.1:7948 --peer 127.0.0.1:7958 --listen 127.0.0.1:4000 --roles gateway --join "$seed"
-start gateway-2 127.0.0.1:4001 "$tmp/ringcast-ws" "${fast[@]}" --name gateway-2 --gossip 127.0.0.1:7949 --peer 127.0.0.1:7959 --listen 127.0.0.1:4001 --roles gateway --join "$seed"
+start topic-1 2 "$bin/ringcast-topic" "${fast[@]}" --name topic-1 --gossip "$(port 2 10)" --peer "$(port 2 20)" --http "$(port 2 0)"
+seed="${gossips[0]}"
+start topic-2 3 "$bin/ringcast-topic" "${fast[@]}" --name topic-2 --gossip "$(port 3 10)" --peer "$(port 3 20)" --http "$(port 3 0)" --join "$seed"
+start gateway-1 0 "$bin/ringcast-ws" "${fast[@]}" --name gateway-1 --gossip "$(port 0 10)" --peer "$(port 0 20)" --listen "$(port 0 0)" --roles gateway --join "$seed"
+start gateway-2 1 "$bin/ringcast-ws" "${fast[@]}" --name gateway-2 --gossip "$(port 1 10)" --peer "$(port 1 20)" --listen "$(port 1 0)" --roles gateway --join "$seed"
 
 # Wait (at most 15 s) until each of the four sees all four.
 echo "waiting for the cluster to form"
@@ -80,29 +161,33 @@ for i in "${!names[@]}"; do
   until [ "$(curl -fs "http://${https[$i]}/api/cluster" 2>/dev/null | grep -o '"name"' | wc -l)" -eq 4 ]; do
     if ! kill -0 "${pids[$i]}" 2>/dev/null || [ "$SECONDS" -ge "$deadline" ]; then
       echo "${names[$i]} did not see the whole cluster; its log:" >&2
-      cat "$tmp/${names[$i]}.log" >&2
+      cat "$dir/${names[$i]}.log" >&2
       exit 1
     fi
     sleep 0.2
   done
 done
 
-cat <<'TEXT'
-
-ringcast cluster running (--failure-detection fast: a process that dies is
-declared dead in under a second):
-  gateway-1  ws://127.0.0.1:4000/socket/websocket   (gossip 7948, peer 7958)
-  gateway-2  ws://127.0.0.1:4001/socket/websocket   (gossip 7949, peer 7959)
-  topic-1    http://127.0.0.1:4100/api/cluster       (gossip 7946, peer 7956)
-  topic-2    http://127.0.0.1:4101/api/cluster       (gossip 7947, peer 7957)
+gw1="${https[2]}" gw2="${https[3]}"
+echo
+echo "ringcast cluster running (--failure-detection fast: a process that dies is"
+echo "declared dead in under a second):"
+for i in "${!names[@]}"; do
+  case "${names[$i]}" in
+    gateway-*) url="ws://${https[$i]}/socket/websocket" ;;
+    *) url="http://${https[$i]}/api/cluster" ;;
+  esac
+  printf '  %-10s %-45s gossip %-21s peer %-21s PID %s\n' "${names[$i]}" "$url" "${gossips[$i]}" "${peers[$i]}" "${pids[$i]}"
+done
+cat <<TEXT
 
 Talk to it with websocat (https://github.com/vi/websocat):
 
   # terminal 1
-  websocat "ws://127.0.0.1:4000/socket/websocket?vsn=2.0.0"
+  websocat "ws://$gw1/socket/websocket?vsn=2.0.0"
   ["1","1","topics:matrix","phx_join",{}]
   # terminal 2
-  websocat "ws://127.0.0.1:4001/socket/websocket?vsn=2.0.0"
+  websocat "ws://$gw2/socket/websocket?vsn=2.0.0"
   ["1","1","topics:matrix","phx_join",{}]
   ["1","1","topics:matrix","publish",["event",{"message":"red pill or blue pill?"}]]
   # both terminals then show
@@ -110,16 +195,13 @@ Talk to it with websocat (https://github.com/vi/websocat):
 
 Or publish over HTTP:
 
-  curl -d '{"message":"hello"}' "http://127.0.0.1:4000/api/publish?topic=topics:matrix&event=event&ack=replicated"
-  curl http://127.0.0.1:4000/api/topics/topics:matrix
+  curl -d '{"message":"hello"}' "http://$gw1/api/publish?topic=topics:matrix&event=event&ack=replicated"
+  curl http://$gw1/api/topics/topics:matrix
 
-Kill the topic's owner (kill -9 its PID, below) and publish again: the other
+Kill the topic's owner (kill -9 its PID, above) and publish again: the other
 topic server takes the topic over and the sequence goes on.
 
 TEXT
-for i in "${!names[@]}"; do
-  echo "  ${names[$i]}  PID ${pids[$i]}"
-done
-echo
-echo "logs in $tmp; Ctrl-C stops the cluster"
+echo "logs in $dir (NAME.log); Ctrl-C stops the cluster"
+echo "cluster ready"
 wait

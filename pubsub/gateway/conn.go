@@ -67,6 +67,7 @@ type conn struct {
 	closeCode    cws.StatusCode
 	closeReason  string
 	flushOnClose bool
+	slow         bool // closed as a slow consumer
 	queue        []outItem
 	spare        []outItem
 	queued       int // bytes queued, held or being written

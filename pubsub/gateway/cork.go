@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"sync"
+	"syscall"
 	"time"
 )
 
@@ -35,6 +36,11 @@ const (
 	// socket; larger payloads are read into the message without it. An idle
 	// connection keeps this buffer, so it is small.
 	readBufferSize = 512
+	// fallbackSendBuffer bounds the socket send buffer of a connection whose
+	// send queue cannot be measured (see corkConn.unacked), so that a client
+	// that stops reading blocks the writer early and the outbound queue
+	// bound applies.
+	fallbackSendBuffer = 64 << 10
 )
 
 // A control frame must fit in the write buffer; see writeBufferSize.
@@ -49,6 +55,7 @@ var errNotHijacker = errors.New("gateway: http.ResponseWriter does not support h
 type upgradeWriter struct {
 	http.ResponseWriter
 	writeTimeout time.Duration
+	queueBytes   int // Options.OutboundQueueBytes
 	cc           *corkConn
 }
 
@@ -65,7 +72,7 @@ func (w *upgradeWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		_ = conn.Close()
 		return nil, nil, err
 	}
-	w.cc = &corkConn{Conn: conn, timeout: w.writeTimeout}
+	w.cc = newCorkConn(conn, w.writeTimeout, w.queueBytes)
 	return w.cc, bufio.NewReadWriter(newConnReader(w.cc, brw.Reader), bufio.NewWriterSize(w.cc, writeBufferSize)), nil
 }
 
@@ -99,10 +106,45 @@ func (w *upgradeWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 type corkConn struct {
 	net.Conn
 	timeout time.Duration
+	// sock is the socket under Conn, if its send queue can be measured.
+	sock syscall.RawConn
 
 	mu     sync.Mutex
 	corked bool
 	buf    []byte
+}
+
+// newCorkConn returns a corkConn over conn. If the send queue of the socket
+// under conn cannot be measured, its send buffer is made no larger than
+// queueBytes (and at most fallbackSendBuffer), so that the kernel does not
+// hold megabytes for a client that stopped reading.
+func newCorkConn(conn net.Conn, timeout time.Duration, queueBytes int) *corkConn {
+	c := &corkConn{Conn: conn, timeout: timeout}
+	sock := conn
+	if u, ok := sock.(interface{ NetConn() net.Conn }); ok { // *tls.Conn
+		sock = u.NetConn()
+	}
+	if sc, ok := sock.(syscall.Conn); ok {
+		if rc, err := sc.SyscallConn(); err == nil {
+			if _, ok := unsentBytes(rc); ok {
+				c.sock = rc
+				return c
+			}
+		}
+	}
+	if b, ok := sock.(interface{ SetWriteBuffer(int) error }); ok {
+		_ = b.SetWriteBuffer(min(queueBytes, fallbackSendBuffer))
+	}
+	return c
+}
+
+// unacked reports the bytes written to the socket that the client has not
+// acknowledged yet, if the platform can tell.
+func (c *corkConn) unacked() (int, bool) {
+	if c.sock == nil {
+		return 0, false
+	}
+	return unsentBytes(c.sock)
 }
 
 // Write implements net.Conn.
@@ -131,23 +173,24 @@ func (c *corkConn) cork() {
 	c.mu.Unlock()
 }
 
-// uncork stops collecting and writes what was collected in one call.
-func (c *corkConn) uncork() error {
+// uncork stops collecting and writes what was collected in one call. It
+// returns the number of bytes written.
+func (c *corkConn) uncork() (int, error) {
 	c.mu.Lock()
 	c.corked = false
 	buf := c.buf
 	c.buf = nil
 	c.mu.Unlock()
 	if len(buf) == 0 {
-		return nil
+		return 0, nil
 	}
-	_, err := c.write(buf)
+	n, err := c.write(buf)
 	if cap(buf) <= maxRetainedCork {
 		c.mu.Lock()
 		c.buf = buf[:0]
 		c.mu.Unlock()
 	}
-	return err
+	return n, err
 }
 
 // trim drops the batch buffer if its capacity exceeds n. Only the writer

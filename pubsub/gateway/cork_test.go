@@ -39,10 +39,10 @@ func TestCorkConnBatchesWrites(t *testing.T) {
 	if len(under.writes) != 1 {
 		t.Fatalf("%d writes reached the socket while corked", len(under.writes))
 	}
-	if err := cc.uncork(); err != nil {
+	if _, err := cc.uncork(); err != nil {
 		t.Fatal(err)
 	}
-	if err := cc.uncork(); err != nil { // nothing collected: no write
+	if _, err := cc.uncork(); err != nil { // nothing collected: no write
 		t.Fatal(err)
 	}
 	if _, err := cc.Write([]byte("after")); err != nil {
@@ -67,7 +67,7 @@ func TestCorkConnWriteTimeout(t *testing.T) {
 	cc.cork()
 	_, _ = cc.Write([]byte("nobody reads this"))
 	start := time.Now()
-	err := cc.uncork()
+	_, err := cc.uncork()
 	if ne, ok := err.(net.Error); !ok || !ne.Timeout() {
 		t.Fatalf("uncork to a peer that does not read: %v, want a timeout", err)
 	}

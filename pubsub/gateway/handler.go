@@ -36,6 +36,7 @@ type Handler struct {
 	broker Broker
 	opts   Options
 	log    *slog.Logger
+	logs   *logSampler // samples the logs of refused upgrades
 	hub    hub
 	stats  counters
 
@@ -66,6 +67,7 @@ func NewHandler(b Broker, opts *Options) *Handler {
 		broker:  b,
 		opts:    o,
 		log:     o.Logger,
+		logs:    newLogSampler(logSampleInterval, logSampleBurst, nil),
 		conns:   make(map[*conn]struct{}),
 		drained: make(chan struct{}),
 	}
@@ -93,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.opts.Authenticate != nil {
 		if err := h.opts.Authenticate(r, token); err != nil {
-			h.log.Info("gateway: authentication refused", "remote", r.RemoteAddr, "err", err)
+			h.logs.log(h.log, slog.LevelInfo, "auth", "gateway: authentication refused", "remote", r.RemoteAddr, "err", err)
 			if errors.Is(err, ErrForbidden) {
 				h.refuseHTTP(w, http.StatusForbidden, "gateway: forbidden")
 			} else {
@@ -108,7 +110,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: h.opts.WriteTimeout}
+	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: h.opts.WriteTimeout, queueBytes: h.opts.OutboundQueueBytes}
 	ws, err := cws.Accept(uw, r, &cws.AcceptOptions{
 		Subprotocols:       []string{subprotocol},
 		InsecureSkipVerify: h.opts.InsecureSkipVerify,
@@ -268,7 +270,7 @@ type Stats struct {
 	Publishes       uint64 `json:"publishes"`        // successful publishes by clients
 	FramesIn        uint64 `json:"frames_in"`        // messages read from clients
 	FramesOut       uint64 `json:"frames_out"`       // messages written to clients
-	SlowConsumers   uint64 `json:"slow_consumers"`   // connections closed because their queue was full
+	SlowConsumers   uint64 `json:"slow_consumers"`   // connections closed because the client did not take what was sent to it
 	Errors          uint64 `json:"errors"`           // error replies, failed publishes and undecodable broker messages
 	SubscribeErrors uint64 `json:"subscribe_errors"` // broker subscriptions that failed
 	ChannelErrors   uint64 `json:"channel_errors"`   // phx_error sent because the broker ended a subscription

@@ -35,10 +35,15 @@ type Options struct {
 	// A join beyond it gets the error reason "too many topics". Default 100.
 	MaxTopicsPerConn int
 
-	// OutboundQueueBytes bounds the bytes queued for one connection and not yet
-	// written. A connection whose queue would grow past it is a slow consumer:
-	// it is closed with StatusTryAgainLater (1013) and reason "slow consumer".
-	// One message is always accepted into an empty queue, whatever its size.
+	// OutboundQueueBytes bounds the bytes sent to one connection that the
+	// client has not taken: queued and not yet written, and, on Linux,
+	// written to the socket and not yet acknowledged by the client. A
+	// connection that would go past it is a slow consumer: it is closed with
+	// StatusTryAgainLater (1013) and reason "slow consumer", and counted in
+	// Stats.SlowConsumers. One message is always accepted into an empty queue,
+	// whatever its size. As bytes in flight count, it should exceed the
+	// bandwidth-delay product of the clients' links. Where the socket cannot
+	// be measured, the connection's send buffer is made small instead.
 	// Default 1 MiB.
 	OutboundQueueBytes int
 

@@ -10,7 +10,10 @@ import (
 // The outbound queue and the writer. Everything sent to the client, replies
 // and broadcasts alike, goes through one queue per connection bounded by
 // Options.OutboundQueueBytes; a connection that overflows it is closed as a
-// slow consumer. The writer drains the queue in batches, one write to the
+// slow consumer. Where the platform can measure it (Linux), what the socket
+// holds unacknowledged counts against the same bound after each batch, so a
+// client that stops reading is cut once the kernel holds the limit for it,
+// not once megabytes of socket buffers have filled. The writer drains the queue in batches, one write to the
 // socket per batch, and sends the close message when the connection shuts
 // down.
 
@@ -30,6 +33,8 @@ const (
 	// a burst made it grow.
 	idleSpareItems   = 16
 	idleScratchBytes = 1024
+	// slowCloseWait bounds the close handshake with a slow consumer.
+	slowCloseWait = time.Second
 )
 
 // outItem is one queued message: either raw, a whole message of its own, or a
@@ -94,13 +99,42 @@ func (c *conn) reserveLocked(n int) bool {
 		return false
 	}
 	if c.queued > 0 && c.queued+n > c.h.opts.OutboundQueueBytes {
-		c.h.stats.slowConsumers.Add(1)
-		c.h.log.Info("gateway: closing slow consumer", "conn", c.id, "queued", c.queued)
-		c.shutdownLocked(cws.StatusTryAgainLater, reasonSlowConsumer, false)
+		c.slowConsumerLocked("outbound queue full", 0)
 		return false
 	}
 	c.queued += n
 	return true
+}
+
+// slowConsumerLocked closes c as a slow consumer, counts it and logs why.
+// unacked is what the socket held that the client had not acknowledged.
+func (c *conn) slowConsumerLocked(why string, unacked int) {
+	if c.closed {
+		return
+	}
+	c.h.stats.slowConsumers.Add(1)
+	c.h.log.Info("gateway: closing slow consumer", "conn", c.id, "reason", why,
+		"queued", c.queued, "unacked", unacked, "limit", c.h.opts.OutboundQueueBytes)
+	c.slow = true
+	c.shutdownLocked(cws.StatusTryAgainLater, reasonSlowConsumer, false)
+}
+
+// checkUnacked closes c as a slow consumer if the client has not taken what
+// was written before the last batch and the bytes it has not taken, queued
+// or held by the socket, exceed OutboundQueueBytes. written is the size of
+// the last batch: a client that took everything before it is never cut, so
+// that one message larger than the limit still goes through. The writer
+// calls it after each batch.
+func (c *conn) checkUnacked(written int) {
+	unacked, ok := c.raw.unacked()
+	if !ok || unacked <= written {
+		return
+	}
+	c.mu.Lock()
+	if c.queued+unacked > c.h.opts.OutboundQueueBytes {
+		c.slowConsumerLocked("client not reading", unacked)
+	}
+	c.mu.Unlock()
 }
 
 // pushLocked appends an item already reserved and wakes the writer.
@@ -132,9 +166,9 @@ func (c *conn) writeLoop() {
 	for {
 		c.mu.Lock()
 		if c.closed {
-			code, reason, flush := c.closeCode, c.closeReason, c.flushOnClose
+			code, reason, flush, slow := c.closeCode, c.closeReason, c.flushOnClose, c.slow
 			c.mu.Unlock()
-			c.closeWS(code, reason, flush)
+			c.closeWS(code, reason, flush, slow)
 			return
 		}
 		if len(c.queue) == 0 {
@@ -164,15 +198,20 @@ func (c *conn) trimIdleLocked() {
 
 // closeWS writes what is queued if flush is set, then runs the close
 // handshake.
-func (c *conn) closeWS(code cws.StatusCode, reason string, flush bool) {
+func (c *conn) closeWS(code cws.StatusCode, reason string, flush, slow bool) {
 	if flush {
 		if err := c.flushQueue(); err != nil {
 			c.abort(err)
 		}
 	}
 	// The close handshake is bounded by WriteTimeout too: a client that does
-	// not answer the close message is cut.
-	cut := time.AfterFunc(c.h.opts.WriteTimeout, func() { _ = c.raw.Close() })
+	// not answer the close message is cut. A slow consumer, which is behind
+	// on what it reads, gets slowCloseWait at most.
+	wait := c.h.opts.WriteTimeout
+	if slow {
+		wait = min(wait, slowCloseWait)
+	}
+	cut := time.AfterFunc(wait, func() { _ = c.raw.Close() })
 	if err := c.ws.Close(code, reason); err != nil {
 		c.h.log.Debug("gateway: close", "conn", c.id, "err", err)
 	}
@@ -209,7 +248,8 @@ func (c *conn) flushQueue() error {
 		}
 		n += batch[i].size()
 	}
-	if ferr := c.raw.uncork(); err == nil {
+	written, ferr := c.raw.uncork()
+	if err == nil {
 		err = ferr
 	}
 	if err == nil {
@@ -223,6 +263,9 @@ func (c *conn) flushQueue() error {
 		c.spare = batch[:0]
 	}
 	c.mu.Unlock()
+	if err == nil {
+		c.checkUnacked(written)
+	}
 	return err
 }
 
