@@ -70,10 +70,7 @@ func (r *Ring) heal() {
 // backoff between rounds.
 func (r *Ring) healRound(seedNext map[string]*lostMember) {
 	now := time.Now()
-	alive := make(map[string]bool)
-	for _, n := range r.ml.Members() {
-		alive[n.Address()] = true
-	}
+	alive := r.aliveAddrs()
 	targets := r.dueLost(now, alive)
 	if len(r.set.Seeds) > 0 && r.Joined() && !r.Joining() {
 		targets = append(targets, r.dueSeeds(now, alive, seedNext)...)
@@ -93,6 +90,20 @@ func (r *Ring) healRound(seedNext map[string]*lostMember) {
 	}
 	r.mu.Unlock()
 	r.reconnect(targets)
+}
+
+// aliveAddrs returns the gossip addresses of the alive members, this node
+// included. It reads the member table: the nodes memberlist's Members
+// returns are updated in place by its goroutines.
+func (r *Ring) aliveAddrs() map[string]bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	alive := make(map[string]bool, len(r.entries)+1)
+	alive[r.gossipAddr] = true
+	for _, e := range r.entries {
+		alive[e.member.GossipAddr] = true
+	}
+	return alive
 }
 
 // dueLost returns the failed members to try now, and forgets those whose
