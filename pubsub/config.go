@@ -48,8 +48,9 @@ const (
 	DefaultReplicationFactor  = 2
 )
 
-// GossipConfig tunes membership gossip and failure detection. Zero fields
-// keep memberlist's LAN defaults, which detect a dead node in a few seconds.
+// GossipConfig tunes membership gossip, failure detection, joining and
+// healing. Zero fields keep memberlist's LAN defaults, which detect a dead
+// node in a few seconds, and ring's defaults for joining and healing.
 type GossipConfig = ring.Timings
 
 // FastGossip returns timings for loopback clusters and tests: a node that
@@ -78,8 +79,15 @@ type Config struct {
 	// rules. Default "127.0.0.1:0".
 	PeerAddr string
 
-	// Seeds are gossip addresses of members to join at start. New fails if
-	// none of them can be reached.
+	// Seeds are gossip addresses ("host:port") of members to join at start.
+	// A host may be a DNS name: it is resolved on every attempt, to all its
+	// addresses (a Kubernetes headless service, for example). New tries them
+	// once and, if none answers, keeps trying in the background with a
+	// growing wait (Gossip.JoinRetryMin to Gossip.JoinRetryMax) until one
+	// does; Node.Joined tells whether it has. Once joined, the node rejoins
+	// the seeds that are not alive members, and the members it lost to
+	// failure, every Gossip.ReconnectInterval, so a restarted seed or the
+	// two sides of a healed network partition merge back into one cluster.
 	Seeds []string
 
 	// Roles the node advertises. Default: RoleTopics only. A node without
@@ -232,6 +240,7 @@ func (c Config) ringConfig(peerAddr string) ring.Config {
 		ClusterName:     c.ClusterName,
 		Roles:           c.Roles,
 		PeerAddr:        peerAddr,
+		Seeds:           c.Seeds,
 		SecretKey:       c.gossipKey(),
 		Timings:         c.Gossip,
 		ProtocolVersion: wire.ProtocolVersion,

@@ -34,7 +34,7 @@ type Node struct {
 	// retention bounds what the owner and replica tables keep.
 	retention *retention
 
-	joining     atomic.Int32 // Join calls under way: the view may not show the cluster yet
+	joining     joinGauge // joins under way: the view may not show the cluster yet
 	leaving     atomic.Bool
 	drained     sync.Map     // member name -> time it stopped owning topics
 	lastRequest atomic.Int64 // unix nanos of the last request frame from a peer
@@ -54,7 +54,10 @@ type viewCache struct {
 }
 
 // New starts a node: it listens for peer links, starts gossip, and joins
-// Config.Seeds if any are given. Call Shutdown (or Close) to stop it.
+// Config.Seeds if any are given. Seeds that cannot be reached do not make New
+// fail: it tries them once and, if none answers, returns a node that keeps
+// trying in the background (see Joined). Call Shutdown (or Close) to stop
+// it.
 func New(cfg Config) (*Node, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -93,19 +96,40 @@ func New(cfg Config) (*Node, error) {
 		_ = n.tr.Close()
 		return nil, fmt.Errorf("pubsub: membership: %w", err)
 	}
+	n.joining.ring = n.ring
 	n.peers = &peers{self: n.name, tr: n.tr, ring: n.ring, stats: &n.stats, wait: cfg.RequestTimeout}
 	n.router = &router{self: n.name, peers: n.peers, pending: n.pending, timeout: cfg.RequestTimeout, stats: &n.stats}
 	n.dispatch = newDispatcher(cfg.Workers)
 	go n.timers.run(n.done)
 	go n.loop()
 	if len(cfg.Seeds) > 0 {
-		if err := n.Join(context.Background(), cfg.Seeds...); err != nil {
-			_ = n.Close()
-			return nil, err
-		}
+		// A failure is logged by the ring, which goes on trying.
+		n.joining.Add(1)
+		_ = n.ring.JoinSeeds(context.Background())
+		n.joining.Add(-1)
 	}
-	n.log.Info("node started", "gossip", n.GossipAddr(), "peer", n.PeerAddr(), "roles", cfg.Roles)
+	n.log.Info("node started", "gossip", n.GossipAddr(), "peer", n.PeerAddr(), "roles", cfg.Roles,
+		"seeds", cfg.Seeds, "joined", n.Joined())
 	return n, nil
+}
+
+// joinGauge counts the joins under way: Join calls and the ring's own
+// attempts to join the seeds.
+type joinGauge struct {
+	calls atomic.Int32
+	ring  *ring.Ring
+}
+
+// Add adds d to the number of Join calls under way.
+func (g *joinGauge) Add(d int32) { g.calls.Add(d) }
+
+// Load returns the number of joins under way.
+func (g *joinGauge) Load() int32 {
+	n := g.calls.Load()
+	if g.ring != nil && g.ring.Joining() {
+		n++
+	}
+	return n
 }
 
 // Name returns the node's name in the cluster.
@@ -117,8 +141,9 @@ func (n *Node) GossipAddr() string { return n.ring.GossipAddr() }
 // PeerAddr returns the address of the node's peer-link listener.
 func (n *Node) PeerAddr() string { return n.tr.Addr() }
 
-// Join contacts the given gossip addresses and joins their cluster. It
-// succeeds if at least one was reached.
+// Join contacts the given gossip addresses and joins their cluster, once:
+// it succeeds if at least one was reached. Use it to wait for a cluster;
+// Config.Seeds are joined without waiting, and retried.
 func (n *Node) Join(ctx context.Context, seeds ...string) error {
 	if n.isClosed() {
 		return ErrClosed
@@ -130,6 +155,12 @@ func (n *Node) Join(ctx context.Context, seeds ...string) error {
 	}
 	return nil
 }
+
+// Joined reports whether the node is part of a cluster with other members:
+// a join succeeded, or another member joined it. A node started with Seeds
+// that were not reachable reports false until it reaches one; it logs
+// "joined the cluster" when it does.
+func (n *Node) Joined() bool { return n.ring.Joined() }
 
 // Members returns the members this node currently sees, itself included,
 // sorted by name.

@@ -85,6 +85,13 @@ type Config struct {
 	// the node runs no link listener.
 	PeerAddr string
 
+	// Seeds are gossip addresses ("host:port") of members to join. A host
+	// may be an IP address or a DNS name, which is resolved on every attempt
+	// to all its addresses (a Kubernetes headless service, for example).
+	// New does not contact them: Ring.JoinSeeds does, retrying until one
+	// answers, and healing rejoins the ones that are not alive members.
+	Seeds []string
+
 	// SecretKey, when set, encrypts gossip with AES; it must be 16, 24 or 32
 	// bytes, and equal on every member.
 	SecretKey []byte
@@ -227,6 +234,16 @@ func (s *settings) normalizeMembership() error {
 			return err
 		}
 		s.Roles = roles
+	}
+	s.Seeds = slices.Clone(s.Seeds)
+	for _, seed := range s.Seeds {
+		host, port, err := net.SplitHostPort(seed)
+		if err != nil {
+			return invalid("seed %q: %v", seed, err)
+		}
+		if host == "" || port == "" {
+			return invalid("seed %q: want host:port", seed)
+		}
 	}
 	if len(s.PeerAddr) > MaxPeerAddrLen {
 		return invalid("peer address is %d bytes, limit %d", len(s.PeerAddr), MaxPeerAddrLen)

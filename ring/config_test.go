@@ -127,9 +127,10 @@ func TestFastTimings(t *testing.T) {
 	if base.ProbeInterval != time.Hour {
 		t.Fatal("FastTimings changed its receiver")
 	}
-	if fast.NodeName != "x" || fast.ProbeInterval != 200*time.Millisecond || fast.ProbeTimeout != 100*time.Millisecond ||
-		fast.GossipInterval != 20*time.Millisecond || fast.SuspicionMult != 2 ||
-		fast.PushPullInterval != time.Second || fast.TCPTimeout != time.Second {
+	if fast.NodeName != "x" || fast.ProbeInterval != 250*time.Millisecond || fast.ProbeTimeout != 150*time.Millisecond ||
+		fast.GossipInterval != 20*time.Millisecond || fast.SuspicionMult != 3 || fast.SuspicionMaxTimeoutMult != 3 ||
+		fast.PushPullInterval != time.Second || fast.TCPTimeout != time.Second ||
+		fast.ReconnectInterval != 500*time.Millisecond || fast.JoinRetryMax != 2*time.Second {
 		t.Fatalf("FastTimings = %+v", fast)
 	}
 	if _, err := fast.normalize(); err != nil {

@@ -12,6 +12,15 @@
 // or whose version differs from this node's, are logged and left out of
 // every [View].
 //
+// [Ring.JoinSeeds] joins [Config.Seeds] and keeps trying, with a growing
+// wait, until one answers; seeds may be DNS names standing for several
+// addresses. From New on, the Ring heals: every
+// [Timings.ReconnectInterval] it tries to reach the members it lost to
+// failure (not those that left) and, once joined, the seeds that are not
+// alive members, so a restarted seed or the two sides of a healed partition
+// merge back into one cluster. Memberlist alone does not: once each side
+// has declared the other dead, neither knows a live member of the other.
+//
 // [Config.ClusterName] is used as memberlist's label, so nodes of different
 // clusters that can reach each other never merge. [Config.SecretKey] turns on
 // memberlist's gossip encryption. The [Timings] embedded in Config tune
@@ -79,6 +88,8 @@
 //   - config.go: [Config], its defaults and limits, and their validation.
 //   - timings.go: [Timings], the failure-detection presets.
 //   - ring.go: the [Ring] itself: New, Join, Leave, SetRoles, Close, Watch.
+//   - join.go: [Ring.JoinSeeds], retried with backoff; seed name lookups.
+//   - heal.go: healing: reconnecting failed members and absent seeds.
 //   - events.go: memberlist's delegates, the member table and the rebuild
 //     goroutine that turns it into views.
 //   - member.go: [Member] and its metadata encoding, decoded with bounds

@@ -4,6 +4,7 @@ import (
 	"log/slog"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/hashicorp/memberlist"
 )
@@ -64,6 +65,11 @@ func (d *delegate) NotifyLeave(n *memberlist.Node) {
 	}
 	delete(r.entries, n.Name)
 	r.departed[n.Name] = state
+	if state == memberlist.StateDead {
+		r.noteFailed(n.Name, n.Address(), time.Now())
+	} else {
+		delete(r.lost, n.Name)
+	}
 	r.mu.Unlock()
 	r.signal()
 }
@@ -76,6 +82,7 @@ func (r *Ring) observe(n *memberlist.Node) {
 	}
 	r.mu.Lock()
 	r.entries[n.Name] = entry{member: md.member, leaving: md.leaving, err: err}
+	delete(r.lost, n.Name)
 	r.mu.Unlock()
 	r.signal()
 }

@@ -90,6 +90,11 @@ func parseLogLine(line string) (slog.Level, string) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	if level == slog.LevelWarn && strings.HasPrefix(line, "Failed to join ") {
+		// One line per address tried: the Ring logs each failed join
+		// attempt itself, once.
+		level = slog.LevelDebug
+	}
 	return level, line
 }
 

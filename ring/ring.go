@@ -57,6 +57,15 @@ type Ring struct {
 	mu       sync.Mutex
 	entries  map[string]entry
 	departed map[string]memberlist.NodeStateType
+	// lost holds the members that failed, for healing to retry.
+	lost map[string]*lostMember
+
+	// joined is set once a join contacted another member.
+	joined atomic.Bool
+	// seedsStarted is set by the first JoinSeeds; joiningSeeds while it
+	// has not joined yet.
+	seedsStarted atomic.Bool
+	joiningSeeds atomic.Bool
 
 	// kick wakes the rebuild goroutine; capacity 1, sent without blocking.
 	kick chan struct{}
@@ -78,7 +87,10 @@ type Ring struct {
 	closeOnce sync.Once
 	closeErr  error
 	done      chan struct{}
-	wg        sync.WaitGroup
+	// ctx is canceled by Close; it bounds seed lookups.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
 }
 
 // entry is a member as reported by memberlist: decoded, or the reason its
@@ -90,8 +102,10 @@ type entry struct {
 	err     error
 }
 
-// New validates cfg, starts memberlist on cfg.BindAddr (alone, until Join)
-// and builds the first View, which contains the local node.
+// New validates cfg, starts memberlist on cfg.BindAddr (alone, until Join
+// or JoinSeeds) and builds the first View, which contains the local node.
+// It also starts healing (see Timings.ReconnectInterval): from then on the
+// Ring tries again to reach the members it loses to failure.
 func New(cfg Config) (*Ring, error) {
 	s, err := cfg.normalize()
 	if err != nil {
@@ -114,15 +128,18 @@ func New(cfg Config) (*Ring, error) {
 		params:   s.params(),
 		entries:  make(map[string]entry),
 		departed: make(map[string]memberlist.NodeStateType),
+		lost:     make(map[string]*lostMember),
 		kick:     make(chan struct{}, 1),
 		rejected: make(map[string]string),
 		watchers: make(map[uint64]chan *View),
 		done:     make(chan struct{}),
 	}
+	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.meta.Store(&meta)
 	mlLog := s.Logger.With("component", "memberlist", "node", s.NodeName)
 	ml, err := memberlist.Create(s.memberlistConfig(&delegate{r: r}, mlLog))
 	if err != nil {
+		r.cancel()
 		return nil, fmt.Errorf("ring: start memberlist on %s: %w", s.BindAddr, err)
 	}
 	r.ml = ml
@@ -131,6 +148,10 @@ func New(cfg Config) (*Ring, error) {
 	r.rebuild()
 	r.wg.Add(1)
 	go r.run()
+	if s.ReconnectInterval > 0 {
+		r.wg.Add(1)
+		go r.heal()
+	}
 	return r, nil
 }
 
@@ -139,8 +160,9 @@ func New(cfg Config) (*Ring, error) {
 // contacted. One reachable seed is enough: Join fails (wrapping ErrJoin)
 // only if none answers. Seeds are tried in order, each bounded by the TCP
 // timeout; ctx is checked before each one. Join with no seeds does nothing.
-// Join may be called again at any time, for example to heal a partition.
-// It returns ErrClosed after Close and ErrLeft after Leave.
+// Join may be called again at any time. Join tries once; JoinSeeds keeps
+// trying, and healing rejoins lost members and seeds by itself. It returns
+// ErrClosed after Close and ErrLeft after Leave.
 func (r *Ring) Join(ctx context.Context, seeds ...string) (int, error) {
 	if r.closed.Load() {
 		return 0, ErrClosed
@@ -168,6 +190,7 @@ func (r *Ring) Join(ctx context.Context, seeds ...string) (int, error) {
 	if contacted == 0 && len(errs) > 0 {
 		return 0, fmt.Errorf("%w: %w", ErrJoin, errors.Join(errs...))
 	}
+	r.joined.Store(true)
 	// The push/pull exchange reported the whole cluster: show it in the
 	// view before Join returns.
 	r.rebuild()
@@ -287,7 +310,8 @@ func (r *Ring) othersStaying() bool {
 
 // Close stops memberlist and the Ring's goroutines without announcing a
 // departure (other members will detect a failure unless Leave was called
-// first). It waits for an in-progress Leave to return. Close is idempotent
+// first). It waits for an in-progress Leave to return, and for join and
+// reconnect attempts under way, each bounded by the TCP timeout. Close is idempotent
 // and safe after Leave. After Close, View and the lookups keep answering from
 // the last view; Join, Leave and SetRoles return ErrClosed.
 func (r *Ring) Close() error {
@@ -296,6 +320,7 @@ func (r *Ring) Close() error {
 		r.closed.Store(true)
 		r.life.Unlock()
 		r.closeErr = r.ml.Shutdown()
+		r.cancel()
 		close(r.done)
 		r.wg.Wait()
 	})

@@ -107,7 +107,7 @@ func NewCommand(name, intro string) *Command {
 	c.Var(addrValue{p: &cm.Peer}, "peer", "RINGCAST_PEER",
 		"node-to-node link address, host:port; port 0 picks a free port")
 	c.Var(listValue{p: &cm.Join}, "join", "RINGCAST_JOIN",
-		"comma-separated gossip addresses of members to join at start; empty starts a new cluster")
+		"comma-separated gossip addresses (host:port; a host name stands for all its addresses) of members to join, retried until one answers and rejoined when lost; empty starts a new cluster")
 	c.Var(stringValue{&cm.Cluster}, "cluster", "RINGCAST_CLUSTER",
 		"cluster name; nodes of other clusters are refused")
 	c.Var(stringValue{&cm.Secret}, "secret", "RINGCAST_SECRET",

@@ -1,0 +1,124 @@
+package ring
+
+import (
+	"context"
+	"log/slog"
+	"testing"
+	"time"
+)
+
+// TestHealRestartedSeed stops the seed without leaving and starts it again
+// at the same address, alone: the members that joined through it rejoin it,
+// and the three form one cluster again.
+func TestHealRestartedSeed(t *testing.T) {
+	addr := loopbackAddr()
+	seed, err := New(seedConfig("seed", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer seed.Close()
+	var rings []*Ring
+	for _, name := range []string{"b", "c"} {
+		cfg := testConfig(name)
+		cfg.Seeds = []string{addr}
+		r := newTestRing(t, cfg)
+		if err := r.JoinSeeds(context.Background()); err != nil {
+			t.Fatalf("%s: JoinSeeds = %v", name, err)
+		}
+		rings = append(rings, r)
+	}
+	waitConverged(t, append([]*Ring{seed}, rings...), names(append([]*Ring{seed}, rings...)...))
+
+	if err := seed.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, rings, names(rings...))
+	again := newTestRing(t, seedConfig("seed", addr))
+	start := time.Now()
+	all := append([]*Ring{again}, rings...)
+	waitConverged(t, all, names(all...))
+	t.Logf("restarted seed merged back in %v", time.Since(start))
+	checkSameOwners(t, all, topics(500))
+}
+
+// TestHealLostMember restarts a member that failed, alone and without
+// seeds: the survivors reconnect to it. A member that left gracefully and
+// comes back alone is not reconnected.
+func TestHealLostMember(t *testing.T) {
+	addrB, addrC := loopbackAddr(), loopbackAddr()
+	rec := &recorder{}
+	acfg := testConfig("a")
+	acfg.Logger = slog.New(rec)
+	a := newTestRing(t, acfg)
+	b, err := New(seedConfig("b", addrB))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	c, err := New(seedConfig("c", addrC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx := context.Background()
+	for _, r := range []*Ring{b, c} {
+		if _, err := r.Join(ctx, a.GossipAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitConverged(t, []*Ring{a, b, c}, []string{"a", "b", "c"})
+
+	if err := c.Leave(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, []*Ring{a}, []string{"a"})
+	if !rec.has(slog.LevelInfo, "member left", "c") {
+		t.Fatal("c's leave not logged as one")
+	}
+
+	b2 := newTestRing(t, seedConfig("b", addrB))
+	c2 := newTestRing(t, seedConfig("c", addrC))
+	waitConverged(t, []*Ring{a, b2}, []string{"a", "b"})
+	// a reconnects every 500 ms to 2 s: give it several chances to reach
+	// c wrongly.
+	deadline := time.Now().Add(3 * time.Second)
+	for time.Now().Before(deadline) {
+		if _, ok := a.View().Member("c"); ok || c2.View().Len() != 1 {
+			t.Fatal("a member that left was reconnected")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestHealOff: a negative ReconnectInterval turns healing off.
+func TestHealOff(t *testing.T) {
+	addr := loopbackAddr()
+	cfg := testConfig("a")
+	cfg.ReconnectInterval = -1
+	a := newTestRing(t, cfg)
+	b, err := New(seedConfig("b", addr))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Join(context.Background(), a.GossipAddr()); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, []*Ring{a, b}, []string{"a", "b"})
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitConverged(t, []*Ring{a}, []string{"a"})
+	a.mu.Lock()
+	lost := len(a.lost)
+	a.mu.Unlock()
+	if lost != 0 {
+		t.Fatalf("%d lost members kept with healing off", lost)
+	}
+}
