@@ -221,12 +221,16 @@ func (r *Ring) resync() {
 		return
 	case <-t.C:
 	}
+	// The ring's own member table, not memberlist's nodes: memberlist
+	// updates those in place under its own lock.
 	var addrs []string
-	for _, m := range r.ml.Members() {
-		if m.Name != r.set.NodeName {
-			addrs = append(addrs, m.Address())
+	r.mu.Lock()
+	for _, e := range r.entries {
+		if e.member.Name != r.set.NodeName {
+			addrs = append(addrs, e.member.GossipAddr)
 		}
 	}
+	r.mu.Unlock()
 	if len(addrs) == 0 || r.leaving.Load() {
 		return
 	}
