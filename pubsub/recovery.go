@@ -15,6 +15,7 @@ const historyRetry = 50 * time.Millisecond
 
 // historyPage is what an owner says about a range of a topic's history.
 type historyPage struct {
+	owner   string // the node that answered (fetchHistory only)
 	epoch   uint64
 	seq     uint64 // the topic's last sequence number
 	oldest  uint64 // lowest retained sequence number (seq+1 when none)
@@ -133,13 +134,29 @@ func (n *Node) requestHistory(owner, topic string, after, until uint64, done fun
 	return nil
 }
 
+// servingOwner returns the node to ask about topic: the owner in this
+// node's view, or where this node moved the topic to while every view
+// catches up.
+func (n *Node) servingOwner(topic string) (string, error) {
+	ot := n.owned.get(topic)
+	if ot == nil {
+		return n.ringOwner(topic)
+	}
+	ot.mu.Lock()
+	defer ot.mu.Unlock()
+	if ot.state == stateMoved && !ot.gone.Load() {
+		return ot.movedTo, nil
+	}
+	return n.name, nil
+}
+
 // fetchHistory collects the history of topic in (after, until] from its
 // owner, page by page, waiting until ctx is done. An owner that is not
 // serving the topic yet (it is taking it over) is asked again.
 func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint64) (historyPage, error) {
 	var all historyPage
 	for {
-		owner, err := n.ownerName(topic)
+		owner, err := n.servingOwner(topic)
 		if err != nil {
 			return historyPage{}, err
 		}
@@ -182,7 +199,7 @@ func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint
 			return historyPage{}, r.err
 		}
 		if all.epoch == 0 {
-			all.epoch, all.oldest = r.p.epoch, r.p.oldest
+			all.owner, all.epoch, all.oldest = owner, r.p.epoch, r.p.oldest
 		} else if r.p.epoch != all.epoch {
 			return historyPage{}, fmt.Errorf("%w: %q changed epoch while its history was read", ErrUnavailable, topic)
 		}

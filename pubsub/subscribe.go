@@ -124,8 +124,11 @@ func (n *Node) onRegistered(lt *localTopic, first bool, owner string, epoch, seq
 		case seq > lt.last:
 			// A resumed registration: the owner holds nothing between what
 			// this node delivered and seq.
-			n.stats.gaps.Add(1)
-			n.log.Info("sequence numbers skipped on resume", "topic", lt.name, "from", lt.last+1, "to", seq)
+			if skipped := seq - lt.last; !failoverSkip(skipped) {
+				n.stats.gaps.Add(1)
+				n.stats.lost.Add(skipped)
+				n.log.Info("sequence numbers skipped on resume", "topic", lt.name, "from", lt.last+1, "to", seq)
+			}
 			lt.last = seq
 			for s := range lt.pending {
 				if s <= seq {
