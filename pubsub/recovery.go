@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub/internal/wire"
@@ -217,7 +218,10 @@ func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint
 
 // recover brings a new Since subscription up to date: it fetches the
 // history between the requested position and what the node has delivered
-// so far, then releases what arrived live meanwhile.
+// so far, then releases what arrived live meanwhile. A position the topic
+// cannot resume from (another epoch, evicted history, or beyond the last
+// message the owner sequenced) is a *HistoryGoneError naming where the
+// topic is.
 func (n *Node) recover(ctx context.Context, s *Subscription, lt *localTopic, from Position) error {
 	lt.mu.Lock()
 	epoch, last := lt.epoch, lt.last
@@ -225,6 +229,20 @@ func (n *Node) recover(ctx context.Context, s *Subscription, lt *localTopic, fro
 	gone := &HistoryGoneError{Topic: s.topic, Requested: from, Current: Position{Epoch: epoch, Seq: last}}
 	if from.Epoch != 0 && from.Epoch != epoch {
 		return gone
+	}
+	if from.Seq > last {
+		// This node may only be behind the owner (messages on their way);
+		// a position beyond the owner's last message was never reached, and
+		// waiting for it would mute the subscription until the topic got
+		// there: the caller starts over from where the topic is.
+		p, err := n.fetchHistory(ctx, s.topic, math.MaxUint64, math.MaxUint64)
+		if err != nil {
+			return err
+		}
+		if p.epoch != epoch || p.seq < from.Seq {
+			gone.Current = Position{Epoch: p.epoch, Seq: p.seq}
+			return gone
+		}
 	}
 	var entries []wire.HistoryEntry
 	if from.Seq < last {
