@@ -99,9 +99,11 @@ func (n *Node) unsubscribeStale(from, topic string) {
 // A local topic follows one owner at a time, so that its subscribers see
 // one order even while two nodes send (the two sides of a healed
 // partition, an old owner's last frames after a hand-off). It takes
-// messages only from the node it is registered (or registering) with, or
-// from the owner in this node's view, with which it re-registers at its
-// next reconciliation. And it never goes back to an older epoch once it
+// messages only from the node it is registered with, the node it is
+// re-registering with (the old owner's messages sequenced before the new
+// one took over still come, in order, until the new one confirms), or the
+// owner in this node's view, with which it re-registers at its next
+// reconciliation. And it never goes back to an older epoch once it
 // has delivered a message of a newer one (epochs are ordered, see
 // newEpoch). Anything else is refused and counted (Stats.Stale).
 func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []byte) delivery {
@@ -111,7 +113,7 @@ func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []
 	if lt.removed || !lt.based {
 		return notTaken
 	}
-	if from != lt.owner && !n.isRingOwner(from, topic) {
+	if from != lt.owner && from != lt.former && !n.isRingOwner(from, topic) {
 		n.stats.stale.Add(1)
 		return refused
 	}
@@ -182,7 +184,7 @@ func (n *Node) refuseStale(lt *localTopic, from string) {
 	defer reg.mu.Unlock()
 	lt.mu.Lock()
 	now := time.Now()
-	answer := !lt.removed && lt.confirmed && from != lt.owner && !n.isRingOwner(from, lt.name) &&
+	answer := !lt.removed && lt.confirmed && from != lt.owner && from != lt.former && !n.isRingOwner(from, lt.name) &&
 		(from != lt.refusedTo || now.Sub(lt.refusedAt) >= staleAnswerEvery)
 	if answer {
 		lt.refusedTo, lt.refusedAt = from, now

@@ -20,6 +20,7 @@ type localTopic struct {
 	subs        []*Subscription // copied on write
 	regErr      error           // outcome of the first registration
 	owner       string          // node this topic is registered (or registering) with
+	former      string          // owner it stays registered with until owner confirms
 	confirmed   bool            // the owner acknowledged the registration
 	regAt       time.Time       // when the registration in flight was sent
 	removed     bool            // no longer in the table (last subscriber left)

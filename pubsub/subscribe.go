@@ -87,6 +87,10 @@ func (n *Node) register(lt *localTopic, first bool) {
 	owner, err := n.ownerName(lt.name)
 	lt.mu.Lock()
 	req := &subReq{topic: lt.name, origin: n.name, since: lt.last, hasSince: lt.based}
+	if err == nil && owner != lt.owner && lt.confirmed {
+		// Until the new owner confirms, the old one still sends here.
+		lt.former = lt.owner
+	}
 	lt.confirmed, lt.regAt = false, time.Now()
 	if err == nil {
 		lt.owner = owner
@@ -158,7 +162,7 @@ func (n *Node) settleRegistration(lt *localTopic, owner string, epoch, seq uint6
 		}
 		n.log.Warn("owner never took in the newer epoch; following its own", "topic", lt.name, "owner", owner, "from", lt.epoch, "to", epoch)
 	}
-	lt.behindSince = time.Time{}
+	lt.behindSince, lt.former = time.Time{}, ""
 	switch {
 	case !lt.based || epoch != lt.epoch:
 		lt.based, lt.epoch, lt.last, lt.pending = true, epoch, seq, nil
