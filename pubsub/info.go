@@ -11,7 +11,7 @@ type TopicInfo struct {
 	Topic string
 	Owner string // owner's node name
 	// Epoch and Seq are the topic's current epoch and last sequence number;
-	// Seq is zero for a topic that has never been published to.
+	// both are zero for a topic that has never been published to.
 	Epoch uint64
 	Seq   uint64
 }
@@ -20,9 +20,9 @@ type TopicInfo struct {
 // meant for operators and dashboards: it costs a round trip to the owner.
 // While the topic changes owner it waits, until ctx is done, for the new
 // owner to hold the topic's state, so that it never reports a position the
-// topic has left behind. Asking starts the topic on its owner, as a
-// subscription would: a topic never published to reports a fresh epoch
-// and seq 0.
+// topic has left behind. Asking makes the owner take the topic over if it
+// has not yet (after a failure, or for a topic never used, which it then
+// forgets again after IdleTopicTTL).
 func (n *Node) TopicInfo(ctx context.Context, topic string) (TopicInfo, error) {
 	if err := ValidateTopic(topic); err != nil {
 		return TopicInfo{}, err
@@ -37,7 +37,11 @@ func (n *Node) TopicInfo(ctx context.Context, topic string) (TopicInfo, error) {
 	if err != nil {
 		return TopicInfo{}, fmt.Errorf("pubsub: topic info of %q: %w", topic, err)
 	}
-	return TopicInfo{Topic: topic, Owner: p.owner, Epoch: p.epoch, Seq: p.seq}, nil
+	info := TopicInfo{Topic: topic, Owner: p.owner, Seq: p.seq}
+	if p.seq > 0 {
+		info.Epoch = p.epoch
+	}
+	return info, nil
 }
 
 // RingShare returns the fraction of the hash ring the named member owns in
