@@ -170,8 +170,9 @@ func (lt *localTopic) takesEpoch(epoch uint64) bool {
 // registered elsewhere: it tells the node, at most once per
 // staleAnswerEvery, to stop sending here. The Unsubscribe is not to be
 // forwarded (Hops is maxHops), so that it reaches no owner but the one it
-// is sent to. It is sent only while no registration of lt is out, and under
-// the registration lock: a registration made later could still reach the
+// is sent to. It is sent only while lt is registered with the owner in this
+// node's view and no registration of lt is out, and under the
+// registration lock: a registration made later could still reach the
 // same node by another way (forwarded by a node whose view lags) and be
 // overtaken by the Unsubscribe, so the node told is remembered and a
 // registration it confirms is made once more (see onRegistered).
@@ -184,7 +185,7 @@ func (n *Node) refuseStale(lt *localTopic, from string) {
 	defer reg.mu.Unlock()
 	lt.mu.Lock()
 	now := time.Now()
-	answer := !lt.removed && lt.confirmed && from != lt.owner && from != lt.former && !n.isRingOwner(from, lt.name) &&
+	answer := !lt.removed && lt.confirmed && from != lt.owner && from != lt.former && n.isRingOwner(lt.owner, lt.name) &&
 		(from != lt.refusedTo || now.Sub(lt.refusedAt) >= staleAnswerEvery)
 	if answer {
 		lt.refusedTo, lt.refusedAt = from, now
