@@ -110,6 +110,7 @@ func TestHealedPartitionKeepsOneOrder(t *testing.T) {
 		})
 	}
 
+	joined := time.Now()
 	if _, err := a.nodes[0].ring.Join(ctx, b.nodes[0].GossipAddr()); err != nil {
 		close(stop)
 		wg.Wait()
@@ -136,6 +137,7 @@ func TestHealedPartitionKeepsOneOrder(t *testing.T) {
 		}
 		return true
 	})
+	settled := time.Since(joined)
 	mu.Lock()
 	base := published["a"] + published["b"]
 	mu.Unlock()
@@ -191,5 +193,6 @@ func TestHealedPartitionKeepsOneOrder(t *testing.T) {
 	for _, n := range all {
 		stale += n.Stats().Stale
 	}
-	t.Logf("published during the merge: %v; deliveries refused as stale: %d", published, stale)
+	t.Logf("one owner in the newer epoch %v after the join; published during the merge: %v; deliveries refused as stale: %d",
+		settled.Round(time.Millisecond), published, stale)
 }
