@@ -137,7 +137,7 @@ type claim struct {
 }
 
 // offer considers one answer: an owner's state beats any replica copy; among
-// equals the higher sequence number wins.
+// equals the later state wins (see laterState).
 func (c *claim) offer(st *wire.State) {
 	if st == nil || !st.Found {
 		return
@@ -145,7 +145,7 @@ func (c *claim) offer(st *wire.State) {
 	switch {
 	case c.best == nil:
 	case c.best.Replica && !st.Replica:
-	case c.best.Replica == st.Replica && st.Seq > c.best.Seq:
+	case c.best.Replica == st.Replica && laterState(st.Epoch, st.Seq, c.best.Epoch, c.best.Seq):
 	default:
 		return
 	}
@@ -226,7 +226,9 @@ func (n *Node) passOnIfLeaving(ot *ownedTopic) {
 }
 
 // adoptLocked merges a topic state received from another node and makes
-// the topic ready. Sequence numbers never go backwards within an epoch.
+// the topic ready. Sequence numbers never go backwards within an epoch, and
+// a topic never returns to an older epoch once it has a message in a newer
+// one (two sides of a healed partition merge into the later state).
 func (n *Node) adoptLocked(ot *ownedTopic, st *wire.State) {
 	found := st != nil && st.Found
 	// A topic whose state is on its way elsewhere still holds it: it is
@@ -241,7 +243,7 @@ func (n *Node) adoptLocked(ot *ownedTopic, st *wire.State) {
 		ot.epoch, ot.seq, ot.nodes = newEpoch(), 0, nil
 		ot.hist = n.retention.newHistory()
 		n.log.Debug("topic starts afresh", "topic", ot.name, "epoch", ot.epoch)
-	case !ready || st.Seq > ot.seq || st.Epoch == ot.epoch && st.Seq == ot.seq:
+	case !ready || laterState(st.Epoch, st.Seq, ot.epoch, ot.seq) || st.Epoch == ot.epoch && st.Seq == ot.seq:
 		nodes := ot.nodes
 		if !ready {
 			nodes = nil

@@ -19,14 +19,29 @@ const maxPending = 4096
 // holds the history before seq, so a gap is repaired from it.
 func (n *Node) deliver(from, topic string, epoch, seq uint64, data []byte) {
 	lt := n.local.get(topic)
-	if lt != nil && n.deliverTo(lt, from, epoch, seq, data) {
-		return
+	if lt != nil {
+		switch n.deliverTo(lt, from, epoch, seq, data) {
+		case taken:
+			return
+		case refused:
+			n.refuseStale(lt, from)
+			return
+		}
 	}
 	n.stats.unrouted.Add(1)
 	if lt == nil && from != n.name {
 		n.unsubscribeStale(from, topic)
 	}
 }
+
+// delivery is what deliverTo did with a message.
+type delivery uint8
+
+const (
+	taken    delivery = iota // delivered, held after a gap, or a duplicate
+	notTaken                 // the local topic takes no messages
+	refused                  // a stale sender or epoch (see deliverTo)
+)
 
 // staleAnswerEvery is how often a node answers the stale deliveries of
 // one topic: the owner drops the node on the first answer, and the
@@ -77,17 +92,36 @@ func (n *Node) unsubscribeStale(from, topic string) {
 	}
 }
 
-// deliverTo is deliver to a local topic already looked up. It reports
-// false, having done nothing, when lt takes no messages: its last
+// deliverTo is deliver to a local topic already looked up. It returns
+// notTaken, having done nothing, when lt takes no messages: its last
 // subscriber left, or its registration has not completed.
-func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []byte) bool {
+//
+// A local topic follows one owner at a time, so that its subscribers see
+// one order even while two nodes send (the two sides of a healed
+// partition, an old owner's last frames after a hand-off). It takes
+// messages only from the node it is registered with, the node it is
+// re-registering with (the old owner's messages sequenced before the new
+// one took over still come, in order, until the new one confirms), or the
+// owner in this node's view, with which it re-registers at its next
+// reconciliation. And it never goes back to an older epoch once it
+// has delivered a message of a newer one (epochs are ordered, see
+// newEpoch). Anything else is refused and counted (Stats.Stale).
+func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []byte) delivery {
 	topic := lt.name
 	lt.mu.Lock()
 	defer lt.mu.Unlock()
 	if lt.removed || !lt.based {
-		return false
+		return notTaken
+	}
+	if from != lt.owner && from != lt.former && !n.isRingOwner(from, topic) {
+		n.stats.stale.Add(1)
+		return refused
 	}
 	if epoch != lt.epoch {
+		if !lt.takesEpoch(epoch) {
+			n.stats.stale.Add(1)
+			return refused
+		}
 		// The owner started the topic over: sequence numbers restart.
 		n.log.Info("topic epoch changed", "topic", topic, "old", lt.epoch, "new", epoch)
 		lt.epoch, lt.last = epoch, seq-1
@@ -106,12 +140,12 @@ func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []
 		}
 		if _, dup := lt.pending[seq]; dup {
 			n.stats.duplicates.Add(1)
-			return true
+			return taken
 		}
 		lt.pending[seq] = data
 		if len(lt.pending) >= maxPending {
 			n.local.drainPending(lt, true)
-			return true
+			return taken
 		}
 		if len(lt.pending) == 1 {
 			lt.gapDeadline = time.Now().Add(n.cfg.GapTimeout)
@@ -123,7 +157,47 @@ func (n *Node) deliverTo(lt *localTopic, from string, epoch, seq uint64, data []
 		}
 		n.repairGap(lt, from, seq-1)
 	}
-	return true
+	return taken
+}
+
+// takesEpoch reports whether the local topic may move to epoch: a later
+// one, or any while it has delivered nothing in its own. lt.mu held.
+func (lt *localTopic) takesEpoch(epoch uint64) bool {
+	return epoch > lt.epoch || lt.last == 0
+}
+
+// refuseStale answers a node whose delivery lt refused because lt is
+// registered elsewhere: it tells the node, at most once per
+// staleAnswerEvery, to stop sending here. The Unsubscribe is not to be
+// forwarded (Hops is maxHops), so that it reaches no owner but the one it
+// is sent to. It is sent only while lt is registered with the owner in this
+// node's view and no registration of lt is out, and under the
+// registration lock: a registration made later could still reach the
+// same node by another way (forwarded by a node whose view lags) and be
+// overtaken by the Unsubscribe, so the node told is remembered and a
+// registration it confirms is made once more (see onRegistered).
+func (n *Node) refuseStale(lt *localTopic, from string) {
+	if from == n.name {
+		return // this node's own owner state: the re-registration settles it
+	}
+	reg := n.local.reg(lt.name)
+	reg.mu.Lock()
+	defer reg.mu.Unlock()
+	lt.mu.Lock()
+	now := time.Now()
+	answer := !lt.removed && lt.confirmed && from != lt.owner && from != lt.former && n.isRingOwner(lt.owner, lt.name) &&
+		(from != lt.refusedTo || now.Sub(lt.refusedAt) >= staleAnswerEvery)
+	if answer {
+		lt.refusedTo, lt.refusedAt = from, now
+	}
+	lt.mu.Unlock()
+	if !answer {
+		return
+	}
+	n.log.Debug("refusing deliveries from a node this one is not registered with", "topic", lt.name, "from", from)
+	if err := n.peers.sendMsg(from, &wire.Unsubscribe{Topic: lt.name, Origin: n.name, Hops: maxHops}); err != nil {
+		n.stats.sendErrors.Add(1)
+	}
 }
 
 // repairGap asks the node that sent a message after a gap (the topic's
@@ -184,12 +258,13 @@ func (t *localTable) drainPending(lt *localTopic, skip bool) {
 	}
 	if skip {
 		low := lowestPending(lt.pending)
-		t.stats.gaps.Add(1)
-		if skipped := low - lt.last - 1; skipped < failoverSeqGap {
-			// A failover's skip holds no messages: count only real losses.
+		if skipped := low - lt.last - 1; failoverSkip(skipped) {
+			t.log.Debug("moved past the numbers a failover skipped", "topic", lt.name, "from", lt.last+1, "to", low-1)
+		} else {
+			t.stats.gaps.Add(1)
 			t.stats.lost.Add(skipped)
+			t.log.Warn("gave up waiting for missing messages", "topic", lt.name, "from", lt.last+1, "to", low-1)
 		}
-		t.log.Warn("gave up waiting for missing messages", "topic", lt.name, "from", lt.last+1, "to", low-1)
 		lt.last = low - 1
 	}
 	for {
@@ -210,6 +285,13 @@ func (t *localTable) drainPending(lt *localTopic, skip bool) {
 		t.drainPending(lt, true)
 	}
 }
+
+// failoverSkip reports whether skipping n sequence numbers is the jump of a
+// failover (see failoverSeqGap) rather than a loss: the new owner never
+// used those numbers. A jump may be shorter than failoverSeqGap by the
+// messages the failed owner sequenced but had not yet replicated, which
+// this node may have delivered; no real gap comes near half of it.
+func failoverSkip(n uint64) bool { return n >= failoverSeqGap/2 }
 
 // gapExpired gives up waiting for the messages missing before the held
 // ones. It waits longer while the topic's registration with a new owner is

@@ -27,6 +27,13 @@
 // between fails or a buffer overflows. Publish returns the sequence number
 // the owner assigned (AckOwner, the default) or returns at once (AckNone).
 //
+// Epochs are ordered: a topic started later has a greater epoch, and a
+// subscriber never receives a message of an older epoch after one of a
+// newer epoch. A node's subscriptions to a topic follow one owner at a
+// time: the node takes deliveries only from the owner it registered with
+// (or the owner in its view, with which it re-registers) and refuses the
+// others (Stats.Stale).
+//
 // The epoch changes only when a topic's state is lost or forgotten: its
 // owner failed with no copy of the state left, or the topic sat idle with
 // nothing to keep (no subscriber node, an empty history) for IdleTopicTTL
@@ -36,6 +43,19 @@
 // sequence, subscriber nodes and history to the new one, and sequences
 // continue.
 //
+// During a partition each side serves the topic on its own: the side
+// without the owner rebuilds it from a replica (same epoch, sequence
+// failoverSeqGap ahead) or starts a new, later epoch. When the partition
+// heals, the owner the ring settles on keeps the later state (the newer
+// epoch, or in one epoch the higher sequence) and the other side's
+// messages from the split are dropped. A subscriber on the kept side goes
+// on; one on the other side switches once, when its node re-registers:
+// ahead in the same epoch, after what history still holds of the kept
+// side's messages, or to the head of the newer epoch. A node whose owner
+// confirms an older epoch than the one it follows waits for the owner to
+// take the newer state in; only if it has not after 5 × ClaimTimeout (its
+// holders failed) does the node follow the older epoch.
+//
 // # Replication and recovery
 //
 // Each message is also copied to the next ReplicationFactor-1 members of
@@ -44,7 +64,8 @@
 // over a failed owner's topic rebuilds it from the replicas, in the same epoch.
 // The owner keeps a bounded history (HistorySize, HistoryTTL). A subscriber
 // passing Since(epoch, seq) receives what it missed before live messages, or
-// gets a *HistoryGoneError. A node that sees a gap in a topic's sequence
+// gets a *HistoryGoneError (history evicted, another epoch, or seq beyond
+// the topic's last message) naming where the topic is. A node that sees a gap in a topic's sequence
 // fetches the missing messages from the owner's history.
 //
 // # Cost of a publish

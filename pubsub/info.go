@@ -3,8 +3,7 @@ package pubsub
 import (
 	"context"
 	"fmt"
-
-	"github.com/ringcast/ringcast/pubsub/internal/wire"
+	"math"
 )
 
 // TopicInfo describes a topic as its owner sees it.
@@ -19,6 +18,11 @@ type TopicInfo struct {
 
 // TopicInfo asks the topic's owner for its current sequence position. It is
 // meant for operators and dashboards: it costs a round trip to the owner.
+// While the topic changes owner it waits, until ctx is done, for the new
+// owner to hold the topic's state, so that it never reports a position the
+// topic has left behind. Asking makes the owner take the topic over if it
+// has not yet (after a failure, or for a topic never used, which it then
+// forgets again after IdleTopicTTL).
 func (n *Node) TopicInfo(ctx context.Context, topic string) (TopicInfo, error) {
 	if err := ValidateTopic(topic); err != nil {
 		return TopicInfo{}, err
@@ -26,50 +30,18 @@ func (n *Node) TopicInfo(ctx context.Context, topic string) (TopicInfo, error) {
 	if n.isClosed() {
 		return TopicInfo{}, ErrClosed
 	}
-	if ot := n.lockOwned(topic); ot != nil {
-		info := TopicInfo{Topic: topic, Owner: n.name}
-		switch ot.state {
-		case stateReady:
-			info.Epoch, info.Seq = ot.epoch, ot.seq
-		case stateMoved:
-			info.Owner = ot.movedTo
-		}
-		ot.mu.Unlock()
-		return info, nil
-	}
-	owner, err := n.ringOwner(topic)
+	// A page after every sequence number holds no message, only the
+	// position: the same request that a subscriber's gap repair makes, which
+	// the owner answers once it is serving the topic.
+	p, err := n.fetchHistory(ctx, topic, math.MaxUint64, math.MaxUint64)
 	if err != nil {
-		return TopicInfo{}, err
+		return TopicInfo{}, fmt.Errorf("pubsub: topic info of %q: %w", topic, err)
 	}
-	info := TopicInfo{Topic: topic, Owner: owner}
-	if owner == n.name {
-		return info, nil // owned here, and nothing published yet (or forgotten)
+	info := TopicInfo{Topic: topic, Owner: p.owner, Seq: p.seq}
+	if p.seq > 0 {
+		info.Epoch = p.epoch
 	}
-	done := make(chan TopicInfo, 1)
-	fail := make(chan error, 1)
-	id := n.pending.add(owner, n.cfg.RequestTimeout, func(_ string, msg wire.Message, err error) {
-		if st, ok := msg.(*wire.State); ok {
-			info.Epoch, info.Seq = st.Epoch, st.Seq
-			done <- info
-			return
-		}
-		fail <- err
-	})
-	if err := n.peers.sendMsg(owner, &wire.StateRequest{ReqID: id, Topic: topic, Peek: true}); err != nil {
-		n.pending.cancel(id)
-		return TopicInfo{}, err
-	}
-	select {
-	case info := <-done:
-		return info, nil
-	case err := <-fail:
-		return TopicInfo{}, fmt.Errorf("pubsub: topic info from %s: %w", owner, err)
-	case <-ctx.Done():
-		n.pending.cancel(id)
-		return TopicInfo{}, ctx.Err()
-	case <-n.done:
-		return TopicInfo{}, ErrClosed
-	}
+	return info, nil
 }
 
 // RingShare returns the fraction of the hash ring the named member owns in

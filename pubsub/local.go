@@ -19,7 +19,8 @@ type localTopic struct {
 	mu          sync.Mutex
 	subs        []*Subscription // copied on write
 	regErr      error           // outcome of the first registration
-	owner       string          // node this topic is registered with
+	owner       string          // node this topic is registered (or registering) with
+	former      string          // owner it stays registered with until owner confirms
 	confirmed   bool            // the owner acknowledged the registration
 	regAt       time.Time       // when the registration in flight was sent
 	removed     bool            // no longer in the table (last subscriber left)
@@ -30,6 +31,13 @@ type localTopic struct {
 	gapTimer    *timer            // armed while pending is not empty
 	repairing   bool              // a history request for the gap is out
 	gapDeadline time.Time         // when the oldest gap is given up
+	// behindSince is when an owner first confirmed the registration in an
+	// epoch older than the one this node follows (zero: it has not).
+	behindSince time.Time
+	// refusedTo and refusedAt name the node last told to stop sending here
+	// (see refuseStale) and when.
+	refusedTo string
+	refusedAt time.Time
 }
 
 // localTable holds the topics this node has local subscribers for.

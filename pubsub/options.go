@@ -60,9 +60,11 @@ type Position = topics.Position
 // Since makes the subscription start right after the given position:
 // messages after it that the owner's history still holds are delivered
 // first, then live ones, without gap or duplicate. If the history no
-// longer reaches back that far, or the topic's epoch is no longer epoch
-// (its history was lost), Subscribe fails with a *HistoryGoneError
-// (errors.Is(err, ErrHistoryGone)) that tells where the topic is now.
+// longer reaches back that far, the topic's epoch is no longer epoch
+// (its history was lost), or seq is beyond the last message of the topic,
+// Subscribe fails with a *HistoryGoneError (errors.Is(err,
+// ErrHistoryGone)) that tells where the topic is now: subscribe again from
+// there.
 // Epoch 0 accepts the current epoch.
 func Since(epoch, seq uint64) SubscribeOption {
 	return func(o *subscribeOptions) { o.since = &Position{Epoch: epoch, Seq: seq} }

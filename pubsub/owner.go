@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/ringcast/ringcast/pubsub/internal/shard"
 	"github.com/ringcast/ringcast/pubsub/internal/wire"
@@ -161,14 +162,46 @@ func (t *ownerTable) drop(ot *ownedTopic) {
 
 func (t *ownerTable) all() []*ownedTopic { return t.m.Values() }
 
+// epochRandomBits is the random low part of an epoch (see newEpoch).
+const epochRandomBits = 22
+
+// lastEpoch is the greatest epoch this process has made.
+var lastEpoch atomic.Uint64
+
+// newEpoch returns the epoch of a topic that starts afresh. Epochs are
+// ordered: the high bits are the time in milliseconds, so that a topic
+// started later has a greater epoch (across nodes, as far as their clocks
+// agree), and the low bits are random, so that two nodes starting one
+// topic in the same millisecond (on two sides of a partition) pick
+// different epochs. On one node epochs always increase. The value stays
+// below 2^63.
 func newEpoch() uint64 {
-	var b [8]byte
+	var b [4]byte
 	_, _ = rand.Read(b[:])
-	e := binary.BigEndian.Uint64(b[:]) >> 1
-	if e == 0 {
-		e = 1
+	e := uint64(time.Now().UnixMilli())<<epochRandomBits | uint64(binary.BigEndian.Uint32(b[:]))&(1<<epochRandomBits-1)
+	for {
+		last := lastEpoch.Load()
+		next := max(e, last+1)
+		if lastEpoch.CompareAndSwap(last, next) {
+			return next
+		}
 	}
-	return e
+}
+
+// laterState reports whether a topic's state at (epoch, seq) is ahead of
+// one at (curEpoch, curSeq) in the topic's order, so that an owner holding
+// the second takes the first instead: the greater epoch wins, and within
+// an epoch the greater sequence number. A state without messages (seq 0)
+// gives way to any state that has some and wins over none.
+func laterState(epoch, seq, curEpoch, curSeq uint64) bool {
+	switch {
+	case seq == 0:
+		return false
+	case curSeq == 0 || epoch == curEpoch:
+		return seq > curSeq
+	default:
+		return epoch > curEpoch
+	}
 }
 
 // relock locks ot, an owner state looked up by find; while the state it

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub/internal/wire"
@@ -15,6 +16,7 @@ const historyRetry = 50 * time.Millisecond
 
 // historyPage is what an owner says about a range of a topic's history.
 type historyPage struct {
+	owner   string // the node that answered (fetchHistory only)
 	epoch   uint64
 	seq     uint64 // the topic's last sequence number
 	oldest  uint64 // lowest retained sequence number (seq+1 when none)
@@ -133,13 +135,29 @@ func (n *Node) requestHistory(owner, topic string, after, until uint64, done fun
 	return nil
 }
 
+// servingOwner returns the node to ask about topic: the owner in this
+// node's view, or where this node moved the topic to while every view
+// catches up.
+func (n *Node) servingOwner(topic string) (string, error) {
+	ot := n.owned.get(topic)
+	if ot == nil {
+		return n.ringOwner(topic)
+	}
+	ot.mu.Lock()
+	defer ot.mu.Unlock()
+	if ot.state == stateMoved && !ot.gone.Load() {
+		return ot.movedTo, nil
+	}
+	return n.name, nil
+}
+
 // fetchHistory collects the history of topic in (after, until] from its
 // owner, page by page, waiting until ctx is done. An owner that is not
 // serving the topic yet (it is taking it over) is asked again.
 func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint64) (historyPage, error) {
 	var all historyPage
 	for {
-		owner, err := n.ownerName(topic)
+		owner, err := n.servingOwner(topic)
 		if err != nil {
 			return historyPage{}, err
 		}
@@ -182,7 +200,7 @@ func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint
 			return historyPage{}, r.err
 		}
 		if all.epoch == 0 {
-			all.epoch, all.oldest = r.p.epoch, r.p.oldest
+			all.owner, all.epoch, all.oldest = owner, r.p.epoch, r.p.oldest
 		} else if r.p.epoch != all.epoch {
 			return historyPage{}, fmt.Errorf("%w: %q changed epoch while its history was read", ErrUnavailable, topic)
 		}
@@ -200,7 +218,10 @@ func (n *Node) fetchHistory(ctx context.Context, topic string, after, until uint
 
 // recover brings a new Since subscription up to date: it fetches the
 // history between the requested position and what the node has delivered
-// so far, then releases what arrived live meanwhile.
+// so far, then releases what arrived live meanwhile. A position the topic
+// cannot resume from (another epoch, evicted history, or beyond the last
+// message the owner sequenced) is a *HistoryGoneError naming where the
+// topic is.
 func (n *Node) recover(ctx context.Context, s *Subscription, lt *localTopic, from Position) error {
 	lt.mu.Lock()
 	epoch, last := lt.epoch, lt.last
@@ -208,6 +229,20 @@ func (n *Node) recover(ctx context.Context, s *Subscription, lt *localTopic, fro
 	gone := &HistoryGoneError{Topic: s.topic, Requested: from, Current: Position{Epoch: epoch, Seq: last}}
 	if from.Epoch != 0 && from.Epoch != epoch {
 		return gone
+	}
+	if from.Seq > last {
+		// This node may only be behind the owner (messages on their way);
+		// a position beyond the owner's last message was never reached, and
+		// waiting for it would mute the subscription until the topic got
+		// there: the caller starts over from where the topic is.
+		p, err := n.fetchHistory(ctx, s.topic, math.MaxUint64, math.MaxUint64)
+		if err != nil {
+			return err
+		}
+		if p.epoch != epoch || p.seq < from.Seq {
+			gone.Current = Position{Epoch: p.epoch, Seq: p.seq}
+			return gone
+		}
 	}
 	var entries []wire.HistoryEntry
 	if from.Seq < last {

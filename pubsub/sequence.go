@@ -102,11 +102,11 @@ func (n *Node) fanout(ot *ownedTopic, replicated []string, seq uint64, data []by
 // local topic remembered in ot, saving the table lookup on every publish;
 // it looks the topic up again when the remembered one is gone. ot.mu held.
 func (n *Node) deliverOwned(ot *ownedTopic, seq uint64, data []byte) {
-	if ot.local != nil && n.deliverTo(ot.local, n.name, ot.epoch, seq, data) {
+	if ot.local != nil && n.deliverTo(ot.local, n.name, ot.epoch, seq, data) != notTaken {
 		return
 	}
 	ot.local = n.local.get(ot.name)
-	if ot.local == nil || !n.deliverTo(ot.local, n.name, ot.epoch, seq, data) {
+	if ot.local == nil || n.deliverTo(ot.local, n.name, ot.epoch, seq, data) == notTaken {
 		n.stats.unrouted.Add(1)
 	}
 }

@@ -22,6 +22,7 @@ type counters struct {
 	failovers     atomic.Uint64
 	forgotten     atomic.Uint64
 	repairs       atomic.Uint64
+	stale         atomic.Uint64
 }
 
 // Stats is a snapshot of a node's counters. Counters only grow; gauges
@@ -46,6 +47,7 @@ type Stats struct {
 	Failovers     uint64 `json:"failovers"`      // topics this node rebuilt from replicas
 	Forgotten     uint64 `json:"forgotten"`      // idle topics this node stopped owning (IdleTopicTTL)
 	Repairs       uint64 `json:"repairs"`        // history requests sent to fill sequence gaps
+	Stale         uint64 `json:"stale"`          // deliveries refused: from a node other than the topic's owner, or of an older epoch
 
 	OwnedTopics   int `json:"owned_topics"`   // topics this node sequences
 	ReplicaTopics int `json:"replica_topics"` // topics this node keeps a replica copy of
@@ -82,6 +84,7 @@ func (n *Node) Stats() Stats {
 		Failovers:     n.stats.failovers.Load(),
 		Forgotten:     n.stats.forgotten.Load(),
 		Repairs:       n.stats.repairs.Load(),
+		Stale:         n.stats.stale.Load(),
 		Links:         linkStats(n.tr.Stats()),
 	}
 	for _, ot := range n.owned.all() {

@@ -87,6 +87,10 @@ func (n *Node) register(lt *localTopic, first bool) {
 	owner, err := n.ownerName(lt.name)
 	lt.mu.Lock()
 	req := &subReq{topic: lt.name, origin: n.name, since: lt.last, hasSince: lt.based}
+	if err == nil && owner != lt.owner && lt.confirmed {
+		// Until the new owner confirms, the old one still sends here.
+		lt.former = lt.owner
+	}
 	lt.confirmed, lt.regAt = false, time.Now()
 	if err == nil {
 		lt.owner = owner
@@ -114,26 +118,10 @@ func (n *Node) register(lt *localTopic, first bool) {
 func (n *Node) onRegistered(lt *localTopic, first bool, owner string, epoch, seq uint64, err error) {
 	lt.mu.Lock()
 	if err == nil {
-		lt.confirmed = true
 		if owner != "" {
 			lt.owner = owner
 		}
-		switch {
-		case !lt.based || epoch != lt.epoch:
-			lt.based, lt.epoch, lt.last, lt.pending = true, epoch, seq, nil
-		case seq > lt.last:
-			// A resumed registration: the owner holds nothing between what
-			// this node delivered and seq.
-			n.stats.gaps.Add(1)
-			n.log.Info("sequence numbers skipped on resume", "topic", lt.name, "from", lt.last+1, "to", seq)
-			lt.last = seq
-			for s := range lt.pending {
-				if s <= seq {
-					delete(lt.pending, s)
-				}
-			}
-			n.local.drainPending(lt, false)
-		}
+		lt.confirmed = n.settleRegistration(lt, owner, epoch, seq)
 	} else if !first {
 		n.log.Warn("re-registering subscriptions failed; will retry", "topic", lt.name, "err", err)
 	}
@@ -145,6 +133,62 @@ func (n *Node) onRegistered(lt *localTopic, first bool, owner string, epoch, seq
 	if first && err != nil {
 		n.local.forget(lt)
 	}
+}
+
+// epochWait is how long a local topic waits for its owner to take in the
+// newer epoch the topic follows before it follows the owner's older one.
+func (n *Node) epochWait() time.Duration { return 5 * n.cfg.ClaimTimeout }
+
+// settleRegistration moves lt to the position an owner confirmed its
+// registration at, and reports whether the registration is settled; one
+// that is not is made again after reregisterAfter (see reconcile).
+//
+// An owner may confirm an epoch older than the one lt has delivered
+// messages of: after a partition heals, the owner the ring settles on may
+// not yet hold the other side's newer state, which its former owner is
+// handing over. lt then keeps its position and asks again until the owner
+// has caught up; only if the owner is still behind after epochWait (the
+// newer state was lost with the nodes that held it) does lt follow the
+// owner's epoch. lt.mu held.
+func (n *Node) settleRegistration(lt *localTopic, owner string, epoch, seq uint64) bool {
+	if lt.based && epoch != lt.epoch && !lt.takesEpoch(epoch) {
+		now := time.Now()
+		if lt.behindSince.IsZero() {
+			lt.behindSince = now
+			n.log.Info("owner is behind the epoch this node follows; waiting for it", "topic", lt.name, "owner", owner, "following", lt.epoch, "owner_epoch", epoch)
+		}
+		if now.Sub(lt.behindSince) < n.epochWait() {
+			return false
+		}
+		n.log.Warn("owner never took in the newer epoch; following its own", "topic", lt.name, "owner", owner, "from", lt.epoch, "to", epoch)
+	}
+	lt.behindSince, lt.former = time.Time{}, ""
+	switch {
+	case !lt.based || epoch != lt.epoch:
+		lt.based, lt.epoch, lt.last, lt.pending = true, epoch, seq, nil
+	case seq > lt.last:
+		// A resumed registration: the owner holds nothing between what
+		// this node delivered and seq.
+		if skipped := seq - lt.last; !failoverSkip(skipped) {
+			n.stats.gaps.Add(1)
+			n.stats.lost.Add(skipped)
+			n.log.Info("sequence numbers skipped on resume", "topic", lt.name, "from", lt.last+1, "to", seq)
+		}
+		lt.last = seq
+		for s := range lt.pending {
+			if s <= seq {
+				delete(lt.pending, s)
+			}
+		}
+		n.local.drainPending(lt, false)
+	}
+	if owner != "" && owner == lt.refusedTo {
+		// This node told the owner to stop sending here: the registration
+		// may have reached it first, by another way. Make it once more.
+		lt.refusedTo = ""
+		return false
+	}
+	return true
 }
 
 // detach removes s from its topic and tells the owner when it was the last

@@ -16,7 +16,8 @@ type Message struct {
 	Topic string
 	// Epoch identifies the topic's history. It changes only when the topic's
 	// state was lost (its owner failed with no copy left), so a change of
-	// epoch tells a subscriber that sequence numbers started over.
+	// epoch tells a subscriber that sequence numbers started over. Epochs
+	// are ordered: a subscription moves only to a greater one.
 	Epoch uint64
 	// Seq is the owner-assigned position of the message in the topic:
 	// strictly increasing within an epoch.

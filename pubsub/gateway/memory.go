@@ -132,7 +132,7 @@ func (b *MemoryBroker) SubscribeSince(ctx context.Context, topic string, from Po
 	if len(t.hist) > 0 {
 		oldest = t.hist[0].Seq
 	}
-	if from.Epoch != 0 && from.Epoch != memoryEpoch || from.Seq < t.seq && from.Seq+1 < oldest {
+	if from.Epoch != 0 && from.Epoch != memoryEpoch || from.Seq > t.seq || from.Seq < t.seq && from.Seq+1 < oldest {
 		return Recovery{}, &HistoryGoneError{Topic: topic, Requested: from, Current: Position{Epoch: memoryEpoch, Seq: t.seq}}
 	}
 	n := 0

@@ -66,6 +66,24 @@ func TestResumeHistoryGone(t *testing.T) {
 	}
 }
 
+// A since the topic has not reached resets the join to the head, which the
+// live messages follow.
+func TestResumeBeyondTheHead(t *testing.T) {
+	b := NewMemoryBroker()
+	g := newGateway(t, b, nil)
+	for range 5 {
+		publishJSON(t, b, "t:ahead", "e", `{}`)
+	}
+	c := g.dial()
+	c.send(`["1","1","t:ahead","phx_join",{"since":99}]`)
+	c.expect(`["1","1","t:ahead","phx_reply",{"status":"ok","response":{"recovered":false,"reset":true,"epoch":"1","seq":5}}]`)
+	publishJSON(t, b, "t:ahead", "e", `{"i":6}`)
+	c.expect(`["1",null,"t:ahead","e",{"i":6},{"seq":6,"epoch":"1"}]`)
+	if got := g.h.Stats().Resets; got != 1 {
+		t.Fatalf("Resets = %d, want 1", got)
+	}
+}
+
 // plainBroker hides MemoryBroker's history: a Broker that is no Recoverer.
 type plainBroker struct{ b *MemoryBroker }
 

@@ -88,6 +88,9 @@ func (e *HistoryGoneError) Error() string {
 	if e.Requested.Epoch != 0 && e.Requested.Epoch != e.Current.Epoch {
 		return fmt.Sprintf("pubsub: history of %q was reset: epoch %d is now %d", e.Topic, e.Requested.Epoch, e.Current.Epoch)
 	}
+	if e.Requested.Seq > e.Current.Seq {
+		return fmt.Sprintf("pubsub: %q has not reached seq %d; the topic is at epoch %d seq %d", e.Topic, e.Requested.Seq, e.Current.Epoch, e.Current.Seq)
+	}
 	if e.Oldest == 0 {
 		return fmt.Sprintf("pubsub: history of %q does not reach back to seq %d; the topic is at epoch %d seq %d", e.Topic, e.Requested.Seq, e.Current.Epoch, e.Current.Seq)
 	}

@@ -40,4 +40,8 @@ func TestHistoryGoneError(t *testing.T) {
 	if !strings.Contains(unknown.Error(), "epoch 2 seq 90") {
 		t.Errorf("oldest unknown: %v", unknown)
 	}
+	ahead := &HistoryGoneError{Topic: "t", Requested: Position{Epoch: 2, Seq: 99}, Current: Position{Epoch: 2, Seq: 5}}
+	if !strings.Contains(ahead.Error(), "has not reached seq 99; the topic is at epoch 2 seq 5") {
+		t.Errorf("beyond the head: %v", ahead)
+	}
 }

@@ -74,7 +74,9 @@ type APIConfig struct {
 
 // API is the HTTP API of a ringcast binary. It is safe for concurrent use.
 //
-//   - GET /healthz: 200 "ok" while serving, 503 once shutting down.
+//   - GET /healthz: 200 "ok" while serving; 503 with the reason once
+//     shutting down, or while no member in this node's view has the topics
+//     role (publishes and subscriptions would fail).
 //   - GET /api/cluster: {"node": name, "members": [{"name", "roles", "gossip", "peer", "share"}]},
 //     share being the member's fraction of the hash ring.
 //   - GET /api/topics/{topic}: {"topic", "owner", "epoch", "seq"} from the topic's owner.
@@ -156,7 +158,23 @@ func (a *API) healthz(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "shutting down\n")
 		return
 	}
+	if !a.topicsServed() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "no member owns topics\n")
+		return
+	}
 	_, _ = io.WriteString(w, "ok\n")
+}
+
+// topicsServed reports whether a member with the topics role is in the
+// node's view: without one, no topic has an owner.
+func (a *API) topicsServed() bool {
+	for _, m := range a.node.Members() {
+		if m.HasRole(pubsub.RoleTopics) {
+			return true
+		}
+	}
+	return false
 }
 
 // ClusterMember is one member in GET /api/cluster.

@@ -90,9 +90,24 @@ func TestHealthz(t *testing.T) {
 	}
 	do(t, "POST", base+"/healthz", "").expectError(t, 405, "method POST not allowed")
 	api.SetDraining()
-	if r := do(t, "GET", base+"/healthz", ""); r.status != 503 {
+	if r := do(t, "GET", base+"/healthz", ""); r.status != 503 || r.body != "shutting down\n" {
 		t.Fatalf("healthz while draining = %d %q, want 503", r.status, r.body)
 	}
+}
+
+// A node whose view holds no member with the topics role cannot publish or
+// subscribe: it is not ready until one joins.
+func TestHealthzWithoutTopicServers(t *testing.T) {
+	g := startNode(t, pubsub.Config{NodeName: "g", Gossip: pubsub.FastGossip(), Roles: []string{pubsub.RoleGateway}})
+	_, base := apiServer(t, g, APIConfig{})
+	if r := do(t, "GET", base+"/healthz", ""); r.status != 503 || r.body != "no member owns topics\n" {
+		t.Fatalf("healthz with no topic server = %d %q, want 503 no member owns topics", r.status, r.body)
+	}
+	startNode(t, pubsub.Config{NodeName: "a", Gossip: pubsub.FastGossip(), Seeds: []string{g.GossipAddr()}})
+	waitFor(t, testTimeout, "healthz ok once a topic server joined", func() bool {
+		r := do(t, "GET", base+"/healthz", "")
+		return r.status == 200 && r.body == "ok\n"
+	})
 }
 
 func TestClusterEndpoint(t *testing.T) {
