@@ -68,10 +68,17 @@ type conn struct {
 	closeReason  string
 	flushOnClose bool
 	slow         bool // closed as a slow consumer
-	queue        []outItem
-	spare        []outItem
-	queued       int // bytes queued, held or being written
-	joins        map[string]*join
+
+	// Guarded by mu, kept by the writer (see checkUnacked): bytes written
+	// to the socket, how many of them the client had acknowledged at the
+	// last check, and when that last grew.
+	sent    int64
+	acked   int64
+	ackedAt time.Time
+	queue   []outItem
+	spare   []outItem
+	queued  int // bytes queued, held or being written
+	joins   map[string]*join
 }
 
 func newConn(h *Handler, id uint64) *conn {

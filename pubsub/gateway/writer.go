@@ -119,22 +119,38 @@ func (c *conn) slowConsumerLocked(why string, unacked int) {
 	c.shutdownLocked(cws.StatusTryAgainLater, reasonSlowConsumer, false)
 }
 
-// checkUnacked closes c as a slow consumer if the client has not taken what
-// was written before the last batch and the bytes it has not taken, queued
-// or held by the socket, exceed OutboundQueueBytes. written is the size of
-// the last batch: a client that took everything before it is never cut, so
-// that one message larger than the limit still goes through. The writer
-// calls it after each batch.
+// stallGrace is how long a client may go without acknowledging anything
+// while what it has not taken is over OutboundQueueBytes. A client that
+// reads, however slowly, keeps acknowledging and is never cut for a burst
+// larger than the limit (a recovery of a long history); one that stopped
+// reading is cut a stallGrace after it stopped.
+const stallGrace = 250 * time.Millisecond
+
+// checkUnacked closes c as a slow consumer if the client has stopped taking
+// what is written to it: it has acknowledged nothing for stallGrace, it has
+// not taken what was written before the last batch, and the bytes it has
+// not taken, queued or held by the socket, exceed OutboundQueueBytes.
+// written is the size of the last batch: a client that took everything
+// before it is never cut, so that one message larger than the limit still
+// goes through. The writer calls it after each batch.
 func (c *conn) checkUnacked(written int) {
 	unacked, ok := c.raw.unacked()
-	if !ok || unacked <= written {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent += int64(written)
+	if !ok {
 		return
 	}
-	c.mu.Lock()
+	now := time.Now()
+	if acked := c.sent - int64(unacked); acked > c.acked || c.ackedAt.IsZero() {
+		c.acked, c.ackedAt = acked, now
+	}
+	if unacked <= written || now.Sub(c.ackedAt) < stallGrace {
+		return
+	}
 	if c.queued+unacked > c.h.opts.OutboundQueueBytes {
 		c.slowConsumerLocked("client not reading", unacked)
 	}
-	c.mu.Unlock()
 }
 
 // pushLocked appends an item already reserved and wakes the writer.
