@@ -82,7 +82,7 @@ func New(cfg Config) (*Node, error) {
 		ClusterName:     cfg.ClusterName,
 		ListenAddr:      cfg.PeerAddr,
 		Secret:          cfg.Secret,
-		MaxFrameSize:    cfg.MaxPayload + 64<<10 + 2*MaxTopicLen,
+		MaxFrameSize:    linkFrameLimit(cfg),
 		Handler:         transport.HandlerFunc(n.handleFrame),
 		Logger:          n.log,
 	})

@@ -24,8 +24,12 @@ type historyPage struct {
 }
 
 // historyReplyBytes bounds the data in one History frame; a longer range is
-// fetched in several pages.
-func (n *Node) historyReplyBytes() int { return max(n.cfg.MaxPayload, 256<<10) }
+// fetched in several pages. A page holds at least one message, and never
+// more than the link's frame limit (linkFrameLimit) leaves room for: 32 KiB
+// above MaxPayload cover the entries' headers and the frame's fields.
+func (n *Node) historyReplyBytes() int {
+	return min(max(n.cfg.MaxPayload, 256<<10), n.cfg.MaxPayload+32<<10)
+}
 
 // lockServedOrClaim returns the owner state of a topic this node serves, locked,
 // starting a claim when the ring says this node owns a topic it holds no

@@ -361,3 +361,42 @@ func TestPlanParts(t *testing.T) {
 		}
 	}
 }
+
+// A subscriber on another node recovers a history far above one frame with
+// Since: the owner answers in pages that each fit the link's frame limit,
+// even when MaxPayload is small.
+func TestRemoteSinceRecoversLargeHistory(t *testing.T) {
+	c := startCluster(t, 2, transferConfig)
+	const topic, count, size = "since-remote", 300, 5000
+	owner, err := c.nodes[0].Owner(topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var on, far *Node
+	for _, n := range c.nodes {
+		if n.Name() == owner.Name {
+			on = n
+		} else {
+			far = n
+		}
+	}
+	epoch := fillTopic(t, on, topic, count, size)
+	ctx := ctxT(t, 30*time.Second)
+	sub, err := far.Subscribe(ctx, topic, Since(epoch, 0), WithBuffer(2*count))
+	if err != nil {
+		t.Fatalf("Since(%d, 0) on a node that does not own %s: %v", epoch, topic, err)
+	}
+	defer sub.Unsubscribe()
+	if sub.Recovered() != count {
+		t.Fatalf("recovered %d messages, want %d", sub.Recovered(), count)
+	}
+	for i := 1; i <= count; i++ {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if m.Seq != uint64(i) || !bytes.Equal(m.Data, payload(topic, i, size)) {
+			t.Fatalf("message %d: seq %d, %d bytes", i, m.Seq, len(m.Data))
+		}
+	}
+}
