@@ -19,7 +19,7 @@ With --http it also serves, on that address:
   GET /api/cluster    members, their roles, addresses and share of the ring
   GET /api/topics/T   topic T's owner, epoch and last sequence number
   GET /api/stats      this node's counters: topics, messages, links to peers
-  GET /healthz        200 "ok" while serving, 503 while shutting down
+  GET /healthz        200 "ok" while serving; 503 while no member owns topics or while shutting down
 
 SIGINT or SIGTERM hands the node's topics over to the remaining servers and
 leaves the cluster within --shutdown-timeout; a second signal cuts that

@@ -27,7 +27,7 @@ cluster as a node and serves, on --listen:
   GET /api/topics/T   topic T's owner, epoch and last sequence number
   GET /api/stats      this node's counters: topics, messages, links to
                       peers, and the gateway's connections and frames
-  GET /healthz        200 "ok" while serving, 503 while shutting down
+  GET /healthz        200 "ok" while serving; 503 while no member owns topics or while shutting down
 
 With the default roles it also owns a share of the topics; --roles gateway
 makes a pure gateway that leaves topics to ringcast-topic servers.
