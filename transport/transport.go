@@ -236,7 +236,7 @@ func (t *Transport) acceptLoop() {
 			}
 			// Out of file descriptors or similar: back off, as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			t.log.Warn("transport: accept failed", "err", err, "retry_in", delay)
+			t.log.Warn("transport: accept failed", "kind", "accept", "err", err, "retry_in", delay)
 			timer := time.NewTimer(delay)
 			select {
 			case <-t.done:
@@ -264,7 +264,7 @@ func (t *Transport) trackInbound(conn net.Conn) bool {
 		return false
 	}
 	if len(t.inbound) >= t.cfg.MaxInbound {
-		t.log.Warn("transport: too many inbound connections, refusing one", "remote", conn.RemoteAddr().String(), "max", t.cfg.MaxInbound)
+		t.log.Warn("transport: too many inbound connections, refusing one", "kind", "max-inbound", "remote", conn.RemoteAddr().String(), "max", t.cfg.MaxInbound)
 		return false
 	}
 	t.inbound[conn] = struct{}{}
@@ -311,9 +311,9 @@ func (t *Transport) serveInbound(conn net.Conn) {
 	case err == io.EOF || errors.Is(err, net.ErrClosed):
 		t.log.Debug("transport: inbound connection closed", "peer", name, "remote", remote)
 	case errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrMalformed):
-		t.log.Error("transport: closing inbound connection on a protocol violation", "peer", name, "remote", remote, "err", err)
+		t.log.Error("transport: closing inbound connection on a protocol violation", "kind", "violation", "peer", name, "remote", remote, "err", err)
 	default:
-		t.log.Warn("transport: inbound connection lost", "peer", name, "remote", remote, "err", err)
+		t.log.Warn("transport: inbound connection lost", "kind", "lost", "peer", name, "remote", remote, "err", err)
 	}
 }
 

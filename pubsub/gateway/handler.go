@@ -95,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.opts.Authenticate != nil {
 		if err := h.opts.Authenticate(r, token); err != nil {
-			h.log.Info("gateway: authentication refused", "remote", r.RemoteAddr, "err", err)
+			h.log.Info("gateway: authentication refused", "kind", "auth", "remote", r.RemoteAddr, "err", err)
 			if errors.Is(err, ErrForbidden) {
 				h.refuseHTTP(w, http.StatusForbidden, "gateway: forbidden")
 			} else {

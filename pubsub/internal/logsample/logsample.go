@@ -3,8 +3,11 @@
 // garbage on the gossip port, a client retrying with a bad token) does not
 // become a flood of log lines.
 //
-// Records are sampled by key: their level, their message and, when they
-// carry one, the value of their "kind" attribute. Of each key the first
+// Only records that carry a "kind" attribute are sampled: the lines a flood
+// can repeat (a refused connection, a garbage packet, a refused upgrade)
+// carry one, and every other line (a member joined, a topic moved) passes
+// untouched, however many come. Records are sampled by key: their level,
+// their message and their kind. Of each key the first
 // Burst records of an interval pass; the rest of the interval's are counted
 // and dropped, and the next record of the key that passes says how many
 // were, in its message ("... (and 997 more like it in the last 10s)") and
@@ -98,6 +101,9 @@ func (h *handler) Handle(ctx context.Context, r slog.Record) error {
 		}
 		return true
 	})
+	if kind == "" {
+		return h.next.Handle(ctx, r)
+	}
 	ok, n, since := h.s.allow(r.Level.String() + "\x00" + r.Message + "\x00" + kind)
 	if !ok {
 		return nil
