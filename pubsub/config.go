@@ -148,7 +148,13 @@ type Config struct {
 	// Gossip tunes failure detection; zero keeps memberlist's LAN defaults.
 	Gossip GossipConfig
 
-	// Logger receives the node's logs. Nil discards them.
+	// Logger receives the node's logs, its peer links' and its
+	// membership's (memberlist's lines included). Nil discards them. The
+	// node samples them: of the lines with one level, message and "kind"
+	// attribute, the first 3 of each 10 seconds are logged and the rest
+	// counted, and the next one logged says how many were dropped. A port
+	// scan of the peer port or garbage sent to the gossip port is a few
+	// lines, not one per connection or packet.
 	Logger *slog.Logger
 }
 

@@ -134,5 +134,7 @@
 // per-peer link counters for Stats), retention.go (history bounds and idle
 // expiry), lifecycle.go (Shutdown, Close), config.go, options.go,
 // errors.go, topic.go. Peer messages and their codec are in internal/wire. Package topics holds the topic vocabulary shared
-// with the gateway; internal/shard the sharded map every table uses.
+// with the gateway; internal/shard the sharded map every table uses;
+// internal/logsample the sampling log handler that the node (for itself,
+// its transport and its ring) and the gateway wrap their loggers in.
 package pubsub

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 
+	"github.com/ringcast/ringcast/pubsub/internal/logsample"
 	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/ring"
 	"github.com/ringcast/ringcast/transport"
@@ -53,6 +54,12 @@ type viewCache struct {
 	without *ring.View
 }
 
+// sampleLogs wraps the handler of Config.Logger in the sampling handler
+// that the node, its transport and its ring log through. Tests replace it.
+var sampleLogs = func(h slog.Handler) slog.Handler {
+	return logsample.New(h, logsample.Options{})
+}
+
 // New starts a node: it listens for peer links, starts gossip, and joins
 // Config.Seeds if any are given. Seeds that cannot be reached do not make New
 // fail: it tries them once and, if none answers, returns a node that keeps
@@ -66,7 +73,7 @@ func New(cfg Config) (*Node, error) {
 	n := &Node{
 		cfg:       cfg,
 		name:      cfg.NodeName,
-		log:       cfg.Logger.With("node", cfg.NodeName),
+		log:       slog.New(sampleLogs(cfg.Logger.Handler())).With("node", cfg.NodeName),
 		retention: newRetention(cfg),
 		timers:    newTimers(),
 		done:      make(chan struct{}),

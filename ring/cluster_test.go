@@ -9,6 +9,7 @@ import (
 	"log/slog"
 	"net"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -372,15 +373,15 @@ func TestMemberlistLogsRouted(t *testing.T) {
 	if _, err := b.Join(context.Background(), a.GossipAddr()); err != nil {
 		t.Fatal(err)
 	}
-	rec.mu.Lock()
-	defer rec.mu.Unlock()
 	found := false
-	for _, r := range rec.records {
-		if len(r.Message) > 0 && r.Message[0] == '[' {
-			t.Fatalf("level tag left in message %q", r.Message)
-		}
-		if r.Level == slog.LevelDebug && len(r.Message) > 30 && r.Message[:30] == "Initiating push/pull sync with" {
-			found = true
+	for _, level := range []slog.Level{slog.LevelDebug, slog.LevelInfo, slog.LevelWarn, slog.LevelError} {
+		for _, m := range memberlistRecords(rec, level) {
+			if strings.HasPrefix(m.line, "[") {
+				t.Fatalf("level tag left in line %q", m.line)
+			}
+			if level == slog.LevelDebug && m.kind == "Initiating push/pull sync with" && strings.HasPrefix(m.line, "Initiating push/pull sync with") {
+				found = true
+			}
 		}
 	}
 	if !found {

@@ -126,7 +126,13 @@ type Config struct {
 	ProtocolVersion uint8
 
 	// Logger receives the Ring's own log records and memberlist's log
-	// lines, at matching levels. Nil discards everything.
+	// lines, at matching levels. Nil discards everything. memberlist's
+	// lines are records with the message "memberlist", the line's text
+	// as the attribute "line" and what identifies its kind (the text
+	// without its variable details) as the attribute "kind". They are
+	// logged one record each, so garbage sent to the gossip port is a
+	// flood of records: a caller that faces it wraps the logger's handler
+	// in a sampling one, as package pubsub does.
 	Logger *slog.Logger
 }
 

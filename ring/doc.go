@@ -81,7 +81,9 @@
 // member that calls [Ring.Leave] first gossips metadata marked as leaving,
 // then memberlist's leave message, so the others can tell a leave from a
 // failure. Memberlist's own log lines are routed to the configured
-// [log/slog.Logger] at their matching levels.
+// [log/slog.Logger] at their matching levels, one record per line, with the
+// message "memberlist" and the line's kind and text as attributes; the Ring
+// does not sample them (see [Config.Logger]).
 //
 // # Files
 //

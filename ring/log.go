@@ -4,21 +4,19 @@ import (
 	"context"
 	"log/slog"
 	"strings"
-	"sync"
 )
 
 // logWriter turns memberlist's log lines ("[WARN] memberlist: ...") into
 // slog records at the matching level. memberlist writes through a
 // *log.Logger, which serializes calls to Write.
 //
-// Warnings and errors are sampled per kind (see logSampler and logKind):
-// memberlist logs one line per bad packet or failed probe, and a flood of
-// garbage on the gossip port would otherwise flood the log.
+// memberlist logs one line per bad packet or failed probe, with the
+// packet's address and error in its text. So that a handler that samples
+// records by message and kind can hold back a flood of them, each record's
+// message is "memberlist", its "kind" attribute is the line's kind (see
+// logKind) and its "line" attribute is memberlist's text.
 type logWriter struct {
 	logger *slog.Logger
-
-	once    sync.Once
-	sampler *logSampler
 }
 
 // maxLogKind bounds the length of a line's kind.
@@ -27,20 +25,10 @@ const maxLogKind = 64
 // Write logs one line. It never fails.
 func (w *logWriter) Write(p []byte) (int, error) {
 	ctx := context.Background()
-	level, msg := parseLogLine(string(p))
-	if !w.logger.Enabled(ctx, level) {
-		return len(p), nil
+	level, line := parseLogLine(string(p))
+	if w.logger.Enabled(ctx, level) {
+		w.logger.Log(ctx, level, "memberlist", "kind", logKind(line), "line", line)
 	}
-	if level < slog.LevelWarn {
-		w.logger.Log(ctx, level, msg)
-		return len(p), nil
-	}
-	w.once.Do(func() {
-		if w.sampler == nil {
-			w.sampler = newLogSampler(logSampleInterval, logSampleBurst, nil)
-		}
-	})
-	w.sampler.log(w.logger, level, level.String()+" "+logKind(msg), msg)
 	return len(p), nil
 }
 

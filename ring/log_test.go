@@ -1,13 +1,10 @@
 package ring
 
 import (
-	"context"
-	"fmt"
 	"log"
 	"log/slog"
 	"net"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -42,10 +39,10 @@ func TestLogWriterLevels(t *testing.T) {
 	logger := log.New(&logWriter{logger: slog.New(rec)}, "", 0)
 	logger.Printf("[WARN] memberlist: Got ping for unexpected node %s", "x")
 	logger.Printf("[DEBUG] memberlist: Using dynamic bind port %d", 7946)
-	if !rec.has(slog.LevelWarn, "Got ping for unexpected node x", "") {
+	if !hasLine(rec, slog.LevelWarn, "Got ping for unexpected node x") {
 		t.Fatal("warning not routed")
 	}
-	if !rec.has(slog.LevelDebug, "Using dynamic bind port 7946", "") {
+	if !hasLine(rec, slog.LevelDebug, "Using dynamic bind port 7946") {
 		t.Fatal("debug line not routed")
 	}
 
@@ -75,98 +72,99 @@ func TestLogKind(t *testing.T) {
 	}
 }
 
-// A flood of bad-packet lines from memberlist logs a few lines; the line
-// after the interval says how many were dropped. Other kinds and levels
-// below Warn are not held back by the flood.
-func TestLogWriterSamplesFloods(t *testing.T) {
+// memberlist's lines are logged one record each, never sampled here: the
+// message is "memberlist", the kind and the text are attributes, so that a
+// sampling handler can tell a flood of one kind from other lines.
+func TestLogWriterKinds(t *testing.T) {
 	rec := &recorder{}
-	clock := &fakeClock{now: time.Unix(1000, 0)}
-	w := &logWriter{logger: slog.New(rec), sampler: newLogSampler(10*time.Second, logSampleBurst, clock.Now)}
-	logger := log.New(w, "", 0)
-	for i := range 1000 {
+	logger := log.New(&logWriter{logger: slog.New(rec)}, "", 0)
+	const flood = 1000
+	for i := range flood {
 		logger.Printf("[ERR] memberlist: failed to receive: Unknown message type: %d from=127.0.0.1:%d", i%256, 1024+i)
-		clock.advance(time.Millisecond)
 	}
 	logger.Printf("[WARN] memberlist: Refuting a suspect message (from: a)")
-	logger.Printf("[DEBUG] memberlist: Stream connection from=127.0.0.1:1")
-	if n := levelCount(rec, slog.LevelError); n != logSampleBurst {
-		t.Fatalf("%d error lines for 1000 bad packets, want %d", n, logSampleBurst)
+	recs := memberlistRecords(rec, slog.LevelError)
+	if len(recs) != flood {
+		t.Fatalf("%d error records for %d lines, want one each", len(recs), flood)
 	}
-	if !rec.has(slog.LevelWarn, "Refuting a suspect message (from: a)", "") || !rec.has(slog.LevelDebug, "Stream connection from=127.0.0.1:1", "") {
-		t.Fatal("other lines held back by the flood")
+	last := recs[flood-1]
+	if last.kind != "failed to receive" || last.line != "failed to receive: Unknown message type: 231 from=127.0.0.1:2023" {
+		t.Fatalf("last record: kind %q, line %q", last.kind, last.line)
 	}
-	clock.advance(10 * time.Second)
-	logger.Printf("[ERR] memberlist: failed to receive: EOF from=127.0.0.1:9")
-	want := fmt.Sprintf("failed to receive: EOF from=127.0.0.1:9 (and %d more like it in the last 11s)", 1000-logSampleBurst)
-	if !rec.has(slog.LevelError, want, "") {
-		t.Fatalf("no line %q", want)
+	warn := memberlistRecords(rec, slog.LevelWarn)
+	if len(warn) != 1 || warn[0].kind != "Refuting a suspect message (from" || warn[0].line != "Refuting a suspect message (from: a)" {
+		t.Fatalf("warning records: %+v", warn)
 	}
 }
 
-func levelCount(h *recorder, level slog.Level) int {
+// mlRecord is what a memberlist record carries.
+type mlRecord struct {
+	kind, line string
+}
+
+// memberlistRecords returns the memberlist records at level.
+func memberlistRecords(h *recorder, level slog.Level) []mlRecord {
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	n := 0
+	var recs []mlRecord
 	for _, r := range h.records {
-		if r.Level == level {
-			n++
+		if r.Level != level || r.Message != "memberlist" {
+			continue
 		}
+		var m mlRecord
+		r.Attrs(func(a slog.Attr) bool {
+			switch a.Key {
+			case "kind":
+				m.kind = a.Value.String()
+			case "line":
+				m.line = a.Value.String()
+			}
+			return true
+		})
+		recs = append(recs, m)
 	}
-	return n
+	return recs
 }
 
-// Garbage sent to the gossip port is logged a few lines at a time, not a
-// line per packet.
-func TestGossipGarbageFloodIsSampled(t *testing.T) {
-	h := &lineCounter{recorder: &recorder{}}
+// hasLine reports whether memberlist logged line at level.
+func hasLine(h *recorder, level slog.Level, line string) bool {
+	for _, r := range memberlistRecords(h, level) {
+		if r.line == line {
+			return true
+		}
+	}
+	return false
+}
+
+// Garbage sent to the gossip port is logged a record per packet, each with
+// the same kind.
+func TestGossipGarbageIsLoggedWithKind(t *testing.T) {
+	rec := &recorder{}
 	cfg := testConfig("a")
-	cfg.Logger = slog.New(h)
+	cfg.Logger = slog.New(rec)
 	r := newTestRing(t, cfg)
 	conn, err := net.Dial("udp", r.GossipAddr())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	const flood = 1000
-	// Keep at most 50 packets in flight, so that the socket's buffer
-	// does not drop them; send more if some are lost anyway.
-	sent := int64(0)
+	const garbage = 20
 	deadline := time.Now().Add(20 * time.Second)
-	for h.lines() < flood {
+	for sent := 0; len(memberlistRecords(rec, slog.LevelError)) < garbage; sent++ {
 		if time.Now().After(deadline) {
-			t.Fatalf("memberlist logged %d of %d garbage packets", h.lines(), flood)
+			t.Fatalf("memberlist logged %d records for %d garbage packets", len(memberlistRecords(rec, slog.LevelError)), sent)
 		}
-		for ; sent < h.lines()+50; sent++ {
-			// A packet without the cluster's label: one kind of line.
-			if _, err := conn.Write([]byte{'j', 'u', 'n', 'k', byte(sent)}); err != nil {
-				t.Fatal(err)
-			}
+		// A packet without the cluster's label: one kind of line.
+		if _, err := conn.Write([]byte{'j', 'u', 'n', 'k', byte(sent)}); err != nil {
+			t.Fatal(err)
 		}
 		time.Sleep(time.Millisecond)
 	}
-	if n := levelCount(h.recorder, slog.LevelError); n != logSampleBurst {
-		t.Fatalf("%d lines logged for %d garbage packets, want %d", n, h.lines(), logSampleBurst)
+	recs := memberlistRecords(rec, slog.LevelError)
+	for _, m := range recs {
+		if m.kind != recs[0].kind || m.kind == "" || m.line == "" {
+			t.Fatalf("garbage logged as %+v and %+v", recs[0], m)
+		}
 	}
+	t.Logf("kind %q, line %q", recs[0].kind, recs[0].line)
 }
-
-// lineCounter counts the error lines memberlist writes, logged or not: the
-// log writer asks whether a level is enabled once per line, and slog asks
-// once more for each record it logs.
-type lineCounter struct {
-	*recorder
-	errors atomic.Int64
-}
-
-func (h *lineCounter) Enabled(_ context.Context, level slog.Level) bool {
-	if level == slog.LevelError {
-		h.errors.Add(1)
-	}
-	return true
-}
-
-func (h *lineCounter) lines() int64 {
-	return h.errors.Load() - int64(levelCount(h.recorder, slog.LevelError))
-}
-
-func (h *lineCounter) WithAttrs([]slog.Attr) slog.Handler { return h }
-func (h *lineCounter) WithGroup(string) slog.Handler      { return h }

@@ -70,7 +70,13 @@ type Config struct {
 	MaxInbound int
 	// Handler receives every user frame. Required.
 	Handler Handler
-	// Logger receives the transport's logs. nil discards them.
+	// Logger receives the transport's logs. nil discards them. Refused
+	// and failed inbound connections are logged one line each, so a port
+	// scan or a peer misconfigured in a loop is a flood of lines: a caller
+	// that faces them wraps the logger's handler in a sampling one, as
+	// package pubsub does. The lines of refused connections carry a
+	// "kind" attribute (the reason and the claimed peer name) that tells
+	// them apart.
 	Logger *slog.Logger
 }
 

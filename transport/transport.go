@@ -48,7 +48,6 @@ const inboundBufSize = 64 << 10
 type Transport struct {
 	cfg     Config
 	log     *slog.Logger
-	logs    *logSampler // samples the logs of refused and failed inbound connections
 	handler Handler
 	ln      net.Listener
 
@@ -80,7 +79,6 @@ func New(cfg Config) (*Transport, error) {
 	t := &Transport{
 		cfg:     cfg,
 		log:     cfg.Logger,
-		logs:    newLogSampler(logSampleInterval, logSampleBurst, nil),
 		handler: cfg.Handler,
 		ln:      ln,
 		done:    make(chan struct{}),
@@ -238,7 +236,7 @@ func (t *Transport) acceptLoop() {
 			}
 			// Out of file descriptors or similar: back off, as net/http does.
 			delay = min(max(2*delay, 5*time.Millisecond), time.Second)
-			t.logs.log(t.log, slog.LevelWarn, "accept", "transport: accept failed", "err", err, "retry_in", delay)
+			t.log.Warn("transport: accept failed", "kind", "accept", "err", err, "retry_in", delay)
 			timer := time.NewTimer(delay)
 			select {
 			case <-t.done:
@@ -266,7 +264,7 @@ func (t *Transport) trackInbound(conn net.Conn) bool {
 		return false
 	}
 	if len(t.inbound) >= t.cfg.MaxInbound {
-		t.logs.log(t.log, slog.LevelWarn, "max inbound", "transport: too many inbound connections, refusing one", "remote", conn.RemoteAddr().String(), "max", t.cfg.MaxInbound)
+		t.log.Warn("transport: too many inbound connections, refusing one", "kind", "max-inbound", "remote", conn.RemoteAddr().String(), "max", t.cfg.MaxInbound)
 		return false
 	}
 	t.inbound[conn] = struct{}{}
@@ -293,7 +291,7 @@ func (t *Transport) serveInbound(conn net.Conn) {
 	name, err := t.acceptHandshake(conn, br)
 	if err != nil {
 		if !t.closed.Load() {
-			t.logs.log(t.log, slog.LevelWarn, refusalKind(err, name), "transport: refused inbound connection", "remote", remote, "peer", name, "err", err)
+			t.log.Warn("transport: refused inbound connection", "kind", refusalKind(err, name), "remote", remote, "peer", name, "err", err)
 		}
 		return
 	}
@@ -313,15 +311,16 @@ func (t *Transport) serveInbound(conn net.Conn) {
 	case err == io.EOF || errors.Is(err, net.ErrClosed):
 		t.log.Debug("transport: inbound connection closed", "peer", name, "remote", remote)
 	case errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrMalformed):
-		t.logs.log(t.log, slog.LevelError, "violation", "transport: closing inbound connection on a protocol violation", "peer", name, "remote", remote, "err", err)
+		t.log.Error("transport: closing inbound connection on a protocol violation", "kind", "violation", "peer", name, "remote", remote, "err", err)
 	default:
-		t.logs.log(t.log, slog.LevelWarn, "lost", "transport: inbound connection lost", "peer", name, "remote", remote, "err", err)
+		t.log.Warn("transport: inbound connection lost", "kind", "lost", "peer", name, "remote", remote, "err", err)
 	}
 }
 
-// refusalKind is the kind under which a refused inbound connection is
-// logged: one per reason and claimed peer name, so that a flood of garbage
-// does not hide a misconfigured peer.
+// refusalKind is the "kind" attribute of a refused inbound connection's
+// log line: one per reason and claimed peer name, so that a sampling
+// handler that holds back a flood of garbage does not hide a misconfigured
+// peer.
 func refusalKind(err error, peer string) string {
 	for _, sentinel := range refusalSentinels {
 		if errors.Is(err, sentinel) {

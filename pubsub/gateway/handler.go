@@ -11,6 +11,8 @@ import (
 	"sync/atomic"
 
 	cws "github.com/coder/websocket"
+
+	"github.com/ringcast/ringcast/pubsub/internal/logsample"
 )
 
 const (
@@ -35,8 +37,7 @@ var errMalformedToken = errors.New("gateway: malformed auth token")
 type Handler struct {
 	broker Broker
 	opts   Options
-	log    *slog.Logger
-	logs   *logSampler // samples the logs of refused upgrades
+	log    *slog.Logger // Options.Logger, sampled
 	hub    hub
 	stats  counters
 
@@ -66,8 +67,7 @@ func NewHandler(b Broker, opts *Options) *Handler {
 	h := &Handler{
 		broker:  b,
 		opts:    o,
-		log:     o.Logger,
-		logs:    newLogSampler(logSampleInterval, logSampleBurst, nil),
+		log:     slog.New(logsample.New(o.Logger.Handler(), logsample.Options{})),
 		conns:   make(map[*conn]struct{}),
 		drained: make(chan struct{}),
 	}
@@ -95,7 +95,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	if h.opts.Authenticate != nil {
 		if err := h.opts.Authenticate(r, token); err != nil {
-			h.logs.log(h.log, slog.LevelInfo, "auth", "gateway: authentication refused", "remote", r.RemoteAddr, "err", err)
+			h.log.Info("gateway: authentication refused", "kind", "auth", "remote", r.RemoteAddr, "err", err)
 			if errors.Is(err, ErrForbidden) {
 				h.refuseHTTP(w, http.StatusForbidden, "gateway: forbidden")
 			} else {

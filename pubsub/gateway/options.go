@@ -81,7 +81,11 @@ type Options struct {
 	// be called concurrently.
 	Authenticate func(r *http.Request, token string) error
 
-	// Logger receives the gateway's logs. nil discards them.
+	// Logger receives the gateway's logs. nil discards them. The Handler
+	// samples them: of the lines with one level and message, the first 3
+	// of each 10 seconds are logged and the rest counted, and the next
+	// one logged says how many were dropped. A client retrying with a bad
+	// token is a few lines, not one per attempt.
 	Logger *slog.Logger
 }
 

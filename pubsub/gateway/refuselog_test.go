@@ -8,6 +8,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ringcast/ringcast/pubsub/internal/logsample"
 )
 
 // syncBuffer is a bytes.Buffer safe for concurrent writes.
@@ -51,7 +53,7 @@ func TestRefusedUpgradeFloodIsSampled(t *testing.T) {
 	if s := g.h.Stats(); s.Refused != flood {
 		t.Fatalf("Refused = %d, want %d", s.Refused, flood)
 	}
-	if n := strings.Count(out.String(), "authentication refused"); n != logSampleBurst {
-		t.Fatalf("%d lines for %d refused upgrades, want %d:\n%s", n, flood, logSampleBurst, out.String())
+	if n := strings.Count(out.String(), "authentication refused"); n != logsample.DefaultBurst {
+		t.Fatalf("%d lines for %d refused upgrades, want %d:\n%s", n, flood, logsample.DefaultBurst, out.String())
 	}
 }
