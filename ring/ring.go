@@ -35,6 +35,12 @@ var (
 // defaultLeaveTimeout bounds Leave when its context has no deadline.
 const defaultLeaveTimeout = 5 * time.Second
 
+// leaveConfirmWait bounds each of Leave's two waits for memberlist to
+// gossip its notices. They complete within a few gossip rounds while other
+// members listen; when the others stop listening (they are shutting down
+// too), nothing completes them and only the wait ends them.
+const leaveConfirmWait = 2 * time.Second
+
 // Ring is this node's membership in a ringcast cluster and its view of the
 // hash ring. Create it with New and stop it with Close. All methods are safe
 // for concurrent use. View, Members, Owner and Owners never block.
@@ -242,7 +248,9 @@ func (r *Ring) resync() {
 
 // Leave announces this node's graceful departure and waits until the
 // announcement has been sent to other members, at most until ctx's deadline
-// (default 5 s). Other members then drop this node and log a leave rather
+// (default 5 s) and at most 2 s for each of its two notices. When the wait
+// ends unconfirmed because no other member stays to hear it (the whole
+// cluster is stopping at once), Leave succeeds. Other members then drop this node and log a leave rather
 // than a failure; this node's own view no longer contains it. Call Close
 // afterwards: a Ring that has left cannot join again. Leave on a closed Ring
 // returns ErrClosed; a second Leave does nothing. Cancelling ctx without a
@@ -282,7 +290,7 @@ func (r *Ring) Leave(ctx context.Context) error {
 	}
 	r.localMu.Unlock()
 	if announce {
-		if err := r.ml.UpdateNode(timeout / 2); err != nil {
+		if err := r.ml.UpdateNode(min(timeout/2, leaveConfirmWait)); err != nil {
 			r.log.Debug("leave notice not confirmed", "err", err)
 		}
 	}
@@ -293,9 +301,15 @@ func (r *Ring) Leave(ctx context.Context) error {
 		return nil
 	}
 	// memberlist waits forever on a zero timeout: keep it positive.
-	remaining := max(timeout-time.Since(start), time.Millisecond)
-	if err := r.ml.Leave(remaining); err != nil {
-		return fmt.Errorf("ring: leave not confirmed within %v (%v): %w", timeout, err, context.DeadlineExceeded)
+	wait := min(max(timeout-time.Since(start), time.Millisecond), leaveConfirmWait)
+	if err := r.ml.Leave(wait); err != nil {
+		if !r.othersStaying() {
+			// The members that were to hear it left or failed meanwhile
+			// (a whole cluster stopping at once): nobody is left to tell.
+			r.log.Debug("leave not confirmed; no member stays to hear it", "err", err)
+			return nil
+		}
+		return fmt.Errorf("ring: leave not confirmed within %v (%v): %w", time.Since(start).Round(time.Millisecond), err, context.DeadlineExceeded)
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -168,4 +169,34 @@ func TestSeedRestart(t *testing.T) {
 		}
 		return len(owners) == 1
 	})
+}
+
+// TestStopTogether stops a whole cluster at once, as docker compose down or
+// a systemd target does: every member hands off what it can, leaves, and
+// exits 0 well within its shutdown timeout, although nobody stays to
+// confirm the last leaves.
+func TestStopTogether(t *testing.T) {
+	binary(t, topicBinary)
+	for trial := range 3 {
+		seed := seedAddr()
+		procs := []*proc{startTopicServer(t, fmt.Sprintf("t%d-seed", trial), "--gossip", seed)}
+		for j := range 2 {
+			procs = append(procs, startTopicServer(t, fmt.Sprintf("t%d-node-%d", trial, j), "--gossip", "127.0.0.1:0", "--join", seed))
+		}
+		waitMembers(t, testTimeout, 3, procs...)
+		start := time.Now()
+		for _, p := range procs {
+			p.signal(syscall.SIGTERM)
+		}
+		for _, p := range procs {
+			code, at := p.waitExit(shutdownTimeout + 5*time.Second)
+			if code != 0 {
+				t.Fatalf("trial %d: %s exited with %d:\n%s", trial+1, p.label, code, p.logs())
+			}
+			if took := at.Sub(start); took > shutdownTimeout/2+time.Second {
+				t.Errorf("trial %d: %s took %v to stop", trial+1, p.label, took)
+			}
+		}
+		t.Logf("trial %d: 3 members stopped together, all exited 0 within %v", trial+1, time.Since(start).Round(time.Millisecond))
+	}
 }
