@@ -60,8 +60,8 @@ func waitMembers(t testing.TB, timeout time.Duration, n int, procs ...*proc) tim
 }
 
 // stopInTurn stops the processes by PID, the last one first, each once the
-// previous one has exited. (Members stopped at the same instant may each
-// wait for a leave confirmation that nobody is left to give.)
+// previous one has exited, so that each trial ends as it started: alone.
+// (Stopping them together works too: see TestStopTogether.)
 func stopInTurn(procs ...*proc) {
 	for _, p := range slices.Backward(procs) {
 		p.stop()
