@@ -82,6 +82,11 @@
 //     by a writer goroutine that writes everything queued in one batch. A
 //     client whose queue overflows is closed with 1013 (try again later) and
 //     reason "slow consumer"; it never slows other clients or the broker.
+//     What the socket holds that the client has not acknowledged counts
+//     against the same limit (on Linux; elsewhere the socket's send buffer
+//     is kept small): a client that stopped reading, having acknowledged
+//     nothing for 250 ms, is cut at the limit rather than once the kernel's
+//     buffers fill and WriteTimeout passes.
 //   - IdleTimeout (60 s): a client that sends nothing for that long (Phoenix
 //     heartbeats count) is closed with 1008 and reason "idle timeout".
 //   - WriteTimeout (10 s): bounds each batch written to a client.
