@@ -134,13 +134,23 @@ const stallGrace = 250 * time.Millisecond
 // before it is never cut, so that one message larger than the limit still
 // goes through. The writer calls it after each batch.
 func (c *conn) checkUnacked(written int) {
-	unacked, ok := c.raw.unacked()
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.sent += int64(written)
+	// The socket cannot hold more than what was written since the client
+	// last acknowledged: while that fits the limit, nothing can exceed it,
+	// and the socket is not asked (one system call per batch saved for
+	// every client that keeps up).
+	within := c.queued+int(c.sent-c.acked) <= c.h.opts.OutboundQueueBytes
+	c.mu.Unlock()
+	if within {
+		return
+	}
+	unacked, ok := c.raw.unacked()
 	if !ok {
 		return
 	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	now := time.Now()
 	if acked := c.sent - int64(unacked); acked > c.acked || c.ackedAt.IsZero() {
 		c.acked, c.ackedAt = acked, now
