@@ -253,3 +253,7 @@ func (c Config) ringConfig(peerAddr string) ring.Config {
 		Logger:          c.Logger,
 	}
 }
+
+// linkFrameLimit is the MaxFrameSize New gives the node's links: one
+// payload of MaxPayload, and room for the fields around it.
+func linkFrameLimit(cfg Config) int { return cfg.MaxPayload + 64<<10 + 2*MaxTopicLen }

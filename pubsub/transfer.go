@@ -53,10 +53,6 @@ const (
 // errTransferRefused reports a transfer its receiver did not take.
 var errTransferRefused = errors.New("pubsub: state transfer refused")
 
-// linkFrameLimit is the MaxFrameSize New gives the node's links: one
-// payload of MaxPayload, and room for the fields around it.
-func linkFrameLimit(cfg Config) int { return cfg.MaxPayload + 64<<10 + 2*MaxTopicLen }
-
 // xferKey names a transfer a node receives: the sender and its id.
 type xferKey struct {
 	peer string
