@@ -46,6 +46,7 @@ const (
 	DefaultClaimTimeout       = 2 * time.Second
 	DefaultGapTimeout         = 500 * time.Millisecond
 	DefaultReplicationFactor  = 2
+	DefaultStoreTimeout       = 5 * time.Second
 )
 
 // GossipConfig tunes membership gossip, failure detection, joining and
@@ -148,6 +149,22 @@ type Config struct {
 	// Gossip tunes failure detection; zero keeps memberlist's LAN defaults.
 	Gossip GossipConfig
 
+	// Store, when set, keeps durable topics (see Durability) in a database:
+	// their owner commits each message there before it acknowledges or
+	// delivers it, sequence numbers come from the store, and a topic goes
+	// on where it was after a failover or a restart of the whole cluster.
+	// Every node of a cluster must use the same database and the same
+	// Durability rules. The node does not close the Store. Nil: every topic
+	// lives in memory.
+	Store Store
+
+	// Durability says which topics are kept in Store, and for how long.
+	// Nil with a Store: every topic is durable and kept forever.
+	Durability []Durability
+
+	// StoreTimeout bounds one call to the Store. Default 5s.
+	StoreTimeout time.Duration
+
 	// Logger receives the node's logs, its peer links' and its
 	// membership's (memberlist's lines included). Nil discards them. The
 	// node samples them: of the lines with one level, message and "kind"
@@ -210,6 +227,13 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
+	if c.StoreTimeout == 0 {
+		c.StoreTimeout = DefaultStoreTimeout
+	}
+	if c.Store != nil && c.Durability == nil {
+		c.Durability = []Durability{{Pattern: "*"}}
+	}
+	c.Durability = append([]Durability(nil), c.Durability...)
 	switch {
 	case c.MaxPayload < 0:
 		return c, fmt.Errorf("%w: MaxPayload %d is negative", ErrInvalidConfig, c.MaxPayload)
@@ -221,7 +245,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: ReplicationFactor %d is not in 1..16", ErrInvalidConfig, c.ReplicationFactor)
 	case c.Workers < 0:
 		return c, fmt.Errorf("%w: Workers %d is negative", ErrInvalidConfig, c.Workers)
-	case c.RequestTimeout < 0 || c.ClaimTimeout < 0 || c.GapTimeout < 0:
+	case c.RequestTimeout < 0 || c.ClaimTimeout < 0 || c.GapTimeout < 0 || c.StoreTimeout < 0:
 		return c, fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
 	}
 	return c, nil
