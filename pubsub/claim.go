@@ -204,6 +204,10 @@ func (n *Node) finishClaim(c *claim, st *wire.State) {
 // settleClaimLocked makes a claimed topic ready with the state its claim
 // gathered and runs the requests queued meanwhile. ot.mu held.
 func (n *Node) settleClaimLocked(ot *ownedTopic, st *wire.State) {
+	if ot.dur != nil {
+		n.settleDurableClaimLocked(ot, st)
+		return
+	}
 	n.adoptLocked(ot, st)
 	if st != nil && st.Replica {
 		ot.seq += failoverSeqGap

@@ -228,6 +228,13 @@ func (n *Node) repairGap(lt *localTopic, from string, until uint64) {
 		if err != nil || p.epoch != lt.epoch || lt.removed {
 			return
 		}
+		if k := len(p.entries); k > 0 && p.entries[k-1].Seq < min(until, p.seq) && len(lt.pending) > 0 {
+			// One page did not cover the range (it is bounded in bytes):
+			// ask for the next, and give the gap its time again.
+			lt.gapDeadline = time.Now().Add(n.cfg.GapTimeout)
+			n.repairGap(lt, target, until)
+			return
+		}
 		// The owner answered for the whole range: whatever it did not send
 		// is gone from its history, or never existed. Move on now.
 		low := lowestPending(lt.pending)

@@ -37,6 +37,14 @@ var (
 	// may queue: back-pressure. The request was not sent; try again later.
 	ErrQueueFull = errors.New("pubsub: peer link queue full")
 
+	// ErrStoreUnavailable is returned, together with ErrUnavailable, for a
+	// publish to a durable topic that the store did not commit: the
+	// database could not be reached or written (down, full, too slow), or
+	// the topic's owner lost its claim in the store and no other owner
+	// took the publish in time. Nothing was acknowledged; memory-only
+	// topics are not affected. Retry later.
+	ErrStoreUnavailable error = storeUnavailableError{}
+
 	// ErrSlowConsumer ends a subscription whose buffer overflowed under the
 	// default overflow policy. Messages buffered before the overflow are still
 	// returned by Next first.
@@ -65,7 +73,14 @@ const (
 	codeNoOwner
 	codeClosed
 	codeUnavailable
+	codeStoreUnavailable
 )
+
+// storeUnavailableError is ErrStoreUnavailable: it is also ErrUnavailable.
+type storeUnavailableError struct{}
+
+func (storeUnavailableError) Error() string   { return "pubsub: store unavailable" }
+func (storeUnavailableError) Is(t error) bool { return t == ErrUnavailable }
 
 func errorCode(err error) uint8 {
 	switch {
@@ -79,6 +94,8 @@ func errorCode(err error) uint8 {
 		return codeNoOwner
 	case errors.Is(err, ErrClosed):
 		return codeClosed
+	case errors.Is(err, ErrStoreUnavailable):
+		return codeStoreUnavailable
 	default:
 		return codeUnavailable
 	}
@@ -97,6 +114,8 @@ func codeError(code uint8, msg string) error {
 		base = ErrNoOwner
 	case codeClosed:
 		base = ErrClosed
+	case codeStoreUnavailable:
+		base = ErrStoreUnavailable
 	default:
 		base = ErrUnavailable
 	}

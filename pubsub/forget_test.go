@@ -610,3 +610,17 @@ func TestStaleAnswerOnlyToTheOwner(t *testing.T) {
 		t.Fatalf("%s, which does not own the topic, got %d Unsubscribe frames", a.Name(), got)
 	}
 }
+
+// readHistory reads a page of a served topic's in-memory history. It reports false
+// when this node does not serve the topic, or is still claiming it.
+func (n *Node) readHistory(topic string, after, until uint64) (historyPage, bool) {
+	ot := n.lockServedOrClaim(topic)
+	if ot == nil {
+		return historyPage{}, false
+	}
+	defer ot.mu.Unlock()
+	if ot.state != stateReady {
+		return historyPage{}, false
+	}
+	return n.historyPageLocked(ot, after, until), true
+}

@@ -48,6 +48,12 @@ func (n *Node) moveLocked(ot *ownedTopic, to string, reqID uint64, handoff bool)
 // movedLocked makes ot, whose state has left for to, a tombstone.
 func (n *Node) movedLocked(ot *ownedTopic, to string) {
 	ot.state, ot.movedTo, ot.nodes = stateMoved, to, nil
+	if ot.dur != nil {
+		// The new owner claims the topic in the store: this node's claim
+		// is void, and what waited for it goes there.
+		ot.dur.token, ot.dur.next = 0, ot.seq
+		n.failDurableLocked(ot, nil)
+	}
 	// Empty, with the configured bounds: the topic may be handed back
 	// onto this tombstone.
 	ot.hist = n.retention.newHistory()

@@ -194,6 +194,14 @@ func (h *history) oldest() uint64 {
 	return h.blocks[h.first][h.head].Seq
 }
 
+// newest returns the highest retained sequence number, or 0 when empty.
+func (h *history) newest() uint64 {
+	if h.n == 0 {
+		return 0
+	}
+	return h.blocks[len(h.blocks)-1][h.tail-1].Seq
+}
+
 // window returns the entries with after < Seq <= until (until 0: no upper
 // bound), oldest first, stopping once maxBytes of data is collected (always
 // at least one entry when there is one).

@@ -64,6 +64,13 @@ func (n *Node) Close() error {
 		n.closeErr = errors.Join(n.tr.Close(), n.ring.Close())
 		<-n.loopDone
 		<-n.timers.done
+		// Store calls under way end; publishes still queued for the store
+		// fail with ErrClosed.
+		n.storeCancel()
+		if n.committer != nil {
+			<-n.committer.done
+		}
+		n.storeWork.Wait()
 		n.pending.close()
 		n.endSubscriptions()
 		n.dispatch.close()

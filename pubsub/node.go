@@ -35,6 +35,16 @@ type Node struct {
 	// retention bounds what the owner and replica tables keep.
 	retention *retention
 
+	// Durable topics (durable.go, commit.go): nil committer without a
+	// Store. storeCtx ends store calls at Close; storeWork counts the
+	// goroutines that make them; storeReads bounds the reads at once.
+	durability  durabilityRules
+	committer   *committer
+	storeCtx    context.Context
+	storeCancel context.CancelFunc
+	storeWork   sync.WaitGroup
+	storeReads  chan struct{}
+
 	joining     joinGauge // joins under way: the view may not show the cluster yet
 	leaving     atomic.Bool
 	drained     sync.Map     // member name -> time it stopped owning topics
@@ -79,8 +89,16 @@ func New(cfg Config) (*Node, error) {
 		done:      make(chan struct{}),
 		loopDone:  make(chan struct{}),
 	}
+	if n.durability, err = newDurabilityRules(cfg.Durability); err != nil {
+		return nil, err
+	}
+	n.storeCtx, n.storeCancel = context.WithCancel(context.Background())
+	if cfg.Store != nil {
+		n.committer = newCommitter(cfg.Store, cfg.StoreTimeout, &n.stats, n.settleCommit)
+		n.storeReads = make(chan struct{}, maxStoreReads)
+	}
 	n.local = newLocalTable(&n.stats, n.log)
-	n.owned = newOwnerTable(n.retention)
+	n.owned = newOwnerTable(n.retention, n.durableFor)
 	n.replicas = newReplicaTable(n.retention)
 	n.pending = newPendingTable(n.timers)
 	n.tr, err = transport.New(transport.Config{
@@ -94,6 +112,7 @@ func New(cfg Config) (*Node, error) {
 		Logger:          n.log,
 	})
 	if err != nil {
+		n.storeCancel()
 		return nil, fmt.Errorf("pubsub: peer link: %w", err)
 	}
 	rc := cfg.ringConfig(n.tr.Addr())
@@ -101,6 +120,7 @@ func New(cfg Config) (*Node, error) {
 	n.ring, err = ring.New(rc)
 	if err != nil {
 		_ = n.tr.Close()
+		n.storeCancel()
 		return nil, fmt.Errorf("pubsub: membership: %w", err)
 	}
 	n.joining.ring = n.ring
@@ -109,6 +129,11 @@ func New(cfg Config) (*Node, error) {
 	n.dispatch = newDispatcher(cfg.Workers)
 	go n.timers.run(n.done)
 	go n.loop()
+	if n.committer != nil {
+		go n.committer.run(n.storeCtx)
+		n.storeWork.Add(1)
+		go n.sweepStore()
+	}
 	if len(cfg.Seeds) > 0 {
 		// A failure is logged by the ring, which goes on trying.
 		n.joining.Add(1)

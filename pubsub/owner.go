@@ -60,6 +60,10 @@ type ownedTopic struct {
 
 	replicaView *ring.View // view replicas was computed from
 	replicas    []string   // replica peers in that view
+
+	// dur is the state of a durable topic (see durable.go), nil for a
+	// memory-only one; it is set when the state is created.
+	dur *durableTopic
 }
 
 // ownerOp is a request held while a topic is being claimed.
@@ -138,10 +142,13 @@ type ownerTable struct {
 	m     *shard.Map[ownedTopic, struct{}]
 	keep  *retention
 	moves *transfers // topic states sent and received in parts
+	// durable returns the durable state of a new topic, nil for a
+	// memory-only one.
+	durable func(topic string) *durableTopic
 }
 
-func newOwnerTable(keep *retention) *ownerTable {
-	return &ownerTable{m: shard.New[ownedTopic, struct{}](), keep: keep, moves: newTransfers()}
+func newOwnerTable(keep *retention, durable func(string) *durableTopic) *ownerTable {
+	return &ownerTable{m: shard.New[ownedTopic, struct{}](), keep: keep, moves: newTransfers(), durable: durable}
 }
 
 func (t *ownerTable) get(topic string) *ownedTopic { return t.m.Get(topic) }
@@ -150,7 +157,7 @@ func (t *ownerTable) get(topic string) *ownedTopic { return t.m.Get(topic) }
 // absent; created tells the caller to start the claim.
 func (t *ownerTable) acquire(topic string) (ot *ownedTopic, created bool) {
 	return t.m.GetOrAdd(topic, func() *ownedTopic {
-		return &ownedTopic{name: topic, hist: t.keep.newHistory()}
+		return &ownedTopic{name: topic, hist: t.keep.newHistory(), dur: t.durable(topic)}
 	})
 }
 

@@ -115,7 +115,7 @@ func (n *Node) reconcile() {
 				n.handoff(ot, owner, nil)
 				continue
 			}
-			if n.retention.idle(n.retention.now(), ot.active, len(ot.nodes), &ot.hist) && len(ot.queued) == 0 {
+			if n.retention.idle(n.retention.now(), ot.active, len(ot.nodes), &ot.hist) && len(ot.queued) == 0 && ot.dur.settled(ot.seq) {
 				n.owned.drop(ot)
 				n.stats.forgotten.Add(1)
 				n.log.Debug("idle topic forgotten", "topic", ot.name, "epoch", ot.epoch, "seq", ot.seq)

@@ -45,20 +45,6 @@ func (n *Node) lockServedOrClaim(topic string) *ownedTopic {
 	return n.lockOwnedOrClaim(topic)
 }
 
-// readHistory reads a page of a served topic's history. It reports false
-// when this node does not serve the topic, or is still claiming it.
-func (n *Node) readHistory(topic string, after, until uint64) (historyPage, bool) {
-	ot := n.lockServedOrClaim(topic)
-	if ot == nil {
-		return historyPage{}, false
-	}
-	defer ot.mu.Unlock()
-	if ot.state != stateReady {
-		return historyPage{}, false
-	}
-	return n.historyPageLocked(ot, after, until), true
-}
-
 func (n *Node) historyPageLocked(ot *ownedTopic, after, until uint64) historyPage {
 	p := historyPage{epoch: ot.epoch, seq: ot.seq, oldest: ot.hist.oldest()}
 	if p.oldest == 0 {
@@ -88,36 +74,60 @@ func (n *Node) onHistoryRequest(from string, m *wire.HistoryRequest) {
 	n.replyHistoryLocked(nil, from, m)
 }
 
-// replyHistoryLocked answers m from ot (nil: not served here). ot.mu held.
+// replyHistoryLocked answers m from ot (nil: not served here): at once
+// from the in-memory history, or later from the store when the request
+// reaches back before it (a durable topic). ot.mu held.
 func (n *Node) replyHistoryLocked(ot *ownedTopic, from string, m *wire.HistoryRequest) {
-	reply := &wire.History{ReqID: m.ReqID, Topic: m.Topic}
-	if ot != nil && ot.state == stateReady {
-		p := n.historyPageLocked(ot, m.After, m.Until)
-		reply.Epoch, reply.Seq, reply.Oldest, reply.Entries = p.epoch, p.seq, p.oldest, p.entries
-		if m.Limit > 0 && len(reply.Entries) > int(m.Limit) {
-			reply.Entries = reply.Entries[:m.Limit]
+	send := func(p historyPage, err error) {
+		reply := &wire.History{ReqID: m.ReqID, Topic: m.Topic}
+		if err != nil {
+			reply.Code, reply.Err = errorCode(err), err.Error()
+		} else {
+			reply.Epoch, reply.Seq, reply.Oldest, reply.Entries = p.epoch, p.seq, p.oldest, p.entries
+			if m.Limit > 0 && len(reply.Entries) > int(m.Limit) {
+				reply.Entries = reply.Entries[:m.Limit]
+			}
 		}
-	} else {
-		reply.Code = codeUnavailable
-		reply.Err = fmt.Sprintf("%s does not serve %q", n.name, m.Topic)
+		if err := n.peers.sendMsg(from, reply); err != nil {
+			n.stats.sendErrors.Add(1)
+		}
 	}
-	if err := n.peers.sendMsg(from, reply); err != nil {
-		n.stats.sendErrors.Add(1)
+	if ot == nil || ot.state != stateReady {
+		send(historyPage{}, fmt.Errorf("%w: %s does not serve %q", ErrUnavailable, n.name, m.Topic))
+		return
 	}
+	n.pageLocked(ot, m.After, m.Until, int(m.Limit), send)
+}
+
+// pageLocked reads a page of a ready topic's history and passes it to
+// done: at once from memory, or on another goroutine from the store when
+// the page reaches back before the in-memory history of a durable topic.
+// ot.mu held.
+func (n *Node) pageLocked(ot *ownedTopic, after, until uint64, limit int, done func(historyPage, error)) {
+	if storeHistory(ot, after) {
+		n.readStoreHistory(ot.name, historyPage{epoch: ot.epoch, seq: ot.seq}, after, until, limit, done)
+		return
+	}
+	done(n.historyPageLocked(ot, after, until), nil)
 }
 
 // requestHistory asks the topic's owner for a page of history without
 // blocking. A request that cannot be sent returns its error; otherwise done
 // gets the answer (or the timeout) later, on another goroutine, so a caller
-// may hold its own locks. A local owner is read at once, and done runs
-// before requestHistory returns.
+// may hold its own locks. A local owner's in-memory history is read at
+// once, and done runs before requestHistory returns, with the topic's lock
+// held; a page from the store comes on another goroutine.
 func (n *Node) requestHistory(owner, topic string, after, until uint64, done func(historyPage, error)) error {
 	if owner == n.name {
-		p, ok := n.readHistory(topic, after, until)
-		if !ok {
+		ot := n.lockServedOrClaim(topic)
+		if ot == nil {
 			return fmt.Errorf("%w: %q is changing owner", ErrUnavailable, topic)
 		}
-		done(p, nil)
+		defer ot.mu.Unlock()
+		if ot.state != stateReady {
+			return fmt.Errorf("%w: %q is changing owner", ErrUnavailable, topic)
+		}
+		n.pageLocked(ot, after, until, 0, done)
 		return nil
 	}
 	id := n.pending.add(owner, n.cfg.RequestTimeout, func(_ string, msg wire.Message, err error) {

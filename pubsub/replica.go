@@ -125,7 +125,7 @@ func (t *replicaTable) state(rt *replicaTopic, topic string) *wire.State {
 // replicaPeers returns the members that hold copies of topic besides this
 // owner, cached per ring view on the owner's topic state. ot.mu held.
 func (n *Node) replicaPeers(ot *ownedTopic) []string {
-	if n.cfg.ReplicationFactor < 2 {
+	if n.cfg.ReplicationFactor < 2 || ot.dur != nil {
 		return nil
 	}
 	v := n.view()

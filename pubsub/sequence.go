@@ -54,6 +54,9 @@ func (n *Node) publishLocked(ot *ownedTopic, req *pubReq) (pubResult, bool) {
 		}
 		return pubResult{}, false
 	}
+	if ot.dur != nil {
+		return n.publishDurableLocked(ot, req)
+	}
 	ot.seq++
 	now := n.retention.now()
 	ot.active = now

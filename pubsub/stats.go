@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"sync/atomic"
+	"time"
 )
 
 type counters struct {
@@ -23,6 +24,15 @@ type counters struct {
 	forgotten     atomic.Uint64
 	repairs       atomic.Uint64
 	stale         atomic.Uint64
+
+	storeClaims      atomic.Uint64
+	storeBatches     atomic.Uint64
+	storeCommitted   atomic.Uint64
+	storeAppendNanos atomic.Uint64
+	storeFenced      atomic.Uint64
+	storeErrors      atomic.Uint64
+	storeReads       atomic.Uint64
+	storeTrimmed     atomic.Uint64
 }
 
 // Stats is a snapshot of a node's counters. Counters only grow; gauges
@@ -49,6 +59,9 @@ type Stats struct {
 	Repairs       uint64 `json:"repairs"`        // history requests sent to fill sequence gaps
 	Stale         uint64 `json:"stale"`          // deliveries refused: from a node other than the topic's owner, or of an older epoch
 
+	// Store counts this node's work with Config.Store (all zero without one).
+	Store StoreStats `json:"store"`
+
 	OwnedTopics   int `json:"owned_topics"`   // topics this node sequences
 	ReplicaTopics int `json:"replica_topics"` // topics this node keeps a replica copy of
 	LocalTopics   int `json:"local_topics"`   // topics with local subscribers
@@ -58,6 +71,18 @@ type Stats struct {
 	// frame type, bytes, drops. Links.Peers[p].Sent[FrameDeliver] is the
 	// number of plain deliveries this node sent to p.
 	Links LinkStats `json:"links"`
+}
+
+// StoreStats counts a node's work with its store.
+type StoreStats struct {
+	Claims     uint64        `json:"claims"`      // topics this node claimed in the store
+	Batches    uint64        `json:"batches"`     // transactions (group commits) written
+	Committed  uint64        `json:"committed"`   // messages committed
+	AppendTime time.Duration `json:"append_time"` // time spent in those transactions, in total
+	Fenced     uint64        `json:"fenced"`      // claims lost to another node's (step-downs)
+	Errors     uint64        `json:"errors"`      // failed store calls (unreachable, full, timeout)
+	Reads      uint64        `json:"reads"`       // history pages read from the store
+	Trimmed    uint64        `json:"trimmed"`     // messages deleted by retention
 }
 
 // Stats returns a snapshot of the node's counters. The gauges visit every
@@ -86,6 +111,16 @@ func (n *Node) Stats() Stats {
 		Repairs:       n.stats.repairs.Load(),
 		Stale:         n.stats.stale.Load(),
 		Links:         linkStats(n.tr.Stats()),
+		Store: StoreStats{
+			Claims:     n.stats.storeClaims.Load(),
+			Batches:    n.stats.storeBatches.Load(),
+			Committed:  n.stats.storeCommitted.Load(),
+			AppendTime: time.Duration(n.stats.storeAppendNanos.Load()),
+			Fenced:     n.stats.storeFenced.Load(),
+			Errors:     n.stats.storeErrors.Load(),
+			Reads:      n.stats.storeReads.Load(),
+			Trimmed:    n.stats.storeTrimmed.Load(),
+		},
 	}
 	for _, ot := range n.owned.all() {
 		ot.mu.Lock()

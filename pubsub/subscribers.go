@@ -56,6 +56,13 @@ func (n *Node) subscribeLocked(ot *ownedTopic, req *subReq) {
 		n.router.replySubscribe(req, ot.epoch, ot.seq, nil)
 		return
 	}
+	if storeHistory(ot, req.since) {
+		// A durable topic holds every message in the store: nothing is
+		// skipped, the replay reads what memory no longer has from there.
+		n.router.replySubscribe(req, ot.epoch, req.since, nil)
+		n.replayFromStore(ot.name, req.origin, ot.epoch, req.since, ot.seq)
+		return
+	}
 	// The subscriber node missed messages while it moved between owners:
 	// send it what history holds, in order, before anything newer. The
 	// answer's sequence number is where that replay starts from: nothing
