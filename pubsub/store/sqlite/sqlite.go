@@ -153,6 +153,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	wq := url.Values{}
 	wq.Add("_pragma", "busy_timeout("+busyMS+")")
 	wq.Add("_pragma", "synchronous("+sync+")")
+	// Statement journals (the undo of one statement inside a transaction)
+	// in memory, not in a temporary file written on every statement.
+	wq.Add("_pragma", "temp_store(MEMORY)")
 	wq.Set("_txlock", "immediate")
 	if opts.MaxSize > 0 {
 		wq.Add("_pragma", "max_page_count("+strconv.FormatInt(max(1, opts.MaxSize/pageSize), 10)+")")
@@ -380,9 +383,19 @@ func (s *Store) append(ctx context.Context, batch []store.Append) ([]error, erro
 	defer tx.Rollback()
 	head := tx.StmtContext(ctx, s.headStmt)
 	insert := tx.StmtContext(ctx, s.insertStmt)
-	var insertN *sql.Stmt // prepared for the transaction when first needed
-	args := make([]any, 0, 4*insertMany)
 	results := make([]error, len(batch))
+	var insertN *sql.Stmt // prepared for the transaction when first needed
+	// The rows of the elements whose head moved, inserted insertMany at a
+	// time across topics, the rest one by one.
+	rows := make([]any, 0, 4*insertMany)
+	flush := func() error {
+		if insertN == nil {
+			insertN = tx.StmtContext(ctx, s.insertManyStmt)
+		}
+		_, err := insertN.ExecContext(ctx, rows...)
+		rows = rows[:0]
+		return err
+	}
 	for i, a := range batch {
 		first := a.Messages[0].Seq
 		last := a.Messages[len(a.Messages)-1].Seq
@@ -404,24 +417,18 @@ func (s *Store) append(ctx context.Context, batch []store.Append) ([]error, erro
 			}
 			continue
 		}
-		msgs := a.Messages
-		for len(msgs) >= insertMany {
-			if insertN == nil {
-				insertN = tx.StmtContext(ctx, s.insertManyStmt)
+		for _, m := range a.Messages {
+			rows = append(rows, a.Topic, int64(m.Seq), m.Time, blob(m.Data))
+			if len(rows) == cap(rows) {
+				if err := flush(); err != nil {
+					return nil, err
+				}
 			}
-			args = args[:0]
-			for _, m := range msgs[:insertMany] {
-				args = append(args, a.Topic, int64(m.Seq), m.Time, blob(m.Data))
-			}
-			if _, err := insertN.ExecContext(ctx, args...); err != nil {
-				return nil, err
-			}
-			msgs = msgs[insertMany:]
 		}
-		for _, m := range msgs {
-			if _, err := insert.ExecContext(ctx, a.Topic, int64(m.Seq), m.Time, blob(m.Data)); err != nil {
-				return nil, err
-			}
+	}
+	for r := 0; r < len(rows); r += 4 {
+		if _, err := insert.ExecContext(ctx, rows[r:r+4]...); err != nil {
+			return nil, err
 		}
 	}
 	if err := tx.Commit(); err != nil {
