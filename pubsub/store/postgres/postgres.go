@@ -347,11 +347,8 @@ func (s *Store) Read(ctx context.Context, topic string, after uint64, limit, max
 	if err := s.checkOpen("read"); err != nil {
 		return nil, err
 	}
-	if limit <= 0 || after >= math.MaxInt64 {
-		return nil, nil
-	}
-	if err := checkText("topic", topic); err != nil {
-		return nil, fmt.Errorf("postgres: read: %w", err)
+	if limit <= 0 || after >= math.MaxInt64 || checkText("topic", topic) != nil {
+		return nil, nil // nothing can follow; a name text cannot hold is no topic's
 	}
 	rows, err := s.pool.Query(ctx, readSQL, topic, int64(after), int64(limit), int64(max(maxBytes, 0)))
 	if err != nil {
@@ -378,8 +375,8 @@ func (s *Store) Trim(ctx context.Context, topic string, throughSeq uint64, befor
 	if err := s.checkOpen("trim"); err != nil {
 		return 0, err
 	}
-	if err := checkText("topic", topic); err != nil {
-		return 0, fmt.Errorf("postgres: trim: %w", err)
+	if checkText("topic", topic) != nil {
+		return 0, nil // a name text cannot hold is no topic's
 	}
 	through := int64(min(throughSeq, math.MaxInt64))
 	if before == 0 {
@@ -401,6 +398,21 @@ const topicsSQL = `
 SELECT topic, epoch, seq, owner FROM ringcast_topics
 WHERE topic > $1 ORDER BY topic LIMIT $2`
 
+const topicsAfterBytesSQL = `
+SELECT topic, epoch, seq, owner FROM ringcast_topics
+WHERE topic >= $1 AND convert_to(topic, 'UTF8') > $2 ORDER BY topic LIMIT $3`
+
+// textPrefix returns the longest prefix of s that PostgreSQL's text can
+// hold: valid UTF-8 without NUL.
+func textPrefix(s string) string {
+	for i, r := range s {
+		if r == 0 || (r == utf8.RuneError && !strings.HasPrefix(s[i:], "\uFFFD")) {
+			return s[:i]
+		}
+	}
+	return s
+}
+
 // Topics lists at most limit topics whose name is greater than after, in
 // the byte order of their names.
 func (s *Store) Topics(ctx context.Context, after string, limit int) ([]store.TopicHead, error) {
@@ -410,10 +422,15 @@ func (s *Store) Topics(ctx context.Context, after string, limit int) ([]store.To
 	if limit <= 0 {
 		return nil, nil
 	}
-	if err := checkText("after", after); err != nil {
-		return nil, fmt.Errorf("postgres: topics: %w", err)
+	var rows pgx.Rows
+	var err error
+	if valid := textPrefix(after); len(valid) == len(after) {
+		rows, err = s.pool.Query(ctx, topicsSQL, after, int64(limit))
+	} else {
+		// after is no text (invalid UTF-8 or a NUL): the index finds the
+		// names after its longest text prefix, and their bytes decide.
+		rows, err = s.pool.Query(ctx, topicsAfterBytesSQL, valid, []byte(after), int64(limit))
 	}
-	rows, err := s.pool.Query(ctx, topicsSQL, after, int64(limit))
 	if err != nil {
 		return nil, s.wrapErr(ctx, "topics", err)
 	}

@@ -651,10 +651,19 @@ func TestContextEnded(t *testing.T) {
 	if d := time.Since(start); d > 2*time.Second {
 		t.Fatalf("Append returned %v after a 200ms deadline", d)
 	}
+	// The same without a deadline: the cancellation reaches the server.
+	ctx, cancel = context.WithCancel(context.Background())
+	stopTimer := time.AfterFunc(200*time.Millisecond, cancel)
+	defer stopTimer.Stop()
+	_, err = s.Append(ctx, []store.Append{{Topic: "t", Token: 1, Messages: msgs(1, 1, 1)}})
+	if !errors.Is(err, store.ErrUnavailable) || !errors.Is(err, context.Canceled) {
+		t.Fatalf("Append cancelled while blocked: %v", err)
+	}
 	if err := tx.Rollback(testCtx(t)); err != nil {
 		t.Fatal(err)
 	}
-	// The store works on.
+	// Neither blocked append committed once the lock was gone, and the
+	// store works on.
 	l := claim(t, s, "t")
 	if res := mustAppend(t, s, store.Append{Topic: "t", Token: l.Token, Messages: msgs(1, 1, 1)}); res[0] != nil {
 		t.Fatal(res[0])
@@ -738,5 +747,54 @@ func TestClassifyCode(t *testing.T) {
 		if got := classifyCode(code); got != want {
 			t.Errorf("classifyCode(%q) = %d, want %d", code, got, want)
 		}
+	}
+}
+
+func TestTextPrefix(t *testing.T) {
+	for in, want := range map[string]string{
+		"":              "",
+		"abc":           "abc",
+		"é\uFFFDx":      "é\uFFFDx",
+		"ab\xffcd":      "ab",
+		"\xff":          "",
+		"a\x00b":        "a",
+		"é\xe2\x28\xa1": "é",
+	} {
+		if got := textPrefix(in); got != want {
+			t.Errorf("textPrefix(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+func TestNamesTextCannotHold(t *testing.T) {
+	s, _ := openStore(t)
+	for _, n := range []string{"a", "a\u00e9", "b", "\u00e9", "\U0001F600"} {
+		claim(t, s, n)
+	}
+	ctx := testCtx(t)
+	for after, want := range map[string][]string{
+		"a\xff":        {"b", "\u00e9", "\U0001F600"},
+		"a\x00":        {"a\u00e9", "b", "\u00e9", "\U0001F600"},
+		"\xc3":         {"\u00e9", "\U0001F600"},
+		"\xc3\xa9\xff": {"\U0001F600"},
+		"\xff":         nil,
+	} {
+		heads, err := s.Topics(ctx, after, 10)
+		if err != nil {
+			t.Fatalf("Topics(%q): %v", after, err)
+		}
+		var got []string
+		for _, h := range heads {
+			got = append(got, h.Name)
+		}
+		if !slices.Equal(got, want) {
+			t.Errorf("Topics(%q) = %q, want %q", after, got, want)
+		}
+	}
+	if m, err := s.Read(ctx, "a\xff", 0, 10, 10); err != nil || len(m) != 0 {
+		t.Fatalf("Read of a name text cannot hold = %v, %v", m, err)
+	}
+	if n, err := s.Trim(ctx, "a\x00", 10, 0); err != nil || n != 0 {
+		t.Fatalf("Trim of a name text cannot hold = %d, %v", n, err)
 	}
 }

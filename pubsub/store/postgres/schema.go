@@ -66,15 +66,20 @@ func migrate(ctx context.Context, conn *pgx.Conn) (from, to int, err error) {
 		return 0, 0, err
 	}
 	var schema *string
+	var encoding string
 	var meta, topics, messages bool
 	err = tx.QueryRow(ctx, `
-		SELECT current_schema(),
+		SELECT current_schema(), current_setting('server_encoding'),
 		       to_regclass(format('%I.ringcast_meta', current_schema())) IS NOT NULL,
 		       to_regclass(format('%I.ringcast_topics', current_schema())) IS NOT NULL,
 		       to_regclass(format('%I.ringcast_messages', current_schema())) IS NOT NULL`,
-	).Scan(&schema, &meta, &topics, &messages)
+	).Scan(&schema, &encoding, &meta, &topics, &messages)
 	if err != nil {
 		return 0, 0, err
+	}
+	if encoding != "UTF8" && encoding != "SQL_ASCII" {
+		// Topic names are UTF-8, and Topics orders them by those bytes.
+		return 0, 0, fmt.Errorf("the database's encoding is %s: ringcast needs UTF8 (CREATE DATABASE ... ENCODING 'UTF8')", encoding)
 	}
 	if schema == nil {
 		return 0, 0, errors.New("no schema to create the ringcast tables in: none of the search_path exists")
