@@ -62,12 +62,12 @@ func classifyCode(code string) failure {
 		code == "57P03": // cannot_connect_now (starting up, shutting down, recovering)
 		return failConnLost
 	case class == "40", // transaction rollback: serialization failure, deadlock
-		class == "53",     // insufficient resources: disk full, out of memory, too many connections
-		class == "57",     // operator intervention: query_canceled (statement_timeout), database dropped
-		class == "58",     // system error: I/O error
-		code == "55P03",   // lock_not_available (lock_timeout)
-		code == "25006",   // read_only_sql_transaction: a standby, or a primary being demoted
-		code == "25P03":   // idle_in_transaction_session_timeout
+		class == "53",   // insufficient resources: disk full, out of memory, too many connections
+		class == "57",   // operator intervention: query_canceled (statement_timeout), database dropped
+		class == "58",   // system error: I/O error
+		code == "55P03", // lock_not_available (lock_timeout)
+		code == "25006", // read_only_sql_transaction: a standby, or a primary being demoted
+		code == "25P03": // idle_in_transaction_session_timeout
 		return failUnavailable
 	}
 	return failPlain
