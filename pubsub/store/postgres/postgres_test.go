@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -289,6 +290,10 @@ func TestClaim(t *testing.T) {
 	}
 	if got := queryString(t, u, `SELECT owner FROM ringcast_topics WHERE topic = 't'`); got != "node-b" {
 		t.Fatalf("owner = %q", got)
+	}
+	at, err := strconv.ParseInt(queryString(t, u, `SELECT claimed_at::text FROM ringcast_topics WHERE topic = 't'`), 10, 64)
+	if d := time.Since(time.Unix(0, at)); err != nil || d < -time.Minute || d > time.Minute {
+		t.Fatalf("claimed_at = %d (%v ago), %v; want unix nanoseconds of about now", at, d, err)
 	}
 	if _, err := s.Claim(ctx, "t", "n", math.MaxUint64); err == nil {
 		t.Fatal("Claim with an epoch beyond 2^63 succeeded")
