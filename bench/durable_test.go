@@ -10,6 +10,8 @@ import (
 
 	"github.com/ringcast/ringcast/pubsub"
 	"github.com/ringcast/ringcast/pubsub/store"
+	"github.com/ringcast/ringcast/pubsub/store/pgtest"
+	"github.com/ringcast/ringcast/pubsub/store/postgres"
 	"github.com/ringcast/ringcast/pubsub/store/sqlite"
 )
 
@@ -23,6 +25,19 @@ var durableBackends = []struct {
 	{"memory", nil},
 	{"sqlite", openSQLite("full")},
 	{"sqlite-normal", openSQLite("normal")},
+	{"postgres", openPostgres},
+}
+
+// openPostgres starts a Postgres server of the benchmark's own (fsync on,
+// on loopback) and opens a store on it.
+func openPostgres(tb testing.TB) store.Store {
+	srv := pgtest.Start(tb)
+	st, err := postgres.Open(context.Background(), srv.URL(), postgres.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = st.Close() })
+	return st
 }
 
 func openSQLite(sync string) func(tb testing.TB) store.Store {

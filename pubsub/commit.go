@@ -249,11 +249,14 @@ func (n *Node) settleCommit(recs []*commitRec, err error) {
 		}
 		n.stepDownLocked(ot, recs[0].token, reqs, err)
 	default:
-		// Nothing of the transaction was committed: the numbers handed out
-		// since the last committed message are void, queued ones included.
+		// The publishes fail and the numbers handed out since the last
+		// committed message are void, queued ones included. Whether the
+		// transaction committed is not always known (a connection lost
+		// during the commit): the claim is dropped too, so that the next
+		// publish claims the topic again and learns the store's head.
 		failed := append(recs, n.committer.purge(ot)...)
-		if ot.dur != nil {
-			ot.dur.next = ot.seq
+		if ot.dur != nil && ot.dur.token == recs[0].token {
+			ot.dur.token, ot.dur.next = 0, ot.seq
 		}
 		if !errors.Is(err, ErrClosed) {
 			err = storeError(ot.name, err)

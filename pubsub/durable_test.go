@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub/store"
+	"github.com/ringcast/ringcast/pubsub/store/pgtest"
+	"github.com/ringcast/ringcast/pubsub/store/postgres"
 	"github.com/ringcast/ringcast/pubsub/store/sqlite"
 )
 
@@ -206,12 +208,22 @@ func stored(t testing.TB, st store.Store, topic string) (epoch, seq uint64, msgs
 	}
 }
 
-// eachStore runs test against the in-memory test store and against a
-// SQLite store in a temporary file, both shared by every node of the test.
+// eachStore runs test against the in-memory test store, a SQLite store in
+// a temporary file, and a Postgres store in a database of its own on the
+// server the package's tests share; every node of a test shares its store.
 func eachStore(t *testing.T, test func(t *testing.T, st store.Store)) {
 	t.Run("mem", func(t *testing.T) { test(t, newMemStore()) })
 	t.Run("sqlite", func(t *testing.T) {
 		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ringcast.db"), sqlite.Options{Synchronous: "normal"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		test(t, st)
+	})
+	t.Run("postgres", func(t *testing.T) {
+		url := pgtest.Shared(t).NewDatabase(t)
+		st, err := postgres.Open(context.Background(), url, postgres.Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -673,4 +685,70 @@ func TestDurableRebalance(t *testing.T) {
 		}
 		t.Logf("%d publishes, %d stored and delivered", sent.Load(), total)
 	})
+}
+
+// TestDurablePostgresOutage stops a real Postgres under a node: durable
+// publishes fail with ErrStoreUnavailable while it is down, memory-only
+// ones go on, and after it restarts the node reconnects and the topic goes
+// on from the store's head, every stored message acknowledged at most
+// once and every acknowledged one stored.
+func TestDurablePostgresOutage(t *testing.T) {
+	srv := pgtest.StartWith(t, pgtest.Options{NoFsync: true})
+	st, err := postgres.Open(context.Background(), srv.URL(), postgres.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ctx := ctxT(t, 60*time.Second)
+	n := newStandalone(t, "a", func(c *Config) {
+		withStore(st, Durability{Pattern: "*"}, Durability{Pattern: "cursor:*", Memory: true})(c)
+		c.StoreTimeout = 2 * time.Second
+	})
+	acked := map[uint64]string{}
+	publish := func(data string) error {
+		res, err := n.Publish(ctx, "orders", []byte(data))
+		if err == nil {
+			if prev, dup := acked[res.Seq]; dup {
+				t.Fatalf("seq %d acknowledged twice (%q, %q)", res.Seq, prev, data)
+			}
+			acked[res.Seq] = data
+		}
+		return err
+	}
+	for i := range 10 {
+		if err := publish(fmt.Sprint("before-", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := srv.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "a publish to fail with ErrStoreUnavailable", func() bool {
+		err := publish("during")
+		return errors.Is(err, ErrStoreUnavailable)
+	})
+	if _, err := n.Publish(ctx, "cursor:1", []byte("x")); err != nil {
+		t.Fatalf("memory-only publish while Postgres is down: %v", err)
+	}
+	if err := srv.Restart(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 20*time.Second, "publishes to work again", func() bool { return publish("after") == nil })
+	for i := range 10 {
+		if err := publish(fmt.Sprint("after-", i)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, head, msgs := stored(t, st, "orders")
+	if len(msgs) != int(head) {
+		t.Fatalf("store holds %d messages up to head %d", len(msgs), head)
+	}
+	for seq, data := range acked {
+		if seq > head || string(msgs[seq-1].Data) != data {
+			t.Fatalf("acknowledged seq %d (%q) not stored as such", seq, data)
+		}
+	}
+	if s := n.Stats().Store; s.Errors == 0 {
+		t.Fatalf("no store error counted: %+v", s)
+	}
 }

@@ -9,11 +9,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/store/pgtest"
 	"go.uber.org/goleak"
 )
 
 func TestMain(m *testing.M) {
-	goleak.VerifyTestMain(m)
+	// pgtest.Main stops the Postgres server the durable-topic tests share.
+	goleak.VerifyTestMain(pgtest.Main(m))
 }
 
 // waitFor polls cond until it holds or the timeout passes.

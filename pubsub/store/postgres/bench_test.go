@@ -5,7 +5,7 @@ import (
 	"testing"
 
 	"github.com/ringcast/ringcast/pubsub/store"
-	"github.com/ringcast/ringcast/pubsub/store/internal/pgtest"
+	"github.com/ringcast/ringcast/pubsub/store/pgtest"
 )
 
 // BenchmarkAppend measures group commits of 100-byte messages: batches of

@@ -4,7 +4,7 @@ import (
 	"testing"
 
 	"github.com/ringcast/ringcast/pubsub/store"
-	"github.com/ringcast/ringcast/pubsub/store/internal/pgtest"
+	"github.com/ringcast/ringcast/pubsub/store/pgtest"
 	"github.com/ringcast/ringcast/pubsub/store/storetest"
 )
 

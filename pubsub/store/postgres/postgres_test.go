@@ -17,7 +17,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/ringcast/ringcast/pubsub/store"
-	"github.com/ringcast/ringcast/pubsub/store/internal/pgtest"
+	"github.com/ringcast/ringcast/pubsub/store/pgtest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Main(m)) }

@@ -1,4 +1,6 @@
-// Package pgtest starts real PostgreSQL servers for ringcast's tests.
+// Package pgtest starts real PostgreSQL servers for ringcast's tests. It
+// is exported for the tests and benchmarks of every ringcast package
+// that needs a database, and for those of other store implementations.
 //
 // # Servers
 //
