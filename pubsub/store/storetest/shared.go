@@ -87,8 +87,17 @@ func (w *raceWriter) run(t *testing.T, start <-chan struct{}, claims, perClaim i
 			t.Errorf("writer %d: Claim: %v", w.id, err)
 			return
 		}
-		w.tokens = append(w.tokens, l.Token)
 		next := l.Seq + 1
+		if n := len(w.tokens); n > 0 {
+			// The writer's own claim superseded its previous token.
+			stale := store.Message{Seq: next, Time: int64(next), Data: raceData(w.id, w.tokens[n-1], next)}
+			res, err := w.s.Append(ctx, []store.Append{{Topic: "race", Token: w.tokens[n-1], Messages: []store.Message{stale}}})
+			if err != nil || len(res) != 1 || !errors.Is(res[0], store.ErrFenced) {
+				t.Errorf("writer %d: Append with its superseded token %d = %v, %v; want fenced", w.id, w.tokens[n-1], res, err)
+				return
+			}
+		}
+		w.tokens = append(w.tokens, l.Token)
 		for k := range perClaim {
 			runtime.Gosched() // let the other writer claim in between
 			n := 1 + (c+k+w.id)%3
