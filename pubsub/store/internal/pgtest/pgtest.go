@@ -55,6 +55,9 @@ type Server struct {
 
 	dbSeq atomic.Int64 // NewDatabase name counter
 
+	adminMu sync.Mutex
+	admin   *pgconn.PgConn // exec's connection to the postgres database, or nil
+
 	mu      sync.Mutex
 	proc    *exec.Cmd     // the running postmaster, or nil
 	exited  chan struct{} // closed when proc has exited
@@ -279,8 +282,9 @@ func (s *Server) command(log *os.File, name string, args ...string) *exec.Cmd {
 	}
 	cmd.Stdout, cmd.Stderr = log, log
 	// Pdeathsig: a test binary that dies (a timeout panic) takes its
-	// server with it instead of leaving it running.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL}
+	// server with it instead of leaving it running. Setpgid: the server's
+	// processes form a group of their own, which Kill kills together.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	return cmd
 }
 
@@ -529,16 +533,40 @@ func (s *Server) NewDatabase(t testing.TB) string {
 
 var nonIdent = regexp.MustCompile(`[^A-Za-z0-9_]+`)
 
-// exec runs one statement on the postgres database.
+// exec runs one statement on the postgres database, over a connection
+// kept for the next one.
 func (s *Server) exec(sql string) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	c, err := pgconn.Connect(ctx, s.URL())
-	if err != nil {
-		return err
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	for attempt := 0; ; attempt++ {
+		if s.admin == nil || s.admin.IsClosed() {
+			c, err := pgconn.Connect(ctx, s.URL())
+			if err != nil {
+				return err
+			}
+			s.admin = c
+		}
+		_, err := s.admin.Exec(ctx, sql).ReadAll()
+		if err == nil || !s.admin.IsClosed() || attempt > 0 {
+			return err
+		}
+		// The connection died with a restart of the server: once more on
+		// a new one.
 	}
-	_, err = c.Exec(ctx, sql).ReadAll()
-	return errors.Join(err, c.Close(ctx))
+}
+
+// closeAdmin closes the connection exec keeps.
+func (s *Server) closeAdmin() {
+	s.adminMu.Lock()
+	defer s.adminMu.Unlock()
+	if s.admin != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		s.admin.Close(ctx) //nolint:errcheck // closing; the server may be gone
+		s.admin = nil
+	}
 }
 
 // Stop shuts the server down (fast shutdown: open sessions are ended,
@@ -548,8 +576,9 @@ func (s *Server) Stop() error {
 	return s.stopProcess()
 }
 
-// Kill kills the postmaster (SIGKILL), as a crash would, and waits until
-// it has exited. Its sessions end when they notice; Restart recovers.
+// Kill kills the server's processes (SIGKILL to the postmaster's process
+// group), as a crash of its machine would, and waits until the postmaster
+// has exited. Restart recovers.
 func (s *Server) Kill() error {
 	s.mu.Lock()
 	proc, exited, waited := s.proc, s.exited, s.waited
@@ -557,15 +586,54 @@ func (s *Server) Kill() error {
 	if proc == nil {
 		return nil
 	}
-	if err := proc.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
-		return err
+	pgid := proc.Process.Pid // Setpgid: the group is the postmaster's PID
+	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
+		return fmt.Errorf("killing postgres (process group %d): %w", pgid, err)
 	}
 	<-exited
 	<-waited
 	s.mu.Lock()
 	s.proc = nil
 	s.mu.Unlock()
+	// The backends are no children of ours: wait (bounded) until the
+	// group is empty, so that none answers a client any more.
+	deadline := time.Now().Add(5 * time.Second)
+	for groupAlive(pgid) && time.Now().Before(deadline) {
+		time.Sleep(pollInterval)
+	}
 	return nil
+}
+
+// groupAlive reports whether a process group has a process that is not a
+// zombie.
+func groupAlive(pgid int) bool {
+	if syscall.Kill(-pgid, 0) != nil {
+		return false
+	}
+	entries, err := os.ReadDir("/proc")
+	if err != nil {
+		return true
+	}
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+		if err != nil {
+			continue
+		}
+		// pid (comm) state ppid pgrp ...; comm may hold spaces.
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
+			return true
+		}
+	}
+	return false
 }
 
 // Restart starts a stopped or killed server again, on the same port and
@@ -631,6 +699,7 @@ func (s *Server) Close() error {
 	}
 	s.closed = true
 	s.mu.Unlock()
+	s.closeAdmin()
 	err := s.stopProcess()
 	if err == nil {
 		err = s.killStale()
