@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
@@ -99,10 +100,11 @@ func resumeAfterRestart(t *testing.T, gateway string, pos map[int]published, fro
 // gateway) on one PostgreSQL database, killed with SIGKILL after 1,000
 // acknowledged publishes and restarted: a subscriber that had read up to
 // message 400 resumes with its position and receives exactly 401..1000,
-// in order, in the same epoch, and the next publish is 1001.
+// in order, in the same epoch, and the next publish is 1001. Then the
+// database stops: durable publishes fail with 503, memory-only ones go on.
 func TestDurableRestartPostgres(t *testing.T) {
 	pg := startPostgres(t)
-	store := []string{"--store", pg.URL()}
+	store := []string{"--store", pg.URL(), "--durable", "cursor:*=memory; *=durable"}
 	const total, from = 1000, 400
 
 	c := startCluster(t, 1, 3, store...)
@@ -120,7 +122,19 @@ func TestDurableRestartPostgres(t *testing.T) {
 	restart := time.Now()
 	again := startCluster(t, 1, 3, store...)
 	t.Logf("cluster killed and restarted on the same database in %v", time.Since(restart).Round(time.Millisecond))
-	resumeAfterRestart(t, again.gateways[0].addr("listen"), pos, from, total)
+	gateway := again.gateways[0].addr("listen")
+	resumeAfterRestart(t, gateway, pos, from, total)
+
+	// With the database stopped, a publish to a durable topic fails with
+	// 503 and is not acknowledged; memory-only topics go on.
+	pg.stop()
+	status, _, err := publishN(gateway, durableTopic, "owner", total+2, testTimeout)
+	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(err), "store") {
+		t.Fatalf("publish with the database down: %d %v; want 503 saying the store is unavailable", status, err)
+	}
+	if status, p, err := publishN(gateway, "cursor:doc-1", "owner", 1, testTimeout); err != nil || p.Seq != 1 {
+		t.Fatalf("publish to a memory-only topic with the database down: %d %+v %v", status, p, err)
+	}
 }
 
 // TestDurableRestartSQLite runs one ringcast-ws with its defaults (no
