@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/ringcast/ringcast/pubsub/store"
+	"github.com/ringcast/ringcast/pubsub/store/internal/pgtest"
 )
 
 // BenchmarkAppend measures group commits of 100-byte messages: batches of
@@ -13,6 +14,7 @@ import (
 // operation is one Append call: one transaction, one round trip, one WAL
 // flush (fsync stays on).
 func BenchmarkAppend(b *testing.B) {
+	srv := pgtest.Start(b) // fsync on, unlike the tests' shared server
 	for _, n := range []int{1, 16, 256} {
 		shapes := []int{1, n}
 		if n == 1 {
@@ -20,14 +22,13 @@ func BenchmarkAppend(b *testing.B) {
 		}
 		for _, topics := range shapes {
 			b.Run(fmt.Sprintf("msgs=%d/topics=%d", n, topics), func(b *testing.B) {
-				benchmarkAppend(b, n, topics)
+				benchmarkAppend(b, openURL(b, srv.NewDatabase(b)), n, topics)
 			})
 		}
 	}
 }
 
-func benchmarkAppend(b *testing.B, n, topics int) {
-	s, _ := openStore(b)
+func benchmarkAppend(b *testing.B, s *Store, n, topics int) {
 	perTopic := n / topics
 	tokens := make([]uint64, topics)
 	names := make([]string, topics)

@@ -11,6 +11,7 @@ import (
 // TestConformance runs the store suite, each subtest on a database of its
 // own.
 func TestConformance(t *testing.T) {
+	t.Parallel()
 	storetest.Run(t, func(t *testing.T) store.Store {
 		s, _ := openStore(t)
 		return s
@@ -20,6 +21,7 @@ func TestConformance(t *testing.T) {
 // TestConformanceShared runs the suite of two Stores sharing a database,
 // as two nodes do.
 func TestConformanceShared(t *testing.T) {
+	t.Parallel()
 	storetest.RunShared(t, func(t *testing.T) (a, b store.Store) {
 		u := pgtest.Shared(t).NewDatabase(t)
 		return openURL(t, u), openURL(t, u)

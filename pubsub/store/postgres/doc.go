@@ -13,8 +13,8 @@
 // # Schema
 //
 //	ringcast_meta(key, value)                            application = 'ringcast', schema_version
-//	ringcast_topics(topic, epoch, seq, token, owner, claimed_at)
-//	ringcast_messages(topic, seq, time, data)            primary key (topic, seq)
+//	ringcast_topics(topic, epoch, seq, token, owner, claimed_at)   claimed_at in unix nanoseconds
+//	ringcast_messages(topic, seq, time, data)            primary key (topic, seq), index (topic, time)
 //
 // Migrations are an ordered list of steps applied at Open in one
 // transaction, serialised between nodes starting at once by a transaction

@@ -163,7 +163,7 @@ func newWriteBatch(ctx context.Context) *pgx.Batch {
 
 const claimSQL = `
 INSERT INTO ringcast_topics AS t (topic, epoch, seq, token, owner, claimed_at)
-VALUES ($1, $2, 0, 1, $3, now())
+VALUES ($1, $2, 0, 1, $3, (extract(epoch FROM now()) * 1000000000)::bigint)
 ON CONFLICT (topic) DO UPDATE
 SET token = t.token + 1, owner = EXCLUDED.owner, claimed_at = EXCLUDED.claimed_at
 RETURNING epoch, seq, token`

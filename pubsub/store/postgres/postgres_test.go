@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -135,6 +136,7 @@ func seqs(m []store.Message) []uint64 {
 }
 
 func TestOpenCreatesSchema(t *testing.T) {
+	t.Parallel()
 	s, u := openStore(t)
 	if got := queryString(t, u, `SELECT value FROM ringcast_meta WHERE key = 'application'`); got != "ringcast" {
 		t.Fatalf("application = %q", got)
@@ -152,6 +154,7 @@ func TestOpenCreatesSchema(t *testing.T) {
 }
 
 func TestOpenConcurrently(t *testing.T) {
+	t.Parallel()
 	u := newDB(t)
 	const n = 8
 	var wg sync.WaitGroup
@@ -174,6 +177,7 @@ func TestOpenConcurrently(t *testing.T) {
 }
 
 func TestOpenRefusesOthers(t *testing.T) {
+	t.Parallel()
 	cases := []struct {
 		name  string
 		setup []string
@@ -220,6 +224,7 @@ func TestOpenRefusesOthers(t *testing.T) {
 }
 
 func TestOpenBesideOtherTables(t *testing.T) {
+	t.Parallel()
 	u := newDB(t)
 	sql(t, u, `CREATE TABLE accounts (id INT PRIMARY KEY)`, `INSERT INTO accounts VALUES (1)`)
 	s := openURL(t, u)
@@ -230,6 +235,7 @@ func TestOpenBesideOtherTables(t *testing.T) {
 }
 
 func TestOpenInSchemaOfSearchPath(t *testing.T) {
+	t.Parallel()
 	u := newDB(t)
 	sql(t, u, `CREATE SCHEMA rc1`, `CREATE SCHEMA rc2`)
 	a := openURL(t, u+"&search_path=rc1")
@@ -256,6 +262,7 @@ func TestOpenInSchemaOfSearchPath(t *testing.T) {
 }
 
 func TestOpenUnreachable(t *testing.T) {
+	t.Parallel()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	// Port 1 of loopback: refused.
@@ -269,6 +276,7 @@ func TestOpenUnreachable(t *testing.T) {
 }
 
 func TestClaim(t *testing.T) {
+	t.Parallel()
 	s, u := openStore(t)
 	ctx := testCtx(t)
 	l, err := s.Claim(ctx, "t", "node-a", 42)
@@ -283,6 +291,10 @@ func TestClaim(t *testing.T) {
 	if got := queryString(t, u, `SELECT owner FROM ringcast_topics WHERE topic = 't'`); got != "node-b" {
 		t.Fatalf("owner = %q", got)
 	}
+	at, err := strconv.ParseInt(queryString(t, u, `SELECT claimed_at::text FROM ringcast_topics WHERE topic = 't'`), 10, 64)
+	if d := time.Since(time.Unix(0, at)); err != nil || d < -time.Minute || d > time.Minute {
+		t.Fatalf("claimed_at = %d (%v ago), %v; want unix nanoseconds of about now", at, d, err)
+	}
 	if _, err := s.Claim(ctx, "t", "n", math.MaxUint64); err == nil {
 		t.Fatal("Claim with an epoch beyond 2^63 succeeded")
 	}
@@ -295,6 +307,7 @@ func TestClaim(t *testing.T) {
 }
 
 func TestClaimConcurrently(t *testing.T) {
+	t.Parallel()
 	s, _ := openStore(t)
 	const n = 16
 	tokens := make([]uint64, n)
@@ -318,6 +331,7 @@ func TestClaimConcurrently(t *testing.T) {
 }
 
 func TestAppendAndFencing(t *testing.T) {
+	t.Parallel()
 	s, _ := openStore(t)
 	a, b := claim(t, s, "a"), claim(t, s, "b")
 	res := mustAppend(t, s,
@@ -378,6 +392,7 @@ func TestAppendAndFencing(t *testing.T) {
 }
 
 func TestAppendKeepsMessages(t *testing.T) {
+	t.Parallel()
 	s, _ := openStore(t)
 	l := claim(t, s, "t")
 	in := []store.Message{
@@ -399,6 +414,7 @@ func TestAppendKeepsMessages(t *testing.T) {
 }
 
 func TestAppendMalformed(t *testing.T) {
+	t.Parallel()
 	s, _ := openStore(t)
 	l := claim(t, s, "t")
 	good := store.Append{Topic: "t", Token: l.Token, Messages: msgs(1, 1, 1)}
@@ -429,6 +445,7 @@ func TestAppendMalformed(t *testing.T) {
 // TestAppendFailsAsWhole checks that a batch failing in the database
 // commits none of its elements.
 func TestAppendFailsAsWhole(t *testing.T) {
+	t.Parallel()
 	s, u := openStore(t)
 	a, b := claim(t, s, "a"), claim(t, s, "b")
 	// A row beyond b's head, as only a damaged store would hold: the
@@ -452,6 +469,7 @@ func TestAppendFailsAsWhole(t *testing.T) {
 // TestAppendRace has two owners of one topic append against each other:
 // every sequence number commits exactly once, from one of them.
 func TestAppendRace(t *testing.T) {
+	t.Parallel()
 	_, u := openStore(t)
 	s1, s2 := openURL(t, u), openURL(t, u)
 	const rounds = 50
@@ -493,6 +511,7 @@ func TestAppendRace(t *testing.T) {
 }
 
 func TestRead(t *testing.T) {
+	t.Parallel()
 	s, _ := openStore(t)
 	l := claim(t, s, "t")
 	mustAppend(t, s, store.Append{Topic: "t", Token: l.Token, Messages: msgs(1, 10, 100)})
@@ -523,6 +542,7 @@ func TestRead(t *testing.T) {
 }
 
 func TestTrim(t *testing.T) {
+	t.Parallel()
 	s, _ := openStore(t)
 	l := claim(t, s, "t")
 	mustAppend(t, s, store.Append{Topic: "t", Token: l.Token, Messages: msgs(1, 10, 1)}) // Time = 1000+seq
@@ -553,6 +573,7 @@ func TestTrim(t *testing.T) {
 }
 
 func TestTopics(t *testing.T) {
+	t.Parallel()
 	s, _ := openStore(t)
 	names := []string{"b", "a", "a:b", "B", "é", "z", "ab", "a b"}
 	for _, n := range names {
@@ -585,6 +606,7 @@ func TestTopics(t *testing.T) {
 }
 
 func TestClosed(t *testing.T) {
+	t.Parallel()
 	s, err := Open(testCtx(t), newDB(t), Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -609,6 +631,7 @@ func TestClosed(t *testing.T) {
 }
 
 func TestContextEnded(t *testing.T) {
+	t.Parallel()
 	s, _ := openStore(t)
 	claim(t, s, "t")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -675,7 +698,7 @@ func TestContextEnded(t *testing.T) {
 // database is back, without reopening the Store.
 func TestOutage(t *testing.T) {
 	t.Parallel()
-	srv := pgtest.Start(t)
+	srv := pgtest.StartWith(t, pgtest.Options{NoFsync: true}) // a server of its own to stop
 	u := srv.NewDatabase(t)
 	s := openURL(t, u)
 	l := claim(t, s, "t")
@@ -738,6 +761,7 @@ func TestOutage(t *testing.T) {
 }
 
 func TestClassifyCode(t *testing.T) {
+	t.Parallel()
 	for code, want := range map[string]failure{
 		"08006": failConnLost, "08001": failConnLost, "57P01": failConnLost, "57P03": failConnLost,
 		"53100": failUnavailable, "53300": failUnavailable, "40P01": failUnavailable, "40001": failUnavailable,
@@ -751,6 +775,7 @@ func TestClassifyCode(t *testing.T) {
 }
 
 func TestTextPrefix(t *testing.T) {
+	t.Parallel()
 	for in, want := range map[string]string{
 		"":              "",
 		"abc":           "abc",
@@ -767,6 +792,7 @@ func TestTextPrefix(t *testing.T) {
 }
 
 func TestNamesTextCannotHold(t *testing.T) {
+	t.Parallel()
 	s, _ := openStore(t)
 	for _, n := range []string{"a", "a\u00e9", "b", "\u00e9", "\U0001F600"} {
 		claim(t, s, n)

@@ -36,7 +36,7 @@ var migrations = [][]string{
 			seq        BIGINT NOT NULL CHECK (seq >= 0),
 			token      BIGINT NOT NULL CHECK (token > 0),
 			owner      TEXT NOT NULL,
-			claimed_at TIMESTAMPTZ NOT NULL
+			claimed_at BIGINT NOT NULL -- unix nanoseconds, the server's clock
 		) WITH (fillfactor = 50)`, // room for the head's in-page (HOT) updates
 		`CREATE TABLE ringcast_messages (
 			topic TEXT COLLATE "C" NOT NULL,
@@ -45,6 +45,8 @@ var migrations = [][]string{
 			data  BYTEA NOT NULL,
 			PRIMARY KEY (topic, seq)
 		)`,
+		// Trim by age.
+		`CREATE INDEX ringcast_messages_time ON ringcast_messages (topic, time)`,
 		`INSERT INTO ringcast_meta (key, value) VALUES ('application', '` + application + `')`,
 	},
 }

@@ -16,6 +16,10 @@
 //
 //	func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Main(m)) }
 //
+// Servers started by Start keep fsync on, as benchmarks need; the shared
+// server turns it off, which makes creating databases several times
+// faster and loses nothing unless the machine itself crashes.
+//
 // # Binaries
 //
 // The server binaries (initdb, postgres) are looked up on PATH, then under

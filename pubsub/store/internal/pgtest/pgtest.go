@@ -38,6 +38,10 @@ const (
 	pollInterval  = 20 * time.Millisecond
 )
 
+// versionedBinaries is where Debian and Ubuntu install each major
+// version's server binaries.
+var versionedBinaries = "/usr/lib/postgresql/*/bin"
+
 // errNoBinaries reports a machine without a PostgreSQL installation.
 var errNoBinaries = errors.New("PostgreSQL server binaries (initdb, postgres) not found on PATH nor under /usr/lib/postgresql/*/bin")
 
@@ -52,6 +56,7 @@ type Server struct {
 	logPath string              // the postmaster's output
 	cred    *syscall.Credential // user to run as (root only), or nil
 	port    int                 // fixed after the first successful launch
+	fsync   bool
 
 	dbSeq atomic.Int64 // NewDatabase name counter
 
@@ -66,12 +71,27 @@ type Server struct {
 	exitErr error // proc's exit status, valid once exited is closed
 }
 
-// Start starts a server of its own for the test and registers a cleanup
-// that stops it and removes its files. It skips the test when PostgreSQL is
-// not installed (fails it when RINGCAST_REQUIRE_POSTGRES=1).
+// Options tune a server.
+type Options struct {
+	// NoFsync turns fsync off: much faster CREATE DATABASE and commits,
+	// and data lost only if the machine (not the server) crashes, which
+	// no test does. Benchmarks keep fsync on.
+	NoFsync bool
+}
+
+// Start starts a server of its own for the test, with fsync on, and
+// registers a cleanup that stops it and removes its files. It skips the
+// test when PostgreSQL is not installed (fails it when
+// RINGCAST_REQUIRE_POSTGRES=1).
 func Start(t testing.TB) *Server {
 	t.Helper()
-	s, err := newServer()
+	return StartWith(t, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, opts Options) *Server {
+	t.Helper()
+	s, err := newServer(opts)
 	if err != nil {
 		handleStartError(t, err)
 	}
@@ -123,7 +143,7 @@ func (w mainWrapper) Run() int {
 }
 
 // Shared returns the test binary's shared server, starting it on first
-// use. The package's TestMain must wrap testing.M with Main, which stops
+// use, with fsync off (Options.NoFsync). The package's TestMain must wrap testing.M with Main, which stops
 // it. Tests isolate themselves with NewDatabase, and must not stop, kill
 // or restart the shared server (use Start for that).
 func Shared(t testing.TB) *Server {
@@ -134,7 +154,7 @@ func Shared(t testing.TB) *Server {
 	if shared.stopped.Load() {
 		t.Fatal("pgtest: Shared called after the tests ended")
 	}
-	shared.once.Do(func() { shared.server, shared.err = newServer() })
+	shared.once.Do(func() { shared.server, shared.err = newServer(Options{NoFsync: true}) })
 	if shared.err != nil {
 		handleStartError(t, shared.err)
 	}
@@ -154,7 +174,7 @@ func handleStartError(t testing.TB, err error) {
 }
 
 // newServer initialises a cluster and launches its postmaster.
-func newServer() (s *Server, err error) {
+func newServer(opts Options) (s *Server, err error) {
 	bin, err := findBinaries()
 	if err != nil {
 		return nil, err
@@ -187,6 +207,7 @@ func newServer() (s *Server, err error) {
 		sockDir: base,
 		logPath: filepath.Join(base, "postgres.log"),
 		cred:    cred,
+		fsync:   !opts.NoFsync,
 	}
 	if err := s.initdb(); err != nil {
 		return nil, err
@@ -205,7 +226,7 @@ func findBinaries() (string, error) {
 			return dir, nil
 		}
 	}
-	dirs, _ := filepath.Glob("/usr/lib/postgresql/*/bin")
+	dirs, _ := filepath.Glob(versionedBinaries)
 	var best string
 	var bestVersion []int
 	for _, dir := range dirs {
@@ -282,8 +303,8 @@ func (s *Server) command(log *os.File, name string, args ...string) *exec.Cmd {
 	}
 	cmd.Stdout, cmd.Stderr = log, log
 	// Pdeathsig: a test binary that dies (a timeout panic) takes its
-	// server with it instead of leaving it running. Setpgid: the server's
-	// processes form a group of their own, which Kill kills together.
+	// server with it instead of leaving it running. Setpgid: a terminal's
+	// signals meant for the test do not reach the server.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Pdeathsig: syscall.SIGKILL, Setpgid: true}
 	return cmd
 }
@@ -393,6 +414,7 @@ func (s *Server) launchOnce(port int) error {
 		"-c", "shared_buffers=32MB",
 		"-c", "timezone=UTC",
 		"-c", "log_timezone=UTC",
+		"-c", "fsync="+map[bool]string{true: "on", false: "off"}[s.fsync],
 	)
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("starting postgres: %w", err)
@@ -576,9 +598,8 @@ func (s *Server) Stop() error {
 	return s.stopProcess()
 }
 
-// Kill kills the server's processes (SIGKILL to the postmaster's process
-// group), as a crash of its machine would, and waits until the postmaster
-// has exited. Restart recovers.
+// Kill kills the server's processes with SIGKILL, as a crash of its
+// machine would, and waits until they have exited. Restart recovers.
 func (s *Server) Kill() error {
 	s.mu.Lock()
 	proc, exited, waited := s.proc, s.exited, s.waited
@@ -586,54 +607,81 @@ func (s *Server) Kill() error {
 	if proc == nil {
 		return nil
 	}
-	pgid := proc.Process.Pid // Setpgid: the group is the postmaster's PID
-	if err := syscall.Kill(-pgid, syscall.SIGKILL); err != nil && !errors.Is(err, syscall.ESRCH) {
-		return fmt.Errorf("killing postgres (process group %d): %w", pgid, err)
+	pid := proc.Process.Pid
+	// Stopped, the postmaster forks no more backends; those it has (each
+	// in a session of its own) are killed first, while they are still
+	// known as its children.
+	if err := proc.Process.Signal(syscall.SIGSTOP); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("stopping postgres (pid %d): %w", pid, err)
+	}
+	children := childrenOf(pid)
+	for _, c := range children {
+		syscall.Kill(c, syscall.SIGKILL) //nolint:errcheck // gone already: fine
+	}
+	if err := proc.Process.Signal(syscall.SIGKILL); err != nil && !errors.Is(err, os.ErrProcessDone) {
+		return fmt.Errorf("killing postgres (pid %d): %w", pid, err)
 	}
 	<-exited
 	<-waited
 	s.mu.Lock()
 	s.proc = nil
 	s.mu.Unlock()
-	// The backends are no children of ours: wait (bounded) until the
-	// group is empty, so that none answers a client any more.
-	deadline := time.Now().Add(5 * time.Second)
-	for groupAlive(pgid) && time.Now().Before(deadline) {
-		time.Sleep(pollInterval)
+	// The backends are no children of ours: wait (bounded) until none is
+	// left to answer a client.
+	deadline := time.Now().Add(10 * time.Second)
+	for _, c := range children {
+		for running(c) {
+			if time.Now().After(deadline) {
+				return fmt.Errorf("postgres backend %d survives SIGKILL", c)
+			}
+			time.Sleep(pollInterval)
+		}
 	}
 	return nil
 }
 
-// groupAlive reports whether a process group has a process that is not a
-// zombie.
-func groupAlive(pgid int) bool {
-	if syscall.Kill(-pgid, 0) != nil {
-		return false
-	}
+// childrenOf lists the processes whose parent is pid.
+func childrenOf(pid int) []int {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return true
+		return nil
 	}
+	var out []int
 	for _, e := range entries {
-		pid, err := strconv.Atoi(e.Name())
+		c, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-		if err != nil {
-			continue
-		}
-		// pid (comm) state ppid pgrp ...; comm may hold spaces.
-		i := bytes.LastIndexByte(b, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(string(b[i+1:]))
-		if len(f) >= 3 && f[0] != "Z" && f[2] == strconv.Itoa(pgid) {
-			return true
+		if _, ppid, ok := procStat(c); ok && ppid == pid {
+			out = append(out, c)
 		}
 	}
-	return false
+	return out
+}
+
+// running reports whether pid is a process that is not a zombie.
+func running(pid int) bool {
+	state, _, ok := procStat(pid)
+	return ok && state != "Z" && state != "X"
+}
+
+// procStat reads a process's state and parent from /proc/<pid>/stat.
+func procStat(pid int) (state string, ppid int, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return "", 0, false
+	}
+	// pid (comm) state ppid ...; comm may hold spaces and parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return "", 0, false
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 2 {
+		return "", 0, false
+	}
+	ppid, err = strconv.Atoi(f[1])
+	return f[0], ppid, err == nil
 }
 
 // Restart starts a stopped or killed server again, on the same port and

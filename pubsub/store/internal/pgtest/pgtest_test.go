@@ -2,10 +2,13 @@ package pgtest
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -39,6 +42,7 @@ func query(t *testing.T, url, sql string) (string, error) {
 func alive(pid int) bool { return syscall.Kill(pid, 0) == nil }
 
 func TestServerLifeCycle(t *testing.T) {
+	t.Parallel()
 	s := Start(t)
 	pid, dir := s.PID(), s.Dir()
 	if pid == 0 {
@@ -115,6 +119,7 @@ func TestServerLifeCycle(t *testing.T) {
 }
 
 func TestSharedServer(t *testing.T) {
+	t.Parallel()
 	a, b := Shared(t), Shared(t)
 	if a != b {
 		t.Fatal("Shared returned two servers")
@@ -131,6 +136,7 @@ func TestSharedServer(t *testing.T) {
 }
 
 func TestRunsAsUnprivilegedUser(t *testing.T) {
+	t.Parallel()
 	s := Shared(t)
 	info, err := os.Stat(filepath.Join(s.Dir(), "data"))
 	if err != nil {
@@ -168,5 +174,51 @@ func TestParseVersion(t *testing.T) {
 		if got := parseVersion(c.in); !slices.Equal(got, c.want) {
 			t.Fatalf("parseVersion(%q) = %v, want %v", c.in, got, c.want)
 		}
+	}
+}
+
+// recorder is a testing.TB that records how a test ended.
+type recorder struct {
+	testing.TB
+	skipped, failed string
+}
+
+func (r *recorder) Helper() {}
+func (r *recorder) Skipf(format string, args ...any) {
+	r.skipped = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (r *recorder) Fatalf(format string, args ...any) {
+	r.failed = fmt.Sprintf(format, args...)
+	runtime.Goexit()
+}
+func (r *recorder) Cleanup(func()) { panic("a cleanup registered for a server that did not start") }
+
+// withoutPostgres runs Start where no PostgreSQL is installed.
+func withoutPostgres(t *testing.T, require string) *recorder {
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv(RequireEnv, require)
+	old := versionedBinaries
+	versionedBinaries = filepath.Join(t.TempDir(), "*", "bin")
+	defer func() { versionedBinaries = old }()
+	r := &recorder{TB: t}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		Start(r)
+		t.Error("Start returned without PostgreSQL")
+	}()
+	<-done
+	return r
+}
+
+func TestMissingPostgres(t *testing.T) {
+	r := withoutPostgres(t, "")
+	if r.skipped == "" || r.failed != "" || !strings.Contains(r.skipped, "apt-get install postgresql") {
+		t.Fatalf("without PostgreSQL: skipped %q, failed %q; want a skip saying how to install it", r.skipped, r.failed)
+	}
+	r = withoutPostgres(t, "1")
+	if r.failed == "" || r.skipped != "" || !strings.Contains(r.failed, RequireEnv) {
+		t.Fatalf("without PostgreSQL, required: skipped %q, failed %q; want a failure naming %s", r.skipped, r.failed, RequireEnv)
 	}
 }
