@@ -68,6 +68,27 @@
 // the topic's last message) naming where the topic is. A node that sees a gap in a topic's sequence
 // fetches the missing messages from the owner's history.
 //
+// # Durable topics
+//
+// With Config.Store, the topics Config.Durability names are kept in a
+// database (package store: SQLite embedded, or Postgres shared by a
+// cluster). The store is then the single source of truth for a durable
+// topic's order: its owner claims the topic in the store before it
+// sequences anything and takes the epoch and last sequence number from
+// there, commits each message (many topics' messages in one transaction)
+// before it delivers or acknowledges it, and the topic goes on in the same
+// epoch, with no gap and no failover jump, after a failover, a hand-off,
+// or a restart of the whole cluster. Each claim fences the previous
+// claimant's writes, so two nodes that both believe they own a topic (a
+// network partition, an old owner that has not seen the ring move) can
+// never both append: the loser's write is refused and it steps down,
+// passing its publishes to the owner. Recent messages are served from
+// memory; Since and gap repair read older ones from the store, a page at a
+// time. When the store cannot be reached or written, publishes to durable
+// topics fail with ErrStoreUnavailable and nothing unstored is
+// acknowledged; memory-only topics are unaffected. Durable topics are not
+// copied to replicas: the store is their copy.
+//
 // # Cost of a publish
 //
 // One frame to the owner (none when the owner is local) plus one frame per
@@ -127,6 +148,10 @@
 // transfer_in.go (sending and receiving a state too large for one frame in
 // acknowledged parts), rebalance.go (following ring changes: departures,
 // reconciliation, idle topics).
+//
+// Durable topics: durability.go (which topics, their retention),
+// durable.go (claims in the store, step-down, reads from it), commit.go
+// (group commit), storeretention.go (the retention sweep).
 //
 // Plumbing: peers.go and parking.go (frames to other members), route.go's
 // router, pending.go (requests waiting for answers), timers.go (the node's

@@ -223,14 +223,32 @@ func (n *Node) stepDownLocked(ot *ownedTopic, token uint64, reqs []*pubReq, caus
 	}
 }
 
-// rerouteLocked sends a publish this node could not commit on to the
-// topic's owner in the ring, as a forward: it counts a hop, so that two
-// nodes that each think the other owns the topic give up after maxHops.
-// When the ring names this node, the publish runs here again (claiming
-// the topic in the store anew). ot.mu held.
+// rerouteLocked sends a publish this node could not commit on to where
+// the topic is served now: the node it moved to, or the owner in the ring.
+// When the ring names this node, the publish runs here again (claiming the
+// topic in the store anew) and counts a hop, so that two nodes that each
+// keep claiming the topic give up after maxHops with ErrStoreUnavailable.
+// ot.mu held.
 func (n *Node) rerouteLocked(ot *ownedTopic, req *pubReq, cause error) {
+	target := ""
+	if ot.state == stateMoved && !ot.gone.Load() {
+		target = ot.movedTo
+	} else {
+		owner, err := n.ringOwner(ot.name)
+		if err != nil {
+			n.router.replyPublish(req, pubResult{err: err})
+			return
+		}
+		target = owner
+	}
+	if target != n.name {
+		if err := n.router.sendPublish(req, target); err != nil {
+			n.router.replyPublish(req, pubResult{err: err})
+		}
+		return
+	}
 	if req.hops >= maxHops {
-		err := fmt.Errorf("%w: topic %q: its owner lost its claim in the store", ErrStoreUnavailable, ot.name)
+		err := fmt.Errorf("%w: topic %q: claimed in the store by another node each time this one tried", ErrStoreUnavailable, ot.name)
 		if cause != nil {
 			err = fmt.Errorf("%w: %w", err, cause)
 		}
@@ -238,32 +256,19 @@ func (n *Node) rerouteLocked(ot *ownedTopic, req *pubReq, cause error) {
 		return
 	}
 	req.hops++
-	if ot.state == stateMoved && !ot.gone.Load() {
-		if err := n.router.sendPublish(req, ot.movedTo); err != nil {
-			n.router.replyPublish(req, pubResult{err: err})
-		}
-		return
-	}
-	owner, err := n.ringOwner(ot.name)
-	switch {
-	case err != nil:
-		n.router.replyPublish(req, pubResult{err: err})
-	case owner == n.name && !ot.gone.Load() && (ot.state == stateReady || ot.state == stateClaiming):
+	if !ot.gone.Load() && (ot.state == stateReady || ot.state == stateClaiming) {
 		if res, ok := n.publishLocked(ot, req); ok {
 			n.router.replyPublish(req, res)
 		}
-	case owner == n.name:
-		// ot left the table: the next publish claims the topic afresh.
-		n.timers.after(0, func() {
-			if res, ok := n.publishOwned(nil, req); ok {
-				n.router.replyPublish(req, res)
-			}
-		})
-	default:
-		if err := n.router.sendPublish(req, owner); err != nil {
-			n.router.replyPublish(req, pubResult{err: err})
-		}
+		return
 	}
+	// ot left the table: the publish claims the topic afresh, outside
+	// this lock.
+	n.timers.after(0, func() {
+		if res, ok := n.publishOwned(nil, req); ok {
+			n.router.replyPublish(req, res)
+		}
+	})
 }
 
 // failDurableLocked ends the publishes held for ot's claim in the store

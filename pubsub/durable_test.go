@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub/store"
+	"github.com/ringcast/ringcast/pubsub/store/sqlite"
 )
 
 // memStore is a store.Store held in memory, shared by the nodes of a test
@@ -174,6 +176,50 @@ func (s *memStore) head(topic string) (epoch, seq uint64, msgs []store.Message) 
 	return t.epoch, t.seq, slices.Clone(t.msgs)
 }
 
+// stored returns what st holds of topic: epoch, head, messages.
+func stored(t testing.TB, st store.Store, topic string) (epoch, seq uint64, msgs []store.Message) {
+	t.Helper()
+	if m, ok := st.(*memStore); ok {
+		return m.head(topic)
+	}
+	ctx := ctxT(t, 10*time.Second)
+	heads, err := st.Topics(ctx, "", 1<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, h := range heads {
+		if h.Name == topic {
+			epoch, seq = h.Epoch, h.Seq
+		}
+	}
+	after := uint64(0)
+	for {
+		page, err := st.Read(ctx, topic, after, 1000, 8<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(page) == 0 {
+			return epoch, seq, msgs
+		}
+		msgs = append(msgs, page...)
+		after = page[len(page)-1].Seq
+	}
+}
+
+// eachStore runs test against the in-memory test store and against a
+// SQLite store in a temporary file, both shared by every node of the test.
+func eachStore(t *testing.T, test func(t *testing.T, st store.Store)) {
+	t.Run("mem", func(t *testing.T) { test(t, newMemStore()) })
+	t.Run("sqlite", func(t *testing.T) {
+		st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ringcast.db"), sqlite.Options{Synchronous: "normal"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = st.Close() })
+		test(t, st)
+	})
+}
+
 // withStore returns a tweak that gives a node st and, with rules, those
 // Durability rules.
 func withStore(st store.Store, rules ...Durability) func(*Config) {
@@ -201,59 +247,60 @@ func newStandalone(t *testing.T, name string, tweak func(*Config)) *Node {
 // epoch, and a subscriber resuming from a position receives exactly the
 // rest, read from the store.
 func TestDurableSurvivesRestart(t *testing.T) {
-	st := newMemStore()
-	ctx := ctxT(t, 20*time.Second)
-	a := newStandalone(t, "a", withStore(st))
-	var last PublishResult
-	for i := 1; i <= 20; i++ {
-		res, err := a.Publish(ctx, "orders", fmt.Appendf(nil, "m%d", i))
-		if err != nil {
-			t.Fatal(err)
+	eachStore(t, func(t *testing.T, st store.Store) {
+		ctx := ctxT(t, 20*time.Second)
+		a := newStandalone(t, "a", withStore(st))
+		var last PublishResult
+		for i := 1; i <= 20; i++ {
+			res, err := a.Publish(ctx, "orders", fmt.Appendf(nil, "m%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if res.Seq != uint64(i) {
+				t.Fatalf("publish %d got seq %d", i, res.Seq)
+			}
+			last = res
 		}
-		if res.Seq != uint64(i) {
-			t.Fatalf("publish %d got seq %d", i, res.Seq)
+		if _, head, msgs := stored(t, st, "orders"); head != 20 || len(msgs) != 20 {
+			t.Fatalf("store holds head %d, %d messages; want 20", head, len(msgs))
 		}
-		last = res
-	}
-	if _, head, msgs := st.head("orders"); head != 20 || len(msgs) != 20 {
-		t.Fatalf("store holds head %d, %d messages; want 20", head, len(msgs))
-	}
-	_ = a.Close()
+		_ = a.Close()
 
-	b := newStandalone(t, "b", withStore(st, Durability{Pattern: "*"}))
-	sub, err := b.Subscribe(ctx, "orders", Since(last.Epoch, 7))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for want := uint64(8); want <= 20; want++ {
-		m, err := sub.Next(ctx)
+		b := newStandalone(t, "b", withStore(st, Durability{Pattern: "*"}))
+		sub, err := b.Subscribe(ctx, "orders", Since(last.Epoch, 7))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Epoch != last.Epoch || m.Seq != want || string(m.Data) != fmt.Sprintf("m%d", want) {
-			t.Fatalf("got %d/%d %q, want %d/%d m%d", m.Epoch, m.Seq, m.Data, last.Epoch, want, want)
+		for want := uint64(8); want <= 20; want++ {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Epoch != last.Epoch || m.Seq != want || string(m.Data) != fmt.Sprintf("m%d", want) {
+				t.Fatalf("got %d/%d %q, want %d/%d m%d", m.Epoch, m.Seq, m.Data, last.Epoch, want, want)
+			}
 		}
-	}
-	res, err := b.Publish(ctx, "orders", []byte("m21"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if res.Epoch != last.Epoch || res.Seq != 21 {
-		t.Fatalf("after restart: %d/%d, want %d/21", res.Epoch, res.Seq, last.Epoch)
-	}
-	m, err := sub.Next(ctx)
-	if err != nil || m.Seq != 21 {
-		t.Fatalf("live after recovery: %v %v", m, err)
-	}
-	// A position the store has trimmed is gone, and says where the topic is.
-	if _, err := st.Trim(ctx, "orders", 10, 0); err != nil {
-		t.Fatal(err)
-	}
-	_, err = b.Subscribe(ctx, "orders", Since(last.Epoch, 3))
-	var gone *HistoryGoneError
-	if !errors.As(err, &gone) || gone.Current.Seq != 21 {
-		t.Fatalf("Since before the store's oldest: %v", err)
-	}
+		res, err := b.Publish(ctx, "orders", []byte("m21"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Epoch != last.Epoch || res.Seq != 21 {
+			t.Fatalf("after restart: %d/%d, want %d/21", res.Epoch, res.Seq, last.Epoch)
+		}
+		m, err := sub.Next(ctx)
+		if err != nil || m.Seq != 21 {
+			t.Fatalf("live after recovery: %v %v", m, err)
+		}
+		// A position the store has trimmed is gone, and says where the topic is.
+		if _, err := st.Trim(ctx, "orders", 10, 0); err != nil {
+			t.Fatal(err)
+		}
+		_, err = b.Subscribe(ctx, "orders", Since(last.Epoch, 3))
+		var gone *HistoryGoneError
+		if !errors.As(err, &gone) || gone.Current.Seq != 21 {
+			t.Fatalf("Since before the store's oldest: %v", err)
+		}
+	})
 }
 
 // TestDurableFailoverContinues kills the owner of a durable topic in a
@@ -261,46 +308,47 @@ func TestDurableSurvivesRestart(t *testing.T) {
 // sequence goes on with no failover jump and no new epoch, and a
 // subscriber on another node misses nothing acknowledged.
 func TestDurableFailoverContinues(t *testing.T) {
-	st := newMemStore()
-	c := startCluster(t, 3, withStore(st))
-	ctx := ctxT(t, 30*time.Second)
-	nodes := c.live()
-	topic := topicOwnedBy(t, nodes[0], nodes[1].Name(), "durable")
-	var rec recorder
-	if _, err := nodes[2].SubscribeFunc(ctx, topic, rec.handle); err != nil {
-		t.Fatal(err)
-	}
-	var first PublishResult
-	for i := 1; i <= 50; i++ {
-		res, err := nodes[0].Publish(ctx, topic, fmt.Appendf(nil, "%d", i))
-		if err != nil {
+	eachStore(t, func(t *testing.T, st store.Store) {
+		c := startCluster(t, 3, withStore(st))
+		ctx := ctxT(t, 30*time.Second)
+		nodes := c.live()
+		topic := topicOwnedBy(t, nodes[0], nodes[1].Name(), "durable")
+		var rec recorder
+		if _, err := nodes[2].SubscribeFunc(ctx, topic, rec.handle); err != nil {
 			t.Fatal(err)
 		}
-		if i == 1 {
-			first = res
+		var first PublishResult
+		for i := 1; i <= 50; i++ {
+			res, err := nodes[0].Publish(ctx, topic, fmt.Appendf(nil, "%d", i))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if i == 1 {
+				first = res
+			}
 		}
-	}
-	_ = nodes[1].Close()
-	var res PublishResult
-	waitFor(t, 15*time.Second, "a publish after the failover", func() bool {
-		r, err := nodes[0].Publish(ctx, topic, []byte("51"))
-		res = r
-		return err == nil
+		_ = nodes[1].Close()
+		var res PublishResult
+		waitFor(t, 15*time.Second, "a publish after the failover", func() bool {
+			r, err := nodes[0].Publish(ctx, topic, []byte("51"))
+			res = r
+			return err == nil
+		})
+		if res.Epoch != first.Epoch || res.Seq != 51 {
+			t.Fatalf("after failover: %d/%d, want %d/51", res.Epoch, res.Seq, first.Epoch)
+		}
+		waitFor(t, 10*time.Second, "the subscriber to receive all 51", func() bool { return rec.len() >= 51 })
+		msgs := rec.snapshot()
+		checkOrdered(t, "subscriber", msgs)
+		for i, m := range msgs[:51] {
+			if m.Seq != uint64(i+1) || m.Epoch != first.Epoch {
+				t.Fatalf("message %d is %d/%d", i, m.Epoch, m.Seq)
+			}
+		}
+		if s := nodes[2].Stats(); s.Lost != 0 {
+			t.Fatalf("subscriber node lost %d messages", s.Lost)
+		}
 	})
-	if res.Epoch != first.Epoch || res.Seq != 51 {
-		t.Fatalf("after failover: %d/%d, want %d/51", res.Epoch, res.Seq, first.Epoch)
-	}
-	waitFor(t, 10*time.Second, "the subscriber to receive all 51", func() bool { return rec.len() >= 51 })
-	msgs := rec.snapshot()
-	checkOrdered(t, "subscriber", msgs)
-	for i, m := range msgs[:51] {
-		if m.Seq != uint64(i+1) || m.Epoch != first.Epoch {
-			t.Fatalf("message %d is %d/%d", i, m.Epoch, m.Seq)
-		}
-	}
-	if s := nodes[2].Stats(); s.Lost != 0 {
-		t.Fatalf("subscriber node lost %d messages", s.Lost)
-	}
 }
 
 // TestDurableFencing runs two nodes that each believe they own one topic
@@ -309,61 +357,62 @@ func TestDurableFailoverContinues(t *testing.T) {
 // acknowledged by either has its own sequence number and is in the store
 // at that number, and the store's sequence has no gap.
 func TestDurableFencing(t *testing.T) {
-	st := newMemStore()
-	ctx := ctxT(t, 30*time.Second)
-	a := newStandalone(t, "a", withStore(st))
-	b := newStandalone(t, "b", withStore(st))
-	type acked struct {
-		seq  uint64
-		data string
-	}
-	var (
-		mu  sync.Mutex
-		all []acked
-		wg  sync.WaitGroup
-	)
-	for _, n := range []*Node{a, b} {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := range 200 {
-				data := fmt.Sprintf("%s-%d", n.Name(), i)
-				res, err := n.Publish(ctx, "contested", []byte(data))
-				if err != nil {
-					if !errors.Is(err, ErrStoreUnavailable) {
-						t.Errorf("publish: %v", err)
+	eachStore(t, func(t *testing.T, st store.Store) {
+		ctx := ctxT(t, 30*time.Second)
+		a := newStandalone(t, "a", withStore(st))
+		b := newStandalone(t, "b", withStore(st))
+		type acked struct {
+			seq  uint64
+			data string
+		}
+		var (
+			mu  sync.Mutex
+			all []acked
+			wg  sync.WaitGroup
+		)
+		for _, n := range []*Node{a, b} {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range 200 {
+					data := fmt.Sprintf("%s-%d", n.Name(), i)
+					res, err := n.Publish(ctx, "contested", []byte(data))
+					if err != nil {
+						if !errors.Is(err, ErrStoreUnavailable) {
+							t.Errorf("publish: %v", err)
+						}
+						continue
 					}
-					continue
+					mu.Lock()
+					all = append(all, acked{res.Seq, data})
+					mu.Unlock()
 				}
-				mu.Lock()
-				all = append(all, acked{res.Seq, data})
-				mu.Unlock()
+			}()
+		}
+		wg.Wait()
+		_, head, msgs := stored(t, st, "contested")
+		if len(msgs) != int(head) {
+			t.Fatalf("store holds %d messages up to head %d", len(msgs), head)
+		}
+		for i, m := range msgs {
+			if m.Seq != uint64(i+1) {
+				t.Fatalf("store's sequence has a gap at %d: %d", i+1, m.Seq)
 			}
-		}()
-	}
-	wg.Wait()
-	_, head, msgs := st.head("contested")
-	if len(msgs) != int(head) {
-		t.Fatalf("store holds %d messages up to head %d", len(msgs), head)
-	}
-	for i, m := range msgs {
-		if m.Seq != uint64(i+1) {
-			t.Fatalf("store's sequence has a gap at %d: %d", i+1, m.Seq)
 		}
-	}
-	if len(all) != len(msgs) {
-		t.Fatalf("%d publishes acknowledged, %d stored", len(all), len(msgs))
-	}
-	for _, ack := range all {
-		if got := string(msgs[ack.seq-1].Data); got != ack.data {
-			t.Fatalf("seq %d acknowledged for %q, stored %q", ack.seq, ack.data, got)
+		if len(all) != len(msgs) {
+			t.Fatalf("%d publishes acknowledged, %d stored", len(all), len(msgs))
 		}
-	}
-	fenced := a.Stats().Store.Fenced + b.Stats().Store.Fenced
-	if fenced == 0 {
-		t.Fatal("no append was fenced: the two owners never contended")
-	}
-	t.Logf("%d acknowledged, %d step-downs", len(all), fenced)
+		for _, ack := range all {
+			if got := string(msgs[ack.seq-1].Data); got != ack.data {
+				t.Fatalf("seq %d acknowledged for %q, stored %q", ack.seq, ack.data, got)
+			}
+		}
+		fenced := a.Stats().Store.Fenced + b.Stats().Store.Fenced
+		if fenced == 0 {
+			t.Fatal("no append was fenced: the two owners never contended")
+		}
+		t.Logf("%d acknowledged, %d step-downs", len(all), fenced)
+	})
 }
 
 // TestDurableStoreDown stops the store: publishes to durable topics fail
@@ -416,38 +465,39 @@ func TestDurableStoreDown(t *testing.T) {
 // store: a subscriber on another node resuming from an early position gets
 // every message, paged from the store.
 func TestDurableSinceReadsStore(t *testing.T) {
-	st := newMemStore()
-	c := startCluster(t, 2, func(c *Config) {
-		withStore(st)(c)
-		c.HistorySize = 4
-	})
-	ctx := ctxT(t, 20*time.Second)
-	nodes := c.live()
-	topic := topicOwnedBy(t, nodes[0], nodes[0].Name(), "since")
-	payload := strings.Repeat("x", 200<<10) // a page holds about one MiB: several pages
-	var res PublishResult
-	for i := 1; i <= 60; i++ {
-		var err error
-		if res, err = nodes[0].Publish(ctx, topic, fmt.Appendf([]byte(payload), "%d", i)); err != nil {
-			t.Fatal(err)
+	eachStore(t, func(t *testing.T, st store.Store) {
+		c := startCluster(t, 2, func(c *Config) {
+			withStore(st)(c)
+			c.HistorySize = 4
+		})
+		ctx := ctxT(t, 20*time.Second)
+		nodes := c.live()
+		topic := topicOwnedBy(t, nodes[0], nodes[0].Name(), "since")
+		payload := strings.Repeat("x", 200<<10) // a page holds about one MiB: several pages
+		var res PublishResult
+		for i := 1; i <= 60; i++ {
+			var err error
+			if res, err = nodes[0].Publish(ctx, topic, fmt.Appendf([]byte(payload), "%d", i)); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	sub, err := nodes[1].Subscribe(ctx, topic, Since(res.Epoch, 2))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for want := uint64(3); want <= 60; want++ {
-		m, err := sub.Next(ctx)
+		sub, err := nodes[1].Subscribe(ctx, topic, Since(res.Epoch, 2))
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.Seq != want || !strings.HasSuffix(string(m.Data), fmt.Sprint(want)) {
-			t.Fatalf("got seq %d, want %d", m.Seq, want)
+		for want := uint64(3); want <= 60; want++ {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Seq != want || !strings.HasSuffix(string(m.Data), fmt.Sprint(want)) {
+				t.Fatalf("got seq %d, want %d", m.Seq, want)
+			}
 		}
-	}
-	if nodes[0].Stats().Store.Reads < 2 {
-		t.Fatalf("store reads: %d", nodes[0].Stats().Store.Reads)
-	}
+		if nodes[0].Stats().Store.Reads < 2 {
+			t.Fatalf("store reads: %d", nodes[0].Stats().Store.Reads)
+		}
+	})
 }
 
 // TestDurableRetention bounds a namespace to 10 messages: the sweep trims
@@ -542,84 +592,85 @@ func TestDurabilityRules(t *testing.T) {
 // topic's stored sequence has no gap, and a subscriber receives exactly
 // the stored sequence.
 func TestDurableRebalance(t *testing.T) {
-	st := newMemStore()
-	c := startCluster(t, 2, withStore(st))
-	ctx := ctxT(t, 60*time.Second)
-	nodes := c.live()
-	const topics = 16
-	recs := make([]*recorder, topics)
-	for i := range recs {
-		recs[i] = &recorder{}
-		if _, err := nodes[0].SubscribeFunc(ctx, fmt.Sprintf("re-%d", i), recs[i].handle); err != nil {
-			t.Fatal(err)
+	eachStore(t, func(t *testing.T, st store.Store) {
+		c := startCluster(t, 2, withStore(st))
+		ctx := ctxT(t, 60*time.Second)
+		nodes := c.live()
+		const topics = 16
+		recs := make([]*recorder, topics)
+		for i := range recs {
+			recs[i] = &recorder{}
+			if _, err := nodes[0].SubscribeFunc(ctx, fmt.Sprintf("re-%d", i), recs[i].handle); err != nil {
+				t.Fatal(err)
+			}
 		}
-	}
-	var (
-		mu    sync.Mutex
-		acked = make(map[string]map[uint64]string)
-		stop  atomic.Bool
-		wg    sync.WaitGroup
-		sent  atomic.Int64
-	)
-	for w := range 2 {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for i := 0; i < 3000 && !stop.Load(); i++ {
-				topic := fmt.Sprintf("re-%d", i%topics)
-				data := fmt.Sprintf("w%d-%d", w, i)
-				res, err := nodes[0].Publish(ctx, topic, []byte(data))
-				sent.Add(1)
-				if err != nil {
-					continue // refused while a topic changes hands: not acknowledged
+		var (
+			mu    sync.Mutex
+			acked = make(map[string]map[uint64]string)
+			stop  atomic.Bool
+			wg    sync.WaitGroup
+			sent  atomic.Int64
+		)
+		for w := range 2 {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := 0; i < 3000 && !stop.Load(); i++ {
+					topic := fmt.Sprintf("re-%d", i%topics)
+					data := fmt.Sprintf("w%d-%d", w, i)
+					res, err := nodes[0].Publish(ctx, topic, []byte(data))
+					sent.Add(1)
+					if err != nil {
+						continue // refused while a topic changes hands: not acknowledged
+					}
+					mu.Lock()
+					if acked[topic] == nil {
+						acked[topic] = make(map[uint64]string)
+					}
+					if prev, dup := acked[topic][res.Seq]; dup {
+						t.Errorf("%s seq %d acknowledged twice: %q and %q", topic, res.Seq, prev, data)
+					}
+					acked[topic][res.Seq] = data
+					mu.Unlock()
 				}
-				mu.Lock()
-				if acked[topic] == nil {
-					acked[topic] = make(map[uint64]string)
+			}()
+		}
+		waitFor(t, 10*time.Second, "traffic", func() bool { return sent.Load() > 200 })
+		c.add(withStore(st))
+		c.waitConverged()
+		waitFor(t, 10*time.Second, "more traffic", func() bool { return sent.Load() > 1200 })
+		sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		if err := nodes[1].Shutdown(sctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		cancel()
+		stop.Store(true)
+		wg.Wait()
+		total := 0
+		for i := range topics {
+			topic := fmt.Sprintf("re-%d", i)
+			_, head, msgs := stored(t, st, topic)
+			for j, m := range msgs {
+				if m.Seq != uint64(j+1) {
+					t.Fatalf("%s: stored sequence has a gap at %d", topic, j+1)
 				}
-				if prev, dup := acked[topic][res.Seq]; dup {
-					t.Errorf("%s seq %d acknowledged twice: %q and %q", topic, res.Seq, prev, data)
+				if want, ok := acked[topic][m.Seq]; ok && want != string(m.Data) {
+					t.Fatalf("%s seq %d: acknowledged %q, stored %q", topic, m.Seq, want, m.Data)
 				}
-				acked[topic][res.Seq] = data
-				mu.Unlock()
 			}
-		}()
-	}
-	waitFor(t, 10*time.Second, "traffic", func() bool { return sent.Load() > 200 })
-	c.add(withStore(st))
-	c.waitConverged()
-	waitFor(t, 10*time.Second, "more traffic", func() bool { return sent.Load() > 1200 })
-	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-	if err := nodes[1].Shutdown(sctx); err != nil {
-		t.Errorf("shutdown: %v", err)
-	}
-	cancel()
-	stop.Store(true)
-	wg.Wait()
-	total := 0
-	for i := range topics {
-		topic := fmt.Sprintf("re-%d", i)
-		_, head, msgs := st.head(topic)
-		for j, m := range msgs {
-			if m.Seq != uint64(j+1) {
-				t.Fatalf("%s: stored sequence has a gap at %d", topic, j+1)
+			if len(acked[topic]) > len(msgs) {
+				t.Fatalf("%s: %d acknowledged, %d stored", topic, len(acked[topic]), len(msgs))
 			}
-			if want, ok := acked[topic][m.Seq]; ok && want != string(m.Data) {
-				t.Fatalf("%s seq %d: acknowledged %q, stored %q", topic, m.Seq, want, m.Data)
+			total += len(msgs)
+			waitFor(t, 15*time.Second, topic+" delivered in full", func() bool { return recs[i].len() >= int(head) })
+			got := recs[i].snapshot()
+			checkOrdered(t, topic, got)
+			for j, m := range got[:head] {
+				if m.Seq != uint64(j+1) || string(m.Data) != string(msgs[j].Data) {
+					t.Fatalf("%s: delivery %d is seq %d %q, stored %q", topic, j, m.Seq, m.Data, msgs[j].Data)
+				}
 			}
 		}
-		if len(acked[topic]) > len(msgs) {
-			t.Fatalf("%s: %d acknowledged, %d stored", topic, len(acked[topic]), len(msgs))
-		}
-		total += len(msgs)
-		waitFor(t, 15*time.Second, topic+" delivered in full", func() bool { return recs[i].len() >= int(head) })
-		got := recs[i].snapshot()
-		checkOrdered(t, topic, got)
-		for j, m := range got[:head] {
-			if m.Seq != uint64(j+1) || string(m.Data) != string(msgs[j].Data) {
-				t.Fatalf("%s: delivery %d is seq %d %q, stored %q", topic, j, m.Seq, m.Data, msgs[j].Data)
-			}
-		}
-	}
-	t.Logf("%d publishes, %d stored and delivered", sent.Load(), total)
+		t.Logf("%d publishes, %d stored and delivered", sent.Load(), total)
+	})
 }

@@ -3,6 +3,11 @@ package pubsub
 import "github.com/ringcast/ringcast/pubsub/topics"
 
 // Ack is the acknowledgement a publisher waits for.
+//
+// For a durable topic (Config.Store, Config.Durability) AckOwner and
+// AckReplicated both return once the store has committed the message: an
+// acknowledged message survives the loss of every node. A durable topic's
+// messages are delivered only once committed, whatever the Ack.
 type Ack uint8
 
 const (
