@@ -13,7 +13,21 @@
 // GET /api/topics/{topic} and GET /api/stats (off by default). Every flag has an environment
 // variable; a flag wins over its variable; --help lists them all. Once
 // serving, the process logs "ringcast-topic ready" with its gossip and peer
-// addresses, its name and, with --http, that address.
+// addresses, its name, its store and, with --http, that address.
+//
+// # Durable topics
+//
+// The node keeps the topics it owns in the store --store names: a SQLite
+// file (PATH or sqlite:PATH; default $XDG_STATE_HOME/ringcast/ringcast.db,
+// else ~/.local/state/ringcast/ringcast.db; the servers of one host may
+// share it), a PostgreSQL database (postgres://USER:PASSWORD@HOST:PORT/DB,
+// the same for every node of the cluster), or memory (none). --durable
+// says which topics are kept and for how long (default "*=durable"), and
+// --store-timeout bounds opening the store and each call to it (default
+// 5s). The store is opened before the node joins the cluster and closed
+// after it has left; one that cannot be opened ends the process with exit
+// status 1 and one line on stderr, and a file that is not a ringcast store
+// is left unchanged. See package cli for the details.
 //
 // # Shutdown
 //

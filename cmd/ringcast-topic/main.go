@@ -14,6 +14,17 @@ the topics (orders their messages, keeps their recent history, and sends
 each message once to every node with subscribers) and serves no clients.
 Clients connect to ringcast-ws gateways.
 
+Topics are durable by default: each message is committed to the store
+before it is acknowledged or delivered, and a topic goes on (same epoch,
+next sequence number) after its owner fails or the whole cluster restarts.
+--store is a SQLite file (default $XDG_STATE_HOME/ringcast/ringcast.db, else
+~/.local/state/ringcast/ringcast.db; the servers of one host may share it),
+a postgres:// URL (one database for every node of a cluster), or memory (no
+store). --durable chooses which topics are kept and for how long. A store
+that cannot be opened ends the process at start (exit 1); a store that goes
+down later makes publishes to durable topics fail (HTTP 503 at the gateway)
+while memory-only topics go on.
+
 With --http it also serves, on that address:
 
   GET /api/cluster    members, their roles, addresses and share of the ring

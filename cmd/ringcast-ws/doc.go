@@ -15,7 +15,9 @@
 //     "message"). It answers {"topic":T,"seq":N,"epoch":"E"} once the
 //     topic's owner holds the message (ack=owner, the default) or the owner
 //     and its replicas do (ack=replicated: the message survives the loss of
-//     any one node); with ack=none it answers 202 {"topic":T} at once.
+//     any one node); for a durable topic both mean the store committed it.
+//     With ack=none it answers 202 {"topic":T} at once. A durable topic
+//     whose store is down answers 503.
 //   - GET /api/cluster, GET /api/topics/{topic}, GET /healthz.
 //   - GET /api/stats: the node's counters (topics owned, replica copies,
 //     forgotten topics, messages, links to each peer) and the gateway's
@@ -29,16 +31,39 @@
 // and accepts; --failure-detection fast declares a failed member dead in
 // under a second (loopback and test clusters) instead of a few seconds.
 // --help lists them all. Logs go to stderr as text or, with --log-format
-// json, as JSON; once serving, the
-// process logs "ringcast-ws ready" with its listen, gossip and peer
-// addresses and its name.
+// json, as JSON; once serving, the process logs "ringcast-ws ready" with
+// its listen, gossip and peer addresses, its name and its store.
+//
+// # Durable topics
+//
+// With the default roles the node owns topics and keeps them in a store,
+// opened at start and closed after the node has shut down:
+//
+//	--store PATH | sqlite:PATH      a SQLite file (default
+//	                                $XDG_STATE_HOME/ringcast/ringcast.db, else
+//	                                ~/.local/state/ringcast/ringcast.db)
+//	--store postgres://USER:PASSWORD@HOST:PORT/DB
+//	                                a PostgreSQL database, the same for every node
+//	--store memory                  none: every topic in memory only
+//	--durable RULES                 which topics are kept, and how long
+//	                                (default "*=durable": all, for ever), e.g.
+//	                                "notifications:*=durable age=720h count=100000; cursor:*=memory; *=durable"
+//	--store-timeout DURATION        bound of opening the store and of each call (default 5s)
+//
+// An acknowledged publish to a durable topic (ack=owner or ack=replicated)
+// is committed in the store. With --roles gateway the node owns no topics
+// and opens no store, whatever --store says. A store that cannot be opened
+// (a file that is not a ringcast store, left unchanged; a database that
+// does not answer) ends the process with exit status 1 and one line on
+// stderr. The ready line names the store (a URL's password shows as
+// xxxxx); prefer RINGCAST_STORE to the flag for a URL with a password.
 //
 // # Shutdown
 //
 // On SIGINT or SIGTERM /healthz turns 503, the HTTP server stops accepting
 // and WebSocket clients are closed with 1001 (going away), then the node
 // hands its topics off and leaves the cluster, all within
-// --shutdown-timeout. A second signal cuts this short. The exit status is 0
+// --shutdown-timeout, and the store is closed. A second signal cuts this short. The exit status is 0
 // after a clean shutdown, 1 after a failure (such as a busy port), 2 for a
 // bad flag or variable.
 //

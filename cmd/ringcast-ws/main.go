@@ -32,6 +32,18 @@ cluster as a node and serves, on --listen:
 With the default roles it also owns a share of the topics; --roles gateway
 makes a pure gateway that leaves topics to ringcast-topic servers.
 
+Topics are durable by default: the node that owns a topic commits each
+message to a store before it acknowledges or delivers it, and the topic goes
+on (same epoch, next sequence number) after its owner fails or the whole
+cluster restarts. --store is a SQLite file (default
+$XDG_STATE_HOME/ringcast/ringcast.db, else
+~/.local/state/ringcast/ringcast.db), a postgres:// URL (one database for
+every node of a cluster), or memory (no store). --durable chooses which
+topics are kept and for how long. A pure gateway owns no topics and opens no
+store. A store that cannot be opened ends the process at start (exit 1); a
+store that goes down later makes publishes to durable topics answer 503
+while memory-only topics go on.
+
 Each topic is held by --replication members; a publish acknowledged with
 ack=replicated survives the loss of any one of them. When a topic's owner
 fails, the next member takes the topic over once the failure is detected:

@@ -277,7 +277,8 @@ func TestReadmeSession(t *testing.T) {
 
 func TestCommandLine(t *testing.T) {
 	common := []string{"name", "gossip", "peer", "join", "cluster", "secret", "log-format", "log-level", "shutdown-timeout",
-		"failure-detection", "replication", "history-size", "history-ttl", "idle-topic-ttl", "max-payload"}
+		"failure-detection", "replication", "history-size", "history-ttl", "idle-topic-ttl", "max-payload",
+		"store", "durable", "store-timeout"}
 	for bin, own := range map[string][]string{wsBinary: {"listen", "roles", "origins"}, topicBinary: {"http"}} {
 		code, stdout, stderr := runOnce(t, bin, nil, "--help")
 		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Usage: "+bin+" [flags]") {

@@ -1,6 +1,7 @@
 // Package cluster is a runnable example and its test, not a library: run.sh
-// starts a local ringcast cluster of two gateways and two topic servers, and
-// README.md shows a websocat session against it.
+// starts a local ringcast cluster of two gateways and two topic servers
+// sharing one SQLite store, and README.md shows a websocat session against
+// it.
 //
 // # Tests
 //
@@ -10,7 +11,10 @@
 // stop a topic's owner mid-session, kill one with SIGKILL while publishing
 // with ack=replicated (TestFailover logs the kill-to-recovery time), resume
 // a client with {"since": seq, "epoch": "e"}, check the command lines
-// (--help, bad flags, busy ports, environment variables), and, with
+// (--help, bad flags, busy ports, environment variables), kill a whole
+// cluster whose topics are durable (on a PostgreSQL server the test starts,
+// and on the default SQLite file) and check that a client resumes exactly
+// where it was, refuse a store that is not ringcast's, and, with
 // RINGCAST_PHOENIX_JS set, run the official Phoenix JavaScript client across
 // two gateways. Run as root with iproute2, TestNetsplitHeals runs a topic
 // server and a gateway in each of two network namespaces joined by a veth
@@ -21,8 +25,9 @@
 //
 // run.sh starts the cluster; cluster_test.go runs it and checks delivery
 // across gateways; failover_test.go kills and restarts nodes;
-// resume_test.go reconnects clients with since; runscript_test.go runs
-// run.sh; netsplit_test.go splits and heals a cluster, with the namespaces,
+// resume_test.go reconnects clients with since; durable_test.go restarts
+// clusters on a store, with the PostgreSQL server of postgres_test.go;
+// runscript_test.go runs run.sh; netsplit_test.go splits and heals a cluster, with the namespaces,
 // the veth pair and the proxies that reach into them in netns_test.go;
 // process_test.go holds the helpers that start and stop the binaries by PID.
 package cluster

@@ -95,17 +95,27 @@ func goTool() (string, error) {
 }
 
 // childEnv is the test's environment without RINGCAST_ variables, plus
-// extra. Race-enabled binaries exit without the race detector's default
-// one-second pause.
+// extra, which wins over what comes before it. Race-enabled binaries exit
+// without the race detector's default one-second pause.
+//
+// Processes get RINGCAST_STORE=memory: the tests written for memory-only
+// topics stay so, and the durable ones give --store (a flag wins over the
+// variable) or RINGCAST_STORE= (empty: the default). XDG_STATE_HOME points
+// into a directory of the test run's own, so that no process ever writes
+// the default store of the user running the tests.
 func childEnv(extra ...string) []string {
 	var env []string
 	for _, kv := range os.Environ() {
-		if !strings.HasPrefix(kv, "RINGCAST_") && !strings.HasPrefix(kv, "GORACE=") {
+		if !strings.HasPrefix(kv, "RINGCAST_") && !strings.HasPrefix(kv, "GORACE=") && !strings.HasPrefix(kv, "XDG_STATE_HOME=") {
 			env = append(env, kv)
 		}
 	}
 	if raceEnabled {
 		env = append(env, strings.TrimSpace("GORACE="+os.Getenv("GORACE")+" atexit_sleep_ms=0"))
+	}
+	env = append(env, "RINGCAST_STORE=memory")
+	if binDir != "" {
+		env = append(env, "XDG_STATE_HOME="+filepath.Join(binDir, "state"))
 	}
 	return append(env, extra...)
 }

@@ -8,7 +8,13 @@
 # taken over by the other topic server. The default, lan, takes a few seconds
 # and sends less gossip; use it on real networks.
 #
-# Usage: run.sh [--base-port N] [--dir DIR] [--bin DIR] [--clean]
+# Topics are durable: both topic servers keep them in ONE SQLite file,
+# DIR/ringcast.db, which SQLite lets the processes of one host share. A topic
+# goes on where it was after its owner is killed, and after the whole cluster
+# is stopped and started again with the same --dir. The gateways own no
+# topics and open no store.
+#
+# Usage: run.sh [--base-port N] [--dir DIR] [--bin DIR] [--store STORE] [--clean]
 #
 #   --base-port N  listen on fixed ports: HTTP on N..N+3 (gateway-1,
 #                  gateway-2, topic-1, topic-2), gossip on N+10..N+13, peer
@@ -20,15 +26,19 @@
 #                  on exit.
 #   --bin DIR      use the ringcast-ws and ringcast-topic binaries in DIR
 #                  instead of building them.
-#   --clean        delete DIR on exit.
+#   --store STORE  the topic servers' --store (env RINGCAST_STORE): default
+#                  DIR/ringcast.db; postgres://... for a PostgreSQL database;
+#                  memory for memory-only topics.
+#   --clean        delete DIR (and so the store in it) on exit.
 set -euo pipefail
 
-usage() { sed -n '11,23s/^# \{0,1\}//p' "$0"; }
+usage() { sed -n '17,32s/^# \{0,1\}//p' "$0"; }
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 base="${RINGCAST_BASE_PORT:-}"
 dir="${RINGCAST_RUN_DIR:-}"
 bin=""
+store="${RINGCAST_STORE:-}"
 clean=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -38,6 +48,8 @@ while [ $# -gt 0 ]; do
     --dir=*) dir="${1#*=}"; shift ;;
     --bin) bin="${2:?--bin needs a directory}"; shift 2 ;;
     --bin=*) bin="${1#*=}"; shift ;;
+    --store) store="${2:?--store needs a store}"; shift 2 ;;
+    --store=*) store="${1#*=}"; shift ;;
     --clean) clean=1; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "run.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
@@ -53,6 +65,14 @@ if [ -n "$dir" ]; then
 else
   dir="$(mktemp -d "${TMPDIR:-/tmp}/ringcast-cluster.XXXXXX")"
 fi
+# Every process this script starts gets its --store from here, not from
+# the environment.
+unset RINGCAST_STORE
+store="${store:-$dir/ringcast.db}"
+case "$store" in
+  postgres://*:*@*|postgresql://*:*@*) shown="$(sed -E 's#(://[^:/@]*:)[^@]*@#\1xxxxx@#' <<<"$store")" ;;
+  *) shown="$store" ;;
+esac
 
 pids=()
 names=()
@@ -148,6 +168,8 @@ start() {
 }
 
 fast=(--failure-detection fast)
+# The topic servers share the store; the variable keeps a password out of ps.
+export RINGCAST_STORE="$store"
 start topic-1 2 "$bin/ringcast-topic" "${fast[@]}" --name topic-1 --gossip "$(port 2 10)" --peer "$(port 2 20)" --http "$(port 2 0)"
 seed="${gossips[0]}"
 start topic-2 3 "$bin/ringcast-topic" "${fast[@]}" --name topic-2 --gossip "$(port 3 10)" --peer "$(port 3 20)" --http "$(port 3 0)" --join "$seed"
@@ -171,7 +193,7 @@ done
 gw1="${https[2]}" gw2="${https[3]}"
 echo
 echo "ringcast cluster running (--failure-detection fast: a process that dies is"
-echo "declared dead in under a second):"
+echo "declared dead in under a second; topics kept in $shown):"
 for i in "${!names[@]}"; do
   case "${names[$i]}" in
     gateway-*) url="ws://${https[$i]}/socket/websocket" ;;
@@ -199,7 +221,9 @@ Or publish over HTTP:
   curl http://$gw1/api/topics/topics:matrix
 
 Kill the topic's owner (kill -9 its PID, above) and publish again: the other
-topic server takes the topic over and the sequence goes on.
+topic server takes the topic over from the store and the sequence goes on
+with the next number. Stop the cluster and run this script again with
+--dir $dir: the topics go on where they were.
 
 TEXT
 echo "logs in $dir (NAME.log); Ctrl-C stops the cluster"

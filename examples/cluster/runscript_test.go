@@ -15,7 +15,8 @@ import (
 )
 
 // run.sh picks free ports, says where every process listens, stops them all
-// on SIGTERM, and keeps their logs in the directory it was given.
+// on SIGTERM, and keeps their logs, and the SQLite store its topic servers
+// share, in the directory it was given.
 func TestRunScript(t *testing.T) {
 	bash, err := exec.LookPath("bash")
 	if err != nil {
@@ -29,7 +30,7 @@ func TestRunScript(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "run")
 
 	cmd := exec.Command(bash, "run.sh", "--bin", bin, "--dir", dir)
-	cmd.Env = childEnv()
+	cmd.Env = childEnv("RINGCAST_STORE=") // run.sh's default store
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -120,5 +121,17 @@ func TestRunScript(t *testing.T) {
 		if !strings.Contains(string(b), " ready\"") {
 			t.Fatalf("log of %s has no ready line:\n%s", p[1], b)
 		}
+		// The topic servers share one SQLite file in the directory; the
+		// gateways own no topics and open none.
+		want := "store=sqlite:" + filepath.Join(dir, "ringcast.db")
+		if strings.HasPrefix(p[1], "gateway-") {
+			want = `store="none (gateway role only)"`
+		}
+		if !strings.Contains(string(b), want) {
+			t.Fatalf("log of %s does not say %s:\n%s", p[1], want, b)
+		}
+	}
+	if _, err := os.Stat(filepath.Join(dir, "ringcast.db")); err != nil {
+		t.Fatalf("the shared store: %v", err)
 	}
 }

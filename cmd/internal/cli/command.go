@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"os"
 	"os/signal"
+	"regexp"
 	"slices"
 	"strings"
 	"syscall"
@@ -50,6 +51,10 @@ type Common struct {
 	HistoryTTL       time.Duration // --history-ttl
 	IdleTopicTTL     time.Duration // --idle-topic-ttl
 	MaxPayload       int           // --max-payload, in bytes
+
+	Store        StoreSpec           // --store: where durable topics are kept
+	Durable      []pubsub.Durability // --durable: which topics are durable, and for how long
+	StoreTimeout time.Duration       // --store-timeout: bound of one store call
 }
 
 // option is one flag and the environment variable behind it.
@@ -73,7 +78,8 @@ type Command struct {
 	intro   string
 	fs      *flag.FlagSet
 	options []*option
-	common  int // options[:common] are the common flags
+	common  int                 // options[:common] are the common flags
+	getenv  func(string) string // what Parse read the environment with
 }
 
 // NewCommand returns a Command named name (the binary's name, which prefixes
@@ -98,8 +104,13 @@ func NewCommand(name, intro string) *Command {
 		HistoryTTL:       pubsub.DefaultHistoryTTL,
 		IdleTopicTTL:     pubsub.DefaultIdleTopicTTL,
 		MaxPayload:       DefaultMaxPayload,
+
+		StoreTimeout: pubsub.DefaultStoreTimeout,
 	}
 	cm := &c.Common
+	if err := (durabilityValue{&cm.Durable}).Set(DefaultDurable); err != nil {
+		panic(err)
+	}
 	c.Var(stringValue{&cm.NodeName}, "name", "RINGCAST_NAME",
 		"node name, unique in the cluster (default: host name and a random suffix)")
 	c.Var(addrValue{p: &cm.Gossip}, "gossip", "RINGCAST_GOSSIP",
@@ -130,6 +141,13 @@ func NewCommand(name, intro string) *Command {
 		"how long a topic with no subscribers and an empty history is kept after its last use; forgotten, it starts a new epoch if used again")
 	c.Var(sizeValue{p: &cm.MaxPayload, min: MinMaxPayload, max: MaxMaxPayload}, "max-payload", "RINGCAST_MAX_PAYLOAD",
 		"largest message, in bytes or with a KiB or MiB suffix (1KiB to 64MiB); the same on every node")
+	c.Var(storeValue{&cm.Store}, "store", "RINGCAST_STORE",
+		`database beneath durable topics, opened at start (a process that cannot open it exits 1): a SQLite file (PATH or sqlite:PATH; the processes of one host may share it), postgres://USER:PASSWORD@HOST:PORT/DB or postgresql://... (one database for every node of the cluster; prefer the variable for a password: flags show in ps), or "memory" for none; a node with the gateway role only opens none`)
+	c.options[len(c.options)-1].def = defaultStoreHelp
+	c.Var(durabilityValue{&cm.Durable}, "durable", "RINGCAST_DURABLE",
+		`which topics the store keeps, and how long: rules separated by ";", each PATTERN=durable|memory [age=DURATION] [count=N], PATTERN a topic, a prefix ending in "*", or "*"; a topic follows its most specific rule and no rule means memory-only (e.g. "notifications:*=durable age=720h count=100000; cursor:*=memory; *=durable"); the same on every node`)
+	c.Var(durationValue{&cm.StoreTimeout}, "store-timeout", "RINGCAST_STORE_TIMEOUT",
+		"bound of one call to the store, and of opening it; a publish to a durable topic the store does not commit in time fails (HTTP 503)")
 	c.common = len(c.options)
 	return c
 }
@@ -185,8 +203,12 @@ func (c *Command) Roles(name, env, def, usage string) *[]string {
 // its environment variable (looked up with getenv). It returns flag.ErrHelp
 // for -h, -help or --help, and a one-line error for anything else wrong.
 func (c *Command) Parse(args []string, getenv func(string) string) error {
+	c.getenv = getenv
 	if err := c.fs.Parse(args); err != nil {
-		return err
+		if errors.Is(err, flag.ErrHelp) {
+			return err
+		}
+		return errors.New(redactURLs(err.Error()))
 	}
 	if c.fs.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", c.fs.Arg(0))
@@ -202,10 +224,19 @@ func (c *Command) Parse(args []string, getenv func(string) string) error {
 			continue
 		}
 		if err := o.value.Set(v); err != nil {
-			return fmt.Errorf("invalid value %q for %s: %w", v, o.env, err)
+			return errors.New(redactURLs(fmt.Sprintf("invalid value %q for %s: %v", v, o.env, err)))
 		}
 	}
 	return nil
+}
+
+// userinfoPassword matches the password of a URL's user information.
+var userinfoPassword = regexp.MustCompile(`(://[^:/?#@\s"]*:)[^@\s"]*@`)
+
+// redactURLs hides the passwords of the URLs in a message, which may quote
+// a bad --store value.
+func redactURLs(msg string) string {
+	return userinfoPassword.ReplaceAllString(msg, "${1}xxxxx@")
 }
 
 // lookup treats an empty variable as unset.
@@ -261,6 +292,10 @@ func argName(v flag.Value) string {
 		return "n"
 	case sizeValue:
 		return "bytes"
+	case storeValue:
+		return "store"
+	case durabilityValue:
+		return "rules"
 	default:
 		return "string"
 	}
@@ -291,7 +326,13 @@ func (c *Command) Main(args []string, getenv func(string) string, stdout, stderr
 	if len(c.Common.Secret) > 0 && len(c.Common.Secret) < minSecretLen {
 		e.Log.Warn("the shared secret is short; use at least 16 random bytes", "bytes", len(c.Common.Secret))
 	}
-	if err := run(e); err != nil {
+	err := run(e)
+	// Serve closed the store after the node; this closes it when run
+	// returned before Serve.
+	if cerr := e.closeStore(); cerr != nil {
+		err = errors.Join(err, cerr)
+	}
+	if err != nil {
 		fmt.Fprintf(stderr, "%s: %s\n", c.name, oneLine(err))
 		return 1
 	}

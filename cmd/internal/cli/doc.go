@@ -24,25 +24,68 @@
 // declared dead, the next member on the ring takes its topics over from the
 // replicas and publishes succeed again.
 //
+// # Durable topics
+//
+// A node that owns topics keeps them in a store (pubsub.Config.Store), which
+// --store names:
+//
+//   - unset: a SQLite file at $XDG_STATE_HOME/ringcast/ringcast.db, or
+//     $HOME/.local/state/ringcast/ringcast.db without XDG_STATE_HOME
+//     ([DefaultStorePath]); with neither variable the process refuses to
+//     start and says to give --store. The directory is created (0700).
+//   - PATH or sqlite:PATH: that SQLite file. The processes of one host may
+//     share it.
+//   - postgres://USER:PASSWORD@HOST:PORT/DB or postgresql://...: a
+//     PostgreSQL database, the same for every node of a cluster. Give a
+//     password through RINGCAST_STORE (or PGPASSWORD, or a .pgpass file)
+//     rather than the flag, which ps shows. Logs and errors show the URL
+//     with the password replaced by xxxxx.
+//   - memory: no store; every topic lives in memory only.
+//
+// A node with the gateway role only (ringcast-ws --roles gateway) owns no
+// topics and opens no store, whatever --store says: its ready line says
+// store="none (gateway role only)".
+//
+// --durable says which topics the store keeps (pubsub.ParseDurability):
+// rules separated by ";", each PATTERN=durable|memory [age=DURATION]
+// [count=N]. The default, "*=durable", keeps every topic for ever; for
+// example "notifications:*=durable age=720h count=100000; cursor:*=memory;
+// *=durable" keeps a month and at most 100,000 messages of each
+// notifications topic, keeps cursor topics in memory only, and everything
+// else for ever. Every node of a cluster must have the same rules.
+// --store-timeout bounds opening the store and each call to it.
+//
+// [Env.StartNode] opens the store before the node starts, and Serve closes
+// it after the node has shut down, so that everything the node
+// acknowledged is committed. A store that cannot be opened (a file that is
+// not a ringcast store, which is left unchanged; a schema newer than the
+// build; a database that does not answer within --store-timeout) ends the
+// process with exit status 1 and one line on stderr, before the node
+// joins the cluster. The "store opened" line and the ready line say which
+// store (and the --durable rules) the node uses.
+//
 // # Lifecycle
 //
 // [Command.Main] parses the flags, builds the logger (text or JSON on
 // stderr) and calls the program's run function with an [Env]. The run
 // function opens its listeners first (so a busy port fails before the node
-// joins the cluster), starts the node with [Env.StartNode] and hands
-// everything to [Env.Serve]. Serve logs "<command> ready" with the actual
-// addresses, then waits for SIGINT or SIGTERM. On the first signal it marks
-// the process unhealthy (/healthz answers 503), stops accepting HTTP
-// requests and closes WebSocket clients (both at once), then shuts the node
-// down (topic hand-off, then leave), all within --shutdown-timeout. A second
-// signal cuts the remaining steps short. The exit status is 0 when every
-// step succeeded, 1 otherwise.
+// joins the cluster), starts the node with [Env.StartNode] (which opens the
+// store first) and hands everything to [Env.Serve]. Serve logs
+// "<command> ready" with the actual addresses and the store, then waits
+// for SIGINT or SIGTERM. On the first signal it marks the process
+// unhealthy (/healthz answers 503), stops accepting HTTP requests and
+// closes WebSocket clients (both at once), then shuts the node down (topic
+// hand-off, then leave), all within --shutdown-timeout, and closes the
+// store. A second signal cuts the remaining steps short. The exit status is
+// 0 when every step succeeded, 1 otherwise.
 //
 // # HTTP API
 //
 // [API] serves /healthz, GET /api/cluster, GET /api/topics/{topic} and, for
 // gateways, POST /api/publish, whose ack parameter (none, owner, replicated)
-// chooses what the answer waits for. Responses are JSON; errors are
+// chooses what the answer waits for (for a durable topic, owner and
+// replicated both wait until the store committed the message; a store that
+// is down answers 503). Responses are JSON; errors are
 // {"error": "..."} with a 4xx or 5xx status.
 //
 // # Concurrency
@@ -56,5 +99,6 @@
 //     logger and the node's pubsub.Config.
 //   - values.go: the flag.Value types that parse and check each flag.
 //   - serve.go: [Env], the listeners and the signal-driven lifecycle.
+//   - store.go: --store and --durable, and opening the store.
 //   - api.go: the HTTP API.
 package cli

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"slices"
 	"sync"
 	"time"
 
@@ -23,16 +24,67 @@ type Env struct {
 
 	cmd     *Command
 	signals <-chan os.Signal
+
+	// store is what StartNode opened: the store beneath durable topics
+	// (nil: none) and how the logs show it. closeStore closes it.
+	store     pubsub.Store
+	storeDesc string
 }
 
-// StartNode starts the pubsub node the common flags describe, with roles,
-// and joins --join. The caller shuts it down, usually through Serve.
+// NeedsStore reports whether a node with roles owns topics, and so opens
+// --store: a node with the gateway role only owns none and opens no store.
+// No roles is pubsub's default, the topics role.
+func NeedsStore(roles []string) bool {
+	return len(roles) == 0 || slices.Contains(roles, pubsub.RoleTopics)
+}
+
+// StartNode opens the store (--store, unless the node owns no topics),
+// starts the pubsub node the common flags describe, with roles, and joins
+// --join. The caller shuts the node down, usually through Serve, which
+// closes the store once the node has shut down. When StartNode fails, it
+// has closed what it opened.
 func (e *Env) StartNode(roles []string) (*pubsub.Node, error) {
-	n, err := pubsub.New(e.cmd.NodeConfig(roles, e.Log))
+	cfg := e.cmd.NodeConfig(roles, e.Log)
+	c := &e.cmd.Common
+	switch {
+	case !NeedsStore(roles):
+		e.storeDesc = "none (gateway role only)"
+	default:
+		ctx, cancel := context.WithTimeout(context.Background(), c.StoreTimeout)
+		start := time.Now()
+		opened, err := openStore(ctx, c.Store, e.cmd.getenv, e.Log.With("store", c.Store.Kind))
+		cancel()
+		if err != nil {
+			return nil, err
+		}
+		e.store, e.storeDesc = opened.st, opened.desc
+		if opened.st != nil {
+			cfg.Store = opened.st
+			cfg.Durability = append([]pubsub.Durability{}, c.Durable...)
+			cfg.StoreTimeout = c.StoreTimeout
+			e.Log.Info("store opened", "store", e.storeDesc, "durable", pubsub.FormatDurability(c.Durable),
+				"took", time.Since(start).Round(time.Millisecond))
+		}
+	}
+	n, err := pubsub.New(cfg)
 	if err != nil {
-		return nil, fmt.Errorf("start node: %w", err)
+		return nil, errors.Join(fmt.Errorf("start node: %w", err), e.closeStore())
 	}
 	return n, nil
+}
+
+// closeStore closes the store StartNode opened, once: after the node has
+// shut down.
+func (e *Env) closeStore() error {
+	st := e.store
+	e.store = nil
+	if st == nil {
+		return nil
+	}
+	if err := st.Close(); err != nil {
+		return fmt.Errorf("close store %s: %w", e.storeDesc, err)
+	}
+	return nil
 }
 
 // Listen opens a TCP listener on addr. Its error reads
@@ -132,6 +184,12 @@ func (e *Env) Serve(s Service) error {
 	if s.Node != nil {
 		attrs = append(attrs, "gossip", s.Node.GossipAddr(), "peer", s.Node.PeerAddr(), "name", s.Node.Name())
 	}
+	if e.storeDesc != "" {
+		attrs = append(attrs, "store", e.storeDesc)
+		if e.store != nil {
+			attrs = append(attrs, "durable", pubsub.FormatDurability(e.cmd.Common.Durable))
+		}
+	}
 	e.Log.Info(e.cmd.name+" ready", attrs...)
 
 	running := len(s.Servers)
@@ -210,6 +268,10 @@ func (e *Env) shutdown(ctx context.Context, s Service) error {
 		if err := s.Node.Shutdown(ctx); err != nil {
 			fail(fmt.Errorf("node shutdown: %w", err))
 		}
+	}
+	// The node no longer writes: what it acknowledged is committed.
+	if err := e.closeStore(); err != nil {
+		fail(err)
 	}
 	return errors.Join(errs...)
 }

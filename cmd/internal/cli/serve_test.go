@@ -38,7 +38,9 @@ func (s *syncBuffer) String() string {
 func testEnv(t *testing.T, args ...string) (*Env, chan os.Signal, *syncBuffer) {
 	t.Helper()
 	c := NewCommand("ringcast-test", "")
-	if err := c.Parse(args, env(nil)); err != nil {
+	// A node with the topics role opens the default store: in a directory
+	// of the test's own.
+	if err := c.Parse(args, env(map[string]string{"HOME": t.TempDir()})); err != nil {
 		t.Fatal(err)
 	}
 	sigs := make(chan os.Signal, 2)
