@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"fmt"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/store/pgtest"
 	_ "modernc.org/sqlite"
 )
 
@@ -103,7 +105,7 @@ func resumeAfterRestart(t *testing.T, gateway string, pos map[int]published, fro
 // in order, in the same epoch, and the next publish is 1001. Then the
 // database stops: durable publishes fail with 503, memory-only ones go on.
 func TestDurableRestartPostgres(t *testing.T) {
-	pg := startPostgres(t)
+	pg := pgtest.Start(t)
 	store := []string{"--store", pg.URL(), "--durable", "cursor:*=memory; *=durable"}
 	const total, from = 1000, 400
 
@@ -127,7 +129,9 @@ func TestDurableRestartPostgres(t *testing.T) {
 
 	// With the database stopped, a publish to a durable topic fails with
 	// 503 and is not acknowledged; memory-only topics go on.
-	pg.stop()
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
 	status, _, err := publishN(gateway, durableTopic, "owner", total+2, testTimeout)
 	if status != http.StatusServiceUnavailable || !strings.Contains(fmt.Sprint(err), "store") {
 		t.Fatalf("publish with the database down: %d %v; want 503 saying the store is unavailable", status, err)
@@ -239,4 +243,16 @@ func TestStoreRefusedAtStart(t *testing.T) {
 		strings.Contains(stderr, "s3cret") || strings.Count(stderr, "\n") != 1 {
 		t.Errorf("unreachable PostgreSQL: status %d, stderr %q; want 1 and one line starting %q, without the password", code, stderr, want)
 	}
+}
+
+// freePort returns a port of 127.0.0.1 that was free a moment ago: nothing
+// answers there.
+func freePort(t testing.TB) int {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	return l.Addr().(*net.TCPAddr).Port
 }
