@@ -139,6 +139,7 @@ func NewService(db *DB, pub Publisher, opts Options) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.dummy() // now, not on the first unknown user's login
 	if opts.LoginAttempts > 0 {
 		s.loginsByUser = newLimiter(opts.LoginAttempts, opts.LoginWindow)
 		s.loginsByAddr = newLimiter(opts.LoginAttempts, opts.LoginWindow)

@@ -40,7 +40,7 @@ func TestTopics(t *testing.T) {
 		list := func(token, query string) ([]string, *string) {
 			t.Helper()
 			var l struct {
-				Topics []Topic  `json:"topics"`
+				Topics []Topic `json:"topics"`
 				Next   *string `json:"next"`
 			}
 			e.expect(http.StatusOK, "GET", "/api/topics"+query, token, "").json(t, &l)
