@@ -104,8 +104,9 @@ type Service struct {
 	dummyOnce sync.Once
 	dummyHash []byte // a hash no password matches, for unknown users
 
-	loginsByUser *limiter
-	loginsByAddr *limiter
+	loginsByUser  *limiter
+	loginsByAddr  *limiter
+	signupsByAddr *limiter
 }
 
 // NewService returns the Service over db that publishes notifications and
@@ -141,6 +142,7 @@ func NewService(db *DB, pub Publisher, opts Options) *Service {
 	if opts.LoginAttempts > 0 {
 		s.loginsByUser = newLimiter(opts.LoginAttempts, opts.LoginWindow)
 		s.loginsByAddr = newLimiter(opts.LoginAttempts, opts.LoginWindow)
+		s.signupsByAddr = newLimiter(opts.LoginAttempts, opts.LoginWindow)
 	}
 	return s
 }
