@@ -153,7 +153,12 @@ func TestReadReachesOtherDevices(t *testing.T) {
 	if status != "ok" || !sameJSON(resp, `{"unread":1,"topic":"news","topic_unread":1,"last_seq":3,"read_seq":2}`) {
 		t.Fatalf("read reply %s %s", status, resp)
 	}
-	if len(pushed) != 1 || pushed[0].Event != inbox.EventUnread || !sameJSON(pushed[0].Payload, `{"unread":1,"topic":"news","topic_unread":1}`) {
+	// The reading device gets the new counts once: from its read, or from
+	// the read's control event if that came back first (then with the
+	// read event).
+	if n := len(pushed); n == 0 || n > 2 || pushed[n-1].Event != inbox.EventUnread ||
+		!sameJSON(pushed[n-1].Payload, `{"unread":1,"topic":"news","topic_unread":1}`) ||
+		n == 2 && (pushed[0].Event != inbox.EventRead || !sameJSON(pushed[0].Payload, `{"topic":"news","read_seq":2}`)) {
 		t.Fatalf("pushed before the reply: %v", pushed)
 	}
 	for _, c := range []*client{laptop, tablet} {
