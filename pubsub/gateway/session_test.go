@@ -417,22 +417,24 @@ func TestChannelDisconnectDuringJoin(t *testing.T) {
 // everything else: past it the connection is a slow consumer.
 func TestChannelPushBurstDuringJoinIsSlowConsumer(t *testing.T) {
 	const limit = 8 << 10
-	var pushErr error
+	pushErr := make(chan error, 1)
 	ch := ChannelFunc(func(ctx context.Context, s *Session, topic string, payload json.RawMessage) (json.RawMessage, error) {
 		body := json.RawMessage(`{"p":"` + strings.Repeat("x", 1024) + `"}`)
 		for range 64 {
-			if pushErr = s.Push("e", body); pushErr != nil {
-				return nil, pushErr
+			if err := s.Push("e", body); err != nil {
+				pushErr <- err
+				return nil, err
 			}
 		}
+		pushErr <- nil
 		return nil, nil
 	})
 	g := newGateway(t, NewMemoryBroker(), &Options{OutboundQueueBytes: limit, Channels: map[string]Channel{"burst": ch}})
 	c := g.dial()
 	c.send(`["1","1","burst","phx_join",{}]`)
 	c.expectClose(cws.StatusTryAgainLater, reasonSlowConsumer)
-	if !errors.Is(pushErr, ErrSlowConsumer) {
-		t.Fatalf("push error %v, want ErrSlowConsumer", pushErr)
+	if err := <-pushErr; !errors.Is(err, ErrSlowConsumer) {
+		t.Fatalf("push error %v, want ErrSlowConsumer", err)
 	}
 	waitFor(t, testTimeout, "the connection to end", func() bool {
 		st := g.h.Stats()
