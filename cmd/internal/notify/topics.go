@@ -159,15 +159,33 @@ type topicRow struct {
 	subscribed bool // the caller subscribes
 }
 
-// lookup reads topic name for user, or ErrNotFound.
-func (s *Service) lookup(ctx context.Context, q queryer, user, name string) (topicRow, error) {
+// Row locks a transaction takes on a topic's notify_topics row
+// (PostgreSQL only: SQLite's write transactions are serialised already).
+// Every transaction that writes rows of a topic locks the topic's row
+// first, and then touches subscriptions before cursors before pending
+// reminders, so that concurrent calls wait for each other instead of
+// deadlocking: DeleteTopic takes lockUpdate, Subscribe and Unsubscribe
+// lockShare; MarkRead locks the subscription row alone.
+const (
+	lockNone   = ""
+	lockShare  = " FOR SHARE OF t"
+	lockUpdate = " FOR UPDATE OF t"
+)
+
+// lookup reads topic name for user, or ErrNotFound. With a lock (inside a
+// transaction) it also locks the topic's row on PostgreSQL until the
+// transaction ends; a row deleted meanwhile is not found.
+func (s *Service) lookup(ctx context.Context, q queryer, user, name, lock string) (topicRow, error) {
 	var r topicRow
+	if s.db.Dialect != Postgres {
+		lock = lockNone
+	}
 	err := q.QueryRowContext(ctx, s.db.Rebind(`
 		SELECT t.creator, t.base_seq, COALESCE(rt.seq, 0), COALESCE(rt.epoch, 0),
 		       EXISTS (SELECT 1 FROM notify_subscriptions s WHERE s.topic = t.name AND s.user_id = ?)
 		FROM notify_topics t
 		LEFT JOIN ringcast_topics rt ON rt.topic = '`+RingPrefix+`' || t.name
-		WHERE t.name = ?`), user, name).Scan(&r.creator, &r.base, &r.head, &r.epoch, &r.subscribed)
+		WHERE t.name = ?`+lock), user, name).Scan(&r.creator, &r.base, &r.head, &r.epoch, &r.subscribed)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("%w: no topic %q", ErrNotFound, name)
 	}
@@ -191,7 +209,7 @@ func (s *Service) DeleteTopic(ctx context.Context, user, name string) error {
 	var head int64
 	var subscribers []string
 	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.lookup(ctx, tx, user, name)
+		r, err := s.lookup(ctx, tx, user, name, lockUpdate)
 		if err != nil {
 			return err
 		}
@@ -215,9 +233,9 @@ func (s *Service) DeleteTopic(ctx context.Context, user, name string) error {
 			return err
 		}
 		for _, stmt := range []string{
-			`DELETE FROM notify_pending WHERE topic = ?`,
-			`DELETE FROM notify_cursors WHERE topic = ?`,
 			`DELETE FROM notify_subscriptions WHERE topic = ?`,
+			`DELETE FROM notify_cursors WHERE topic = ?`,
+			`DELETE FROM notify_pending WHERE topic = ?`,
 			`DELETE FROM notify_topics WHERE name = ?`,
 		} {
 			if _, err := s.db.exec(ctx, tx, stmt, name); err != nil {
@@ -295,7 +313,7 @@ func (s *Service) Subscribe(ctx context.Context, user, name string) (st TopicSta
 		return TopicState{}, false, err
 	}
 	err = s.db.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.lookup(ctx, tx, user, name)
+		r, err := s.lookup(ctx, tx, user, name, lockShare)
 		if err != nil {
 			return err
 		}
@@ -310,9 +328,16 @@ func (s *Service) Subscribe(ctx context.Context, user, name string) (st TopicSta
 			return err
 		}
 		created = n > 0
+		// A new subscription starts at the head, whatever cursor was
+		// left; an existing one keeps its cursor (or gets one if it had
+		// none).
+		conflict := `DO NOTHING`
+		if created {
+			conflict = `DO UPDATE SET read_seq = excluded.read_seq, updated_at = excluded.updated_at`
+		}
 		start := max(r.head, r.base)
 		if _, err := s.db.exec(ctx, tx, `INSERT INTO notify_cursors (user_id, topic, read_seq, updated_at) VALUES (?, ?, ?, ?)
-			ON CONFLICT (user_id, topic) DO NOTHING`, user, name, start, now); err != nil {
+			ON CONFLICT (user_id, topic) `+conflict, user, name, start, now); err != nil {
 			return err
 		}
 		var read int64
@@ -341,7 +366,7 @@ func (s *Service) Unsubscribe(ctx context.Context, user, name string) error {
 		return err
 	}
 	err := s.db.inTx(ctx, func(tx *sql.Tx) error {
-		r, err := s.lookup(ctx, tx, user, name)
+		r, err := s.lookup(ctx, tx, user, name, lockShare)
 		if err != nil {
 			return err
 		}
@@ -427,7 +452,7 @@ func (s *Service) Notifications(ctx context.Context, user, name string, q Notifi
 	case limit < 0 || limit > MaxNotificationLimit:
 		return NotificationPage{}, fmt.Errorf("%w: limit must be 1 to %d", ErrInvalid, MaxNotificationLimit)
 	}
-	r, err := s.lookup(ctx, s.db.SQL, user, name)
+	r, err := s.lookup(ctx, s.db.SQL, user, name, lockNone)
 	if err != nil {
 		return NotificationPage{}, err
 	}
@@ -496,7 +521,7 @@ func (s *Service) Receipts(ctx context.Context, user, name string, seq uint64) (
 	if err := ValidateTopicName(name); err != nil {
 		return Receipts{}, err
 	}
-	r, err := s.lookup(ctx, s.db.SQL, user, name)
+	r, err := s.lookup(ctx, s.db.SQL, user, name, lockNone)
 	if err != nil {
 		return Receipts{}, err
 	}
