@@ -28,9 +28,16 @@ type join struct {
 	// private is the shard of the join's own subscription when it recovered
 	// with since (set before the join is shared, then read-only).
 	private *hubShard
+	// session is set for a join of a channel topic (Options.Channels),
+	// which has no broker subscription; read-only.
+	session *Session
 }
 
 func (c *conn) handleJoin(f *frame) {
+	if c.h.opts.DenyAnonymous && c.identity.User == "" {
+		c.refuseReason(f, reasonUnauthorized)
+		return
+	}
 	p, ok := parseJoin(f)
 	if !ok {
 		c.refuseReason(f, reasonJoinPayload)

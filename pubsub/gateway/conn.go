@@ -59,6 +59,8 @@ type conn struct {
 
 	ws  *cws.Conn
 	raw *corkConn
+	// identity is who the client authenticated as; set before serve.
+	identity Identity
 
 	mu           sync.Mutex
 	closed       bool
@@ -132,6 +134,10 @@ func (c *conn) serve() {
 	}
 	c.mu.Unlock()
 	for _, j := range joins {
+		if j.session != nil {
+			// Ended as the connection shut down (endSessionsLocked).
+			continue
+		}
 		_, unsub := c.h.hub.leave(j)
 		c.h.hub.unsubscribe(j.topic, unsub)
 	}
@@ -217,14 +223,24 @@ func (c *conn) work() {
 func (c *conn) handle(f *frame) {
 	switch f.event {
 	case eventJoin:
-		c.handleJoin(f)
+		if ch := c.h.channels.route(f.topic); ch != nil {
+			c.handleChannelJoin(f, ch)
+		} else {
+			c.handleJoin(f)
+		}
 	case eventLeave:
-		c.handleLeave(f)
+		if j := c.lookup(f.topic, f.joinRef); j != nil && j.session != nil {
+			c.handleChannelLeave(f, j)
+		} else {
+			c.handleLeave(f)
+		}
 	default:
 		j := c.lookup(f.topic, f.joinRef)
 		switch {
 		case j == nil:
 			c.refuseReason(f, reasonUnmatchedTopic)
+		case j.session != nil:
+			c.handleChannelEvent(f, j)
 		case f.event == eventPublish || f.binary && strings.HasPrefix(f.event, publishEventPrefix):
 			c.handlePublish(f, j)
 		default:
@@ -253,6 +269,9 @@ func (c *conn) shutdown(code cws.StatusCode, reason string, flush bool) {
 	c.mu.Unlock()
 }
 
+// shutdownLocked starts closing the connection. The sessions of its
+// channel joins end at once: their contexts are cancelled (which runs no
+// code of theirs on this goroutine).
 func (c *conn) shutdownLocked(code cws.StatusCode, reason string, flush bool) {
 	if c.closed {
 		return
@@ -261,6 +280,9 @@ func (c *conn) shutdownLocked(code cws.StatusCode, reason string, flush bool) {
 	c.closeCode, c.closeReason, c.flushOnClose = code, reason, flush
 	close(c.done)
 	c.opCancel()
+	for _, s := range c.endSessionsLocked() {
+		s.cancel(ErrDisconnected)
+	}
 	c.startWriterLocked()
 }
 

@@ -12,10 +12,7 @@
 // The handler serves whatever path it is mounted on (the ringcast binaries
 // use /socket/websocket). The query parameter vsn must be 2.0.0 or absent;
 // anything else is refused with 400 before the upgrade. If the client offers
-// the subprotocol "phoenix" it is selected; the token of a subprotocol
-// "base64url.bearer.phx.<token>" is decoded and given to
-// [Options].Authenticate, whose error refuses the upgrade with 401 (403 if
-// it wraps [ErrForbidden]).
+// the subprotocol "phoenix" it is selected.
 //
 // Text messages are JSON arrays [join_ref, ref, topic, event, payload]:
 //
@@ -46,7 +43,8 @@
 // Errors are replies {"status":"error","response":{"reason":"..."}} and never
 // close the socket (a Phoenix client would reconnect in a loop): "unmatched
 // topic" for a topic not joined, "unknown event", "too many topics",
-// "join timeout", "subscribe failed", "publish failed", "invalid topic: ...",
+// "join timeout", "subscribe failed", "publish failed", "unauthorized",
+// "invalid topic: ...",
 // "malformed JSON", "text message is not valid UTF-8" and others naming the
 // problem. A message whose ref cannot be recovered is answered on the topic
 // "phoenix" without refs. Topics and events are 1 to 255 bytes of UTF-8
@@ -72,6 +70,63 @@
 // binary reply whose payload is the JSON response. Other events work in
 // binary as in text.
 //
+// # Authentication
+//
+// A client's token is the one of the subprotocol
+// "base64url.bearer.phx.<token>", as phoenix.js sends its authToken option,
+// or else the query parameter token (phoenix.js params: {token}). Before the
+// upgrade, [Options].AuthenticateConn turns it into the connection's
+// [Identity], or refuses the upgrade with 401 (403 if the error wraps
+// [ErrForbidden]); the older [Options].Authenticate does the same for
+// connections that stay anonymous. A client without a token is anonymous
+// unless the hook refuses it. Anonymous clients may join the broker's
+// topics (websocat joining topics:matrix) unless [Options].DenyAnonymous is
+// set: their joins then get the reason "unauthorized".
+//
+// # Channels
+//
+// [Options].Channels routes topics ("inbox", or a prefix "inbox:*") to
+// server-side [Channel] implementations instead of the broker, as Phoenix
+// routes topics to channel modules. A join of such a topic calls
+// [Channel].Join with a [Session], the channel's handle to that one client:
+//
+//	ch := gateway.ChannelFunc(func(ctx context.Context, s *gateway.Session, topic string, p json.RawMessage) (json.RawMessage, error) {
+//		if s.Identity().Anonymous() {
+//			return nil, gateway.Reason("unauthorized")
+//		}
+//		s.HandleIn(func(ctx context.Context, event string, p json.RawMessage) (json.RawMessage, error) {
+//			return p, nil // the reply of every event the client pushes
+//		})
+//		context.AfterFunc(s.Context(), func() { /* the join ended */ })
+//		return json.RawMessage(`{"hello":"` + s.Identity().User + `"}`), nil
+//	})
+//	gw := gateway.NewHandler(b, &gateway.Options{Channels: map[string]gateway.Channel{"echo": ch}})
+//
+//	["1","1","echo","phx_join",{}]   -> ["1","1","echo","phx_reply",{"status":"ok","response":{"hello":"alice"}}]
+//	["1","2","echo","ping",{"n":1}]  -> ["1","2","echo","phx_reply",{"status":"ok","response":{"n":1}}]
+//	s.Push("news", {"x":1})          -> ["1",null,"echo","news",{"x":1}]
+//
+// A join refused by an error is an error reply, never a closed socket: the
+// reason is the error's [Reason], or "join timeout" or "join failed" (the
+// error is logged, not sent). Joins, leaves and client events of one
+// connection run one at a time, in order, on a goroutine of the
+// connection (never its reader: heartbeats are answered meanwhile); a
+// client event goes to the session's [EventHandler] (Phoenix's handle_in),
+// whose result is the reply. [Session.Push] may be called from any
+// goroutine and never blocks: the message goes into the connection's
+// bounded outbound queue, carries the join's join_ref, and a client whose
+// queue overflows is closed as a slow consumer like any other. Pushes made
+// while Join runs follow its reply. The session's context ends when the
+// join does, with a cause telling why: [ErrLeft] (phx_leave, answered
+// with the reply and phx_close), [ErrRejoined] (a join of the same topic
+// replaces the old one: phx_close for the old join_ref), [ErrDisconnected]
+// (the connection closed), or the error given to [Session.End], which ends
+// the join from the server side with phx_close (nil: the Phoenix client
+// stays away) or phx_error (the Phoenix client rejoins). Channel joins
+// count against MaxTopicsPerConn. The package knows nothing of what a
+// channel serves: the inbox of the ringcast notification system is one
+// (package cmd/internal/notify/inbox).
+//
 // # Limits
 //
 // Each limit is an [Options] field:
@@ -90,7 +145,8 @@
 //   - IdleTimeout (60 s): a client that sends nothing for that long (Phoenix
 //     heartbeats count) is closed with 1008 and reason "idle timeout".
 //   - WriteTimeout (10 s): bounds each batch written to a client.
-//   - JoinTimeout, PublishTimeout (10 s each).
+//   - JoinTimeout, PublishTimeout, EventTimeout (10 s each); EventTimeout
+//     bounds a channel's handling of one client event.
 //
 // Each broadcast is encoded once per gateway and shared by all receivers; only
 // the join_ref in front of it is written per receiver. The gateway holds one
@@ -128,6 +184,7 @@
 //   - cork.go: the hijacked connection, corked so that a batch is one write.
 //   - frame.go: parsing and encoding of text and binary messages.
 //   - hub.go: the shared broker subscriptions and the fan-out to members.
+//   - session.go: server-side channels, their sessions and routing.
 //   - recover.go: the Recoverer interface and resuming joins.
 //   - broker.go, memory.go, options.go: the Broker interface and envelopes,
 //     the in-memory broker, and Options.

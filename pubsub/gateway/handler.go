@@ -22,6 +22,8 @@ const (
 	subprotocol = "phoenix"
 	// authTokenPrefix starts the subprotocol that carries the client's auth token.
 	authTokenPrefix = "base64url.bearer.phx."
+	// tokenParam is the query parameter that carries the token otherwise.
+	tokenParam = "token"
 )
 
 var errMalformedToken = errors.New("gateway: malformed auth token")
@@ -35,11 +37,12 @@ var errMalformedToken = errors.New("gateway: malformed auth token")
 // connections; http.Server.Shutdown does not close upgraded connections:
 // call Shutdown or Close on the Handler too.
 type Handler struct {
-	broker Broker
-	opts   Options
-	log    *slog.Logger // Options.Logger, sampled
-	hub    hub
-	stats  counters
+	broker   Broker
+	opts     Options
+	log      *slog.Logger // Options.Logger, sampled
+	hub      hub
+	stats    counters
+	channels *channelRouter // Options.Channels; nil without any
 
 	ctx    context.Context // ends when the Handler cuts its connections
 	cancel context.CancelFunc
@@ -73,6 +76,7 @@ func NewHandler(b Broker, opts *Options) *Handler {
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.hub.init(h)
+	h.channels = newChannelRouter(o.Channels, o.Logger.Warn)
 	return h
 }
 
@@ -81,8 +85,8 @@ func NewHandler(b Broker, opts *Options) *Handler {
 //
 // Before upgrading it refuses, with a plain-text body: a vsn query parameter
 // other than 2.0.0 (400), a malformed auth token (400), a failed
-// Options.Authenticate (401 or 403), and any request once the Handler is
-// shutting down (503).
+// Options.AuthenticateConn or Options.Authenticate (401 or 403), and any
+// request once the Handler is shutting down (503).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if vsn, ok := r.URL.Query()["vsn"]; ok && (len(vsn) != 1 || vsn[0] != protocolVersion) {
 		h.refuseHTTP(w, http.StatusBadRequest, "gateway: unsupported vsn "+strings.Join(vsn, ",")+": this gateway speaks Phoenix Channels vsn="+protocolVersion)
@@ -93,22 +97,22 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.refuseHTTP(w, http.StatusBadRequest, err.Error())
 		return
 	}
-	if h.opts.Authenticate != nil {
-		if err := h.opts.Authenticate(r, token); err != nil {
-			h.log.Info("gateway: authentication refused", "kind", "auth", "remote", r.RemoteAddr, "err", err)
-			if errors.Is(err, ErrForbidden) {
-				h.refuseHTTP(w, http.StatusForbidden, "gateway: forbidden")
-			} else {
-				h.refuseHTTP(w, http.StatusUnauthorized, "gateway: unauthorized")
-			}
-			return
+	ident, err := h.authenticate(r, token)
+	if err != nil {
+		h.log.Info("gateway: authentication refused", "kind", "auth", "remote", r.RemoteAddr, "err", err)
+		if errors.Is(err, ErrForbidden) {
+			h.refuseHTTP(w, http.StatusForbidden, "gateway: forbidden")
+		} else {
+			h.refuseHTTP(w, http.StatusUnauthorized, "gateway: unauthorized")
 		}
+		return
 	}
 	c := h.register()
 	if c == nil {
 		h.refuseHTTP(w, http.StatusServiceUnavailable, "gateway: gateway shutting down")
 		return
 	}
+	c.identity = ident
 
 	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: h.opts.WriteTimeout, queueBytes: h.opts.OutboundQueueBytes}
 	ws, err := cws.Accept(uw, r, &cws.AcceptOptions{
@@ -152,11 +156,34 @@ func (h *Handler) refuseHTTP(w http.ResponseWriter, status int, msg string) {
 	http.Error(w, msg, status)
 }
 
-// authToken returns the token a Phoenix client sends as the subprotocol
-// base64url.bearer.phx.<base64 of the token>, or "" if there is none. The
-// official client encodes it with the standard base64 alphabet, without padding;
-// both alphabets are accepted.
+// authenticate runs Options.AuthenticateConn, or Options.Authenticate, on
+// the request's token.
+func (h *Handler) authenticate(r *http.Request, token string) (Identity, error) {
+	switch {
+	case h.opts.AuthenticateConn != nil:
+		return h.opts.AuthenticateConn(r, token)
+	case h.opts.Authenticate != nil:
+		return Identity{}, h.opts.Authenticate(r, token)
+	}
+	return Identity{}, nil
+}
+
+// authToken returns the client's token: the one a Phoenix client sends as
+// the subprotocol base64url.bearer.phx.<base64 of the token> (authToken),
+// or else the query parameter "token" (params: {token}), or "" if there is
+// neither. The official client encodes the subprotocol's token with the
+// standard base64 alphabet, without padding; both alphabets are accepted.
 func authToken(r *http.Request) (string, error) {
+	token, err := bearerToken(r)
+	if err != nil || token != "" {
+		return token, err
+	}
+	return r.URL.Query().Get(tokenParam), nil
+}
+
+// bearerToken returns the token of the subprotocol
+// base64url.bearer.phx.<token>, or "" if there is none.
+func bearerToken(r *http.Request) (string, error) {
 	for _, v := range r.Header.Values("Sec-WebSocket-Protocol") {
 		for p := range strings.SplitSeq(v, ",") {
 			enc, ok := strings.CutPrefix(strings.TrimSpace(p), authTokenPrefix)
@@ -275,6 +302,8 @@ type Stats struct {
 	SubscribeErrors uint64 `json:"subscribe_errors"` // broker subscriptions that failed
 	ChannelErrors   uint64 `json:"channel_errors"`   // phx_error sent because the broker ended a subscription
 	Resets          uint64 `json:"resets"`           // resuming joins answered "reset": history no longer reached back
+	Sessions        int64  `json:"sessions"`         // gauge: joins of channel topics (Options.Channels) in progress
+	ChannelPushes   uint64 `json:"channel_pushes"`   // messages channels pushed to their sessions
 }
 
 type counters struct {
@@ -291,6 +320,8 @@ type counters struct {
 	subscribeErrors atomic.Uint64
 	channelErrors   atomic.Uint64
 	resets          atomic.Uint64
+	sessions        atomic.Int64
+	channelPushes   atomic.Uint64
 }
 
 // Stats returns the Handler's counters. It may be called at any time.
@@ -310,5 +341,7 @@ func (h *Handler) Stats() Stats {
 		SubscribeErrors: s.subscribeErrors.Load(),
 		ChannelErrors:   s.channelErrors.Load(),
 		Resets:          s.resets.Load(),
+		Sessions:        s.sessions.Load(),
+		ChannelPushes:   s.channelPushes.Load(),
 	}
 }

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"log/slog"
+	"maps"
 	"net/http"
 	"path"
 	"time"
@@ -17,10 +18,12 @@ const (
 	DefaultWriteTimeout       = 10 * time.Second
 	DefaultJoinTimeout        = 10 * time.Second
 	DefaultPublishTimeout     = 10 * time.Second
+	DefaultEventTimeout       = 10 * time.Second
 )
 
-// ErrForbidden may be returned (or wrapped) by Options.Authenticate to refuse a
-// connection with 403 Forbidden instead of 401 Unauthorized.
+// ErrForbidden may be returned (or wrapped) by Options.AuthenticateConn or
+// Options.Authenticate to refuse a connection with 403 Forbidden instead of
+// 401 Unauthorized.
 var ErrForbidden = errors.New("gateway: forbidden")
 
 // Options configures a Handler. A nil *Options is valid; zero (or negative)
@@ -74,12 +77,39 @@ type Options struct {
 	// InsecureSkipVerify allows every origin. Prefer OriginPatterns.
 	InsecureSkipVerify bool
 
-	// Authenticate, if set, is called before the upgrade with the request and
-	// the token the Phoenix client sent in its Sec-WebSocket-Protocol header
-	// (base64url.bearer.phx.<token>, decoded; "" when none was sent). An error
-	// refuses the upgrade: 403 if it wraps ErrForbidden, 401 otherwise. It may
-	// be called concurrently.
+	// AuthenticateConn, if set, is called before the upgrade with the
+	// request and the client's token, and returns who the client is. The
+	// token is the one the Phoenix client sends in its Sec-WebSocket-Protocol
+	// header (base64url.bearer.phx.<token>, decoded; phoenix.js authToken),
+	// or else the query parameter "token" (phoenix.js params: {token}), or
+	// "" when there is neither. An Identity with an empty User is an
+	// anonymous connection. An error refuses the upgrade: 403 if it wraps
+	// ErrForbidden, 401 otherwise. It may be called concurrently. Without
+	// it (and without Authenticate) every connection is anonymous.
+	AuthenticateConn func(r *http.Request, token string) (Identity, error)
+
+	// Authenticate is the identity-less form of AuthenticateConn: the
+	// connections it accepts are anonymous. It is used only when
+	// AuthenticateConn is nil.
 	Authenticate func(r *http.Request, token string) error
+
+	// DenyAnonymous refuses joins of broker topics (the topics no channel
+	// serves) to anonymous connections, with the error reason
+	// "unauthorized". By default anonymous clients may join them, as
+	// websocat users do. Channels decide for themselves (Session.Identity).
+	DenyAnonymous bool
+
+	// Channels routes topics to server-side channels instead of the broker.
+	// A key is an exact topic name ("inbox") or a prefix followed by "*"
+	// ("inbox:*"); an exact name wins over prefixes, and a longer prefix
+	// over a shorter one. Empty keys and nil channels are dropped with a
+	// warning. The map is copied by NewHandler.
+	Channels map[string]Channel
+
+	// EventTimeout bounds a channel's handling of one client event (see
+	// EventHandler); the event then gets the error reason "event timeout".
+	// Default 10 s.
+	EventTimeout time.Duration
 
 	// Logger receives the gateway's logs. nil discards them. The Handler
 	// samples them: of the lines with one level and message, the first 3
@@ -88,6 +118,21 @@ type Options struct {
 	// token is a few lines, not one per attempt.
 	Logger *slog.Logger
 }
+
+// Identity is who a connection authenticated as (Options.AuthenticateConn).
+// The zero Identity is an anonymous connection.
+type Identity struct {
+	// User identifies the authenticated user; "" for an anonymous
+	// connection.
+	User string
+	// Data is whatever else the application wants its channels to know
+	// about the connection (roles, the token's expiry, a tenant). The
+	// gateway does not look at it.
+	Data any
+}
+
+// Anonymous reports whether the identity is anonymous (no User).
+func (id Identity) Anonymous() bool { return id.User == "" }
 
 // withDefaults returns a copy of o with every zero field set to its default.
 func (o *Options) withDefaults() Options {
@@ -115,6 +160,12 @@ func (o *Options) withDefaults() Options {
 	}
 	if c.PublishTimeout <= 0 {
 		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.EventTimeout <= 0 {
+		c.EventTimeout = DefaultEventTimeout
+	}
+	if c.Channels != nil {
+		c.Channels = maps.Clone(c.Channels)
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
