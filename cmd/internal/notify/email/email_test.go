@@ -50,7 +50,7 @@ func TestReminderAfterDelay(t *testing.T) {
 		waitFor(t, "bob's email", func() (bool, string) {
 			return len(f.messagesTo("bob@example.test")) == 1, fmt.Sprintf("outbox %+v", f.outbox())
 		})
-		st := f.waitSettled(s)
+		st := f.waitSettled(s, func(st email.Stats) bool { return st.Sent == 1 && st.Queued == 1 })
 		if st.Sent != 1 || st.Outbox[email.StateSent] != 1 || st.Queued != 1 || st.Pending != 0 || st.Breaker != "closed" {
 			t.Errorf("stats %+v", st)
 		}
@@ -110,7 +110,7 @@ func TestNoEmailWhenRead(t *testing.T) {
 		seq := f.publish(s, "alerts", `"two"`)
 		f.read("bob", "alerts", seq)
 		f.clock.Advance(time.Hour)
-		st := f.waitSettled(s)
+		st := f.waitSettled(s, func(st email.Stats) bool { return st.Dropped.Read == 1 })
 		if st.Dropped.Read != 1 || st.Pending != 0 || st.Queued != 0 {
 			t.Errorf("stats %+v, want one reminder dropped as read", st)
 		}
@@ -133,13 +133,15 @@ func TestNoEmailWhenOnline(t *testing.T) {
 		f.subscribe("carol", "alerts")
 		s := f.sender(nil, f.config())
 		f.publish(s, "alerts", `"hello"`)
+		// Connection markers as they will be once the delay has passed:
+		// bob's live, carol's expired.
+		f.online("bob", "gw-1", f.clock.Now().Add(time.Hour+time.Minute))
+		f.online("carol", "gw-1", f.clock.Now().Add(time.Hour-time.Minute))
 		f.clock.Advance(time.Hour)
-		f.online("bob", "gw-1", f.clock.Now().Add(time.Minute))
-		f.online("carol", "gw-1", f.clock.Now().Add(-time.Minute)) // stale
 		waitFor(t, "carol's email", func() (bool, string) {
 			return len(f.messagesTo("carol@example.test")) == 1, fmt.Sprintf("outbox %+v", f.outbox())
 		})
-		st := f.waitSettled(s)
+		st := f.waitSettled(s, func(st email.Stats) bool { return st.Dropped.Online == 1 && st.Sent == 1 })
 		if st.Dropped.Online != 1 || st.Sent != 1 {
 			t.Errorf("stats %+v, want bob's reminder dropped as online and carol's sent", st)
 		}
@@ -162,7 +164,7 @@ func TestNoAddress(t *testing.T) {
 		f.publish(s, "alerts", `"hello"`)
 		f.exec(`DELETE FROM notify_subscriptions WHERE user_id = 'dave'`)
 		f.clock.Advance(time.Hour)
-		st := f.waitSettled(s)
+		st := f.waitSettled(s, func(st email.Stats) bool { return st.Dropped.NoAddress == 1 && st.Dropped.Unsubscribed == 1 })
 		if st.Dropped.NoAddress != 1 || st.Dropped.Unsubscribed != 1 || st.Pending != 0 || st.Queued != 0 {
 			t.Errorf("stats %+v", st)
 		}
@@ -310,7 +312,7 @@ func TestServerDown(t *testing.T) {
 		waitFor(t, "delivery once the server is back", func() (bool, string) {
 			return len(f.messages()) == 1, fmt.Sprintf("outbox %+v", f.outbox())
 		})
-		st = f.waitSettled(s)
+		st = f.waitSettled(s, func(st email.Stats) bool { return st.Sent == 1 })
 		rows = f.outbox()
 		if len(rows) != 1 || rows[0].State != email.StateSent || rows[0].Attempts <= attempts-1 || rows[0].LastError != "" {
 			t.Errorf("outbox %+v", rows)
@@ -342,7 +344,7 @@ func TestPermanentRejection(t *testing.T) {
 		waitFor(t, "carol's email after 451s", func() (bool, string) {
 			return len(f.messagesTo("carol@example.test")) == 1, fmt.Sprintf("outbox %+v", f.outbox())
 		})
-		st := f.waitSettled(s)
+		st := f.waitSettled(s, func(st email.Stats) bool { return st.Sent == 1 && st.Failed == 1 })
 		var bob, carol outboxRow
 		for _, r := range f.outbox() {
 			switch r.User {
@@ -390,7 +392,7 @@ func TestMaxAttempts(t *testing.T) {
 		if rows[0].Attempts != 3 || !strings.Contains(rows[0].LastError, "451") {
 			t.Errorf("outbox %+v", rows)
 		}
-		st := f.waitSettled(s)
+		st := f.waitSettled(s, func(st email.Stats) bool { return st.Failed == 1 })
 		if st.Failed != 1 || st.Retries != 2 || len(f.messages()) != 0 {
 			t.Errorf("stats %+v", st)
 		}
@@ -524,16 +526,24 @@ func TestTwoSenders(t *testing.T) {
 		cfgA.MaxConcurrent, cfgB.MaxConcurrent = 2, 2
 		a := f.sender(nil, cfgA)
 		b := f.sender(db2, cfgB)
+		// Through the core's non-blocking hook, on either node.
 		for i := range 3 {
-			f.publish(a, "alerts", fmt.Sprintf(`"alert %d"`, i))
+			a.OnNotify("alerts", f.commit("alerts", fmt.Sprintf(`"alert %d"`, i)))
 		}
-		f.publish(b, "builds", `"build 1"`)
+		b.OnNotify("builds", f.commit("builds", `"build 1"`))
+		waitFor(t, "the reminders", func() (bool, string) {
+			n := f.count(`SELECT COUNT(*) FROM notify_pending`)
+			return n == users+users/2, fmt.Sprintf("%d pending", n)
+		})
 		f.clock.Advance(time.Hour)
 		waitFor(t, "every user's email", func() (bool, string) {
 			return len(f.messages()) >= users, fmt.Sprintf("%d messages", len(f.messages()))
 		})
-		sa := f.waitSettled(a)
-		sb := f.waitSettled(b)
+		var sa, sb email.Stats
+		waitFor(t, "both senders to settle", func() (bool, string) {
+			sa, sb = f.waitSettled(a), f.waitSettled(b)
+			return sa.Sent+sb.Sent == users && sa.Queued+sb.Queued == users, fmt.Sprintf("%+v %+v", sa, sb)
+		})
 		perUser := map[string]int{}
 		perID := map[string]int{}
 		for _, m := range f.messages() {
@@ -547,5 +557,56 @@ func TestTwoSenders(t *testing.T) {
 			t.Errorf("sent %d+%d, queued %d+%d, want %d in all", sa.Sent, sb.Sent, sa.Queued, sb.Queued, users)
 		}
 		t.Logf("node-a sent %d and queued %d, node-b sent %d and queued %d", sa.Sent, sa.Queued, sb.Sent, sb.Queued)
+	})
+}
+
+// TestOnNotify: the hook never blocks, merges a topic's notifications into
+// its greatest seq, and what it took before Close is recorded by Close,
+// even on a Sender never started.
+func TestOnNotify(t *testing.T) {
+	forDialects(t, func(t *testing.T, f *fixture) {
+		f.user("alice", "alice@example.test")
+		f.user("bob", "bob@example.test")
+		f.topic("alerts", "alice")
+		f.topic("builds", "alice")
+		f.subscribe("bob", "alerts")
+		f.subscribe("bob", "builds")
+		s, err := email.New(f.db, f.config())
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, seq := range []uint64{1, 3, 2} {
+			s.OnNotify("alerts", seq)
+		}
+		s.OnNotify("builds", 7)
+		s.OnNotify("", 1) // ignored
+		if n := f.count(`SELECT COUNT(*) FROM notify_pending`); n != 0 {
+			t.Fatalf("%d reminders recorded before the Sender runs", n)
+		}
+		s.Close()
+		for topic, want := range map[string]int64{"alerts": 3, "builds": 7} {
+			if got := f.count(`SELECT seq FROM notify_pending WHERE user_id = 'bob' AND topic = ?`, topic); got != want {
+				t.Errorf("bob's reminder for %s has seq %d, want %d", topic, got, want)
+			}
+		}
+		// Notified keeps the earliest due time and the greatest seq.
+		var due1, due2 int64
+		if err := f.db.SQL.QueryRow(f.db.Rebind(`SELECT due_at FROM notify_pending WHERE topic = ?`), "alerts").Scan(&due1); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Minute)
+		s2 := f.sender(nil, f.config())
+		if err := s2.Notified(context.Background(), "alerts", 2); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.db.SQL.QueryRow(f.db.Rebind(`SELECT due_at FROM notify_pending WHERE topic = ?`), "alerts").Scan(&due2); err != nil {
+			t.Fatal(err)
+		}
+		if due2 != due1 || f.count(`SELECT seq FROM notify_pending WHERE topic = 'alerts'`) != 3 {
+			t.Errorf("after an older Notified: due %d (was %d), seq %d", due2, due1, f.count(`SELECT seq FROM notify_pending WHERE topic = 'alerts'`))
+		}
+		if err := s2.Notified(context.Background(), "alerts", 0); err == nil {
+			t.Error("Notified with seq 0 succeeded")
+		}
 	})
 }

@@ -153,8 +153,19 @@ func (f *fixture) subscribe(user, topic string) {
 }
 
 // publish commits a notification to topic's ringcast topic in the store
-// and tells the sender, as the core does; it returns its seq.
+// and tells the sender with Notified; it returns its seq.
 func (f *fixture) publish(s *email.Sender, topic, body string) uint64 {
+	f.t.Helper()
+	seq := f.commit(topic, body)
+	if err := s.Notified(context.Background(), topic, seq); err != nil {
+		f.t.Fatalf("Notified(%s, %d): %v", topic, seq, err)
+	}
+	return seq
+}
+
+// commit commits a notification to topic's ringcast topic in the store,
+// as the core does, and returns its seq.
+func (f *fixture) commit(topic, body string) uint64 {
 	f.t.Helper()
 	ring := "notifications:" + topic
 	f.mu.Lock()
@@ -172,11 +183,6 @@ func (f *fixture) publish(s *email.Sender, topic, body string) uint64 {
 	}
 	if err != nil {
 		f.t.Fatalf("append to %s: %v", ring, err)
-	}
-	if s != nil {
-		if err := s.Notified(context.Background(), topic, seq); err != nil {
-			f.t.Fatalf("Notified(%s, %d): %v", topic, seq, err)
-		}
 	}
 	return seq
 }
@@ -253,8 +259,10 @@ func waitFor(t testing.TB, what string, cond func() (bool, string)) {
 }
 
 // waitSettled waits until no reminder is due and no email is pending or
-// being sent: nothing more can be sent until the clock moves.
-func (f *fixture) waitSettled(s *email.Sender) email.Stats {
+// being sent (nothing more can be sent until the clock moves), and until
+// the Sender's stats satisfy want, when given (its counters are updated
+// just after the database).
+func (f *fixture) waitSettled(s *email.Sender, want ...func(email.Stats) bool) email.Stats {
 	f.t.Helper()
 	var st email.Stats
 	waitFor(f.t, "the sender to settle", func() (bool, string) {
@@ -263,8 +271,11 @@ func (f *fixture) waitSettled(s *email.Sender) email.Stats {
 		if err != nil {
 			return false, err.Error()
 		}
-		return st.PendingDue == 0 && st.Outbox[email.StatePending] == 0 && st.Outbox[email.StateSending] == 0 && st.InFlight == 0,
-			fmt.Sprintf("%+v", st)
+		ok := st.PendingDue == 0 && st.Outbox[email.StatePending] == 0 && st.Outbox[email.StateSending] == 0 && st.InFlight == 0
+		for _, w := range want {
+			ok = ok && w(st)
+		}
+		return ok, fmt.Sprintf("%+v", st)
 	})
 	return st
 }

@@ -83,10 +83,16 @@ func (s *Sender) claimAndSend(ctx context.Context) {
 }
 
 // claim takes up to n emails due now, or whose lease has expired (a sender
-// that died mid-send), into state sending under this Sender's lease, in
-// one statement, counting the attempt.
-func (s *Sender) claim(ctx context.Context, n int) ([]outboxRow, error) {
-	ctx, cancel := context.WithTimeout(ctx, dbTimeout)
+// that died mid-send), into state sending under this Sender's lease,
+// counting the attempt. It runs in a transaction on a context Close does
+// not cancel (bounded by dbTimeout): claimed rows are either all handed to
+// the caller or not claimed at all, never left under a lease nobody works
+// on.
+func (s *Sender) claim(ctx context.Context, n int) (out []outboxRow, err error) {
+	if ctx.Err() != nil {
+		return nil, nil
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), dbTimeout)
 	defer cancel()
 	now := s.now().UnixNano()
 	until := s.now().Add(2 * s.cfg.SendTimeout).UnixNano()
@@ -94,27 +100,38 @@ func (s *Sender) claim(ctx context.Context, n int) ([]outboxRow, error) {
 	if s.db.Dialect == notify.Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
-	rows, err := s.db.SQL.QueryContext(ctx, s.db.Rebind(`UPDATE notify_outbox
+	tx, err := s.db.SQL.BeginTx(ctx, nil)
+	if err != nil {
+		return nil, fmt.Errorf("email: claim: %w", err)
+	}
+	defer func() {
+		if err != nil {
+			_ = tx.Rollback()
+		}
+	}()
+	rows, err := tx.QueryContext(ctx, s.db.Rebind(`UPDATE notify_outbox
 		SET state = ?, claimed_by = ?, claim_until = ?, attempts = attempts + 1
 		WHERE id IN (SELECT id FROM notify_outbox
 			WHERE (state = ? AND next_at <= ?) OR (state = ? AND claim_until <= ?)
 			ORDER BY next_at, id LIMIT ?`+lock+`)
-		RETURNING id, user_id, address, subject, body, message_id, attempts, created_at, claim_until`),
+		RETURNING id, user_id, address, subject, body, message_id, attempts, created_at`),
 		StateSending, s.claimer, until, StatePending, now, StateSending, now, n)
 	if err != nil {
 		return nil, fmt.Errorf("email: claim: %w", err)
 	}
-	defer rows.Close()
-	var out []outboxRow
 	for rows.Next() {
 		var r outboxRow
-		var claimUntil int64
-		if err := rows.Scan(&r.id, &r.user, &r.address, &r.subject, &r.body, &r.messageID, &r.attempts, &r.createdAt, &claimUntil); err != nil {
+		if err = rows.Scan(&r.id, &r.user, &r.address, &r.subject, &r.body, &r.messageID, &r.attempts, &r.createdAt); err != nil {
+			rows.Close()
 			return nil, fmt.Errorf("email: claim: %w", err)
 		}
 		out = append(out, r)
 	}
-	if err := rows.Err(); err != nil {
+	rows.Close()
+	if err = rows.Err(); err != nil {
+		return nil, fmt.Errorf("email: claim: %w", err)
+	}
+	if err = tx.Commit(); err != nil {
 		return nil, fmt.Errorf("email: claim: %w", err)
 	}
 	return out, nil

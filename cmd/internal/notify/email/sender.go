@@ -58,6 +58,10 @@ type Sender struct {
 	wake     chan struct{} // nudges the send loop (buffer 1)
 	inflight atomic.Int64  // SMTP transactions running
 
+	hookMu   sync.Mutex
+	hooked   map[string]uint64 // OnNotify's topics not yet recorded → greatest seq
+	hookWake chan struct{}     // nudges the hook loop (buffer 1)
+
 	mu      sync.Mutex
 	started bool
 	closed  bool
@@ -88,15 +92,17 @@ func New(db *notify.DB, cfg Config) (*Sender, error) {
 	var id [4]byte
 	_, _ = rand.Read(id[:])
 	s := &Sender{
-		db:      db,
-		cfg:     cfg,
-		log:     cfg.Logger.With("component", "email"),
-		now:     cfg.Clock,
-		from:    from,
-		domain:  domain,
-		host:    host,
-		claimer: cfg.Node + "/" + hex.EncodeToString(id[:]),
-		wake:    make(chan struct{}, 1),
+		db:       db,
+		cfg:      cfg,
+		log:      cfg.Logger.With("component", "email"),
+		now:      cfg.Clock,
+		from:     from,
+		domain:   domain,
+		host:     host,
+		claimer:  cfg.Node + "/" + hex.EncodeToString(id[:]),
+		wake:     make(chan struct{}, 1),
+		hooked:   map[string]uint64{},
+		hookWake: make(chan struct{}, 1),
 	}
 	failures := uint32(cfg.BreakerFailures)
 	s.breaker = gobreaker.NewCircuitBreaker[struct{}](gobreaker.Settings{
@@ -128,7 +134,11 @@ func (s *Sender) Start() {
 	s.started = true
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	s.wg.Add(2)
+	s.wg.Add(3)
+	go func() {
+		defer s.wg.Done()
+		s.hookLoop(ctx)
+	}()
 	go func() {
 		defer s.wg.Done()
 		s.scheduleLoop(ctx)
@@ -142,8 +152,10 @@ func (s *Sender) Start() {
 
 // Close stops the loops and waits for them, and for the SMTP transactions
 // in flight, which are let finish (each is bounded by SendTimeout) and
-// recorded, so that a clean shutdown leaves no email in state sending. It
-// is idempotent and never fails.
+// recorded, so that a clean shutdown leaves no email in state sending.
+// Reminders OnNotify took and not yet recorded are recorded before it
+// returns (within a bounded time; a failure is logged). It is idempotent
+// and never fails.
 func (s *Sender) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -158,7 +170,82 @@ func (s *Sender) Close() error {
 		cancel()
 	}
 	s.wg.Wait()
+	ctx, cancelFlush := context.WithTimeout(context.Background(), dbTimeout)
+	defer cancelFlush()
+	if n, err := s.flushHooked(ctx); err != nil {
+		s.log.Error("email: reminders lost at shutdown: the database failed", "topics", n, "err", err)
+	}
 	return nil
+}
+
+// OnNotify is Notified for the core's OnNotify hook (notify.Options),
+// which must not block: it only notes the topic's greatest seq in memory,
+// and a loop of the Sender records it with Notified at once. Several
+// notifications of a topic noted before the loop gets to them merge into
+// one statement (the reminder takes the greatest seq), so the memory used
+// is bounded by the number of topics, and nothing is dropped. A reminder
+// that cannot be recorded (the database is down) is retried every
+// PollInterval, and once more by Close.
+func (s *Sender) OnNotify(topic string, seq uint64) {
+	if topic == "" || seq == 0 {
+		return
+	}
+	s.hookMu.Lock()
+	if seq > s.hooked[topic] {
+		s.hooked[topic] = seq
+	}
+	s.hookMu.Unlock()
+	select {
+	case s.hookWake <- struct{}{}:
+	default:
+	}
+}
+
+// hookLoop records what OnNotify noted, until ctx ends.
+func (s *Sender) hookLoop(ctx context.Context) {
+	ticker := time.NewTicker(s.cfg.PollInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.hookWake:
+		case <-ticker.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, dbTimeout)
+		if _, err := s.flushHooked(rctx); err != nil && ctx.Err() == nil {
+			s.noteError(err)
+			s.log.Warn("email: recording reminders", "err", err)
+		}
+		cancel()
+	}
+}
+
+// flushHooked records every topic OnNotify noted; those that fail go back
+// to be retried. It returns how many failed and the first error.
+func (s *Sender) flushHooked(ctx context.Context) (int, error) {
+	s.hookMu.Lock()
+	batch := s.hooked
+	s.hooked = map[string]uint64{}
+	s.hookMu.Unlock()
+	var firstErr error
+	failed := 0
+	for topic, seq := range batch {
+		if firstErr == nil {
+			if err := s.Notified(ctx, topic, seq); err == nil {
+				continue
+			} else {
+				firstErr = err
+			}
+		}
+		failed++
+		s.hookMu.Lock()
+		if seq > s.hooked[topic] {
+			s.hooked[topic] = seq
+		}
+		s.hookMu.Unlock()
+	}
+	return failed, firstErr
 }
 
 // Notified records that notification seq of topic has been committed: one
