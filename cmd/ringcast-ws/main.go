@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 
@@ -64,8 +65,9 @@ func main() {
 		`node roles, comma-separated: "gateway" serves clients, "topics" also owns topics`)
 	origins := cmd.List("origins", "RINGCAST_ORIGINS", "",
 		"comma-separated host patterns of web pages allowed to connect from another origin (e.g. app.example.com,*.example.com)")
+	nf := cmd.DeclareNotify()
 	os.Exit(cmd.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, func(e *cli.Env) error {
-		return run(e, *listen, *roles, *origins, cmd.Common.MaxPayload)
+		return run(e, *listen, *roles, *origins, cmd.Common.MaxPayload, nf.Anonymous)
 	}))
 }
 
@@ -73,7 +75,7 @@ func main() {
 // refs, topic and event (each at most 255 bytes) and the JSON around them.
 const frameOverhead = 4 << 10
 
-func run(e *cli.Env, listen string, roles, origins []string, maxPayload int) error {
+func run(e *cli.Env, listen string, roles, origins []string, maxPayload int, anonymous bool) error {
 	ln, err := cli.Listen(listen)
 	if err != nil {
 		return err
@@ -83,19 +85,39 @@ func run(e *cli.Env, listen string, roles, origins []string, maxPayload int) err
 		_ = ln.Close()
 		return err
 	}
-	gw := gateway.NewHandler(broker.New(node), &gateway.Options{
+	nt, err := e.StartNotify(node)
+	if err != nil {
+		_ = ln.Close()
+		return errors.Join(err, node.Close())
+	}
+	opts := &gateway.Options{
 		MaxMessageSize: int64(maxPayload + frameOverhead),
 		OriginPatterns: origins,
 		Logger:         e.Log,
-	})
-	api := cli.NewAPI(node, cli.APIConfig{Publish: true, Gateway: gw, MaxPayload: maxPayload, Logger: e.Log})
+	}
+	nt.GatewayOptions(opts, anonymous)
+	gw := gateway.NewHandler(broker.New(node), opts)
+	cfg := cli.APIConfig{Publish: true, Gateway: gw, MaxPayload: maxPayload, Logger: e.Log}
+	svc := cli.Service{
+		Node:  node,
+		Drain: []func(ctx context.Context) error{gw.Shutdown},
+	}
+	if nt != nil {
+		cfg.Reserved = cli.NotifyPrefixes()
+		cfg.Notify = nt.Stats
+		svc.Drain = []func(ctx context.Context) error{func(ctx context.Context) error {
+			return errors.Join(gw.Shutdown(ctx), nt.Drain(ctx))
+		}}
+		svc.Close = []func() error{nt.Close}
+	}
+	api := cli.NewAPI(node, cfg)
 	mux := http.NewServeMux()
 	mux.Handle("/socket/websocket", gw)
 	api.Register(mux)
-	return e.Serve(cli.Service{
-		Node:    node,
-		Servers: []*cli.Server{cli.NewServer("listen", ln, mux, e.Log)},
-		API:     api,
-		Drain:   []func(ctx context.Context) error{gw.Shutdown},
-	})
+	if nt != nil {
+		nt.Register(mux, api)
+	}
+	svc.Servers = []*cli.Server{cli.NewServer("listen", ln, mux, e.Log)}
+	svc.API = api
+	return e.Serve(svc)
 }

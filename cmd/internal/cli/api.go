@@ -68,6 +68,12 @@ type APIConfig struct {
 	MaxPayload int
 	// Timeout bounds each request. Default DefaultAPITimeout.
 	Timeout time.Duration
+	// Reserved are topic prefixes POST /api/publish refuses with 403:
+	// the notification system's topics, which only it publishes to.
+	Reserved []string
+	// Notify, when set, adds the notification system's counters to GET
+	// /api/stats under "notify".
+	Notify func(ctx context.Context) any
 	// Logger receives the API's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -218,6 +224,7 @@ func (a *API) cluster(w http.ResponseWriter, r *http.Request) {
 type NodeStats struct {
 	pubsub.Stats
 	Gateway *gateway.Stats `json:"gateway,omitempty"`
+	Notify  any            `json:"notify,omitempty"`
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
@@ -230,6 +237,11 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 		if a.cfg.Gateway != nil {
 			gs := a.cfg.Gateway.Stats()
 			a.statsOf.Gateway = &gs
+		}
+		if a.cfg.Notify != nil {
+			ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+			a.statsOf.Notify = a.cfg.Notify(ctx)
+			cancel()
 		}
 		a.statsAt = time.Now()
 	}
@@ -279,6 +291,12 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if err := pubsub.ValidateTopic(topic); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	for _, p := range a.cfg.Reserved {
+		if strings.HasPrefix(topic, p) {
+			writeError(w, http.StatusForbidden, fmt.Sprintf("topic %q is reserved: topics starting with %q belong to the notification system (POST /api/topics/NAME/notifications)", topic, p))
+			return
+		}
 	}
 	event := DefaultEvent
 	if q.Has("event") {

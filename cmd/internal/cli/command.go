@@ -80,6 +80,7 @@ type Command struct {
 	options []*option
 	common  int                 // options[:common] are the common flags
 	getenv  func(string) string // what Parse read the environment with
+	notify  *NotifyFlags        // the notification system's flags, if DeclareNotify was called
 }
 
 // NewCommand returns a Command named name (the binary's name, which prefixes

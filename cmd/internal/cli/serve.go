@@ -29,6 +29,7 @@ type Env struct {
 	// (nil: none) and how the logs show it. closeStore closes it.
 	store     pubsub.Store
 	storeDesc string
+	storeLoc  string // where the store is (see openedStore.loc)
 }
 
 // NeedsStore reports whether a node with roles owns topics, and so opens
@@ -46,8 +47,16 @@ func NeedsStore(roles []string) bool {
 func (e *Env) StartNode(roles []string) (*pubsub.Node, error) {
 	cfg := e.cmd.NodeConfig(roles, e.Log)
 	c := &e.cmd.Common
+	notifying := e.cmd.notify.on(c.Store)
+	if notifying {
+		rules, err := notifyDurability(c.Durable)
+		if err != nil {
+			return nil, err
+		}
+		c.Durable = rules
+	}
 	switch {
-	case !NeedsStore(roles):
+	case !NeedsStore(roles) && !notifying:
 		e.storeDesc = "none (gateway role only)"
 	default:
 		ctx, cancel := context.WithTimeout(context.Background(), c.StoreTimeout)
@@ -57,7 +66,7 @@ func (e *Env) StartNode(roles []string) (*pubsub.Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		e.store, e.storeDesc = opened.st, opened.desc
+		e.store, e.storeDesc, e.storeLoc = opened.st, opened.desc, opened.loc
 		if opened.st != nil {
 			cfg.Store = opened.st
 			cfg.Durability = append([]pubsub.Durability{}, c.Durable...)
@@ -163,6 +172,9 @@ type Service struct {
 	// Drain runs, at the same time as the servers stop, what the servers do
 	// not close themselves: a WebSocket gateway's Shutdown.
 	Drain []func(context.Context) error
+	// Close runs, in order, once the node has shut down and before the
+	// store closes: what used the node (the notification system).
+	Close []func() error
 }
 
 // Serve serves s until SIGINT or SIGTERM (or a server fails), then shuts it
@@ -267,6 +279,11 @@ func (e *Env) shutdown(ctx context.Context, s Service) error {
 	if s.Node != nil {
 		if err := s.Node.Shutdown(ctx); err != nil {
 			fail(fmt.Errorf("node shutdown: %w", err))
+		}
+	}
+	for _, close := range s.Close {
+		if err := close(); err != nil {
+			fail(err)
 		}
 	}
 	// The node no longer writes: what it acknowledged is committed.

@@ -186,6 +186,9 @@ func (v durabilityValue) Set(s string) error {
 type openedStore struct {
 	st   pubsub.Store
 	desc string // as the logs show it: no password
+	// loc is where it is: the absolute path of a SQLite file, or the
+	// postgres:// URL (with its password: never log it).
+	loc string
 }
 
 // openStore opens the store spec names, within the store timeout. A nil
@@ -204,7 +207,7 @@ func openStore(ctx context.Context, spec StoreSpec, getenv func(string) string, 
 		if err != nil {
 			return openedStore{}, storeOpenError(desc, err, urlSecrets(spec.URL))
 		}
-		return openedStore{st: st, desc: desc}, nil
+		return openedStore{st: st, desc: desc, loc: spec.URL}, nil
 	}
 	path := spec.Path
 	if path == "" {
@@ -221,7 +224,7 @@ func openStore(ctx context.Context, spec StoreSpec, getenv func(string) string, 
 	if err != nil {
 		return openedStore{}, storeOpenError(desc, err, nil)
 	}
-	return openedStore{st: st, desc: desc}, nil
+	return openedStore{st: st, desc: desc, loc: path}, nil
 }
 
 // storeOpenError is the one line a process ends with when its store did
