@@ -137,6 +137,7 @@
 //
 // # Tests
 //
-// OpenTestDB gives other packages' tests a fresh migrated database of
-// either dialect, the store's tables included.
+// Package notifytest gives tests a fresh database of either dialect
+// (notifytest.Spec), which OpenDB opens like any other: the store's
+// tables and the notification system's are created.
 package notify

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ringcast/ringcast/cmd/internal/notify"
 	"github.com/ringcast/ringcast/cmd/internal/notify/email"
+	"github.com/ringcast/ringcast/cmd/internal/notify/notifytest"
 	"github.com/ringcast/ringcast/pubsub/store"
 	"github.com/ringcast/ringcast/pubsub/store/postgres"
 	"github.com/ringcast/ringcast/pubsub/store/sqlite"
@@ -49,13 +50,13 @@ type fixture struct {
 // running SMTP server.
 func newFixture(t *testing.T, dialect string) *fixture {
 	t.Helper()
-	db, spec := notify.OpenTestDBSpec(t, dialect)
+	db, spec := openTestDB(t, dialect)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var st store.Store
 	var err error
 	switch dialect {
-	case notify.TestSQLite:
+	case notifytest.SQLite:
 		st, err = sqlite.Open(ctx, spec, sqlite.Options{})
 	default:
 		st, err = postgres.Open(ctx, spec, postgres.Options{})
@@ -293,7 +294,7 @@ func (f *fixture) messagesTo(address string) []received {
 
 // forDialects runs fn as a subtest per test dialect.
 func forDialects(t *testing.T, fn func(t *testing.T, f *fixture)) {
-	for _, d := range notify.TestDialects {
+	for _, d := range notifytest.Dialects {
 		t.Run(d, func(t *testing.T) { fn(t, newFixture(t, d)) })
 	}
 }
@@ -311,4 +312,23 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// openTestDB returns a migrated notify.DB on a fresh database of dialect
+// and where it is; it is closed when the test ends.
+func openTestDB(t testing.TB, dialect string) (*notify.DB, string) {
+	t.Helper()
+	spec := notifytest.Spec(t, dialect)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := notify.OpenDB(ctx, spec)
+	if err != nil {
+		t.Fatalf("open the test database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close the test database: %v", err)
+		}
+	})
+	return db, spec
 }

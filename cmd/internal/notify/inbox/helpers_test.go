@@ -19,6 +19,7 @@ import (
 
 	"github.com/ringcast/ringcast/cmd/internal/notify"
 	"github.com/ringcast/ringcast/cmd/internal/notify/inbox"
+	"github.com/ringcast/ringcast/cmd/internal/notify/notifytest"
 	"github.com/ringcast/ringcast/pubsub"
 	"github.com/ringcast/ringcast/pubsub/gateway"
 	"github.com/ringcast/ringcast/pubsub/gateway/broker"
@@ -67,7 +68,7 @@ type node struct {
 }
 
 func newSystem(t testing.TB) *system {
-	db, spec := notify.OpenTestDBSpec(t, notify.TestSQLite)
+	db, spec := openTestDB(t, notifytest.SQLite)
 	return &system{t: t, spec: spec, db: db}
 }
 
@@ -511,4 +512,23 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
+}
+
+// openTestDB returns a migrated notify.DB on a fresh database of dialect
+// and where it is; it is closed when the test ends.
+func openTestDB(t testing.TB, dialect string) (*notify.DB, string) {
+	t.Helper()
+	spec := notifytest.Spec(t, dialect)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := notify.OpenDB(ctx, spec)
+	if err != nil {
+		t.Fatalf("open the test database: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close the test database: %v", err)
+		}
+	})
+	return db, spec
 }

@@ -1,0 +1,46 @@
+package notify
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/ringcast/ringcast/cmd/internal/notify/notifytest"
+)
+
+// Test dialects.
+const (
+	TestSQLite   = notifytest.SQLite
+	TestPostgres = notifytest.Postgres
+)
+
+// TestDialects are the dialects the tests run on.
+var TestDialects = notifytest.Dialects
+
+// OpenTestDB returns a migrated DB on a fresh database of dialect, closed
+// when the test ends.
+func OpenTestDB(t testing.TB, dialect string) *DB {
+	t.Helper()
+	db, _ := OpenTestDBSpec(t, dialect)
+	return db
+}
+
+// OpenTestDBSpec is OpenTestDB that also returns where the database is,
+// to open a ringcast store on it.
+func OpenTestDBSpec(t testing.TB, dialect string) (*DB, string) {
+	t.Helper()
+	spec := notifytest.Spec(t, dialect)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	db, err := OpenDB(ctx, spec)
+	if err != nil {
+		t.Fatalf("open the test database: %v", err)
+	}
+	// Registered after the database's own cleanup, so it runs first.
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("close the test database: %v", err)
+		}
+	})
+	return db, spec
+}
