@@ -3,8 +3,10 @@ package cluster
 import (
 	"bytes"
 	"context"
+	"database/sql"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"mime"
@@ -734,4 +736,136 @@ func TestNotificationSystem(t *testing.T) {
 	if len(smtpSrv.to("bob@example.com")) != 0 {
 		t.Fatalf("bob, online, was emailed: %+v", smtpSrv.to("bob@example.com"))
 	}
+}
+
+// pendingSeq returns the sequence number of user's pending email reminder
+// of notifyTopic in the store at path, 0 if there is none. It reads the
+// database beside the running process, as an operator's sqlite3 would.
+func pendingSeq(t *testing.T, path, user string) uint64 {
+	t.Helper()
+	db, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	var seq int64
+	err = db.QueryRow(`SELECT seq FROM notify_pending WHERE user_id = ? AND topic = ?`, user, notifyTopic).Scan(&seq)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		return 0
+	case err != nil:
+		t.Fatalf("reading notify_pending in %s: %v", path, err)
+	}
+	return uint64(seq)
+}
+
+// TestNotificationsSurviveRestart kills ringcast-ws with SIGKILL after
+// notifications, reads and an email, with a reminder recorded and not yet
+// due, and restarts it on the same store: the unread counts are exact and
+// the same, tokens still work, a client that rejoins with its position
+// gets exactly what it missed, the topic goes on in the same epoch, the
+// reminder is sent by the new process, and no email is ever sent twice.
+func TestNotificationsSurviveRestart(t *testing.T) {
+	smtpSrv := startMail(t, "127.0.0.1:0")
+	// Long enough that the process is killed before the last reminder is
+	// due, short enough to keep the test quick.
+	const delay = 4 * time.Second
+	store := filepath.Join(t.TempDir(), "ringcast.db")
+	first := startNotify(t, "ringcast-ws", store, smtpSrv.addr, delay)
+	a := api{t: t, base: "http://" + first.addr("listen")}
+	tok := people(a)
+
+	bob := dialToken(t, "bob", first.addr("listen"), tok["bob"], false)
+	bob.joinInbox("1", `{}`)
+	sent := notifyAll(a, tok["alice"], 1, 5)
+	epoch := sent[0].Epoch
+	for seq := uint64(1); seq <= 5; seq++ {
+		bob.expectNotification("1", seq, epoch)
+		bob.expectUnread(seq, seq)
+	}
+	bob.send(`["1","2","inbox","read",{"topic":"` + notifyTopic + `","seq":3}]`)
+	if status := bob.reply("2", nil, "unread", "read"); status != "ok" {
+		t.Fatalf("bob's read: %s", status)
+	}
+	var st struct {
+		Unread  uint64 `json:"unread"`
+		ReadSeq uint64 `json:"read_seq"`
+	}
+	a.must("POST", "/api/topics/"+notifyTopic+"/read", tok["carol"], `{"seq":1}`, http.StatusOK, &st)
+	if st.Unread != 4 || st.ReadSeq != 1 {
+		t.Fatalf("carol's read of #1: %+v; want 4 unread, read_seq 1", st)
+	}
+
+	// Carol, away, is emailed once; then every reminder is handled.
+	waitFor(t, 3*delay+testTimeout, "carol's first email", func() bool { return len(smtpSrv.to("carol@example.com")) == 1 })
+	waitFor(t, testTimeout, "every reminder handled", func() bool { return a.mailStats().settled() })
+
+	// One more notification: reminders for it are recorded, not yet due,
+	// when the process is killed.
+	posted6 := time.Now()
+	notifyAll(a, tok["alice"], 6, 1)
+	bob.expectNotification("1", 6, epoch)
+	bob.expectUnread(3, 3)
+	waitFor(t, delay/2, "carol's reminder of #6 in notify_pending", func() bool { return pendingSeq(t, store, "carol") == 6 })
+	inboxes := map[string]string{}
+	for _, u := range []string{"alice", "bob", "carol"} {
+		status, body := a.do("GET", "/api/inbox", tok[u], "")
+		if status != http.StatusOK {
+			t.Fatalf("%s's GET /api/inbox = %d %s", u, status, body)
+		}
+		inboxes[u] = body
+	}
+	killAll(t, first)
+	if since := time.Since(posted6); since >= delay {
+		t.Fatalf("the process was killed %v after #6, not before its reminders were due (%v): the test proves nothing", since, delay)
+	}
+	if n := len(smtpSrv.messages()); n != 1 {
+		t.Fatalf("%d emails before the restart; want carol's one", n)
+	}
+
+	second := startNotify(t, "ringcast-ws again", store, smtpSrv.addr, delay)
+	a = api{t: t, base: "http://" + second.addr("listen")}
+	// The same tokens work, and the counts are exact and the same.
+	for u, before := range inboxes {
+		status, after := a.do("GET", "/api/inbox", tok[u], "")
+		if status != http.StatusOK || after != before {
+			t.Fatalf("%s's GET /api/inbox after the restart = %d %s; before it %s", u, status, after, before)
+		}
+	}
+	var inbox inboxState
+	a.must("GET", "/api/inbox", tok["bob"], "", http.StatusOK, &inbox)
+	if inbox.Unread != 3 || len(inbox.Topics) != 1 || inbox.Topics[0].LastSeq != 6 || inbox.Topics[0].ReadSeq != 3 {
+		t.Fatalf("bob's inbox after the restart: %+v; want 3 unread, last_seq 6, read_seq 3", inbox)
+	}
+
+	// The reminder recorded before the kill is sent by the new process.
+	waitFor(t, 3*delay+testTimeout, "carol's second email", func() bool { return len(smtpSrv.to("carol@example.com")) == 2 })
+	waitFor(t, testTimeout, "every reminder handled after the restart", func() bool { return a.mailStats().settled() })
+	if m := smtpSrv.to("carol@example.com")[1]; !strings.Contains(m.subject+m.body, notifyTopic) || !strings.Contains(m.body, "#6") {
+		t.Fatalf("carol's second email does not tell of %s #6: %q\n%s", notifyTopic, m.subject, m.body)
+	}
+
+	// Bob's device rejoins from the position of #4: it gets #5 and #6,
+	// then what is published next, in the same epoch.
+	bob = dialToken(t, "bob again", second.addr("listen"), tok["bob"], true)
+	r := bob.joinInbox("3", fmt.Sprintf(`{"positions":{%q:{"epoch":%q,"seq":4}}}`, notifyTopic, epoch))
+	if r.Unread != 3 || len(r.Topics) != 1 || r.Topics[0].LastSeq != 6 || r.Topics[0].ReadSeq != 3 || r.Topics[0].Epoch != epoch {
+		t.Fatalf("bob's inbox at the rejoin: %+v; want 3 unread, last_seq 6, read_seq 3, epoch %s", r, epoch)
+	}
+	bob.expectNotification("3", 5, epoch)
+	bob.expectNotification("3", 6, epoch)
+	next := notifyAll(a, tok["alice"], 7, 1)[0]
+	if next.Epoch != epoch {
+		t.Fatalf("#7 is in epoch %s; want %s, the epoch before the restart", next.Epoch, epoch)
+	}
+	bob.expectNotification("3", 7, epoch)
+	bob.expectUnread(4, 4)
+
+	// Carol is reminded of #7, once; nothing was ever sent twice.
+	waitFor(t, 3*delay+testTimeout, "carol's third email", func() bool { return len(smtpSrv.to("carol@example.com")) == 3 })
+	waitFor(t, testTimeout, "every reminder handled at the end", func() bool { return a.mailStats().settled() })
+	if all := smtpSrv.messages(); len(all) != 3 {
+		t.Fatalf("the SMTP server received %d emails; want carol's 3: %+v", len(all), all)
+	}
+	smtpSrv.checkOnce(t)
 }
