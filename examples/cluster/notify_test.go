@@ -60,9 +60,16 @@ type mailServer struct {
 // and stops it when the test ends.
 func startMail(t testing.TB, addr string) *mailServer {
 	t.Helper()
+	m := newMail(t, addr)
+	m.start()
+	return m
+}
+
+// newMail returns an SMTP server for addr that start starts, and stops it
+// when the test ends.
+func newMail(t testing.TB, addr string) *mailServer {
 	m := &mailServer{t: t, addr: addr}
 	t.Cleanup(m.stop)
-	m.start()
 	return m
 }
 
@@ -866,6 +873,41 @@ func TestNotificationsSurviveRestart(t *testing.T) {
 	waitFor(t, testTimeout, "every reminder handled at the end", func() bool { return a.mailStats().settled() })
 	if all := smtpSrv.messages(); len(all) != 3 {
 		t.Fatalf("the SMTP server received %d emails; want carol's 3: %+v", len(all), all)
+	}
+	smtpSrv.checkOnce(t)
+}
+
+// TestEmailSMTPDown starts ringcast-ws with its SMTP server down (nothing
+// listens on the port): the reminder waits in the outbox, its failures show
+// in GET /api/stats, and once the server starts on that port the email
+// arrives, once.
+func TestEmailSMTPDown(t *testing.T) {
+	smtpSrv := newMail(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	const delay = time.Second
+	ws := startNotify(t, "ringcast-ws", filepath.Join(t.TempDir(), "ringcast.db"), smtpSrv.addr, delay)
+	a := api{t: t, base: "http://" + ws.addr("listen")}
+	tok := people(a)
+	// Bob leaves the topic: carol is the one subscriber to remind.
+	a.must("DELETE", "/api/topics/"+notifyTopic+"/subscription", tok["bob"], "", http.StatusNoContent, nil)
+	a.wantError("DELETE", "/api/topics/"+notifyTopic+"/subscription", tok["bob"], "", http.StatusNotFound, "")
+	notifyAll(a, tok["alice"], 1, 1)
+
+	var es emailStats
+	waitFor(t, 3*delay+testTimeout, "a failed send in the counters", func() bool {
+		es = a.mailStats()
+		return es.Retries > 0 && es.LastError != "" && es.Outbox["pending"]+es.Outbox["sending"] == 1
+	})
+	t.Logf("with the SMTP server down: %d retries, last error %q, breaker %s", es.Retries, es.LastError, es.Breaker)
+	down := time.Now()
+	smtpSrv.start()
+	waitFor(t, 2*testTimeout, "carol's email once the SMTP server is up", func() bool { return len(smtpSrv.to("carol@example.com")) > 0 })
+	t.Logf("carol's email arrived %v after the SMTP server started", time.Since(down).Round(time.Millisecond))
+	waitFor(t, testTimeout, "every reminder handled", func() bool { es = a.mailStats(); return es.settled() })
+	if all := smtpSrv.messages(); len(all) != 1 || all[0].to != "carol@example.com" || !strings.Contains(all[0].subject, notifyTopic) {
+		t.Fatalf("the SMTP server received %+v; want one email to carol about %s", all, notifyTopic)
+	}
+	if es.Sent != 1 || es.Outbox["sent"] != 1 || es.Failed != 0 {
+		t.Fatalf("email counters %+v; want 1 sent, none failed", es)
 	}
 	smtpSrv.checkOnce(t)
 }
