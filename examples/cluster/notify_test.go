@@ -24,6 +24,7 @@ import (
 
 	cws "github.com/coder/websocket"
 	"github.com/emersion/go-smtp"
+	"github.com/golang-jwt/jwt/v5"
 )
 
 // The notification system's tests run ringcast-ws on a SQLite store with
@@ -203,9 +204,9 @@ func (quietLog) Println(...any)        {}
 
 // startNotify runs a ringcast-ws serving the notification system on the
 // SQLite store at storePath, emailing through smtpAddr after delay.
-func startNotify(t *testing.T, label, storePath, smtpAddr string, delay time.Duration) *proc {
+func startNotify(t *testing.T, label, storePath, smtpAddr string, delay time.Duration, env ...string) *proc {
 	t.Helper()
-	p := start(t, label, wsBinary, nil,
+	p := start(t, label, wsBinary, env,
 		"--listen", "127.0.0.1:0", "--gossip", "127.0.0.1:0", "--peer", "127.0.0.1:0",
 		"--shutdown-timeout", shutdownTimeout.String(), "--failure-detection", "fast",
 		"--store", storePath,
@@ -578,7 +579,7 @@ func (s emailStats) settled() bool {
 func TestNotificationSystem(t *testing.T) {
 	smtpSrv := startMail(t, "127.0.0.1:0")
 	const delay = time.Second
-	ws := startNotify(t, "ringcast-ws", filepath.Join(t.TempDir(), "ringcast.db"), smtpSrv.addr, delay)
+	ws := startNotify(t, "ringcast-ws", filepath.Join(t.TempDir(), "ringcast.db"), smtpSrv.addr, delay, "RINGCAST_JWT_SECRET="+jwtSecret)
 	addr := ws.addr("listen")
 	a := api{t: t, base: "http://" + addr}
 	tok := people(a)
@@ -743,6 +744,44 @@ func TestNotificationSystem(t *testing.T) {
 	if len(smtpSrv.to("bob@example.com")) != 0 {
 		t.Fatalf("bob, online, was emailed: %+v", smtpSrv.to("bob@example.com"))
 	}
+
+	// A user of an application with its own accounts comes with a JWT
+	// signed with --jwt-secret (RINGCAST_JWT_SECRET), over HTTP and on
+	// the socket; one signed with another secret is refused.
+	dave := signJWT(t, jwtSecret, "dave", time.Hour)
+	var st struct {
+		Name   string `json:"name"`
+		Unread uint64 `json:"unread"`
+	}
+	a.must("PUT", "/api/topics/"+notifyTopic+"/subscription", dave, "", http.StatusCreated, &st)
+	if st.Name != notifyTopic || st.Unread != 0 {
+		t.Fatalf("dave subscribing with a JWT: %+v; want 0 unread", st)
+	}
+	daveWS := dialToken(t, "dave", addr, dave, true)
+	if r := daveWS.joinInbox("1", `{}`); r.Unread != 0 || len(r.Topics) != 1 || r.Topics[0].LastSeq != 3 || r.Topics[0].ReadSeq != 3 {
+		t.Fatalf("dave's inbox at the join: %+v; want %s at 3, read, 0 unread", r, notifyTopic)
+	}
+	a.wantError("GET", "/api/inbox", signJWT(t, "another secret of 32 bytes or more", "dave", time.Hour), "", http.StatusUnauthorized, "")
+	a.wantError("GET", "/api/inbox", signJWT(t, jwtSecret, "dave", -5*time.Minute), "", http.StatusUnauthorized, "")
+}
+
+// jwtSecret is the --jwt-secret of TestNotificationSystem.
+const jwtSecret = "an application's secret, 32 bytes or more"
+
+// signJWT returns an HS256 JWT for user, signed with secret, expiring in
+// ttl (already expired if ttl is negative).
+func signJWT(t testing.TB, secret, user string, ttl time.Duration) string {
+	t.Helper()
+	now := time.Now()
+	s, err := jwt.NewWithClaims(jwt.SigningMethodHS256, jwt.RegisteredClaims{
+		Subject:   user,
+		IssuedAt:  jwt.NewNumericDate(now.Add(-2 * time.Minute)),
+		ExpiresAt: jwt.NewNumericDate(now.Add(ttl)),
+	}).SignedString([]byte(secret))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s
 }
 
 // pendingSeq returns the sequence number of user's pending email reminder
