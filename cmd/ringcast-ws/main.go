@@ -30,6 +30,31 @@ cluster as a node and serves, on --listen:
                       peers, and the gateway's connections and frames
   GET /healthz        200 "ok" while serving; 503 while no member owns topics or while shutting down
 
+and, while the notification system runs (below), its HTTP API, JSON with
+"Authorization: Bearer TOKEN" on every call but the first two:
+
+  POST /api/users {"id","email","password"}       create an account (201)
+  POST /api/tokens {"id","password"}              log in: {"token","expires_at"}
+  DELETE /api/tokens/current                      revoke the token
+  POST /api/topics {"name","description"}         create a topic: the caller is its creator
+  GET /api/topics[?mine=1&subscribed=1]           list topics
+  GET, DELETE /api/topics/NAME                    with a token, the notification topic
+                                                  NAME; deleted by its creator only
+  POST /api/topics/NAME/notifications             notify its subscribers of the JSON
+                                                  body: {"seq":N,"epoch":"E"}; creator only
+  GET /api/topics/NAME/notifications?after=&before=&limit=
+                                                  the history, from the store
+  GET /api/topics/NAME/notifications/SEQ/receipts {"subscribers":n,"read":k}; creator only
+  GET, PUT, DELETE /api/topics/NAME/subscription  the caller's subscription
+  POST /api/topics/NAME/read {"seq":N}            read up to N
+  POST /api/read                                  mark everything read
+  GET /api/inbox                                  {"unread":total,"topics":[...]}
+
+and, on /socket/websocket, the channel "inbox" for clients connected with a
+token (?token=T, or phoenix.js authToken): every new notification of the
+user's topics, "unread" counts, and "read" {topic, seq} pushed on one
+device reaching the others.
+
 With the default roles it also owns a share of the topics; --roles gateway
 makes a pure gateway that leaves topics to ringcast-topic servers.
 
@@ -40,10 +65,10 @@ cluster restarts. --store is a SQLite file (default
 $XDG_STATE_HOME/ringcast/ringcast.db, else
 ~/.local/state/ringcast/ringcast.db), a postgres:// URL (one database for
 every node of a cluster), or memory (no store). --durable chooses which
-topics are kept and for how long. A pure gateway owns no topics and opens no
-store. A store that cannot be opened ends the process at start (exit 1); a
-store that goes down later makes publishes to durable topics answer 503
-while memory-only topics go on.
+topics are kept and for how long. A pure gateway owns no topics, and opens
+the store only for the notification system. A store that cannot be opened
+ends the process at start (exit 1); a store that goes down later makes
+publishes to durable topics answer 503 while memory-only topics go on.
 
 Each topic is held by --replication members; a publish acknowledged with
 ack=replicated survives the loss of any one of them. When a topic's owner
@@ -52,6 +77,18 @@ within a few seconds with --failure-detection lan, well under a second with
 fast (loopback and test clusters). Clients that reconnect resume with a
 join payload {"since": seq, "epoch": "E"} from the topic's history
 (--history-size, --history-ttl).
+
+The notification system runs whenever --store is a database (off with
+--store memory or --notify=false), in the store's own database, on pure
+gateways too: accounts and tokens (or JWTs, with --jwt-secret), topics that
+their creators own, kept as the durable topics "notifications:NAME", and
+read state as one cursor per user and topic, so unread counts are exact.
+With --smtp and --smtp-from, a subscriber who left a notification unread
+for --email-delay with no live connection is emailed (--smtp-user,
+--smtp-password, --smtp-tls), through an outbox in the store, with retries
+and a circuit breaker. Topics "notifications:*" and "users:*" are reserved:
+no client joins them and POST /api/publish refuses them (403). With
+--anonymous=false, clients without a token may join no topic at all.
 
 SIGINT or SIGTERM closes clients, hands the node's topics over and leaves
 the cluster within --shutdown-timeout; a second signal cuts that short. The

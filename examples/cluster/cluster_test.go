@@ -279,7 +279,11 @@ func TestCommandLine(t *testing.T) {
 	common := []string{"name", "gossip", "peer", "join", "cluster", "secret", "log-format", "log-level", "shutdown-timeout",
 		"failure-detection", "replication", "history-size", "history-ttl", "idle-topic-ttl", "max-payload",
 		"store", "durable", "store-timeout"}
-	for bin, own := range map[string][]string{wsBinary: {"listen", "roles", "origins"}, topicBinary: {"http"}} {
+	for bin, own := range map[string][]string{
+		wsBinary: {"listen", "roles", "origins", "notify", "jwt-secret", "anonymous",
+			"smtp", "smtp-user", "smtp-password", "smtp-from", "smtp-tls", "email-delay"},
+		topicBinary: {"http"},
+	} {
 		code, stdout, stderr := runOnce(t, bin, nil, "--help")
 		if code != 0 || stderr != "" || !strings.HasPrefix(stdout, "Usage: "+bin+" [flags]") {
 			t.Fatalf("%s --help: status %d, stderr %q, stdout:\n%s", bin, code, stderr, stdout)

@@ -14,7 +14,12 @@
 // (--help, bad flags, busy ports, environment variables), kill a whole
 // cluster whose topics are durable (on a PostgreSQL server the test starts,
 // and on the default SQLite file) and check that a client resumes exactly
-// where it was, refuse a store that is not ringcast's, and, with
+// where it was, refuse a store that is not ringcast's, run the notification
+// system (accounts, a creator's topic, the inbox on two devices with exact
+// unread counts, a read reaching the other device, an email for the
+// subscriber who was away, through an SMTP server the test runs; SIGKILL
+// and a restart with counts, tokens and positions intact and no email sent
+// twice; the SMTP server down and coming back), and, with
 // RINGCAST_PHOENIX_JS set, run the official Phoenix JavaScript client across
 // two gateways. Run as root with iproute2, TestNetsplitHeals runs a topic
 // server and a gateway in each of two network namespaces joined by a veth
@@ -26,8 +31,10 @@
 // run.sh starts the cluster; cluster_test.go runs it and checks delivery
 // across gateways; failover_test.go kills and restarts nodes;
 // resume_test.go reconnects clients with since; durable_test.go restarts
-// clusters on a store, with the PostgreSQL server of postgres_test.go;
-// runscript_test.go runs run.sh; netsplit_test.go splits and heals a cluster, with the namespaces,
-// the veth pair and the proxies that reach into them in netns_test.go;
-// process_test.go holds the helpers that start and stop the binaries by PID.
+// clusters on a store (PostgreSQL from package pubsub/store/pgtest);
+// notify_test.go runs the notification system and its SMTP server;
+// runscript_test.go runs run.sh; netsplit_test.go splits and heals a
+// cluster, with the namespaces, the veth pair and the proxies that reach
+// into them in netns_test.go; process_test.go holds the helpers that start
+// and stop the binaries by PID.
 package cluster

@@ -12,7 +12,8 @@
 # DIR/ringcast.db, which SQLite lets the processes of one host share. A topic
 # goes on where it was after its owner is killed, and after the whole cluster
 # is stopped and started again with the same --dir. The gateways own no
-# topics and open no store.
+# topics; they open the same file for the notification system (accounts,
+# subscriptions, read state and the email outbox).
 #
 # Usage: run.sh [--base-port N] [--dir DIR] [--bin DIR] [--store STORE] [--clean]
 #
@@ -26,7 +27,7 @@
 #                  on exit.
 #   --bin DIR      use the ringcast-ws and ringcast-topic binaries in DIR
 #                  instead of building them.
-#   --store STORE  the topic servers' --store (env RINGCAST_STORE): default
+#   --store STORE  every process's --store (env RINGCAST_STORE): default
 #                  DIR/ringcast.db; postgres://... for a PostgreSQL database;
 #                  memory for memory-only topics.
 #   --clean        delete DIR (and so the store in it) on exit.
@@ -168,7 +169,7 @@ start() {
 }
 
 fast=(--failure-detection fast)
-# The topic servers share the store; the variable keeps a password out of ps.
+# Every process shares the store; the variable keeps a password out of ps.
 export RINGCAST_STORE="$store"
 start topic-1 2 "$bin/ringcast-topic" "${fast[@]}" --name topic-1 --gossip "$(port 2 10)" --peer "$(port 2 20)" --http "$(port 2 0)"
 seed="${gossips[0]}"
