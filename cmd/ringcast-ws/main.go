@@ -134,13 +134,14 @@ func run(e *cli.Env, listen string, roles, origins []string, maxPayload int, ano
 	}
 	nt.GatewayOptions(opts, anonymous)
 	gw := gateway.NewHandler(broker.New(node), opts)
-	cfg := cli.APIConfig{Publish: true, Gateway: gw, MaxPayload: maxPayload, Logger: e.Log}
+	cfg := cli.APIConfig{Publish: true, Gateway: gw, MaxPayload: maxPayload, Logger: e.Log, DenyAnonymous: !anonymous}
 	svc := cli.Service{
 		Node:  node,
 		Drain: []func(ctx context.Context) error{gw.Shutdown},
 	}
 	if nt != nil {
 		cfg.Reserved = cli.NotifyPrefixes()
+		cfg.Authenticate = nt.Service.Authenticate
 		cfg.Notify = nt.Stats
 		svc.Drain = []func(ctx context.Context) error{func(ctx context.Context) error {
 			return errors.Join(gw.Shutdown(ctx), nt.Drain(ctx))

@@ -74,6 +74,11 @@ type APIConfig struct {
 	// Notify, when set, adds the notification system's counters to GET
 	// /api/stats under "notify".
 	Notify func(ctx context.Context) any
+	// DenyAnonymous makes POST /api/publish require a bearer token that
+	// Authenticate accepts (401 otherwise): --anonymous=false. Without
+	// Authenticate no token can be checked, and every publish is refused.
+	DenyAnonymous bool
+	Authenticate  func(ctx context.Context, token string) (user string, err error)
 	// Logger receives the API's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -250,6 +255,23 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, out)
 }
 
+// authenticated reports whether r carries a bearer token that
+// APIConfig.Authenticate accepts, and answers 401 when it does not.
+func (a *API) authenticated(w http.ResponseWriter, r *http.Request) bool {
+	token, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	if ok && a.cfg.Authenticate != nil {
+		ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+		_, err := a.cfg.Authenticate(ctx, strings.TrimSpace(token))
+		cancel()
+		if err == nil {
+			return true
+		}
+	}
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ringcast"`)
+	writeError(w, http.StatusUnauthorized, "anonymous publishing is off (--anonymous=false): send Authorization: Bearer TOKEN")
+	return false
+}
+
 // TopicState is the body of GET /api/topics/{topic}.
 type TopicState struct {
 	Topic string `json:"topic"`
@@ -284,6 +306,9 @@ type Published struct {
 
 func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodPost) {
+		return
+	}
+	if a.cfg.DenyAnonymous && !a.authenticated(w, r) {
 		return
 	}
 	q := r.URL.Query()

@@ -61,7 +61,7 @@ func (c *Command) DeclareNotify() *NotifyFlags {
 	c.Var(stringValue{&f.SMTPFrom}, "smtp-from", "RINGCAST_SMTP_FROM",
 		`sender of the emails, "ringcast@example.com" or "Ringcast <ringcast@example.com>"; required with --smtp`)
 	c.Var(stringValue{&f.SMTPTLS}, "smtp-tls", "RINGCAST_SMTP_TLS",
-		"TLS to the SMTP server: auto (STARTTLS when offered), require (STARTTLS or fail) or none")
+		"TLS to the SMTP server: auto (STARTTLS when offered), require (STARTTLS or fail), tls (TLS from the first byte, port 465) or none")
 	c.Var(durationValue{&f.EmailDelay}, "email-delay", "RINGCAST_EMAIL_DELAY",
 		"how long a notification may stay unread before its subscribers are emailed")
 	return f
@@ -88,9 +88,14 @@ func notifyDurability(rules []pubsub.Durability) ([]pubsub.Durability, error) {
 		return nil
 	}
 	ring := notify.RingPrefix + "*"
-	if r := have(ring); r != nil && r.Memory {
-		return nil, fmt.Errorf("--durable: %s must be durable while the notification system runs (or give --notify=false)", ring)
-	} else if r == nil {
+	for _, r := range out {
+		// A memory rule at least as specific as notifications:* would make
+		// some notification topics memory-only.
+		if r.Memory && strings.HasPrefix(strings.TrimSuffix(r.Pattern, "*"), notify.RingPrefix) {
+			return nil, fmt.Errorf("--durable: %s must stay durable while the notification system runs, and %q makes some of them memory-only (or give --notify=false)", ring, r.Pattern)
+		}
+	}
+	if have(ring) == nil {
 		out = append(out, pubsub.Durability{Pattern: ring})
 	}
 	if have(notify.UserPrefix+"*") == nil {
