@@ -610,3 +610,71 @@ func TestOnNotify(t *testing.T) {
 		}
 	})
 }
+
+// TestTLSModes: each TLS mode against servers with and without STARTTLS,
+// with implicit TLS, and credentials the server refuses. A mode the
+// server cannot satisfy, or refused credentials, fail the send with a
+// clear error and are retried (a configuration problem, not the email's).
+func TestTLSModes(t *testing.T) {
+	type want struct {
+		delivered bool
+		tls       bool
+		err       string // in the last error when not delivered
+	}
+	for _, tc := range []struct {
+		name   string
+		server func(*smtpServer)
+		config func(*email.Config)
+		want   want
+	}{
+		{"auto with STARTTLS", nil, func(c *email.Config) { c.TLS = email.TLSAuto }, want{delivered: true, tls: true}},
+		{"auto without STARTTLS", func(s *smtpServer) { s.noTLS, s.open = true, true },
+			func(c *email.Config) { c.TLS, c.Username, c.Password = email.TLSAuto, "", "" }, want{delivered: true}},
+		{"require without STARTTLS", func(s *smtpServer) { s.noTLS, s.open = true, true },
+			func(c *email.Config) { c.TLS, c.Username, c.Password = email.TLSRequire, "", "" }, want{err: "does not offer STARTTLS"}},
+		{"implicit TLS", func(s *smtpServer) { s.implicit = true }, func(c *email.Config) { c.TLS = email.TLSImplicit }, want{delivered: true, tls: true}},
+		{"none with credentials", nil, func(c *email.Config) { c.TLS = email.TLSNone }, want{err: "does not offer AUTH"}},
+		{"none without credentials", func(s *smtpServer) { s.open = true },
+			func(c *email.Config) { c.TLS, c.Username, c.Password = email.TLSNone, "", "" }, want{delivered: true}},
+		{"wrong password", nil, func(c *email.Config) { c.Password = "wrong" }, want{err: "535"}},
+		{"untrusted certificate", nil, func(c *email.Config) { c.TLSConfig = nil }, want{err: "certificate"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, notify.TestSQLite)
+			if tc.server != nil {
+				f.smtp.stop()
+				srv := newSMTP(t)
+				tc.server(srv)
+				srv.start(t, "127.0.0.1:0")
+				f.smtp = srv
+			}
+			cfg := f.config()
+			cfg.BreakerFailures = 100
+			tc.config(&cfg)
+			f.user("alice", "alice@example.test")
+			f.user("bob", "bob@example.test")
+			f.topic("alerts", "alice")
+			f.subscribe("bob", "alerts")
+			s := f.sender(nil, cfg)
+			f.publish(s, "alerts", `"hello"`)
+			f.clock.Advance(time.Hour)
+			if tc.want.delivered {
+				waitFor(t, "the email", func() (bool, string) {
+					return len(f.messages()) == 1, fmt.Sprintf("outbox %+v", f.outbox())
+				})
+				if m := f.messages()[0]; m.tls != tc.want.tls {
+					t.Errorf("delivered with tls=%v, want %v", m.tls, tc.want.tls)
+				}
+				return
+			}
+			waitFor(t, "retries", func() (bool, string) {
+				rows := f.outbox()
+				return len(rows) == 1 && rows[0].Attempts >= 2 && rows[0].State != email.StateFailed && strings.Contains(rows[0].LastError, tc.want.err),
+					fmt.Sprintf("outbox %+v", rows)
+			})
+			if len(f.messages()) != 0 {
+				t.Errorf("delivered %d messages", len(f.messages()))
+			}
+		})
+	}
+}
