@@ -181,7 +181,7 @@ func (s *Service) authenticateJWT(token string) (string, error) {
 		return "", fmt.Errorf("%w: JWT: %w", ErrUnauthorized, err)
 	}
 	if err := ValidateUserID(claims.Subject); err != nil {
-		return "", fmt.Errorf("%w: JWT sub: %w", ErrUnauthorized, err)
+		return "", fmt.Errorf("%w: JWT sub: %s", ErrUnauthorized, strings.TrimPrefix(err.Error(), ErrInvalid.Error()+": "))
 	}
 	return claims.Subject, nil
 }

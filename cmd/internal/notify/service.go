@@ -104,8 +104,9 @@ type Service struct {
 	dummyOnce sync.Once
 	dummyHash []byte // a hash no password matches, for unknown users
 
-	loginsByUser *limiter
-	loginsByAddr *limiter
+	loginsByUser  *limiter
+	loginsByAddr  *limiter
+	signupsByAddr *limiter
 }
 
 // NewService returns the Service over db that publishes notifications and
@@ -138,9 +139,11 @@ func NewService(db *DB, pub Publisher, opts Options) *Service {
 	if s.log == nil {
 		s.log = slog.New(slog.DiscardHandler)
 	}
+	s.dummy() // now, not on the first unknown user's login
 	if opts.LoginAttempts > 0 {
 		s.loginsByUser = newLimiter(opts.LoginAttempts, opts.LoginWindow)
 		s.loginsByAddr = newLimiter(opts.LoginAttempts, opts.LoginWindow)
+		s.signupsByAddr = newLimiter(opts.LoginAttempts, opts.LoginWindow)
 	}
 	return s
 }
@@ -246,7 +249,7 @@ func (s *Service) MarkRead(ctx context.Context, user, topic string, seq uint64) 
 			FROM notify_subscriptions s
 			JOIN notify_topics t ON t.name = s.topic
 			LEFT JOIN notify_cursors c ON c.user_id = s.user_id AND c.topic = s.topic
-			WHERE s.user_id = ? AND s.topic = ?`), user, topic).Scan(&head, &read)
+			WHERE s.user_id = ? AND s.topic = ?`+s.lockSubscription()), user, topic).Scan(&head, &read)
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: you do not subscribe to topic %q", ErrNotFound, topic)
 		}
@@ -274,6 +277,17 @@ func (s *Service) MarkRead(ctx context.Context, user, topic string, seq uint64) 
 		s.publishControl(ctx, user, ControlEvent{Type: EventRead, Topic: topic, ReadSeq: st.ReadSeq})
 	}
 	return st, nil
+}
+
+// lockSubscription is the clause that locks, on PostgreSQL, the
+// subscription row a transaction read (alias s) against a concurrent
+// Unsubscribe or DeleteTopic until the transaction ends; SQLite's
+// transactions are serialised already.
+func (s *Service) lockSubscription() string {
+	if s.db.Dialect == Postgres {
+		return " FOR SHARE OF s"
+	}
+	return ""
 }
 
 // maxSeq is the largest sequence number a BIGINT column holds.
