@@ -531,8 +531,11 @@ func TestTwoSenders(t *testing.T) {
 			a.OnNotify("alerts", f.commit("alerts", fmt.Sprintf(`"alert %d"`, i)))
 		}
 		b.OnNotify("builds", f.commit("builds", `"build 1"`))
+		// Every hook call recorded (the last seq of each topic), before the
+		// clock makes them due: a reminder recorded after its user's email
+		// would be a new reminder.
 		waitFor(t, "the reminders", func() (bool, string) {
-			n := f.count(`SELECT COUNT(*) FROM notify_pending`)
+			n := f.count(`SELECT COUNT(*) FROM notify_pending WHERE (topic = 'alerts' AND seq = 3) OR (topic = 'builds' AND seq = 1)`)
 			return n == users+users/2, fmt.Sprintf("%d pending", n)
 		})
 		f.clock.Advance(time.Hour)
@@ -677,4 +680,60 @@ func TestTLSModes(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestWithService: the Sender wired to the core as the binaries wire it
+// (notify.Options.OnNotify = Sender.OnNotify, SetOnline for live
+// connections): a creator publishes, an online subscriber gets no email,
+// an offline one does, a reader gets none.
+func TestWithService(t *testing.T) {
+	forDialects(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		s := f.sender(nil, f.config())
+		pub := notify.PublisherFunc(func(ctx context.Context, topic string, data []byte) (uint64, uint64, error) {
+			if !strings.HasPrefix(topic, "notifications:") {
+				return 1, 1, nil // control events: memory only
+			}
+			return 1, f.commit(strings.TrimPrefix(topic, "notifications:"), string(data)), nil
+		})
+		svc := notify.NewService(f.db, pub, notify.Options{BcryptCost: 4, Clock: f.clock.Now, OnNotify: s.OnNotify})
+		for _, u := range []string{"alice", "bob", "carol", "dave"} {
+			if err := svc.CreateUser(ctx, u, u+"@example.test", "password-"+u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := svc.CreateTopic(ctx, "alice", "deploys", "deployments"); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range []string{"alice", "bob", "carol", "dave"} {
+			if _, _, err := svc.Subscribe(ctx, u, "deploys"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := svc.SetOnline(ctx, "bob", "gw-1", f.clock.Now().Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		p, err := svc.Publish(ctx, "alice", "deploys", []byte(`{"text":"v2.1 is live"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the reminders", func() (bool, string) {
+			n := f.count(`SELECT COUNT(*) FROM notify_pending`)
+			return n == 3, fmt.Sprintf("%d pending (want bob, carol, dave)", n)
+		})
+		if _, err := svc.MarkRead(ctx, "dave", "deploys", p.Seq); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Hour)
+		waitFor(t, "carol's email", func() (bool, string) {
+			return len(f.messagesTo("carol@example.test")) == 1, fmt.Sprintf("outbox %+v", f.outbox())
+		})
+		st := f.waitSettled(s, func(st email.Stats) bool { return st.Sent == 1 && st.Dropped.Online == 1 && st.Dropped.Read == 1 })
+		if len(f.messages()) != 1 {
+			t.Errorf("%d emails, want carol's only; stats %+v", len(f.messages()), st)
+		}
+		if m := f.messagesTo("carol@example.test")[0]; !strings.Contains(m.body, "v2.1 is live") || m.subject != "New notification in deploys" {
+			t.Errorf("carol's email %q:\n%s", m.subject, m.body)
+		}
+	})
 }
