@@ -3,6 +3,7 @@ package email
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"mime"
 	"mime/quotedprintable"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/ringcast/ringcast/cmd/internal/notify"
 )
@@ -200,6 +203,9 @@ func TestClassify(t *testing.T) {
 	proto, resp, err := a.Start(&smtp.ServerInfo{Name: "mail.example.com", TLS: true})
 	if err != nil || proto != "PLAIN" || string(resp) != "\x00u\x00p" {
 		t.Errorf("PLAIN: %q %q %v", proto, resp, err)
+	}
+	if !retryableTx(fmt.Errorf("scheduling: %w", &pgconn.PgError{Code: "40P01"})) || retryableTx(&pgconn.PgError{Code: "23505"}) || retryableTx(errors.New("SQLSTATE 40P01")) {
+		t.Error("retryableTx")
 	}
 	if !isLoopback("127.0.0.2") || !isLoopback("LOCALHOST") || isLoopback("10.0.0.1") || isLoopback("example.com") {
 		t.Error("isLoopback")
