@@ -69,13 +69,15 @@ type Sender struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // loops and sends
 
-	queued, sent, retries, failed, released   atomic.Uint64
+	// Counters of Stats.
+	queued, sent, retries, failed             atomic.Uint64
 	droppedRead, droppedOnline, droppedNoAddr atomic.Uint64
 	droppedUnsubscribed, postponed, leaseLost atomic.Uint64
-	errMu                                     sync.Mutex
-	lastErr                                   string
-	lastErrAt                                 time.Time
 	breakerOpened                             atomic.Uint64
+
+	errMu     sync.Mutex
+	lastErr   string
+	lastErrAt time.Time
 }
 
 // New returns a Sender on db, the notification system's database (its
