@@ -531,8 +531,11 @@ func TestTwoSenders(t *testing.T) {
 			a.OnNotify("alerts", f.commit("alerts", fmt.Sprintf(`"alert %d"`, i)))
 		}
 		b.OnNotify("builds", f.commit("builds", `"build 1"`))
+		// Every hook call recorded (the last seq of each topic), before the
+		// clock makes them due: a reminder recorded after its user's email
+		// would be a new reminder.
 		waitFor(t, "the reminders", func() (bool, string) {
-			n := f.count(`SELECT COUNT(*) FROM notify_pending`)
+			n := f.count(`SELECT COUNT(*) FROM notify_pending WHERE (topic = 'alerts' AND seq = 3) OR (topic = 'builds' AND seq = 1)`)
 			return n == users+users/2, fmt.Sprintf("%d pending", n)
 		})
 		f.clock.Advance(time.Hour)
@@ -607,6 +610,130 @@ func TestOnNotify(t *testing.T) {
 		}
 		if err := s2.Notified(context.Background(), "alerts", 0); err == nil {
 			t.Error("Notified with seq 0 succeeded")
+		}
+	})
+}
+
+// TestTLSModes: each TLS mode against servers with and without STARTTLS,
+// with implicit TLS, and credentials the server refuses. A mode the
+// server cannot satisfy, or refused credentials, fail the send with a
+// clear error and are retried (a configuration problem, not the email's).
+func TestTLSModes(t *testing.T) {
+	type want struct {
+		delivered bool
+		tls       bool
+		err       string // in the last error when not delivered
+	}
+	for _, tc := range []struct {
+		name   string
+		server func(*smtpServer)
+		config func(*email.Config)
+		want   want
+	}{
+		{"auto with STARTTLS", nil, func(c *email.Config) { c.TLS = email.TLSAuto }, want{delivered: true, tls: true}},
+		{"auto without STARTTLS", func(s *smtpServer) { s.noTLS, s.open = true, true },
+			func(c *email.Config) { c.TLS, c.Username, c.Password = email.TLSAuto, "", "" }, want{delivered: true}},
+		{"require without STARTTLS", func(s *smtpServer) { s.noTLS, s.open = true, true },
+			func(c *email.Config) { c.TLS, c.Username, c.Password = email.TLSRequire, "", "" }, want{err: "does not offer STARTTLS"}},
+		{"implicit TLS", func(s *smtpServer) { s.implicit = true }, func(c *email.Config) { c.TLS = email.TLSImplicit }, want{delivered: true, tls: true}},
+		{"none with credentials", nil, func(c *email.Config) { c.TLS = email.TLSNone }, want{err: "does not offer AUTH"}},
+		{"none without credentials", func(s *smtpServer) { s.open = true },
+			func(c *email.Config) { c.TLS, c.Username, c.Password = email.TLSNone, "", "" }, want{delivered: true}},
+		{"wrong password", nil, func(c *email.Config) { c.Password = "wrong" }, want{err: "535"}},
+		{"untrusted certificate", nil, func(c *email.Config) { c.TLSConfig = nil }, want{err: "certificate"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			f := newFixture(t, notify.TestSQLite)
+			if tc.server != nil {
+				f.smtp.stop()
+				srv := newSMTP(t)
+				tc.server(srv)
+				srv.start(t, "127.0.0.1:0")
+				f.smtp = srv
+			}
+			cfg := f.config()
+			cfg.BreakerFailures = 100
+			tc.config(&cfg)
+			f.user("alice", "alice@example.test")
+			f.user("bob", "bob@example.test")
+			f.topic("alerts", "alice")
+			f.subscribe("bob", "alerts")
+			s := f.sender(nil, cfg)
+			f.publish(s, "alerts", `"hello"`)
+			f.clock.Advance(time.Hour)
+			if tc.want.delivered {
+				waitFor(t, "the email", func() (bool, string) {
+					return len(f.messages()) == 1, fmt.Sprintf("outbox %+v", f.outbox())
+				})
+				if m := f.messages()[0]; m.tls != tc.want.tls {
+					t.Errorf("delivered with tls=%v, want %v", m.tls, tc.want.tls)
+				}
+				return
+			}
+			waitFor(t, "retries", func() (bool, string) {
+				rows := f.outbox()
+				return len(rows) == 1 && rows[0].Attempts >= 2 && rows[0].State != email.StateFailed && strings.Contains(rows[0].LastError, tc.want.err),
+					fmt.Sprintf("outbox %+v", rows)
+			})
+			if len(f.messages()) != 0 {
+				t.Errorf("delivered %d messages", len(f.messages()))
+			}
+		})
+	}
+}
+
+// TestWithService: the Sender wired to the core as the binaries wire it
+// (notify.Options.OnNotify = Sender.OnNotify, SetOnline for live
+// connections): a creator publishes, an online subscriber gets no email,
+// an offline one does, a reader gets none.
+func TestWithService(t *testing.T) {
+	forDialects(t, func(t *testing.T, f *fixture) {
+		ctx := context.Background()
+		s := f.sender(nil, f.config())
+		pub := notify.PublisherFunc(func(ctx context.Context, topic string, data []byte) (uint64, uint64, error) {
+			if !strings.HasPrefix(topic, "notifications:") {
+				return 1, 1, nil // control events: memory only
+			}
+			return 1, f.commit(strings.TrimPrefix(topic, "notifications:"), string(data)), nil
+		})
+		svc := notify.NewService(f.db, pub, notify.Options{BcryptCost: 4, Clock: f.clock.Now, OnNotify: s.OnNotify})
+		for _, u := range []string{"alice", "bob", "carol", "dave"} {
+			if err := svc.CreateUser(ctx, u, u+"@example.test", "password-"+u); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if _, err := svc.CreateTopic(ctx, "alice", "deploys", "deployments"); err != nil {
+			t.Fatal(err)
+		}
+		for _, u := range []string{"alice", "bob", "carol", "dave"} {
+			if _, _, err := svc.Subscribe(ctx, u, "deploys"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if err := svc.SetOnline(ctx, "bob", "gw-1", f.clock.Now().Add(2*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+		p, err := svc.Publish(ctx, "alice", "deploys", []byte(`{"text":"v2.1 is live"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, "the reminders", func() (bool, string) {
+			n := f.count(`SELECT COUNT(*) FROM notify_pending`)
+			return n == 3, fmt.Sprintf("%d pending (want bob, carol, dave)", n)
+		})
+		if _, err := svc.MarkRead(ctx, "dave", "deploys", p.Seq); err != nil {
+			t.Fatal(err)
+		}
+		f.clock.Advance(time.Hour)
+		waitFor(t, "carol's email", func() (bool, string) {
+			return len(f.messagesTo("carol@example.test")) == 1, fmt.Sprintf("outbox %+v", f.outbox())
+		})
+		st := f.waitSettled(s, func(st email.Stats) bool { return st.Sent == 1 && st.Dropped.Online == 1 && st.Dropped.Read == 1 })
+		if len(f.messages()) != 1 {
+			t.Errorf("%d emails, want carol's only; stats %+v", len(f.messages()), st)
+		}
+		if m := f.messagesTo("carol@example.test")[0]; !strings.Contains(m.body, "v2.1 is live") || m.subject != "New notification in deploys" {
+			t.Errorf("carol's email %q:\n%s", m.subject, m.body)
 		}
 	})
 }

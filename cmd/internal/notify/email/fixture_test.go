@@ -170,7 +170,14 @@ func (f *fixture) commit(topic, body string) uint64 {
 	f.t.Helper()
 	ring := "notifications:" + topic
 	f.mu.Lock()
-	lease := f.leases[ring]
+	lease, ok := f.leases[ring]
+	if !ok {
+		var err error
+		if lease, err = f.store.Claim(context.Background(), ring, "test-node", 1); err != nil {
+			f.mu.Unlock()
+			f.t.Fatalf("claim %s: %v", ring, err)
+		}
+	}
 	seq := lease.Seq + 1
 	lease.Seq = seq
 	f.leases[ring] = lease

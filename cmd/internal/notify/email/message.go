@@ -85,7 +85,12 @@ func (r reminder) render() (subject, body string) {
 		fmt.Fprintf(&b, "you have %s in %s:\n", plural(total, "unread notification"), plural(uint64(len(topics)), "topic"))
 		for i, t := range topics {
 			if i == digestTopics {
-				fmt.Fprintf(&b, "\n… and %s more.\n", plural(uint64(len(topics)-i), "topic"))
+				more := len(topics) - i
+				noun := "topics"
+				if more == 1 {
+					noun = "topic"
+				}
+				fmt.Fprintf(&b, "\n… and %d more %s.\n", more, noun)
 				break
 			}
 			fmt.Fprintf(&b, "\n%s: %d unread\n", t.topic, t.unread())

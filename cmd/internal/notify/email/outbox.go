@@ -96,6 +96,17 @@ func (s *Sender) claim(ctx context.Context, n int) (out []outboxRow, err error) 
 	defer cancel()
 	now := s.now().UnixNano()
 	until := s.now().Add(2 * s.cfg.SendTimeout).UnixNano()
+	// A read first: most polls find nothing, and need no write lock (on
+	// SQLite, the store's appends share it).
+	var due int64
+	if err := s.db.SQL.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM (SELECT id FROM notify_outbox
+		WHERE (state = ? AND next_at <= ?) OR (state = ? AND claim_until <= ?) LIMIT 1) AS due`),
+		StatePending, now, StateSending, now).Scan(&due); err != nil {
+		return nil, fmt.Errorf("email: claim: %w", err)
+	}
+	if due == 0 {
+		return nil, nil
+	}
 	lock := ""
 	if s.db.Dialect == notify.Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"

@@ -13,6 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/sony/gobreaker/v2"
 
 	"github.com/ringcast/ringcast/cmd/internal/notify"
@@ -68,13 +69,15 @@ type Sender struct {
 	cancel  context.CancelFunc
 	wg      sync.WaitGroup // loops and sends
 
-	queued, sent, retries, failed, released   atomic.Uint64
+	// Counters of Stats.
+	queued, sent, retries, failed             atomic.Uint64
 	droppedRead, droppedOnline, droppedNoAddr atomic.Uint64
 	droppedUnsubscribed, postponed, leaseLost atomic.Uint64
-	errMu                                     sync.Mutex
-	lastErr                                   string
-	lastErrAt                                 time.Time
 	breakerOpened                             atomic.Uint64
+
+	errMu     sync.Mutex
+	lastErr   string
+	lastErrAt time.Time
 }
 
 // New returns a Sender on db, the notification system's database (its
@@ -293,11 +296,11 @@ func (s *Sender) least(a, b string) string {
 	return "min(" + a + ", " + b + ")"
 }
 
-// retryableTx reports whether err is a PostgreSQL serialisation failure or
-// deadlock, which the statement's retry cures.
+// retryableTx reports whether err is a PostgreSQL deadlock or
+// serialisation failure, which running the transaction again cures.
 func retryableTx(err error) bool {
-	msg := err.Error()
-	return strings.Contains(msg, "SQLSTATE 40P01") || strings.Contains(msg, "SQLSTATE 40001")
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && (pgErr.Code == "40P01" || pgErr.Code == "40001")
 }
 
 // nudge wakes the send loop.

@@ -51,9 +51,12 @@ type smtpServer struct {
 	serverTLS *tls.Config
 	clientTLS *tls.Config // trusts the server's certificate
 	noTLS     bool        // offer no STARTTLS
+	implicit  bool        // TLS from the first byte (SMTPS)
+	open      bool        // accept mail without AUTH
 
 	mu         sync.Mutex
 	srv        *smtp.Server
+	ln         net.Listener
 	done       chan struct{} // closed when Serve has returned
 	msgs       []received
 	rejectRcpt map[string]int // recipient → SMTP code
@@ -104,7 +107,10 @@ func (s *smtpServer) start(t testing.TB, addr string) {
 	}
 	srv := smtp.NewServer(smtp.BackendFunc(s.newSession))
 	srv.Domain = "localhost"
-	if !s.noTLS {
+	switch {
+	case s.implicit:
+		ln = tls.NewListener(ln, s.serverTLS)
+	case !s.noTLS:
 		srv.TLSConfig = s.serverTLS
 	}
 	srv.AllowInsecureAuth = false
@@ -117,6 +123,7 @@ func (s *smtpServer) start(t testing.TB, addr string) {
 	s.mu.Lock()
 	s.addr = ln.Addr().String()
 	s.srv = srv
+	s.ln = ln
 	s.done = done
 	s.mu.Unlock()
 	go func() {
@@ -129,13 +136,16 @@ func (s *smtpServer) start(t testing.TB, addr string) {
 // server's goroutine. It is idempotent.
 func (s *smtpServer) stop() {
 	s.mu.Lock()
-	srv, done := s.srv, s.done
-	s.srv, s.done = nil, nil
+	srv, ln, done := s.srv, s.ln, s.done
+	s.srv, s.ln, s.done = nil, nil, nil
 	s.mu.Unlock()
 	if srv == nil {
 		return
 	}
 	_ = srv.Close()
+	// Serve registers its listener with the server only once running:
+	// close it here too, in case Close came first.
+	_ = ln.Close()
 	<-done
 }
 
@@ -204,7 +214,7 @@ func (ss *smtpSession) Auth(mech string) (sasl.Server, error) {
 }
 
 func (ss *smtpSession) Mail(from string, _ *smtp.MailOptions) error {
-	if !ss.authed {
+	if !ss.authed && !ss.srv.open {
 		return smtp.ErrAuthRequired
 	}
 	ss.from = from
