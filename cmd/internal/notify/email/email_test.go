@@ -12,6 +12,7 @@ import (
 
 	"github.com/ringcast/ringcast/cmd/internal/notify"
 	"github.com/ringcast/ringcast/cmd/internal/notify/email"
+	"github.com/ringcast/ringcast/cmd/internal/notify/notifytest"
 	"github.com/ringcast/ringcast/pubsub/store/pgtest"
 )
 
@@ -643,7 +644,7 @@ func TestTLSModes(t *testing.T) {
 		{"untrusted certificate", nil, func(c *email.Config) { c.TLSConfig = nil }, want{err: "certificate"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			f := newFixture(t, notify.TestSQLite)
+			f := newFixture(t, notifytest.SQLite)
 			if tc.server != nil {
 				f.smtp.stop()
 				srv := newSMTP(t)
