@@ -51,7 +51,7 @@ type fixture struct {
 // running SMTP server.
 func newFixture(t *testing.T, dialect string) *fixture {
 	t.Helper()
-	db, spec := openTestDB(t, dialect)
+	db, spec := notifytest.OpenDB(t, dialect, notify.OpenDB)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var st store.Store
@@ -320,23 +320,4 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// openTestDB returns a migrated notify.DB on a fresh database of dialect
-// and where it is; it is closed when the test ends.
-func openTestDB(t testing.TB, dialect string) (*notify.DB, string) {
-	t.Helper()
-	spec := notifytest.Spec(t, dialect)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := notify.OpenDB(ctx, spec)
-	if err != nil {
-		t.Fatalf("open the test database: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close the test database: %v", err)
-		}
-	})
-	return db, spec
 }
