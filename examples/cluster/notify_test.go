@@ -1,7 +1,6 @@
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"database/sql"
 	"encoding/base64"
@@ -9,22 +8,18 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"mime/quotedprintable"
-	"net"
 	"net/http"
-	"net/mail"
 	"path/filepath"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	cws "github.com/coder/websocket"
-	"github.com/emersion/go-smtp"
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ringcast/ringcast/internal/smtptest"
 )
 
 // The notification system's tests run ringcast-ws on a SQLite store with
@@ -36,171 +31,23 @@ const (
 	mailFrom    = "ringcast@example.com"
 )
 
-// received is one email the test's SMTP server accepted.
-type received struct {
-	to        string
-	subject   string
-	body      string
-	messageID string
-}
-
-// mailServer is a real SMTP server (github.com/emersion/go-smtp) on
-// 127.0.0.1 that accepts every message and records it. It can be stopped
-// (its listener closed) and started again on the same address.
-type mailServer struct {
-	t    testing.TB
-	addr string
-
-	mu   sync.Mutex
-	srv  *smtp.Server
-	done chan struct{} // closed once Serve has returned
-	msgs []received
-}
-
-// startMail starts an SMTP server on addr ("127.0.0.1:0" for a free port)
-// and stops it when the test ends.
-func startMail(t testing.TB, addr string) *mailServer {
-	t.Helper()
-	m := newMail(t, addr)
-	m.start()
-	return m
-}
-
-// newMail returns an SMTP server for addr that start starts, and stops it
+// newMail returns an SMTP server (package smtptest) as ringcast-ws is
+// configured to use it here, without TLS or AUTH, not started yet; it stops
 // when the test ends.
-func newMail(t testing.TB, addr string) *mailServer {
-	m := &mailServer{t: t, addr: addr}
-	t.Cleanup(m.stop)
-	return m
-}
-
-// start listens on the server's address and serves until stop.
-func (m *mailServer) start() {
-	m.t.Helper()
-	ln, err := net.Listen("tcp", m.addr)
-	if err != nil {
-		m.t.Fatalf("smtp server: listen on %s: %v", m.addr, err)
-	}
-	srv := smtp.NewServer(smtp.BackendFunc(func(*smtp.Conn) (smtp.Session, error) {
-		return &mailSession{m: m}, nil
-	}))
-	srv.Domain = "localhost"
-	srv.ReadTimeout = 10 * time.Second
-	srv.WriteTimeout = 10 * time.Second
-	srv.MaxMessageBytes = 1 << 20
-	srv.MaxRecipients = 10
-	srv.ErrorLog = quietLog{}
-	done := make(chan struct{})
-	m.mu.Lock()
-	m.addr = ln.Addr().String()
-	m.srv, m.done = srv, done
-	m.mu.Unlock()
-	go func() {
-		defer close(done)
-		_ = srv.Serve(ln)
-	}()
-}
-
-// stop closes the listener and every connection and waits for the server.
-// It is idempotent.
-func (m *mailServer) stop() {
-	m.mu.Lock()
-	srv, done := m.srv, m.done
-	m.srv, m.done = nil, nil
-	m.mu.Unlock()
-	if srv == nil {
-		return
-	}
-	_ = srv.Close()
-	<-done
-}
-
-// messages returns what the server accepted, in order.
-func (m *mailServer) messages() []received {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return slices.Clone(m.msgs)
-}
-
-// to returns the messages addressed to rcpt.
-func (m *mailServer) to(rcpt string) []received {
-	var out []received
-	for _, r := range m.messages() {
-		if r.to == rcpt {
-			out = append(out, r)
-		}
-	}
-	return out
-}
-
-// checkOnce fails the test if any Message-ID was received more than once.
-func (m *mailServer) checkOnce(t testing.TB) {
+func newMail(t testing.TB) *smtptest.Server {
 	t.Helper()
-	seen := map[string]int{}
-	for _, r := range m.messages() {
-		if r.messageID == "" {
-			t.Errorf("an email without a Message-ID: %+v", r)
-		}
-		seen[r.messageID]++
-	}
-	for id, n := range seen {
-		if n > 1 {
-			t.Errorf("Message-ID %s received %d times", id, n)
-		}
-	}
+	s := smtptest.New(t)
+	s.Open, s.NoTLS = true, true
+	return s
 }
 
-// mailSession is one SMTP client's session.
-type mailSession struct {
-	m  *mailServer
-	to string
+// startMail starts a server of newMail on a free port of 127.0.0.1.
+func startMail(t testing.TB) *smtptest.Server {
+	t.Helper()
+	s := newMail(t)
+	s.Start(t, "127.0.0.1:0")
+	return s
 }
-
-func (s *mailSession) Mail(string, *smtp.MailOptions) error { return nil }
-
-func (s *mailSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	s.to = to
-	return nil
-}
-
-func (s *mailSession) Data(r io.Reader) error {
-	raw, err := io.ReadAll(r)
-	if err != nil {
-		return err
-	}
-	msg, err := mail.ReadMessage(bytes.NewReader(raw))
-	if err != nil {
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "unparsable message: " + err.Error()}
-	}
-	subject, err := new(mime.WordDecoder).DecodeHeader(msg.Header.Get("Subject"))
-	if err != nil {
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "bad subject: " + err.Error()}
-	}
-	var body []byte
-	if strings.EqualFold(msg.Header.Get("Content-Transfer-Encoding"), "quoted-printable") {
-		body, err = io.ReadAll(quotedprintable.NewReader(msg.Body))
-	} else {
-		body, err = io.ReadAll(msg.Body)
-	}
-	if err != nil {
-		return &smtp.SMTPError{Code: 554, EnhancedCode: smtp.EnhancedCode{5, 6, 0}, Message: "bad body: " + err.Error()}
-	}
-	rec := received{to: s.to, subject: subject, body: string(body), messageID: strings.Trim(msg.Header.Get("Message-ID"), "<>")}
-	s.m.mu.Lock()
-	s.m.msgs = append(s.m.msgs, rec)
-	s.m.mu.Unlock()
-	return nil
-}
-
-func (s *mailSession) Reset()        { s.to = "" }
-func (s *mailSession) Logout() error { return nil }
-
-// quietLog drops the SMTP server's connection errors: the tests kill the
-// client and stop the server under open connections.
-type quietLog struct{}
-
-func (quietLog) Printf(string, ...any) {}
-func (quietLog) Println(...any)        {}
 
 // startNotify runs a ringcast-ws serving the notification system on the
 // SQLite store at storePath, emailing through smtpAddr after delay.
@@ -577,9 +424,9 @@ func (s emailStats) settled() bool {
 // none for the one who was online; and the open topics of the seed still
 // working for anonymous clients beside it.
 func TestNotificationSystem(t *testing.T) {
-	smtpSrv := startMail(t, "127.0.0.1:0")
+	smtpSrv := startMail(t)
 	const delay = time.Second
-	ws := startNotify(t, "ringcast-ws", filepath.Join(t.TempDir(), "ringcast.db"), smtpSrv.addr, delay, "RINGCAST_JWT_SECRET="+jwtSecret)
+	ws := startNotify(t, "ringcast-ws", filepath.Join(t.TempDir(), "ringcast.db"), smtpSrv.Addr(), delay, "RINGCAST_JWT_SECRET="+jwtSecret)
 	addr := ws.addr("listen")
 	a := api{t: t, base: "http://" + addr}
 	tok := people(a)
@@ -652,21 +499,21 @@ func TestNotificationSystem(t *testing.T) {
 
 	// Carol was away: after the delay she gets exactly one email naming the
 	// topic; bob, online, gets none.
-	waitFor(t, 10*delay+testTimeout, "carol's email", func() bool { return len(smtpSrv.to("carol@example.com")) > 0 })
+	waitFor(t, 10*delay+testTimeout, "carol's email", func() bool { return len(smtpSrv.To("carol@example.com")) > 0 })
 	t.Logf("carol's email arrived %v after the first notification (--email-delay %v)", time.Since(start).Round(time.Millisecond), delay)
 	var es emailStats
 	waitFor(t, testTimeout, "every reminder handled", func() bool { es = a.mailStats(); return es.settled() })
-	carol := smtpSrv.to("carol@example.com")
-	if len(carol) != 1 || len(smtpSrv.messages()) != 1 {
-		t.Fatalf("the SMTP server received %+v; want one email, to carol", smtpSrv.messages())
+	carol := smtpSrv.To("carol@example.com")
+	if len(carol) != 1 || len(smtpSrv.Messages()) != 1 {
+		t.Fatalf("the SMTP server received %+v; want one email, to carol", smtpSrv.Messages())
 	}
-	if m := carol[0]; !strings.Contains(m.subject+m.body, notifyTopic) || !strings.Contains(m.body, "carol") {
-		t.Fatalf("carol's email does not name %s or her: %q\n%s", notifyTopic, m.subject, m.body)
+	if m := carol[0]; !strings.Contains(m.Subject+m.Body, notifyTopic) || !strings.Contains(m.Body, "carol") {
+		t.Fatalf("carol's email does not name %s or her: %q\n%s", notifyTopic, m.Subject, m.Body)
 	}
 	if es.Sent != 1 || es.Outbox["sent"] != 1 || es.Dropped.Online == 0 {
 		t.Fatalf("email counters %+v; want 1 sent and bob's reminder dropped as online", es)
 	}
-	smtpSrv.checkOnce(t)
+	smtpSrv.CheckOnce(t)
 
 	// Carol marks everything read.
 	a.must("POST", "/api/read", tok["carol"], "", http.StatusOK, &inbox)
@@ -741,8 +588,8 @@ func TestNotificationSystem(t *testing.T) {
 	// Nothing forged reached bob: his devices hold no other message.
 	bob1.send(`[null,"99","phoenix","heartbeat",{}]`)
 	bob1.expect(`[null,"99","phoenix","phx_reply",{"status":"ok","response":{}}]`)
-	if len(smtpSrv.to("bob@example.com")) != 0 {
-		t.Fatalf("bob, online, was emailed: %+v", smtpSrv.to("bob@example.com"))
+	if len(smtpSrv.To("bob@example.com")) != 0 {
+		t.Fatalf("bob, online, was emailed: %+v", smtpSrv.To("bob@example.com"))
 	}
 
 	// A user of an application with its own accounts comes with a JWT
@@ -812,12 +659,12 @@ func pendingSeq(t *testing.T, path, user string) uint64 {
 // gets exactly what it missed, the topic goes on in the same epoch, the
 // reminder is sent by the new process, and no email is ever sent twice.
 func TestNotificationsSurviveRestart(t *testing.T) {
-	smtpSrv := startMail(t, "127.0.0.1:0")
+	smtpSrv := startMail(t)
 	// Long enough that the process is killed before the last reminder is
 	// due, short enough to keep the test quick.
 	const delay = 4 * time.Second
 	store := filepath.Join(t.TempDir(), "ringcast.db")
-	first := startNotify(t, "ringcast-ws", store, smtpSrv.addr, delay)
+	first := startNotify(t, "ringcast-ws", store, smtpSrv.Addr(), delay)
 	a := api{t: t, base: "http://" + first.addr("listen")}
 	tok := people(a)
 
@@ -843,7 +690,7 @@ func TestNotificationsSurviveRestart(t *testing.T) {
 	}
 
 	// Carol, away, is emailed once; then every reminder is handled.
-	waitFor(t, 3*delay+testTimeout, "carol's first email", func() bool { return len(smtpSrv.to("carol@example.com")) == 1 })
+	waitFor(t, 3*delay+testTimeout, "carol's first email", func() bool { return len(smtpSrv.To("carol@example.com")) == 1 })
 	waitFor(t, testTimeout, "every reminder handled", func() bool { return a.mailStats().settled() })
 
 	// One more notification: reminders for it are recorded, not yet due,
@@ -865,11 +712,11 @@ func TestNotificationsSurviveRestart(t *testing.T) {
 	if since := time.Since(posted6); since >= delay {
 		t.Fatalf("the process was killed %v after #6, not before its reminders were due (%v): the test proves nothing", since, delay)
 	}
-	if n := len(smtpSrv.messages()); n != 1 {
+	if n := len(smtpSrv.Messages()); n != 1 {
 		t.Fatalf("%d emails before the restart; want carol's one", n)
 	}
 
-	second := startNotify(t, "ringcast-ws again", store, smtpSrv.addr, delay)
+	second := startNotify(t, "ringcast-ws again", store, smtpSrv.Addr(), delay)
 	a = api{t: t, base: "http://" + second.addr("listen")}
 	// The same tokens work, and the counts are exact and the same.
 	for u, before := range inboxes {
@@ -885,10 +732,10 @@ func TestNotificationsSurviveRestart(t *testing.T) {
 	}
 
 	// The reminder recorded before the kill is sent by the new process.
-	waitFor(t, 3*delay+testTimeout, "carol's second email", func() bool { return len(smtpSrv.to("carol@example.com")) == 2 })
+	waitFor(t, 3*delay+testTimeout, "carol's second email", func() bool { return len(smtpSrv.To("carol@example.com")) == 2 })
 	waitFor(t, testTimeout, "every reminder handled after the restart", func() bool { return a.mailStats().settled() })
-	if m := smtpSrv.to("carol@example.com")[1]; !strings.Contains(m.subject+m.body, notifyTopic) || !strings.Contains(m.body, "#6") {
-		t.Fatalf("carol's second email does not tell of %s #6: %q\n%s", notifyTopic, m.subject, m.body)
+	if m := smtpSrv.To("carol@example.com")[1]; !strings.Contains(m.Subject+m.Body, notifyTopic) || !strings.Contains(m.Body, "#6") {
+		t.Fatalf("carol's second email does not tell of %s #6: %q\n%s", notifyTopic, m.Subject, m.Body)
 	}
 
 	// Bob's device rejoins from the position of #4: it gets #5 and #6,
@@ -908,12 +755,12 @@ func TestNotificationsSurviveRestart(t *testing.T) {
 	bob.expectUnread(4, 4)
 
 	// Carol is reminded of #7, once; nothing was ever sent twice.
-	waitFor(t, 3*delay+testTimeout, "carol's third email", func() bool { return len(smtpSrv.to("carol@example.com")) == 3 })
+	waitFor(t, 3*delay+testTimeout, "carol's third email", func() bool { return len(smtpSrv.To("carol@example.com")) == 3 })
 	waitFor(t, testTimeout, "every reminder handled at the end", func() bool { return a.mailStats().settled() })
-	if all := smtpSrv.messages(); len(all) != 3 {
+	if all := smtpSrv.Messages(); len(all) != 3 {
 		t.Fatalf("the SMTP server received %d emails; want carol's 3: %+v", len(all), all)
 	}
-	smtpSrv.checkOnce(t)
+	smtpSrv.CheckOnce(t)
 }
 
 // TestEmailSMTPDown starts ringcast-ws with its SMTP server down (nothing
@@ -921,9 +768,10 @@ func TestNotificationsSurviveRestart(t *testing.T) {
 // in GET /api/stats, and once the server starts on that port the email
 // arrives, once.
 func TestEmailSMTPDown(t *testing.T) {
-	smtpSrv := newMail(t, fmt.Sprintf("127.0.0.1:%d", freePort(t)))
+	smtpAddr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	smtpSrv := newMail(t)
 	const delay = time.Second
-	ws := startNotify(t, "ringcast-ws", filepath.Join(t.TempDir(), "ringcast.db"), smtpSrv.addr, delay)
+	ws := startNotify(t, "ringcast-ws", filepath.Join(t.TempDir(), "ringcast.db"), smtpAddr, delay)
 	a := api{t: t, base: "http://" + ws.addr("listen")}
 	tok := people(a)
 	// Bob leaves the topic: carol is the one subscriber to remind.
@@ -938,15 +786,15 @@ func TestEmailSMTPDown(t *testing.T) {
 	})
 	t.Logf("with the SMTP server down: %d retries, last error %q, breaker %s", es.Retries, es.LastError, es.Breaker)
 	down := time.Now()
-	smtpSrv.start()
-	waitFor(t, 2*testTimeout, "carol's email once the SMTP server is up", func() bool { return len(smtpSrv.to("carol@example.com")) > 0 })
+	smtpSrv.Start(t, smtpAddr)
+	waitFor(t, 2*testTimeout, "carol's email once the SMTP server is up", func() bool { return len(smtpSrv.To("carol@example.com")) > 0 })
 	t.Logf("carol's email arrived %v after the SMTP server started", time.Since(down).Round(time.Millisecond))
 	waitFor(t, testTimeout, "every reminder handled", func() bool { es = a.mailStats(); return es.settled() })
-	if all := smtpSrv.messages(); len(all) != 1 || all[0].to != "carol@example.com" || !strings.Contains(all[0].subject, notifyTopic) {
+	if all := smtpSrv.Messages(); len(all) != 1 || all[0].To != "carol@example.com" || !strings.Contains(all[0].Subject, notifyTopic) {
 		t.Fatalf("the SMTP server received %+v; want one email to carol about %s", all, notifyTopic)
 	}
 	if es.Sent != 1 || es.Outbox["sent"] != 1 || es.Failed != 0 {
 		t.Fatalf("email counters %+v; want 1 sent, none failed", es)
 	}
-	smtpSrv.checkOnce(t)
+	smtpSrv.CheckOnce(t)
 }

@@ -1,9 +1,7 @@
 package notify
 
 import (
-	"context"
 	"testing"
-	"time"
 
 	"github.com/ringcast/ringcast/cmd/internal/notify/notifytest"
 )
@@ -29,18 +27,5 @@ func OpenTestDB(t testing.TB, dialect string) *DB {
 // to open a ringcast store on it.
 func OpenTestDBSpec(t testing.TB, dialect string) (*DB, string) {
 	t.Helper()
-	spec := notifytest.Spec(t, dialect)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := OpenDB(ctx, spec)
-	if err != nil {
-		t.Fatalf("open the test database: %v", err)
-	}
-	// Registered after the database's own cleanup, so it runs first.
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close the test database: %v", err)
-		}
-	})
-	return db, spec
+	return notifytest.OpenDB(t, dialect, OpenDB)
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/ringcast/ringcast/cmd/internal/notify"
 	"github.com/ringcast/ringcast/cmd/internal/notify/email"
 	"github.com/ringcast/ringcast/cmd/internal/notify/notifytest"
+	"github.com/ringcast/ringcast/internal/smtptest"
 	"github.com/ringcast/ringcast/pubsub/store"
 	"github.com/ringcast/ringcast/pubsub/store/postgres"
 	"github.com/ringcast/ringcast/pubsub/store/sqlite"
@@ -40,7 +41,7 @@ type fixture struct {
 	db      *notify.DB
 	store   store.Store
 	clock   *testClock
-	smtp    *smtpServer
+	smtp    *smtptest.Server
 
 	mu     sync.Mutex
 	leases map[string]store.Lease // ringcast topic → claim
@@ -50,7 +51,7 @@ type fixture struct {
 // running SMTP server.
 func newFixture(t *testing.T, dialect string) *fixture {
 	t.Helper()
-	db, spec := openTestDB(t, dialect)
+	db, spec := notifytest.OpenDB(t, dialect, notify.OpenDB)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	var st store.Store
@@ -72,7 +73,7 @@ func newFixture(t *testing.T, dialect string) *fixture {
 		db:      db,
 		store:   st,
 		clock:   &testClock{},
-		smtp:    startSMTP(t),
+		smtp:    smtptest.Start(t),
 		leases:  map[string]store.Lease{},
 	}
 }
@@ -82,12 +83,12 @@ func newFixture(t *testing.T, dialect string) *fixture {
 // and backoffs.
 func (f *fixture) config() email.Config {
 	return email.Config{
-		Addr:            f.smtp.addr,
-		Username:        smtpUser,
-		Password:        smtpPassword,
+		Addr:            f.smtp.Addr(),
+		Username:        smtptest.User,
+		Password:        smtptest.Password,
 		From:            "Ringcast Notifications <notify@ringcast.test>",
 		TLS:             email.TLSRequire,
-		TLSConfig:       f.smtp.clientTLS,
+		TLSConfig:       f.smtp.ClientTLS(),
 		Delay:           time.Hour,
 		PollInterval:    10 * time.Millisecond,
 		BackoffMin:      20 * time.Millisecond,
@@ -289,10 +290,10 @@ func (f *fixture) waitSettled(s *email.Sender, want ...func(email.Stats) bool) e
 }
 
 // messagesTo returns the messages the server accepted for address.
-func (f *fixture) messagesTo(address string) []received {
-	var out []received
-	for _, m := range f.smtp.messages() {
-		if m.to == address {
+func (f *fixture) messagesTo(address string) []smtptest.Message {
+	var out []smtptest.Message
+	for _, m := range f.smtp.Messages() {
+		if m.To == address {
 			out = append(out, m)
 		}
 	}
@@ -319,23 +320,4 @@ type testWriter struct{ t testing.TB }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
-}
-
-// openTestDB returns a migrated notify.DB on a fresh database of dialect
-// and where it is; it is closed when the test ends.
-func openTestDB(t testing.TB, dialect string) (*notify.DB, string) {
-	t.Helper()
-	spec := notifytest.Spec(t, dialect)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := notify.OpenDB(ctx, spec)
-	if err != nil {
-		t.Fatalf("open the test database: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close the test database: %v", err)
-		}
-	})
-	return db, spec
 }

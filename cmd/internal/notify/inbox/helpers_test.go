@@ -68,7 +68,7 @@ type node struct {
 }
 
 func newSystem(t testing.TB) *system {
-	db, spec := openTestDB(t, notifytest.SQLite)
+	db, spec := notifytest.OpenDB(t, notifytest.SQLite, notify.OpenDB)
 	return &system{t: t, spec: spec, db: db}
 }
 
@@ -512,23 +512,4 @@ type tWriter struct{ t testing.TB }
 func (w tWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimSpace(string(p)))
 	return len(p), nil
-}
-
-// openTestDB returns a migrated notify.DB on a fresh database of dialect
-// and where it is; it is closed when the test ends.
-func openTestDB(t testing.TB, dialect string) (*notify.DB, string) {
-	t.Helper()
-	spec := notifytest.Spec(t, dialect)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	db, err := notify.OpenDB(ctx, spec)
-	if err != nil {
-		t.Fatalf("open the test database: %v", err)
-	}
-	t.Cleanup(func() {
-		if err := db.Close(); err != nil {
-			t.Errorf("close the test database: %v", err)
-		}
-	})
-	return db, spec
 }

@@ -4,14 +4,21 @@
 // pgtest). It is kept apart from package notify so that the binaries do
 // not link test code.
 //
+// OpenDB opens such a database with notify.OpenDB. It takes the opener
+// as an argument because this package must not import notify: notify's
+// own tests import this package.
+//
 // A package whose tests use Postgres wraps its testing.M with pgtest.Main:
 //
 //	func TestMain(m *testing.M) { goleak.VerifyTestMain(pgtest.Main(m)) }
 package notifytest
 
 import (
+	"context"
+	"io"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"github.com/ringcast/ringcast/pubsub/store/pgtest"
 )
@@ -39,4 +46,29 @@ func Spec(t testing.TB, dialect string) string {
 	}
 	t.Fatalf("notifytest: unknown dialect %q: want %q or %q", dialect, SQLite, Postgres)
 	return ""
+}
+
+// openTimeout bounds opening (and migrating) a test database.
+const openTimeout = time.Minute
+
+// OpenDB opens a fresh database of dialect (see Spec) with open, normally
+// notify.OpenDB, and returns it with where it is (to open a ringcast store
+// on the same database). It fails the test if open fails, and closes the
+// database when the test ends, before the database itself is removed.
+func OpenDB[DB io.Closer](t testing.TB, dialect string, open func(ctx context.Context, spec string) (DB, error)) (DB, string) {
+	t.Helper()
+	spec := Spec(t, dialect)
+	ctx, cancel := context.WithTimeout(context.Background(), openTimeout)
+	defer cancel()
+	db, err := open(ctx, spec)
+	if err != nil {
+		t.Fatalf("notifytest: open the test database: %v", err)
+	}
+	// Registered after Spec's cleanup, so it runs first.
+	t.Cleanup(func() {
+		if err := db.Close(); err != nil {
+			t.Errorf("notifytest: close the test database: %v", err)
+		}
+	})
+	return db, spec
 }
