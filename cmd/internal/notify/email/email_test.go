@@ -13,7 +13,6 @@ import (
 	"github.com/ringcast/ringcast/cmd/internal/notify"
 	"github.com/ringcast/ringcast/cmd/internal/notify/email"
 	"github.com/ringcast/ringcast/cmd/internal/notify/notifytest"
-	"github.com/ringcast/ringcast/internal/smtptest"
 	"github.com/ringcast/ringcast/pubsub/store/pgtest"
 )
 
@@ -44,7 +43,7 @@ func TestReminderAfterDelay(t *testing.T) {
 			st, err := s.Stats(context.Background())
 			return err == nil && st.Pending == 1 && st.PendingDue == 0, fmt.Sprintf("%+v %v", st, err)
 		})
-		if len(f.outbox()) != 0 || len(f.smtp.Messages()) != 0 {
+		if len(f.outbox()) != 0 || len(f.smtp.messages()) != 0 {
 			t.Fatalf("an email before the delay: outbox %+v", f.outbox())
 		}
 
@@ -60,45 +59,45 @@ func TestReminderAfterDelay(t *testing.T) {
 			t.Fatalf("%d messages, want 1 (to bob only)", len(got))
 		}
 		m := f.messagesTo("bob@example.test")[0]
-		if !m.TLS || !m.Auth {
-			t.Errorf("message came with tls=%v auth=%v, want both", m.TLS, m.Auth)
+		if !m.tls || !m.auth {
+			t.Errorf("message came with tls=%v auth=%v, want both", m.tls, m.auth)
 		}
-		if m.From != "notify@ringcast.test" {
-			t.Errorf("envelope sender %q", m.From)
+		if m.from != "notify@ringcast.test" {
+			t.Errorf("envelope sender %q", m.from)
 		}
-		if m.Subject != "New notification in alerts" {
-			t.Errorf("subject %q", m.Subject)
+		if m.subject != "New notification in alerts" {
+			t.Errorf("subject %q", m.subject)
 		}
-		from, err := mail.ParseAddress(m.Header.Get("From"))
+		from, err := mail.ParseAddress(m.header.Get("From"))
 		if err != nil || from.Name != "Ringcast Notifications" || from.Address != "notify@ringcast.test" {
-			t.Errorf("From %q: %v", m.Header.Get("From"), err)
+			t.Errorf("From %q: %v", m.header.Get("From"), err)
 		}
-		if to := m.Header.Get("To"); to != "<bob@example.test>" {
+		if to := m.header.Get("To"); to != "<bob@example.test>" {
 			t.Errorf("To %q", to)
 		}
-		if _, err := m.Header.Date(); err != nil {
-			t.Errorf("Date %q: %v", m.Header.Get("Date"), err)
+		if _, err := m.header.Date(); err != nil {
+			t.Errorf("Date %q: %v", m.header.Get("Date"), err)
 		}
-		if ct := m.Header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
+		if ct := m.header.Get("Content-Type"); ct != "text/plain; charset=utf-8" {
 			t.Errorf("Content-Type %q", ct)
 		}
 		rows := f.outbox()
-		if len(rows) != 1 || rows[0].State != email.StateSent || rows[0].MessageID != m.MessageID || rows[0].Attempts != 1 || rows[0].User != "bob" {
-			t.Errorf("outbox %+v, message id %q", rows, m.MessageID)
+		if len(rows) != 1 || rows[0].State != email.StateSent || rows[0].MessageID != m.messageID || rows[0].Attempts != 1 || rows[0].User != "bob" {
+			t.Errorf("outbox %+v, message id %q", rows, m.messageID)
 		}
-		if !strings.HasSuffix(m.MessageID, "@ringcast.test") {
-			t.Errorf("Message-ID %q", m.MessageID)
+		if !strings.HasSuffix(m.messageID, "@ringcast.test") {
+			t.Errorf("Message-ID %q", m.messageID)
 		}
 		for _, want := range []string{"Hello bob", "alerts (1 unread)", fmt.Sprintf("#%d", seq), `{"text":"disk full on db-1","level":"critical"}`, "http://127.0.0.1:8080/"} {
-			if !strings.Contains(m.Body, want) {
-				t.Errorf("body lacks %q:\n%s", want, m.Body)
+			if !strings.Contains(m.body, want) {
+				t.Errorf("body lacks %q:\n%s", want, m.body)
 			}
 		}
 	})
 }
 
 // messages is every message the fixture's server accepted.
-func (f *fixture) messages() []smtptest.Message { return f.smtp.Messages() }
+func (f *fixture) messages() []received { return f.smtp.messages() }
 
 // TestNoEmailWhenRead: a notification read before the delay sends nothing.
 func TestNoEmailWhenRead(t *testing.T) {
@@ -204,19 +203,19 @@ func TestDigest(t *testing.T) {
 		if len(bob) != 1 {
 			t.Fatalf("bob got %d emails, want one digest", len(bob))
 		}
-		if bob[0].Subject != "6 unread notifications in 3 topics" {
-			t.Errorf("bob's subject %q", bob[0].Subject)
+		if bob[0].subject != "6 unread notifications in 3 topics" {
+			t.Errorf("bob's subject %q", bob[0].subject)
 		}
 		for _, want := range []string{"alerts: 4 unread", "builds: 1 unread", "deploys: 1 unread", "build 17 green", "… and 1 more"} {
-			if !strings.Contains(bob[0].Body, want) {
-				t.Errorf("bob's digest lacks %q:\n%s", want, bob[0].Body)
+			if !strings.Contains(bob[0].body, want) {
+				t.Errorf("bob's digest lacks %q:\n%s", want, bob[0].body)
 			}
 		}
-		if strings.Contains(bob[0].Body, long) {
-			t.Errorf("bob's digest has a notification in full:\n%s", bob[0].Body)
+		if strings.Contains(bob[0].body, long) {
+			t.Errorf("bob's digest has a notification in full:\n%s", bob[0].body)
 		}
 		carol := f.messagesTo("carol@example.test")
-		if len(carol) != 1 || carol[0].Subject != "4 unread notifications in 1 topic" {
+		if len(carol) != 1 || carol[0].subject != "4 unread notifications in 1 topic" {
 			t.Fatalf("carol's emails %+v", carol)
 		}
 	})
@@ -271,8 +270,8 @@ func TestPerUserCap(t *testing.T) {
 		})
 		f.waitSettled(s)
 		third := f.messagesTo("bob@example.test")[2]
-		if third.Subject != "2 new notifications in alerts and builds" {
-			t.Errorf("merged email's subject %q", third.Subject)
+		if third.subject != "2 new notifications in alerts and builds" {
+			t.Errorf("merged email's subject %q", third.subject)
 		}
 		if n := len(f.messagesTo("bob@example.test")); n != 3 {
 			t.Errorf("bob got %d emails, want 3", n)
@@ -289,7 +288,7 @@ func TestServerDown(t *testing.T) {
 		f.user("bob", "bob@example.test")
 		f.topic("alerts", "alice")
 		f.subscribe("bob", "alerts")
-		f.smtp.Stop()
+		f.smtp.stop()
 		s := f.sender(nil, f.config())
 		f.publish(s, "alerts", `"while the server is down"`)
 		f.clock.Advance(time.Hour)
@@ -310,7 +309,7 @@ func TestServerDown(t *testing.T) {
 		}
 		// The breaker holds further attempts while open.
 		attempts := rows[0].Attempts
-		f.smtp.Restart(t)
+		f.smtp.restart(t)
 		waitFor(t, "delivery once the server is back", func() (bool, string) {
 			return len(f.messages()) == 1, fmt.Sprintf("outbox %+v", f.outbox())
 		})
@@ -322,7 +321,7 @@ func TestServerDown(t *testing.T) {
 		if st.Sent != 1 || st.Breaker != "closed" || st.Failed != 0 {
 			t.Errorf("stats %+v", st)
 		}
-		if m := f.messages(); len(m) != 1 || m[0].MessageID != rows[0].MessageID {
+		if m := f.messages(); len(m) != 1 || m[0].messageID != rows[0].MessageID {
 			t.Errorf("messages %+v", m)
 		}
 	})
@@ -338,8 +337,8 @@ func TestPermanentRejection(t *testing.T) {
 		f.topic("alerts", "alice")
 		f.subscribe("bob", "alerts")
 		f.subscribe("carol", "alerts")
-		f.smtp.Reject("bob@example.test", 550)
-		f.smtp.FailNext(2)
+		f.smtp.reject("bob@example.test", 550)
+		f.smtp.failNext(2)
 		s := f.sender(nil, f.config())
 		f.publish(s, "alerts", `"hello"`)
 		f.clock.Advance(time.Hour)
@@ -379,7 +378,7 @@ func TestMaxAttempts(t *testing.T) {
 		f.user("bob", "bob@example.test")
 		f.topic("alerts", "alice")
 		f.subscribe("bob", "alerts")
-		f.smtp.FailNext(1000)
+		f.smtp.failNext(1000)
 		cfg := f.config()
 		cfg.MaxAttempts = 3
 		cfg.BreakerFailures = 100
@@ -426,7 +425,7 @@ func TestRestart(t *testing.T) {
 		for i := range n {
 			f.insertOutbox(fmt.Sprintf("u%02d", i), fmt.Sprintf("m%02d@ringcast.test", i), email.StatePending, 0, now, time.Unix(0, 0), "", 0)
 		}
-		f.smtp.DelayData(20 * time.Millisecond)
+		f.smtp.delayData(20 * time.Millisecond)
 		cfg := f.config()
 		cfg.MaxConcurrent = 3
 		first, err := email.New(f.db, cfg)
@@ -453,7 +452,7 @@ func TestRestart(t *testing.T) {
 		f.waitSettledExcept(second, 2) // u-later pending, u-live sending
 		seen := map[string]int{}
 		for _, m := range f.messages() {
-			seen[m.MessageID]++
+			seen[m.messageID]++
 		}
 		for id, c := range seen {
 			if c != 1 {
@@ -477,7 +476,7 @@ func TestRestart(t *testing.T) {
 		f.waitSettled(second)
 		seen = map[string]int{}
 		for _, m := range f.messages() {
-			seen[m.MessageID]++
+			seen[m.messageID]++
 		}
 		if len(seen) != n+3 || seen["later@ringcast.test"] != 1 || seen["live@ringcast.test"] != 1 {
 			t.Errorf("sent %v", seen)
@@ -522,7 +521,7 @@ func TestTwoSenders(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { db2.Close() })
-		f.smtp.DelayData(5 * time.Millisecond)
+		f.smtp.delayData(5 * time.Millisecond)
 		cfgA, cfgB := f.config(), f.config()
 		cfgA.Node, cfgB.Node = "node-a", "node-b"
 		cfgA.MaxConcurrent, cfgB.MaxConcurrent = 2, 2
@@ -552,8 +551,8 @@ func TestTwoSenders(t *testing.T) {
 		perUser := map[string]int{}
 		perID := map[string]int{}
 		for _, m := range f.messages() {
-			perUser[m.To]++
-			perID[m.MessageID]++
+			perUser[m.to]++
+			perID[m.messageID]++
 		}
 		if len(f.messages()) != users || len(perUser) != users || len(perID) != users {
 			t.Errorf("%d messages to %d users with %d ids, want %d each", len(f.messages()), len(perUser), len(perID), users)
@@ -628,18 +627,18 @@ func TestTLSModes(t *testing.T) {
 	}
 	for _, tc := range []struct {
 		name   string
-		server func(*smtptest.Server)
+		server func(*smtpServer)
 		config func(*email.Config)
 		want   want
 	}{
 		{"auto with STARTTLS", nil, func(c *email.Config) { c.TLS = email.TLSAuto }, want{delivered: true, tls: true}},
-		{"auto without STARTTLS", func(s *smtptest.Server) { s.NoTLS, s.Open = true, true },
+		{"auto without STARTTLS", func(s *smtpServer) { s.noTLS, s.open = true, true },
 			func(c *email.Config) { c.TLS, c.Username, c.Password = email.TLSAuto, "", "" }, want{delivered: true}},
-		{"require without STARTTLS", func(s *smtptest.Server) { s.NoTLS, s.Open = true, true },
+		{"require without STARTTLS", func(s *smtpServer) { s.noTLS, s.open = true, true },
 			func(c *email.Config) { c.TLS, c.Username, c.Password = email.TLSRequire, "", "" }, want{err: "does not offer STARTTLS"}},
-		{"implicit TLS", func(s *smtptest.Server) { s.Implicit = true }, func(c *email.Config) { c.TLS = email.TLSImplicit }, want{delivered: true, tls: true}},
+		{"implicit TLS", func(s *smtpServer) { s.implicit = true }, func(c *email.Config) { c.TLS = email.TLSImplicit }, want{delivered: true, tls: true}},
 		{"none with credentials", nil, func(c *email.Config) { c.TLS = email.TLSNone }, want{err: "does not offer AUTH"}},
-		{"none without credentials", func(s *smtptest.Server) { s.Open = true },
+		{"none without credentials", func(s *smtpServer) { s.open = true },
 			func(c *email.Config) { c.TLS, c.Username, c.Password = email.TLSNone, "", "" }, want{delivered: true}},
 		{"wrong password", nil, func(c *email.Config) { c.Password = "wrong" }, want{err: "535"}},
 		{"untrusted certificate", nil, func(c *email.Config) { c.TLSConfig = nil }, want{err: "certificate"}},
@@ -647,10 +646,10 @@ func TestTLSModes(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			f := newFixture(t, notifytest.SQLite)
 			if tc.server != nil {
-				f.smtp.Stop()
-				srv := smtptest.New(t)
+				f.smtp.stop()
+				srv := newSMTP(t)
 				tc.server(srv)
-				srv.Start(t, "127.0.0.1:0")
+				srv.start(t, "127.0.0.1:0")
 				f.smtp = srv
 			}
 			cfg := f.config()
@@ -667,8 +666,8 @@ func TestTLSModes(t *testing.T) {
 				waitFor(t, "the email", func() (bool, string) {
 					return len(f.messages()) == 1, fmt.Sprintf("outbox %+v", f.outbox())
 				})
-				if m := f.messages()[0]; m.TLS != tc.want.tls {
-					t.Errorf("delivered with tls=%v, want %v", m.TLS, tc.want.tls)
+				if m := f.messages()[0]; m.tls != tc.want.tls {
+					t.Errorf("delivered with tls=%v, want %v", m.tls, tc.want.tls)
 				}
 				return
 			}
@@ -734,8 +733,8 @@ func TestWithService(t *testing.T) {
 		if len(f.messages()) != 1 {
 			t.Errorf("%d emails, want carol's only; stats %+v", len(f.messages()), st)
 		}
-		if m := f.messagesTo("carol@example.test")[0]; !strings.Contains(m.Body, "v2.1 is live") || m.Subject != "New notification in deploys" {
-			t.Errorf("carol's email %q:\n%s", m.Subject, m.Body)
+		if m := f.messagesTo("carol@example.test")[0]; !strings.Contains(m.body, "v2.1 is live") || m.subject != "New notification in deploys" {
+			t.Errorf("carol's email %q:\n%s", m.subject, m.body)
 		}
 	})
 }

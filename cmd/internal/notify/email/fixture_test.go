@@ -14,7 +14,6 @@ import (
 	"github.com/ringcast/ringcast/cmd/internal/notify"
 	"github.com/ringcast/ringcast/cmd/internal/notify/email"
 	"github.com/ringcast/ringcast/cmd/internal/notify/notifytest"
-	"github.com/ringcast/ringcast/internal/smtptest"
 	"github.com/ringcast/ringcast/pubsub/store"
 	"github.com/ringcast/ringcast/pubsub/store/postgres"
 	"github.com/ringcast/ringcast/pubsub/store/sqlite"
@@ -41,7 +40,7 @@ type fixture struct {
 	db      *notify.DB
 	store   store.Store
 	clock   *testClock
-	smtp    *smtptest.Server
+	smtp    *smtpServer
 
 	mu     sync.Mutex
 	leases map[string]store.Lease // ringcast topic → claim
@@ -73,7 +72,7 @@ func newFixture(t *testing.T, dialect string) *fixture {
 		db:      db,
 		store:   st,
 		clock:   &testClock{},
-		smtp:    smtptest.Start(t),
+		smtp:    startSMTP(t),
 		leases:  map[string]store.Lease{},
 	}
 }
@@ -83,12 +82,12 @@ func newFixture(t *testing.T, dialect string) *fixture {
 // and backoffs.
 func (f *fixture) config() email.Config {
 	return email.Config{
-		Addr:            f.smtp.Addr(),
-		Username:        smtptest.User,
-		Password:        smtptest.Password,
+		Addr:            f.smtp.addr,
+		Username:        smtpUser,
+		Password:        smtpPassword,
 		From:            "Ringcast Notifications <notify@ringcast.test>",
 		TLS:             email.TLSRequire,
-		TLSConfig:       f.smtp.ClientTLS(),
+		TLSConfig:       f.smtp.clientTLS,
 		Delay:           time.Hour,
 		PollInterval:    10 * time.Millisecond,
 		BackoffMin:      20 * time.Millisecond,
@@ -290,10 +289,10 @@ func (f *fixture) waitSettled(s *email.Sender, want ...func(email.Stats) bool) e
 }
 
 // messagesTo returns the messages the server accepted for address.
-func (f *fixture) messagesTo(address string) []smtptest.Message {
-	var out []smtptest.Message
-	for _, m := range f.smtp.Messages() {
-		if m.To == address {
+func (f *fixture) messagesTo(address string) []received {
+	var out []received
+	for _, m := range f.smtp.messages() {
+		if m.to == address {
 			out = append(out, m)
 		}
 	}
