@@ -19,7 +19,7 @@ import (
 	cws "github.com/coder/websocket"
 	"github.com/golang-jwt/jwt/v5"
 
-	"github.com/ringcast/ringcast/internal/smtptest"
+	"github.com/ringcast/ringcast/examples/internal/smtptest"
 )
 
 // The notification system's tests run ringcast-ws on a SQLite store with

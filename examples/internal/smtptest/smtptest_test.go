@@ -9,7 +9,7 @@ import (
 	"github.com/emersion/go-smtp"
 	"go.uber.org/goleak"
 
-	"github.com/ringcast/ringcast/internal/smtptest"
+	"github.com/ringcast/ringcast/examples/internal/smtptest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }

@@ -23,7 +23,8 @@
 // temporarily or answer slowly. Stop closes the listener and every
 // connection; Restart serves again on the same address.
 //
-// The package is importable by the whole module (it sits in the module's
-// top-level internal directory) so that unit tests under cmd and the
-// end-to-end tests under examples share it; binaries do not link it.
+// It serves the end-to-end tests under examples; binaries do not link it.
+// The email package's unit tests keep a smaller server of their own: an
+// internal package here cannot be imported from cmd, and the module's root
+// holds no package beside the fixed layout.
 package smtptest
