@@ -251,6 +251,11 @@ func testAckReplicated(t *testing.T, subscribed bool) {
 	if got := replica.Stats().Replicated; got != acked+plain {
 		t.Fatalf("replica stored %d copies, want %d", got, acked+plain)
 	}
+	// A link counts a frame once its writer has written it, which may be
+	// after the replica has already handled it.
+	waitFor(t, 10*time.Second, "the owner's link counters", func() bool {
+		return deliveries()-deliverBefore+sent(FrameReplicate)-replicateBefore >= acked+plain
+	})
 	deliver, replicate := deliveries()-deliverBefore, sent(FrameReplicate)-replicateBefore
 	wantDeliver, wantReplicate := uint64(0), uint64(acked+plain)
 	if subscribed {
