@@ -502,7 +502,12 @@ func TestNotificationSystem(t *testing.T) {
 	waitFor(t, 10*delay+testTimeout, "carol's email", func() bool { return len(smtpSrv.To("carol@example.com")) > 0 })
 	t.Logf("carol's email arrived %v after the first notification (--email-delay %v)", time.Since(start).Round(time.Millisecond), delay)
 	var es emailStats
-	waitFor(t, testTimeout, "every reminder handled", func() bool { es = a.mailStats(); return es.settled() })
+	// The counters come after the outbox rows, in a snapshot up to a
+	// second old: wait for them too.
+	waitFor(t, testTimeout, "every reminder handled", func() bool {
+		es = a.mailStats()
+		return es.settled() && es.Sent > 0 && es.Dropped.Online > 0
+	})
 	carol := smtpSrv.To("carol@example.com")
 	if len(carol) != 1 || len(smtpSrv.Messages()) != 1 {
 		t.Fatalf("the SMTP server received %+v; want one email, to carol", smtpSrv.Messages())
@@ -789,7 +794,9 @@ func TestEmailSMTPDown(t *testing.T) {
 	smtpSrv.Start(t, smtpAddr)
 	waitFor(t, 2*testTimeout, "carol's email once the SMTP server is up", func() bool { return len(smtpSrv.To("carol@example.com")) > 0 })
 	t.Logf("carol's email arrived %v after the SMTP server started", time.Since(down).Round(time.Millisecond))
-	waitFor(t, testTimeout, "every reminder handled", func() bool { es = a.mailStats(); return es.settled() })
+	// The outbox row is marked sent before the sender counts it, and
+	// /api/stats is a snapshot up to a second old: wait for both.
+	waitFor(t, testTimeout, "every reminder handled", func() bool { es = a.mailStats(); return es.settled() && es.Sent > 0 })
 	if all := smtpSrv.Messages(); len(all) != 1 || all[0].To != "carol@example.com" || !strings.Contains(all[0].Subject, notifyTopic) {
 		t.Fatalf("the SMTP server received %+v; want one email to carol about %s", all, notifyTopic)
 	}
