@@ -501,6 +501,9 @@ func TestSetRoles(t *testing.T) {
 		t.Fatal("role change not logged")
 	}
 
+	// Each role change gets its own 5 s to be confirmed.
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	if err := drainer.SetRoles(ctx, nil); err != nil {
 		t.Fatal(err)
 	}
@@ -508,6 +511,8 @@ func TestSetRoles(t *testing.T) {
 		m, ok := rings[0].View().Member("node-2")
 		return ok && len(m.Roles) == 0
 	})
+	ctx, cancel = context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
 	if err := drainer.SetRoles(ctx, []string{RoleTopics}); err != nil {
 		t.Fatal(err)
 	}
