@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"time"
 
@@ -34,6 +35,12 @@ const (
 	maxCommitRecs  = 4096
 	maxCommitBytes = 16 << 20
 
+	// maxQueuedRecs and maxQueuedBytes bound what waits for the store:
+	// past them a publish to a durable topic fails at once (a store slower
+	// than the publishers, AckNone publishers that never wait).
+	maxQueuedRecs  = 64 << 10
+	maxQueuedBytes = 256 << 20
+
 	// storeBackoffMin and storeBackoffMax bound how long publishes to
 	// durable topics fail at once after the store failed, before it is
 	// tried again: the wait doubles while the store keeps failing.
@@ -51,9 +58,10 @@ type committer struct {
 	settle func(recs []*commitRec, err error)
 	stats  *counters
 
-	mu    sync.Mutex
-	queue []*commitRec
-	wake  chan struct{}
+	mu     sync.Mutex
+	queue  []*commitRec
+	queued int // bytes of data in queue
+	wake   chan struct{}
 
 	// down: after a failure, until when publishes fail at once, and why.
 	downMu    sync.Mutex
@@ -73,11 +81,22 @@ func newCommitter(st store.Store, timeout time.Duration, stats *counters, settle
 func (c *committer) add(r *commitRec) {
 	c.mu.Lock()
 	c.queue = append(c.queue, r)
+	c.queued += len(r.req.data)
 	c.mu.Unlock()
 	select {
 	case c.wake <- struct{}{}:
 	default:
 	}
+}
+
+// room returns an error when the queue has no room for size more bytes.
+func (c *committer) room(size int) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.queue) >= maxQueuedRecs || c.queued+size > maxQueuedBytes {
+		return fmt.Errorf("%d messages (%d bytes) already wait for the store", len(c.queue), c.queued)
+	}
+	return nil
 }
 
 // purge removes and returns the queued records of ot (the caller holds
@@ -90,6 +109,7 @@ func (c *committer) purge(ot *ownedTopic) []*commitRec {
 	for _, r := range c.queue {
 		if r.ot == ot {
 			out = append(out, r)
+			c.queued -= len(r.req.data)
 		} else {
 			keep = append(keep, r)
 		}
@@ -108,6 +128,7 @@ func (c *committer) take() []*commitRec {
 		size += len(c.queue[n].req.data)
 		n++
 	}
+	c.queued -= size
 	batch := make([]*commitRec, n)
 	copy(batch, c.queue[:n])
 	rest := copy(c.queue, c.queue[n:])

@@ -79,6 +79,9 @@ func (n *Node) publishDurableLocked(ot *ownedTopic, req *pubReq) (pubResult, boo
 	if err := n.committer.available(); err != nil {
 		return pubResult{err: storeError(ot.name, err)}, true
 	}
+	if err := n.committer.room(len(req.data)); err != nil {
+		return pubResult{err: storeError(ot.name, err)}, true
+	}
 	if req.origin == n.name && req.done == nil && req.reqID == 0 {
 		req.done = make(chan pubResult, 1)
 	}
