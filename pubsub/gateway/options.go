@@ -99,6 +99,16 @@ type Options struct {
 	// websocat users do. Channels decide for themselves (Session.Identity).
 	DenyAnonymous bool
 
+	// Authorize, if set, decides every join of a broker topic
+	// (ActionSubscribe, then ActionHistory when the join resumes with
+	// since) and every client publish (ActionPublish). A nil error allows;
+	// any other refuses the join or the push with an error reply whose
+	// reason is the *RefusalError's (see Refuse), or "unauthorized": the
+	// connection stays open. It runs on the connection's read goroutine,
+	// may be called concurrently for different connections, and must not
+	// block.
+	Authorize func(Request) error
+
 	// Channels routes topics to server-side channels instead of the broker.
 	// A key is an exact topic name ("inbox") or a prefix followed by "*"
 	// ("inbox:*"); an exact name wins over prefixes, and a longer prefix
