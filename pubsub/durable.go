@@ -172,6 +172,16 @@ func (n *Node) applyLeaseLocked(ot *ownedTopic, lease store.Lease, err error) (s
 		}
 	}
 	if err == nil && !ot.gone.Load() && ot.state != stateMoved {
+		if ot.epoch == lease.Epoch && lease.Seq > ot.seq && ot.state == stateReady {
+			// A previous owner committed (ot.seq, lease.Seq] after the
+			// state this node took over had left it (a hand-off racing
+			// its last commits) or before it failed: the store holds
+			// them, the subscriber nodes may not. They get them from
+			// the store; a node that has them drops the copies.
+			for _, to := range ot.nodes {
+				n.replayFromStore(ot.name, to, lease.Epoch, ot.seq, lease.Seq)
+			}
+		}
 		if ot.epoch != lease.Epoch || ot.hist.newest() != lease.Seq {
 			if ot.epoch != 0 && ot.epoch != lease.Epoch {
 				n.log.Info("topic takes its epoch from the store", "topic", ot.name, "was", ot.epoch, "epoch", lease.Epoch)

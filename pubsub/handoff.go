@@ -189,6 +189,7 @@ func (n *Node) onHandoff(from string, m *wire.Handoff) {
 	ot := relock(find(), find)
 	if m.Xfer == 0 {
 		n.adoptLocked(ot, m.State())
+		n.leaseAdoptedLocked(ot)
 		n.runQueuedLocked(ot)
 		ot.mu.Unlock()
 		n.handoffAdopted(from, ot, m.ReqID)
@@ -246,9 +247,24 @@ func (n *Node) handoffReceived(from string, ot *ownedTopic, in *handoffIn, reqID
 		ot = relock(find(), find)
 	}
 	n.adoptLocked(ot, st)
+	n.leaseAdoptedLocked(ot)
 	n.runQueuedLocked(ot)
 	ot.mu.Unlock()
 	n.handoffAdopted(from, ot, reqID)
+}
+
+// leaseAdoptedLocked claims a durable topic handed off to this node in
+// the store at once, rather than at its next publish. The previous owner
+// may have committed messages after its state left (their commits were
+// under way): the claim fences those still in flight, which then come
+// here as publishes, and learns the store's head past the ones that made
+// it, which applyLeaseLocked sends to the subscriber nodes from the
+// store. Without it, a topic that has no next publish would leave its
+// subscribers short of its last messages. ot.mu held.
+func (n *Node) leaseAdoptedLocked(ot *ownedTopic) {
+	if ot.dur != nil && ot.dur.token == 0 && ot.state == stateReady && !ot.gone.Load() {
+		n.leaseLocked(ot)
+	}
 }
 
 // handoffAdopted acknowledges an adopted hand-off, and passes the topic on
