@@ -317,10 +317,10 @@ func TestRefusalError(t *testing.T) {
 // handshakeMessages returns handshake frames of every type.
 func handshakeMessages() []Message {
 	return []Message{
-		&hello{Cluster: "ringcast", Node: "a", Version: testVersion, Nonce: make([]byte, nonceSize)},
-		&hello{Cluster: strings.Repeat("c", 300), Node: strings.Repeat("n", 40), Version: 255, Nonce: bytes.Repeat([]byte{7}, 300)},
-		&helloAck{Node: "b", Version: 1, Nonce: []byte{1, 2}, Proof: make([]byte, 32), Err: "x"},
-		&helloAck{Node: "b", Nonce: make([]byte, nonceSize)},
+		&hello{Cluster: "ringcast", Node: "a", Version: testVersion, Nonce: make([]byte, nonceSize), link: linkVersion},
+		&hello{Cluster: strings.Repeat("c", 300), Node: strings.Repeat("n", 40), Version: 255, Nonce: bytes.Repeat([]byte{7}, 300), link: linkVersion},
+		&helloAck{Node: "b", Version: 1, Nonce: []byte{1, 2}, Proof: make([]byte, 32), Err: "x", link: linkVersion},
+		&helloAck{Node: "b", Nonce: make([]byte, nonceSize), link: linkVersion},
 		&proof{},
 		&proof{Proof: []byte{9, 9}},
 	}
@@ -367,7 +367,7 @@ func TestHandshakeMessageRoundTrip(t *testing.T) {
 // so that the version it announces can still be read and refused.
 func TestHandshakeSkipsUnknownTrailingFields(t *testing.T) {
 	body := (&hello{Cluster: "c", Node: "n", Version: 9, Nonce: []byte{1}}).AppendBody(nil)
-	body = append([]byte{0x96}, body[1:]...)
+	body = append([]byte{0x97}, body[1:]...)
 	body = append(body, 0x82, 0xa1, 'k', 0x92, 0xc3, 0xc0, 0xa0, 0xc0, 0xd5, 1, 0xaa, 0xbb)
 	var h hello
 	if err := h.DecodeBody(body); err != nil || h.Version != 9 || h.Node != "n" {
