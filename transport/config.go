@@ -106,8 +106,10 @@ type Config struct {
 	// them apart.
 	Logger *slog.Logger
 
-	// wrapListener, if set, wraps the listener (a test seam).
+	// wrapListener, if set, wraps the listener, and wrapConn, if set, each
+	// dialled connection (test seams).
 	wrapListener func(net.Listener) net.Listener
+	wrapConn     func(net.Conn) net.Conn
 }
 
 // withDefaults returns a validated copy of c with defaults filled in.

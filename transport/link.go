@@ -289,6 +289,9 @@ func (l *link) connect(addr string) (net.Conn, *deadlineReader, *session, error)
 	if err != nil {
 		return nil, nil, nil, err
 	}
+	if t.cfg.wrapConn != nil {
+		raw = t.cfg.wrapConn(raw)
+	}
 	if t.protected && !isLoopback(raw.RemoteAddr()) {
 		_ = raw.Close()
 		return nil, nil, nil, fmt.Errorf("%w: not dialling %q at non-loopback address %s: this node has no shared secret and no peer TLS, so its links would be neither authenticated nor encrypted: %s",
@@ -332,6 +335,12 @@ func (l *link) handshake(raw net.Conn, addr string) (net.Conn, *deadlineReader, 
 		l.br.Reset(dr)
 	}
 	sess, err := t.dialHandshake(conn, l.br, l.name)
+	if err != nil && conn != raw && isTLSAlert(err) {
+		// TLS 1.3 servers check the client's certificate after the client
+		// finished its side: a refusal arrives as an alert on the first
+		// read.
+		err = fmt.Errorf("%w: TLS with %q: %w", ErrAuth, l.name, err)
+	}
 	if err == nil {
 		err = conn.SetDeadline(time.Time{})
 	}

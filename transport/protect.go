@@ -2,6 +2,7 @@ package transport
 
 import (
 	"crypto/tls"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -86,4 +87,10 @@ func checkTLS(c *tls.Config) (client, server *tls.Config, err error) {
 	client = server.Clone()
 	client.ClientAuth = tls.NoClientCert
 	return client, server, nil
+}
+
+// isTLSAlert reports whether err is an alert the TLS peer sent.
+func isTLSAlert(err error) bool {
+	var oe *net.OpError
+	return errors.As(err, &oe) && oe.Op == "remote error"
 }
