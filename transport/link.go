@@ -391,7 +391,7 @@ func (l *link) readLoop() error {
 			return err
 		}
 		l.stats.received[typ].Add(1)
-		l.stats.bytesReceived.Add(uint64(frameHeaderSize + len(body)))
+		l.stats.bytesReceived.Add(uint64(wireSize(len(body), op)))
 		switch typ {
 		case FramePing:
 		case FrameHelloAck:

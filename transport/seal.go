@@ -143,3 +143,12 @@ func (o *opener) open(prefix [4]byte, sealed []byte) ([]byte, error) {
 	o.count++
 	return plain, nil
 }
+
+// wireSize is the size on the wire of a frame with a body of n bytes,
+// sealed if op is not nil.
+func wireSize(n int, op *opener) int {
+	if op != nil {
+		return frameHeaderSize + n + sealOverhead
+	}
+	return frameHeaderSize + n
+}

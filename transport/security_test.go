@@ -483,14 +483,19 @@ func TestSealedLinkPings(t *testing.T) {
 	var rb recorder
 	cfgA, cfgB := testConfig("a", nopHandler(), nil), testConfig("b", &rb, nil)
 	cfgA.Secret, cfgB.Secret = secret, secret
-	cfgA.IdleTimeout, cfgB.IdleTimeout = 60*time.Millisecond, 60*time.Millisecond
+	cfgA.IdleTimeout, cfgB.IdleTimeout = 150*time.Millisecond, 150*time.Millisecond
 	a, b := start(t, cfgA), start(t, cfgB)
 	if err := a.Send(peerOf(b), seqFrame(1, 8)); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 5*time.Second, func() bool { return a.Stats().Peers["b"].Received[FramePing] >= 5 })
-	if s := a.Stats().Peers["b"]; s.Dials != 1 || !s.Connected {
+	waitFor(t, 5*time.Second, func() bool { return b.Stats().Peers["a"].Received[FramePing] >= 8 })
+	s := a.Stats().Peers["b"]
+	if s.Dials != 1 || !s.Connected || s.Received[FramePing] < 6 {
 		t.Fatalf("idle sealed link: %+v", s)
+	}
+	// Byte counts are what crossed the wire: sealed pings are 21 bytes.
+	if s.BytesReceived != 21*s.Received[FramePing] {
+		t.Fatalf("%d bytes for %d sealed pings", s.BytesReceived, s.Received[FramePing])
 	}
 }
 

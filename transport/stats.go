@@ -22,7 +22,8 @@ type PeerStats struct {
 	Sent map[FrameType]uint64 `json:"sent"`
 	// Received counts frames read, per type.
 	Received map[FrameType]uint64 `json:"received"`
-	// BytesSent and BytesReceived count whole frames, headers included.
+	// BytesSent and BytesReceived count whole frames, headers included,
+	// as they cross the wire: sealed frames with their tag.
 	BytesSent     uint64 `json:"bytes_sent"`
 	BytesReceived uint64 `json:"bytes_received"`
 	// Dropped counts frames refused by Send (queue full), lost in a batch

@@ -445,7 +445,7 @@ func (t *Transport) readInbound(conn net.Conn, br *bufio.Reader, name string, st
 			return err
 		}
 		stats.received[typ].Add(1)
-		stats.bytesReceived.Add(uint64(frameHeaderSize + len(body)))
+		stats.bytesReceived.Add(uint64(wireSize(len(body), op)))
 		switch {
 		case typ >= FirstUserFrame:
 			t.handler.HandleFrame(name, typ, body)
