@@ -52,9 +52,10 @@ type Config struct {
 	// TLS, if set, protects every link with mutual TLS 1.3: it is used
 	// both to dial (as a client configuration, with ServerName set to the
 	// peer's host when empty) and to accept (as a server configuration).
-	// ClientAuth must be tls.RequireAndVerifyClientCert, and ClientCAs (or
-	// a verification callback) must be set, so every peer proves itself
-	// with a certificate. Certificates may be reloaded through
+	// ClientAuth must be tls.RequireAndVerifyClientCert with ClientCAs (or
+	// a verification callback) set, or tls.RequireAnyClientCert with a
+	// VerifyConnection or VerifyPeerCertificate callback that verifies
+	// the peer, so every peer proves itself with a certificate. Certificates may be reloaded through
 	// GetCertificate and GetClientCertificate. TLS and Secret may be
 	// combined: the secret is then checked too, and frames are not sealed
 	// a second time.

@@ -70,17 +70,20 @@ func checkTLS(c *tls.Config) (client, server *tls.Config, err error) {
 	if c == nil {
 		return nil, nil, nil
 	}
-	if c.ClientAuth != tls.RequireAndVerifyClientCert {
-		return nil, nil, fmt.Errorf("%w: TLS.ClientAuth must be tls.RequireAndVerifyClientCert: every peer proves itself with a certificate", ErrInvalidConfig)
+	verifies := c.VerifyConnection != nil || c.VerifyPeerCertificate != nil
+	switch {
+	case c.ClientAuth == tls.RequireAndVerifyClientCert && c.ClientCAs == nil && !verifies:
+		return nil, nil, fmt.Errorf("%w: TLS.ClientCAs is not set: the certificates of dialing peers cannot be verified", ErrInvalidConfig)
+	case c.ClientAuth == tls.RequireAndVerifyClientCert:
+	case c.ClientAuth == tls.RequireAnyClientCert && verifies:
+	default:
+		return nil, nil, fmt.Errorf("%w: TLS.ClientAuth must be tls.RequireAndVerifyClientCert (or RequireAnyClientCert with a VerifyConnection callback): every peer proves itself with a certificate", ErrInvalidConfig)
 	}
 	if len(c.Certificates) == 0 && c.GetCertificate == nil {
 		return nil, nil, fmt.Errorf("%w: TLS has no certificate (Certificates or GetCertificate)", ErrInvalidConfig)
 	}
 	if len(c.Certificates) == 0 && c.GetClientCertificate == nil {
 		return nil, nil, fmt.Errorf("%w: TLS has no client certificate (Certificates or GetClientCertificate)", ErrInvalidConfig)
-	}
-	if c.ClientCAs == nil && c.VerifyPeerCertificate == nil && c.VerifyConnection == nil {
-		return nil, nil, fmt.Errorf("%w: TLS.ClientCAs is not set: the certificates of dialing peers cannot be verified", ErrInvalidConfig)
 	}
 	server = c.Clone()
 	server.MinVersion = max(server.MinVersion, tls.VersionTLS13)
