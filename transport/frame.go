@@ -216,7 +216,8 @@ func readFrame(br *bufio.Reader, max int, op *opener) (FrameType, []byte, error)
 		}
 		return 0, nil, err
 	}
-	prefix := [4]byte(hdr)
+	var prefix [4]byte
+	copy(prefix[:], hdr)
 	if op != nil {
 		max += sealOverhead
 	}
@@ -235,7 +236,7 @@ func readFrame(br *bufio.Reader, max int, op *opener) (FrameType, []byte, error)
 		if err != nil {
 			return 0, nil, err
 		}
-		plain, err := op.open(prefix, sealed)
+		plain, err := op.open(prefix[:], sealed)
 		if err != nil {
 			return 0, nil, err
 		}

@@ -55,6 +55,7 @@ type opener struct {
 	aead  cipher.AEAD
 	count uint64
 	nonce [12]byte
+	ad    [4]byte // the length prefix of the frame being opened
 	peer  string
 }
 
@@ -128,15 +129,18 @@ func (s *sealer) sealBatch(dst, batch []byte) ([]byte, error) {
 }
 
 // open authenticates and decrypts a sealed frame in place and returns its
-// plain type byte and body. A frame that does not open is an ErrAuth
-// error: the connection must be closed, as nothing after it can be
-// trusted.
-func (o *opener) open(prefix [4]byte, sealed []byte) ([]byte, error) {
+// plain type byte and body; prefix is the frame's length prefix. A frame
+// that does not open is an ErrAuth error: the connection must be closed,
+// as nothing after it can be trusted.
+func (o *opener) open(prefix []byte, sealed []byte) ([]byte, error) {
 	if o.count >= maxSealed {
 		return nil, fmt.Errorf("%w: %d frames opened with one key", ErrAuth, o.count)
 	}
 	binary.BigEndian.PutUint64(o.nonce[4:], o.count)
-	plain, err := o.aead.Open(sealed[:0], o.nonce[:], sealed, prefix[:])
+	// The prefix is copied into the opener so that handing it to the
+	// AEAD interface does not move a local to the heap.
+	copy(o.ad[:], prefix)
+	plain, err := o.aead.Open(sealed[:0], o.nonce[:], sealed, o.ad[:])
 	if err != nil {
 		return nil, fmt.Errorf("%w: frame %d from %q does not authenticate (tampered, replayed or sealed with another key)", ErrAuth, o.count, o.peer)
 	}
