@@ -57,8 +57,9 @@ type hello struct {
 	Node    string
 	Version uint8
 	Nonce   []byte
-	// link is the sender's link protocol version: encoding always writes
-	// linkVersion, decoding reads 1 when the field is absent.
+	// link is the sender's link protocol version: zero encodes as
+	// linkVersion; decoding reads 1 when the field is absent and refuses
+	// an explicit zero.
 	link uint8
 }
 
@@ -89,7 +90,7 @@ func (*hello) FrameType() FrameType { return FrameHello }
 func (m *hello) AppendBody(b []byte) []byte {
 	return appendFields(b, func(e *msgpack.Encoder) error {
 		return errors.Join(e.EncodeArrayLen(5), e.EncodeString(m.Cluster), e.EncodeString(m.Node),
-			e.EncodeUint8(m.Version), e.EncodeBytes(m.Nonce), e.EncodeUint8(linkVersion))
+			e.EncodeUint8(m.Version), e.EncodeBytes(m.Nonce), e.EncodeUint8(linkOr(m.link)))
 	})
 }
 
@@ -114,7 +115,7 @@ func (*helloAck) FrameType() FrameType { return FrameHelloAck }
 func (m *helloAck) AppendBody(b []byte) []byte {
 	return appendFields(b, func(e *msgpack.Encoder) error {
 		return errors.Join(e.EncodeArrayLen(6), e.EncodeString(m.Node), e.EncodeUint8(m.Version),
-			e.EncodeBytes(m.Nonce), e.EncodeBytes(m.Proof), e.EncodeString(m.Err), e.EncodeUint8(linkVersion))
+			e.EncodeBytes(m.Nonce), e.EncodeBytes(m.Proof), e.EncodeString(m.Err), e.EncodeUint8(linkOr(m.link)))
 	})
 }
 
@@ -152,6 +153,15 @@ func (m *proof) DecodeBody(b []byte) error {
 	})
 }
 
+// linkOr returns v, or linkVersion if v is zero: the link version a
+// handshake frame built by this node announces.
+func linkOr(v uint8) uint8 {
+	if v == 0 {
+		return linkVersion
+	}
+	return v
+}
+
 // appendFields appends what encode writes to b.
 func appendFields(b []byte, encode func(e *msgpack.Encoder) error) []byte {
 	buf := bytes.NewBuffer(b)
@@ -181,6 +191,9 @@ func decodeFields(body []byte, name string, want int, link *uint8, decode func(d
 		*link = 1
 		if n > want {
 			*link, err = decodeUint8(d)
+			if err == nil && *link == 0 {
+				err = errors.New("link protocol version 0")
+			}
 			known++
 		}
 	}

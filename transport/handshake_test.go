@@ -407,3 +407,55 @@ func TestProtocolVersionFromConfig(t *testing.T) {
 		}
 	})
 }
+
+// v1Body returns m's body as link protocol version 1 sent it: without the
+// trailing link version field.
+func v1Body(t *testing.T, m Message) []byte {
+	body := m.AppendBody(nil)
+	// The version is the last field: a msgpack uint8, 0xcc and a byte.
+	if body[0]&0xf0 != 0x90 || !bytes.HasSuffix(body, []byte{0xcc, linkVersion}) {
+		t.Fatalf("unexpected encoding % x", body)
+	}
+	return append([]byte{body[0] - 1}, body[1:len(body)-2]...)
+}
+
+// A peer speaking link protocol version 1, which did not seal frames, is
+// told that it speaks another version, on either side of a link.
+func TestOldLinkVersionRefused(t *testing.T) {
+	t.Run("dialer", func(t *testing.T) {
+		b := start(t, testConfig("b", nopHandler(), nil))
+		c := rawDial(t, b.Addr())
+		if _, err := c.Write(AppendFrame(nil, FrameHello, v1Body(t, &hello{Cluster: DefaultClusterName, Node: "old", Version: testVersion, Nonce: newNonce()}))); err != nil {
+			t.Fatal(err)
+		}
+		ack := c.readAck(t)
+		if !strings.HasPrefix(ack.Err, ErrVersionMismatch.Error()) || !strings.Contains(ack.Err, `"old" speaks link protocol version 1, "b" speaks 2`) {
+			t.Fatalf("HelloAck.Err = %q", ack.Err)
+		}
+	})
+	t.Run("listener", func(t *testing.T) {
+		logs := &logCapture{}
+		a := start(t, testConfig("a", nopHandler(), logs))
+		f := newFakeListener(t, func(c *rawConn) {
+			if typ, _, err := c.read(); err != nil || typ != FrameHello {
+				return
+			}
+			_, _ = c.Write(AppendFrame(nil, FrameHelloAck, v1Body(t, &helloAck{Node: "b", Version: testVersion, Nonce: newNonce()})))
+			_, _, _ = c.read()
+		})
+		if err := a.Send(Peer{Name: "b", Addr: f.addr()}, seqFrame(1, 8)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, func() bool { return logs.count(slog.LevelWarn, ErrVersionMismatch) >= 1 })
+		if text := logs.lastErrText(ErrVersionMismatch); !strings.Contains(text, "link protocol version 1") {
+			t.Fatalf("logged %q", text)
+		}
+	})
+	t.Run("explicit zero", func(t *testing.T) {
+		body := (&hello{Cluster: "c", Node: "n", Nonce: []byte{1}}).AppendBody(nil)
+		body[len(body)-1] = 0
+		if err := new(hello).DecodeBody(body); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("link version 0: err = %v", err)
+		}
+	})
+}
