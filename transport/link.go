@@ -376,7 +376,9 @@ func (l *link) serve(conn net.Conn, dr *deadlineReader, addr string) error {
 }
 
 // readLoop reads what the listener sends on an outbound connection: pings,
-// or a refusal if it rejected the dialer's proof.
+// or a refusal if it rejected the dialer's proof. On a sealed connection
+// such a refusal, sent in the clear, does not open and ends the
+// connection as an ErrAuth error; the listener logs the reason.
 func (l *link) readLoop() error {
 	var op *opener
 	if l.sess != nil {
