@@ -27,11 +27,22 @@ const (
 	manyTopicsWindow = 4096
 )
 
-// clusterFanout starts W2: three nodes and a topic owned by nodes[owner]
-// with clusterSubsPerNode handlers on each of n1 and n2, each recording
-// the latency of one delivery in every.
-func clusterFanout(b *testing.B, owner int, every uint64, f *fanoutFlow, h *Histogram) ([]*pubsub.Node, string) {
-	nodes := startCluster(b, 3, nil)
+// linkModes are W2's two kinds of peer links: plain (no secret, the nodes
+// on loopback in protected mode) and sealed (a shared secret: every frame
+// encrypted and authenticated with AES-256-GCM).
+var linkModes = []struct {
+	name   string
+	secret []byte
+}{
+	{"links=plain", nil},
+	{"links=sealed", []byte("ringcast bench shared secret 0123456789")},
+}
+
+// clusterFanout starts W2: three nodes sharing secret (nil: none) and a
+// topic owned by nodes[owner] with clusterSubsPerNode handlers on each of
+// n1 and n2, each recording the latency of one delivery in every.
+func clusterFanout(b *testing.B, owner int, secret []byte, every uint64, f *fanoutFlow, h *Histogram) ([]*pubsub.Node, string) {
+	nodes := startCluster(b, 3, func(_ int, c *pubsub.Config) { c.Secret = secret })
 	topic := topicOwnedBy(b, nodes, owner, "bench:w2:")
 	for _, nd := range nodes[1:] {
 		subscribeLocal(b, nd, topic, clusterSubsPerNode, false, every, f, h)
@@ -43,49 +54,55 @@ func clusterFanout(b *testing.B, owner int, every uint64, f *fanoutFlow, h *Hist
 // publish from n0, delivered to 300 subscribers on n1 and n2. The topic's
 // owner is either the publisher's node or a subscriber node (then every
 // publish first crosses a link to it). Latency is sampled under full load.
+// Each runs with plain and with sealed links (see linkModes).
 func BenchmarkClusterFanout(b *testing.B) {
 	for _, c := range []struct {
 		name  string
 		owner int
 	}{{"owner=publisher", 0}, {"owner=subscriber", 1}} {
-		b.Run(c.name, func(b *testing.B) {
-			const subs = 2 * clusterSubsPerNode
-			f := newFanoutFlow(perSubWindow)
-			var h Histogram
-			nodes, topic := clusterFanout(b, c.owner, sampleEvery, f, &h)
-			pub := nodes[0]
-			payload := newPayload()
-			run := func(count int) time.Duration {
-				begin := time.Now()
-				for i := range int64(count) {
-					if err := f.acquire(i); err != nil {
-						b.Fatal(err, describe(nodes))
-					}
-					Stamp(payload)
-					if err := publishRetry(pub, topic, payload); err != nil {
-						b.Fatal(err, describe(nodes))
-					}
-				}
-				if err := f.drain(int64(count), drainTimeout); err != nil {
-					b.Fatal(err, describe(nodes))
-				}
-				return time.Since(begin)
-			}
-			run(100)
-			f.reset()
-			h.Reset()
-			frames := interNodeFrames(nodes, messageFrames...)
-
-			b.ReportAllocs()
-			b.ResetTimer()
-			elapsed := run(b.N)
-			b.StopTimer()
-			b.ReportMetric(float64(b.N)*subs/elapsed.Seconds(), "deliveries/s")
-			b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
-			h.report(b)
-			reportFrames(b, nodes, frames)
-		})
+		for _, m := range linkModes {
+			b.Run(c.name+"/"+m.name, func(b *testing.B) { clusterFanoutRun(b, c.owner, m.secret) })
+		}
 	}
+}
+
+// clusterFanoutRun is one case of BenchmarkClusterFanout.
+func clusterFanoutRun(b *testing.B, owner int, secret []byte) {
+	const subs = 2 * clusterSubsPerNode
+	f := newFanoutFlow(perSubWindow)
+	var h Histogram
+	nodes, topic := clusterFanout(b, owner, secret, sampleEvery, f, &h)
+	pub := nodes[0]
+	payload := newPayload()
+	run := func(count int) time.Duration {
+		begin := time.Now()
+		for i := range int64(count) {
+			if err := f.acquire(i); err != nil {
+				b.Fatal(err, describe(nodes))
+			}
+			Stamp(payload)
+			if err := publishRetry(pub, topic, payload); err != nil {
+				b.Fatal(err, describe(nodes))
+			}
+		}
+		if err := f.drain(int64(count), drainTimeout); err != nil {
+			b.Fatal(err, describe(nodes))
+		}
+		return time.Since(begin)
+	}
+	run(100)
+	f.reset()
+	h.Reset()
+	frames := interNodeFrames(nodes, messageFrames...)
+
+	b.ReportAllocs()
+	b.ResetTimer()
+	elapsed := run(b.N)
+	b.StopTimer()
+	b.ReportMetric(float64(b.N)*subs/elapsed.Seconds(), "deliveries/s")
+	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "msgs/s")
+	h.report(b)
+	reportFrames(b, nodes, frames)
 }
 
 // reportFrames waits for the link counters to account for every message
@@ -98,12 +115,20 @@ func reportFrames(b *testing.B, nodes []*pubsub.Node, before uint64) {
 
 // BenchmarkClusterLatency is W2 at a fixed 2,000 messages per second:
 // p50/p99 from the publisher's clock before Publish to the subscriber's
-// clock on receipt, over every delivery. One op is one publish.
+// clock on receipt, over every delivery. One op is one publish. It runs
+// with plain and with sealed links (see linkModes).
 func BenchmarkClusterLatency(b *testing.B) {
+	for _, m := range linkModes {
+		b.Run(m.name, func(b *testing.B) { clusterLatencyRun(b, m.secret) })
+	}
+}
+
+// clusterLatencyRun is one case of BenchmarkClusterLatency.
+func clusterLatencyRun(b *testing.B, secret []byte) {
 	const subs = 2 * clusterSubsPerNode
 	f := newFanoutFlow(perSubWindow)
 	var h Histogram
-	nodes, topic := clusterFanout(b, 1, 1, f, &h)
+	nodes, topic := clusterFanout(b, 1, secret, 1, f, &h)
 	pub := nodes[0]
 	payload := newPayload()
 	interval := time.Second / pacedRate

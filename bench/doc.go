@@ -11,7 +11,9 @@
 //     the publisher on node 0, 150 subscribers on each of nodes 1 and 2, one
 //     topic owned by node 0 or node 1; maximum throughput, and
 //     publish-to-receipt latency at a fixed 2,000 messages per second
-//     (owner node 1: every publish crosses two links).
+//     (owner node 1: every publish crosses two links); each with plain
+//     links (links=plain) and with a shared secret, every frame sealed
+//     with AES-256-GCM (links=sealed).
 //   - W3, BenchmarkManyTopics: three nodes, 10,000 topics with one
 //     subscriber each on node i%3, the publisher on node 0 going round-robin.
 //   - W4, BenchmarkWebSocket: N connections (RINGCAST_BENCH_CONNS, default

@@ -2,6 +2,7 @@ package pubsub
 
 import (
 	"crypto/sha256"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
 	"runtime"
@@ -96,9 +97,24 @@ type Config struct {
 	Roles []string
 
 	// Secret, when set, must be the same on every node: it authenticates
-	// peer links (HMAC handshake) and encrypts gossip (with a key derived
-	// from it). Nodes without it are refused.
+	// peer links (HMAC handshake) and encrypts their frames (AES-256-GCM),
+	// and encrypts and authenticates gossip, each with keys derived from
+	// it. Nodes without it are refused.
 	Secret []byte
+
+	// PeerTLS, when set, protects peer links with mutual TLS instead of
+	// the Secret's encryption (see transport.Config.TLS: client
+	// certificates required and verified). It does not cover gossip,
+	// which only the Secret encrypts.
+	PeerTLS *tls.Config
+
+	// InsecureAllowRemotePeers turns protected mode off. Without a Secret
+	// (and, for peer links, without PeerTLS), a node accepts peer links
+	// and gossip from loopback addresses only, and refuses remote ones
+	// with a logged error saying how to fix it: anyone who could reach its
+	// ports could otherwise join the cluster, own topics and read every
+	// message. Set it only on a network where every host is trusted.
+	InsecureAllowRemotePeers bool
 
 	// MaxPayload bounds the size of a published message. Default 1 MiB.
 	MaxPayload int
@@ -265,16 +281,18 @@ func (c Config) gossipKey() []byte {
 // that members whose links could not talk to each other do not share a ring.
 func (c Config) ringConfig(peerAddr string) ring.Config {
 	return ring.Config{
-		NodeName:        c.NodeName,
-		BindAddr:        c.GossipAddr,
-		ClusterName:     c.ClusterName,
-		Roles:           c.Roles,
-		PeerAddr:        peerAddr,
-		Seeds:           c.Seeds,
-		SecretKey:       c.gossipKey(),
-		Timings:         c.Gossip,
-		ProtocolVersion: wire.ProtocolVersion,
-		Logger:          c.Logger,
+		NodeName:    c.NodeName,
+		BindAddr:    c.GossipAddr,
+		ClusterName: c.ClusterName,
+		Roles:       c.Roles,
+		PeerAddr:    peerAddr,
+		Seeds:       c.Seeds,
+		SecretKey:   c.gossipKey(),
+
+		InsecureAllowRemotePeers: c.InsecureAllowRemotePeers,
+		Timings:                  c.Gossip,
+		ProtocolVersion:          wire.ProtocolVersion,
+		Logger:                   c.Logger,
 	}
 }
 

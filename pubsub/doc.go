@@ -120,6 +120,19 @@
 // messages and is told how many (Message.Lost). It never slows the owner,
 // the links, or other subscribers.
 //
+// # Security
+//
+// With Config.Secret, nodes prove the secret to each other before a link
+// carries anything, every frame on a link is encrypted and authenticated
+// (AES-256-GCM, per-direction keys derived from the secret and the
+// handshake), and gossip is encrypted with a key derived from the same
+// secret. Config.PeerTLS protects links with mutual TLS instead. Without
+// either, a node runs in protected mode: it accepts peers and gossip from
+// loopback only, so a single-host cluster works and nobody else can join
+// it; Config.InsecureAllowRemotePeers turns that off for a trusted
+// network. Peers that never finish the handshake hold a few KiB each, at
+// most 8 per address (package transport).
+//
 // # Limits
 //
 // Topic names are 1 to 255 bytes of UTF-8 without control characters

@@ -107,9 +107,12 @@ func New(cfg Config) (*Node, error) {
 		ClusterName:     cfg.ClusterName,
 		ListenAddr:      cfg.PeerAddr,
 		Secret:          cfg.Secret,
+		TLS:             cfg.PeerTLS,
 		MaxFrameSize:    linkFrameLimit(cfg),
-		Handler:         transport.HandlerFunc(n.handleFrame),
-		Logger:          n.log,
+
+		InsecureAllowRemotePeers: cfg.InsecureAllowRemotePeers,
+		Handler:                  transport.HandlerFunc(n.handleFrame),
+		Logger:                   n.log,
 	})
 	if err != nil {
 		n.storeCancel()

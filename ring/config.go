@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"math"
 	"net"
+	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -92,9 +93,18 @@ type Config struct {
 	// answers, and healing rejoins the ones that are not alive members.
 	Seeds []string
 
-	// SecretKey, when set, encrypts gossip with AES; it must be 16, 24 or 32
-	// bytes, and equal on every member.
+	// SecretKey, when set, encrypts and authenticates gossip with AES-GCM;
+	// it must be 16, 24 or 32 bytes, and equal on every member. Without
+	// it, the Ring runs in protected mode (see InsecureAllowRemotePeers).
 	SecretKey []byte
+
+	// InsecureAllowRemotePeers turns protected mode off. In protected mode
+	// (no SecretKey), gossip from addresses other than loopback
+	// (127.0.0.0/8, ::1) is dropped, logged and counted, since anyone who
+	// reaches the gossip port could otherwise join the cluster, take a
+	// share of the ring, read the member list or declare members dead.
+	// Set it only on a network where every host is trusted.
+	InsecureAllowRemotePeers bool
 
 	// PartitionCount is the number of partitions topics are hashed into,
 	// 1 to MaxPartitionCount. Default DefaultPartitionCount (1021): a prime,
@@ -134,6 +144,10 @@ type Config struct {
 	// flood of records: a caller that faces it wraps the logger's handler
 	// in a sampling one, as package pubsub does.
 	Logger *slog.Logger
+
+	// allowed, if set, replaces loopbackNets as what protected mode
+	// accepts (a test seam).
+	allowed []netip.Prefix
 }
 
 // settings is a validated Config with every default applied, plus the parsed
@@ -358,6 +372,17 @@ func NewNodeName() string {
 	return host + "-" + suffix
 }
 
+// advertisesAllowed reports whether the address this node advertises is
+// one protected mode accepts (memberlist refuses its own node otherwise).
+func (s *settings) advertisesAllowed() bool {
+	ip := s.bindIP
+	if s.advIP != "" {
+		ip = s.advIP
+	}
+	addr, err := netip.ParseAddr(ip)
+	return err == nil && !addr.IsUnspecified() && netAllowed(s.allowedNets(), addr)
+}
+
 // memberlistConfig translates s into a memberlist configuration. Settings
 // that Config does not expose keep memberlist's DefaultLocalConfig values.
 func (s *settings) memberlistConfig(d *delegate, logger *slog.Logger) *memberlist.Config {
@@ -373,6 +398,9 @@ func (s *settings) memberlistConfig(d *delegate, logger *slog.Logger) *memberlis
 	mc.Label = s.ClusterName
 	if len(s.SecretKey) > 0 {
 		mc.SecretKey = slices.Clone(s.SecretKey)
+	}
+	if s.protected() && s.advertisesAllowed() {
+		mc.CIDRsAllowed = cidrs(s.allowedNets())
 	}
 	s.Timings.apply(mc)
 	mc.Delegate = d

@@ -22,10 +22,23 @@
 // has declared the other dead, neither knows a live member of the other.
 //
 // [Config.ClusterName] is used as memberlist's label, so nodes of different
-// clusters that can reach each other never merge. [Config.SecretKey] turns on
-// memberlist's gossip encryption. The [Timings] embedded in Config tune
-// failure detection; [FastTimings] suits tests and small clusters on one
-// host.
+// clusters that can reach each other never merge. The [Timings] embedded in
+// Config tune failure detection; [FastTimings] suits tests and small
+// clusters on one host.
+//
+// # Security
+//
+// [Config.SecretKey] turns on memberlist's gossip encryption (AES-GCM,
+// which also authenticates every packet and stream): only members with the
+// key can join, read the member list or change it. Without a key the Ring
+// runs in protected mode: gossip whose source is not a loopback address
+// (127.0.0.0/8, ::1) is dropped before memberlist sees it, logged ("ring:
+// protected mode: ...") and counted, and memberlist accepts only members
+// that advertise a loopback address (its CIDRsAllowed), so a single-host
+// cluster works and nobody else can join it, take a share of the ring or
+// declare its members dead. A Ring bound to another address without a key
+// logs a warning at start. [Config.InsecureAllowRemotePeers] turns
+// protected mode off, for a network whose every host is trusted.
 //
 // # Roles
 //

@@ -48,6 +48,7 @@ type Ring struct {
 	set        *settings
 	log        *slog.Logger
 	ml         *memberlist.Memberlist
+	protect    *protectedTransport // protected mode's gossip filter, or nil
 	gossipAddr string
 	params     params
 
@@ -143,8 +144,23 @@ func New(cfg Config) (*Ring, error) {
 	r.ctx, r.cancel = context.WithCancel(context.Background())
 	r.meta.Store(&meta)
 	mlLog := s.Logger.With("component", "memberlist", "node", s.NodeName)
-	ml, err := memberlist.Create(s.memberlistConfig(&delegate{r: r}, mlLog))
+	mc := s.memberlistConfig(&delegate{r: r}, mlLog)
+	if s.protected() {
+		if r.protect, err = newProtectedTransport(mc, s.allowedNets(), r.log, mc.Logger); err != nil {
+			r.cancel()
+			return nil, fmt.Errorf("ring: start memberlist on %s: %w", s.BindAddr, err)
+		}
+		mc.Transport = r.protect
+		if !s.advertisesAllowed() {
+			r.log.Warn("ring: protected mode: gossip is bound to a non-loopback address, but only loopback members are accepted",
+				"bind", s.BindAddr, "fix", protectedModeFix)
+		}
+	}
+	ml, err := memberlist.Create(mc)
 	if err != nil {
+		if r.protect != nil {
+			_ = r.protect.Shutdown()
+		}
 		r.cancel()
 		return nil, fmt.Errorf("ring: start memberlist on %s: %w", s.BindAddr, err)
 	}

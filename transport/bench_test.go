@@ -1,7 +1,10 @@
 package transport
 
 import (
+	"bufio"
+	"bytes"
 	"errors"
+	"fmt"
 	"runtime"
 	"sync/atomic"
 	"testing"
@@ -87,4 +90,38 @@ func BenchmarkSendParallel(b *testing.B) {
 	elapsed := time.Since(begin)
 	b.StopTimer()
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "frames/s")
+}
+
+// BenchmarkSealedFrames measures sealing a batch of frames and opening
+// them one by one, the work a secret adds to a link.
+func BenchmarkSealedFrames(b *testing.B) {
+	for _, size := range []int{64, 1024} {
+		b.Run(fmt.Sprintf("body=%d", size), func(b *testing.B) {
+			d, l := fuzzSession(b)
+			const batchFrames = 64
+			var batch []byte
+			for range batchFrames {
+				batch = AppendFrame(batch, FirstUserFrame, make([]byte, size))
+			}
+			var sealed []byte
+			r := bytes.NewReader(nil)
+			br := bufio.NewReaderSize(r, 1<<20)
+			b.SetBytes(int64(len(batch)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var err error
+				if sealed, err = d.seal.sealBatch(sealed[:0], batch); err != nil {
+					b.Fatal(err)
+				}
+				r.Reset(sealed)
+				br.Reset(r)
+				for range batchFrames {
+					if _, _, err := readFrame(br, 1<<20, l.open); err != nil {
+						b.Fatal(err)
+					}
+				}
+			}
+			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N*batchFrames), "ns/frame")
+		})
+	}
 }

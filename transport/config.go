@@ -2,25 +2,28 @@ package transport
 
 import (
 	"bytes"
+	"crypto/tls"
 	"fmt"
 	"log/slog"
+	"net"
 	"time"
 )
 
 // Defaults for zero Config fields.
 const (
-	DefaultClusterName      = "ringcast"
-	DefaultListenAddr       = "127.0.0.1:0"
-	DefaultMaxFrameSize     = 8 << 20
-	DefaultQueueFrames      = 8192
-	DefaultQueueBytes       = 64 << 20
-	DefaultDialTimeout      = 2 * time.Second
-	DefaultHandshakeTimeout = 5 * time.Second
-	DefaultWriteTimeout     = 10 * time.Second
-	DefaultIdleTimeout      = 30 * time.Second
-	DefaultReconnectMin     = 50 * time.Millisecond
-	DefaultReconnectMax     = 2 * time.Second
-	DefaultMaxInbound       = 4096
+	DefaultClusterName       = "ringcast"
+	DefaultListenAddr        = "127.0.0.1:0"
+	DefaultMaxFrameSize      = 8 << 20
+	DefaultQueueFrames       = 8192
+	DefaultQueueBytes        = 64 << 20
+	DefaultDialTimeout       = 2 * time.Second
+	DefaultHandshakeTimeout  = 5 * time.Second
+	DefaultWriteTimeout      = 10 * time.Second
+	DefaultIdleTimeout       = 30 * time.Second
+	DefaultReconnectMin      = 50 * time.Millisecond
+	DefaultReconnectMax      = 2 * time.Second
+	DefaultMaxInbound        = 4096
+	DefaultMaxPendingPerAddr = 8
 )
 
 // Config configures a Transport. The zero value of every field except
@@ -40,9 +43,30 @@ type Config struct {
 	ListenAddr string
 	// Secret, if set, must be shared by both ends of every link: each end
 	// proves knowledge of it during the handshake (HMAC-SHA256 over both
-	// nonces and names), and a peer without it is refused. Without a
-	// Secret, links are not authenticated. Frames are never encrypted.
+	// nonces and names), and a peer without it is refused. Every frame
+	// after the handshake is then sealed with AES-256-GCM under keys
+	// derived from the secret and the handshake (unless TLS protects the
+	// link). Without a Secret and without TLS, links are neither
+	// authenticated nor encrypted, and protected mode applies.
 	Secret []byte
+	// TLS, if set, protects every link with mutual TLS 1.3: it is used
+	// both to dial (as a client configuration, with ServerName set to the
+	// peer's host when empty) and to accept (as a server configuration).
+	// ClientAuth must be tls.RequireAndVerifyClientCert with ClientCAs (or
+	// a verification callback) set, or tls.RequireAnyClientCert with a
+	// VerifyConnection or VerifyPeerCertificate callback that verifies
+	// the peer, so every peer proves itself with a certificate. Certificates may be reloaded through
+	// GetCertificate and GetClientCertificate. TLS and Secret may be
+	// combined: the secret is then checked too, and frames are not sealed
+	// a second time.
+	TLS *tls.Config
+	// InsecureAllowRemotePeers turns protected mode off. In protected mode
+	// (no Secret, no TLS), the Transport accepts peer connections from
+	// loopback addresses only, refusing others with ErrProtectedMode, and
+	// refuses to send to peers that are not on loopback: anyone who could
+	// reach the port could otherwise join the cluster and read its
+	// traffic. Set it only on a network where every host is trusted.
+	InsecureAllowRemotePeers bool
 	// MaxFrameSize bounds a frame's length N (type byte plus body), sent
 	// or received. Default 8 MiB.
 	MaxFrameSize int
@@ -68,6 +92,10 @@ type Config struct {
 	// MaxInbound bounds the accepted connections open at once; more are
 	// closed at once. Default 4096.
 	MaxInbound int
+	// MaxPendingPerAddr bounds the accepted connections from one IP
+	// address that have not finished the handshake (TLS included); more
+	// are closed at once. Default 8.
+	MaxPendingPerAddr int
 	// Handler receives every user frame. Required.
 	Handler Handler
 	// Logger receives the transport's logs. nil discards them. Refused
@@ -78,6 +106,11 @@ type Config struct {
 	// "kind" attribute (the reason and the claimed peer name) that tells
 	// them apart.
 	Logger *slog.Logger
+
+	// wrapListener, if set, wraps the listener, and wrapConn, if set, each
+	// dialled connection (test seams).
+	wrapListener func(net.Listener) net.Listener
+	wrapConn     func(net.Conn) net.Conn
 }
 
 // withDefaults returns a validated copy of c with defaults filled in.
@@ -88,7 +121,7 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Handler == nil {
 		return c, fmt.Errorf("%w: Handler is required", ErrInvalidConfig)
 	}
-	if c.MaxFrameSize < 0 || c.QueueFrames < 0 || c.QueueBytes < 0 || c.MaxInbound < 0 {
+	if c.MaxFrameSize < 0 || c.QueueFrames < 0 || c.QueueBytes < 0 || c.MaxInbound < 0 || c.MaxPendingPerAddr < 0 {
 		return c, fmt.Errorf("%w: negative size or count", ErrInvalidConfig)
 	}
 	if c.DialTimeout < 0 || c.HandshakeTimeout < 0 || c.WriteTimeout < 0 || c.IdleTimeout < 0 ||
@@ -101,13 +134,14 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxFrameSize, DefaultMaxFrameSize)
 	setDefault(&c.QueueFrames, DefaultQueueFrames)
 	setDefault(&c.MaxInbound, DefaultMaxInbound)
+	setDefault(&c.MaxPendingPerAddr, DefaultMaxPendingPerAddr)
 	setDefault(&c.DialTimeout, DefaultDialTimeout)
 	setDefault(&c.HandshakeTimeout, DefaultHandshakeTimeout)
 	setDefault(&c.WriteTimeout, DefaultWriteTimeout)
 	setDefault(&c.IdleTimeout, DefaultIdleTimeout)
 	setDefault(&c.ReconnectMin, DefaultReconnectMin)
 	setDefault(&c.ReconnectMax, DefaultReconnectMax)
-	if uint64(c.MaxFrameSize) > maxEncodableFrame {
+	if uint64(c.MaxFrameSize) > maxEncodableFrame-sealOverhead {
 		return c, fmt.Errorf("%w: MaxFrameSize %d exceeds the 4 GiB a length prefix can carry", ErrInvalidConfig, c.MaxFrameSize)
 	}
 	largest := c.MaxFrameSize + 4

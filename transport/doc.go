@@ -19,7 +19,10 @@
 // with N = 1 + len(body). A reader checks 1 <= N <= Config.MaxFrameSize
 // before it allocates anything; a peer that violates it has its connection
 // closed with a logged error ("transport: frame too large: N > max").
-// Every body received is a fresh allocation owned by the Handler.
+// Every body received is a fresh allocation owned by the Handler. A body
+// is allocated as its bytes arrive (32 KiB first, then doubling), never
+// at the size the prefix claims, so a peer that announces a large frame
+// and sends little of it holds little memory.
 //
 // Frame types below FirstUserFrame (16) belong to the link (handshake,
 // ping): Send refuses them and they never reach the Handler. The others
@@ -28,11 +31,13 @@
 //
 // # Handshake
 //
-// The dialer sends Hello{Cluster, Node, Version, Nonce}; the listener
-// answers HelloAck{Node, Version, Nonce, Proof, Err}; the dialer finishes
-// with Proof{Proof}. Version is Config.ProtocolVersion, the version of the
-// user's protocol (zero is a valid one). The listener refuses a different
-// version (ErrVersionMismatch), cluster name (ErrClusterMismatch), or its own
+// The dialer sends Hello{Cluster, Node, Version, Nonce, Link}; the listener
+// answers HelloAck{Node, Version, Nonce, Proof, Err, Link}; the dialer
+// finishes with Proof{Proof}. Version is Config.ProtocolVersion, the
+// version of the user's protocol (zero is a valid one); Link is the
+// version of the link protocol itself (2: version 1, which did not send
+// it, never sealed frames). The listener refuses a different version of
+// either (ErrVersionMismatch), cluster name (ErrClusterMismatch), or its own
 // node name (ErrPeerMismatch), and a Hello that does not arrive within
 // HandshakeTimeout; the dialer refuses a listener that is not the peer it
 // dialled (ErrPeerMismatch). With Config.Secret, each side proves it
@@ -40,8 +45,37 @@
 // checked by the other (ErrAuth); a node with a secret and one without
 // refuse each other. A refusing listener answers HelloAck{Err: reason},
 // closes and logs at Warn; the dialer logs the reason (wrapping the same
-// sentinel error) and retries with backoff. The secret authenticates;
-// frames are not encrypted.
+// sentinel error) and retries with backoff.
+//
+// The handshake runs under HandshakeTimeout, reads frames of at most
+// 64 KiB through a 4 KiB buffer, and at most MaxPendingPerAddr (8)
+// connections from one IP address may be in it at once: more are closed
+// at once, logged and counted (Stats.Refused).
+//
+// # Security
+//
+// What protects a link depends on the Config:
+//
+//   - Secret: the handshake proves both ends know it, and every frame
+//     after it is sealed with AES-256-GCM. Each direction has its own key,
+//     derived with HKDF-SHA256 from the secret, both handshake nonces, both
+//     node names and the cluster name; its nonce counts the frames sent in
+//     that direction. A sealed frame is [N][ciphertext of type and body,
+//     and a 16-byte tag], N authenticated as additional data and bounded
+//     before anything is allocated. A frame that is altered, replayed,
+//     reordered or cut fails to open: the connection is closed with a
+//     logged protocol violation (ErrAuth) and nothing from it after that
+//     point is delivered. The writer seals a whole batch into one reused
+//     buffer, so sealing adds no allocation and no syscall.
+//   - TLS: mutual TLS 1.3 with client certificates required and verified;
+//     frames are not sealed again. A refused certificate is ErrAuth.
+//   - Neither: protected mode. Anyone who can reach the port could join
+//     and read everything, so the Transport accepts peers on loopback
+//     only (others get HelloAck{Err: "transport: protected mode: ..."}
+//     saying why and how to fix it, and are logged and counted), refuses
+//     to dial peers that are not on loopback, and warns at start if it
+//     listens on another address. Config.InsecureAllowRemotePeers turns
+//     it off for a network whose every host is trusted.
 //
 // # Links
 //

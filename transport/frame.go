@@ -101,6 +101,10 @@ var (
 	// ErrHandshake reports any other handshake failure: an unexpected or
 	// undecodable frame, a timeout, a connection closed half-way.
 	ErrHandshake = errors.New("transport: handshake failed")
+	// ErrProtectedMode reports a peer connection refused because the node
+	// is in protected mode (no Secret, no TLS) and the other end is not on
+	// loopback; see Config.InsecureAllowRemotePeers.
+	ErrProtectedMode = errors.New("transport: protected mode")
 	// ErrInvalidPeer is returned by Send for a Peer without a name or
 	// address, or naming the local node.
 	ErrInvalidPeer = errors.New("transport: invalid peer")
@@ -170,15 +174,17 @@ func EndFrame(frame []byte, start int) []byte {
 // length N (type byte plus body) is checked against max, and against
 // N >= 1, before anything is allocated: a violation returns an error
 // wrapping ErrFrameTooLarge or ErrMalformed and leaves r positioned after
-// the length prefix. The body is a fresh allocation owned by the caller.
-// A clean end of input before a frame starts returns io.EOF; an end inside
-// a frame returns io.ErrUnexpectedEOF.
+// the length prefix. The body is a fresh allocation owned by the caller,
+// grown as its bytes arrive rather than sized by the length prefix, so a
+// peer that claims a large frame and sends little of it holds little
+// memory. A clean end of input before a frame starts returns io.EOF; an
+// end inside a frame returns io.ErrUnexpectedEOF.
 //
 // With a *bufio.Reader the header is read without allocating; links use
 // one. ReadFrame is exported for tests and fuzzing.
 func ReadFrame(r io.Reader, max int) (FrameType, []byte, error) {
 	if br, ok := r.(*bufio.Reader); ok {
-		return readFrame(br, max)
+		return readFrame(br, max, nil)
 	}
 	var hdr [frameHeaderSize]byte
 	if _, err := io.ReadFull(r, hdr[:4]); err != nil {
@@ -191,22 +197,29 @@ func ReadFrame(r io.Reader, max int) (FrameType, []byte, error) {
 	if _, err := io.ReadFull(r, hdr[4:]); err != nil {
 		return 0, nil, noEOF(err)
 	}
-	body := make([]byte, n-1)
-	if _, err := io.ReadFull(r, body); err != nil {
-		return 0, nil, noEOF(err)
+	body, err := readBody(r, n-1)
+	if err != nil {
+		return 0, nil, err
 	}
 	return FrameType(hdr[4]), body, nil
 }
 
 // readFrame is ReadFrame for a buffered reader: the header is peeked from
-// the buffer, so only the body is allocated.
-func readFrame(br *bufio.Reader, max int) (FrameType, []byte, error) {
+// the buffer, so only the body is allocated. With an opener, the frame is
+// sealed (see seal.go): N counts the ciphertext and its tag, up to
+// max+sealOverhead, and the frame is opened before it is returned.
+func readFrame(br *bufio.Reader, max int, op *opener) (FrameType, []byte, error) {
 	hdr, err := br.Peek(4)
 	if err != nil {
 		if len(hdr) > 0 {
 			return 0, nil, noEOF(err)
 		}
 		return 0, nil, err
+	}
+	var prefix [4]byte
+	copy(prefix[:], hdr)
+	if op != nil {
+		max += sealOverhead
 	}
 	n, err := checkLength(binary.BigEndian.Uint32(hdr), max)
 	if _, derr := br.Discard(4); derr != nil {
@@ -215,15 +228,61 @@ func readFrame(br *bufio.Reader, max int) (FrameType, []byte, error) {
 	if err != nil {
 		return 0, nil, err
 	}
+	if op != nil {
+		if n < 1+sealOverhead {
+			return 0, nil, fmt.Errorf("%w: sealed frame of %d bytes is shorter than its tag", ErrMalformed, n)
+		}
+		sealed, err := readBody(br, n)
+		if err != nil {
+			return 0, nil, err
+		}
+		plain, err := op.open(prefix[:], sealed)
+		if err != nil {
+			return 0, nil, err
+		}
+		return FrameType(plain[0]), plain[1:], nil
+	}
 	typ, err := br.ReadByte()
 	if err != nil {
 		return 0, nil, noEOF(err)
 	}
-	body := make([]byte, n-1)
-	if _, err := io.ReadFull(br, body); err != nil {
-		return 0, nil, noEOF(err)
+	body, err := readBody(br, n-1)
+	if err != nil {
+		return 0, nil, err
 	}
 	return FrameType(typ), body, nil
+}
+
+// bodyChunk is the most a body read allocates ahead of the bytes that
+// arrived: a body up to bodyChunk is allocated at once, a larger one
+// starts at bodyChunk and doubles as it fills, so its allocation never
+// exceeds twice what the peer actually sent (plus bodyChunk).
+const bodyChunk = 32 << 10
+
+// readBody reads an n-byte body from r, growing its buffer with the bytes
+// received instead of trusting n.
+func readBody(r io.Reader, n int) ([]byte, error) {
+	if n <= bodyChunk {
+		b := make([]byte, n)
+		if _, err := io.ReadFull(r, b); err != nil {
+			return nil, noEOF(err)
+		}
+		return b, nil
+	}
+	b := make([]byte, 0, bodyChunk)
+	for len(b) < n {
+		if len(b) == cap(b) {
+			nb := make([]byte, len(b), min(2*cap(b), n))
+			copy(nb, b)
+			b = nb
+		}
+		m, err := io.ReadFull(r, b[len(b):cap(b)])
+		b = b[:len(b)+m]
+		if err != nil {
+			return nil, noEOF(err)
+		}
+	}
+	return b, nil
 }
 
 // checkLength validates a frame's length prefix against max.

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"runtime"
 	"strings"
 	"testing"
 	"testing/iotest"
@@ -195,5 +196,28 @@ func TestAppendFrame(t *testing.T) {
 		if !bytes.Equal(got[:start], prefix) || !bytes.Equal(got[start:], want) {
 			t.Errorf("%s = % x, want xyz then % x", name, got, want)
 		}
+	}
+}
+
+// A large body is read as it arrives: a claim beyond what is sent fails
+// without ever holding the claimed size, and a complete body is intact
+// however it is split.
+func TestReadBodyGrowsWithInput(t *testing.T) {
+	want := make([]byte, 300<<10)
+	for i := range want {
+		want[i] = byte(i * 7)
+	}
+	got, err := readBody(iotest.HalfReader(bytes.NewReader(want)), len(want))
+	if err != nil || !bytes.Equal(got, want) || cap(got) != len(want) {
+		t.Fatalf("readBody = %d bytes (cap %d), %v", len(got), cap(got), err)
+	}
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	if _, err := readBody(bytes.NewReader(want[:100]), 1<<30); err != io.ErrUnexpectedEOF {
+		t.Fatalf("err = %v", err)
+	}
+	runtime.ReadMemStats(&after)
+	if n := after.TotalAlloc - before.TotalAlloc; n > 1<<20 {
+		t.Fatalf("%d bytes allocated for a 100-byte start of a 1 GiB claim", n)
 	}
 }

@@ -317,10 +317,10 @@ func TestRefusalError(t *testing.T) {
 // handshakeMessages returns handshake frames of every type.
 func handshakeMessages() []Message {
 	return []Message{
-		&hello{Cluster: "ringcast", Node: "a", Version: testVersion, Nonce: make([]byte, nonceSize)},
-		&hello{Cluster: strings.Repeat("c", 300), Node: strings.Repeat("n", 40), Version: 255, Nonce: bytes.Repeat([]byte{7}, 300)},
-		&helloAck{Node: "b", Version: 1, Nonce: []byte{1, 2}, Proof: make([]byte, 32), Err: "x"},
-		&helloAck{Node: "b", Nonce: make([]byte, nonceSize)},
+		&hello{Cluster: "ringcast", Node: "a", Version: testVersion, Nonce: make([]byte, nonceSize), link: linkVersion},
+		&hello{Cluster: strings.Repeat("c", 300), Node: strings.Repeat("n", 40), Version: 255, Nonce: bytes.Repeat([]byte{7}, 300), link: linkVersion},
+		&helloAck{Node: "b", Version: 1, Nonce: []byte{1, 2}, Proof: make([]byte, 32), Err: "x", link: linkVersion},
+		&helloAck{Node: "b", Nonce: make([]byte, nonceSize), link: linkVersion},
 		&proof{},
 		&proof{Proof: []byte{9, 9}},
 	}
@@ -367,7 +367,7 @@ func TestHandshakeMessageRoundTrip(t *testing.T) {
 // so that the version it announces can still be read and refused.
 func TestHandshakeSkipsUnknownTrailingFields(t *testing.T) {
 	body := (&hello{Cluster: "c", Node: "n", Version: 9, Nonce: []byte{1}}).AppendBody(nil)
-	body = append([]byte{0x96}, body[1:]...)
+	body = append([]byte{0x97}, body[1:]...)
 	body = append(body, 0x82, 0xa1, 'k', 0x92, 0xc3, 0xc0, 0xa0, 0xc0, 0xd5, 1, 0xaa, 0xbb)
 	var h hello
 	if err := h.DecodeBody(body); err != nil || h.Version != 9 || h.Node != "n" {
@@ -404,6 +404,58 @@ func TestProtocolVersionFromConfig(t *testing.T) {
 		logsA, _, _ := refusedPair(t, cfgA, testConfig("b", nil, nil), ErrVersionMismatch)
 		if text := logsA.lastErrText(ErrVersionMismatch); !strings.Contains(text, `"a" speaks protocol version 0, "b" speaks 7`) {
 			t.Fatalf("logged %q", text)
+		}
+	})
+}
+
+// v1Body returns m's body as link protocol version 1 sent it: without the
+// trailing link version field.
+func v1Body(t *testing.T, m Message) []byte {
+	body := m.AppendBody(nil)
+	// The version is the last field: a msgpack uint8, 0xcc and a byte.
+	if body[0]&0xf0 != 0x90 || !bytes.HasSuffix(body, []byte{0xcc, linkVersion}) {
+		t.Fatalf("unexpected encoding % x", body)
+	}
+	return append([]byte{body[0] - 1}, body[1:len(body)-2]...)
+}
+
+// A peer speaking link protocol version 1, which did not seal frames, is
+// told that it speaks another version, on either side of a link.
+func TestOldLinkVersionRefused(t *testing.T) {
+	t.Run("dialer", func(t *testing.T) {
+		b := start(t, testConfig("b", nopHandler(), nil))
+		c := rawDial(t, b.Addr())
+		if _, err := c.Write(AppendFrame(nil, FrameHello, v1Body(t, &hello{Cluster: DefaultClusterName, Node: "old", Version: testVersion, Nonce: newNonce()}))); err != nil {
+			t.Fatal(err)
+		}
+		ack := c.readAck(t)
+		if !strings.HasPrefix(ack.Err, ErrVersionMismatch.Error()) || !strings.Contains(ack.Err, `"old" speaks link protocol version 1, "b" speaks 2`) {
+			t.Fatalf("HelloAck.Err = %q", ack.Err)
+		}
+	})
+	t.Run("listener", func(t *testing.T) {
+		logs := &logCapture{}
+		a := start(t, testConfig("a", nopHandler(), logs))
+		f := newFakeListener(t, func(c *rawConn) {
+			if typ, _, err := c.read(); err != nil || typ != FrameHello {
+				return
+			}
+			_, _ = c.Write(AppendFrame(nil, FrameHelloAck, v1Body(t, &helloAck{Node: "b", Version: testVersion, Nonce: newNonce()})))
+			_, _, _ = c.read()
+		})
+		if err := a.Send(Peer{Name: "b", Addr: f.addr()}, seqFrame(1, 8)); err != nil {
+			t.Fatal(err)
+		}
+		waitFor(t, 5*time.Second, func() bool { return logs.count(slog.LevelWarn, ErrVersionMismatch) >= 1 })
+		if text := logs.lastErrText(ErrVersionMismatch); !strings.Contains(text, "link protocol version 1") {
+			t.Fatalf("logged %q", text)
+		}
+	})
+	t.Run("explicit zero", func(t *testing.T) {
+		body := (&hello{Cluster: "c", Node: "n", Nonce: []byte{1}}).AppendBody(nil)
+		body[len(body)-1] = 0
+		if err := new(hello).DecodeBody(body); !errors.Is(err, ErrMalformed) {
+			t.Fatalf("link version 0: err = %v", err)
 		}
 	})
 }

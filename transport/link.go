@@ -3,11 +3,13 @@ package transport
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,8 +61,10 @@ type link struct {
 	writes atomic.Uint64 // write syscalls, to observe batching
 
 	// Owned by run.
-	batch []byte // the writer's buffer, swapped with queue
-	br    *bufio.Reader
+	batch  []byte // the writer's buffer, swapped with queue
+	sealed []byte // the sealed batch, with a session
+	br     *bufio.Reader
+	sess   *session // the current connection's keys, or nil
 }
 
 func newLink(t *Transport, to Peer, stats *peerStats) *link {
@@ -181,7 +185,7 @@ func (l *link) run() {
 	)
 	for l.ctx.Err() == nil {
 		addr := *l.addr.Load()
-		conn, dr, err := l.connect(addr)
+		conn, dr, sess, err := l.connect(addr)
 		if err != nil {
 			if l.ctx.Err() != nil {
 				return
@@ -205,7 +209,9 @@ func (l *link) run() {
 		l.stats.connected.Store(true)
 		t.log.Debug("transport: connected to peer", "peer", l.name, "addr", addr)
 		start := time.Now()
+		l.sess = sess
 		err = l.serve(conn, dr, addr)
+		l.sess = nil
 		l.stats.connected.Store(false)
 		if l.ctx.Err() != nil {
 			return
@@ -273,32 +279,75 @@ func backoff(lo, hi time.Duration, n int) time.Duration {
 	return d/2 + rand.N(d/2+1)
 }
 
-// connect dials addr and runs the handshake. Stopping the link aborts it.
-// The returned reader feeds l.br; serve arms its idle deadline.
-func (l *link) connect(addr string) (net.Conn, *deadlineReader, error) {
+// connect dials addr and runs TLS (if configured) and the handshake.
+// Stopping the link aborts it. The returned reader feeds l.br; serve arms
+// its idle deadline.
+func (l *link) connect(addr string) (net.Conn, *deadlineReader, *session, error) {
 	t := l.t
 	dialer := net.Dialer{Timeout: t.cfg.DialTimeout}
-	conn, err := dialer.DialContext(l.ctx, "tcp", addr)
+	raw, err := dialer.DialContext(l.ctx, "tcp", addr)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	stopWatch := context.AfterFunc(l.ctx, func() { _ = conn.Close() })
+	if t.cfg.wrapConn != nil {
+		raw = t.cfg.wrapConn(raw)
+	}
+	if t.protected && !isLoopback(raw.RemoteAddr()) {
+		_ = raw.Close()
+		return nil, nil, nil, fmt.Errorf("%w: not dialling %q at non-loopback address %s: this node has no shared secret and no peer TLS, so its links would be neither authenticated nor encrypted: %s",
+			ErrProtectedMode, l.name, addrHost(raw.RemoteAddr()), protectedModeFix)
+	}
+	stopWatch := context.AfterFunc(l.ctx, func() { _ = raw.Close() })
+	conn, dr, sess, err := l.handshake(raw, addr)
+	stopWatch()
+	if err != nil {
+		_ = raw.Close()
+		return nil, nil, nil, err
+	}
+	return conn, dr, sess, nil
+}
+
+// handshake runs TLS (if configured) and the dialer's handshake on raw,
+// all within HandshakeTimeout, and returns the connection to use
+// afterwards, the reader under l.br and the session.
+func (l *link) handshake(raw net.Conn, addr string) (net.Conn, *deadlineReader, *session, error) {
+	t := l.t
+	if err := raw.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout)); err != nil {
+		return nil, nil, nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	conn := raw
+	if t.tlsClient != nil {
+		cfg := t.tlsClient
+		if cfg.ServerName == "" && !cfg.InsecureSkipVerify {
+			cfg = cfg.Clone()
+			cfg.ServerName, _, _ = net.SplitHostPort(addr)
+		}
+		tc := tls.Client(raw, cfg)
+		if err := tc.Handshake(); err != nil {
+			return nil, nil, nil, fmt.Errorf("%w: TLS with %q: %w", ErrAuth, l.name, err)
+		}
+		conn = tc
+	}
 	dr := &deadlineReader{conn: conn}
 	if l.br == nil {
 		l.br = bufio.NewReaderSize(dr, linkReadBufSize)
 	} else {
 		l.br.Reset(dr)
 	}
-	err = t.dialHandshake(conn, l.br, l.name)
+	sess, err := t.dialHandshake(conn, l.br, l.name)
+	if err != nil && conn != raw && isTLSAlert(err) {
+		// TLS 1.3 servers check the client's certificate after the client
+		// finished its side: a refusal arrives as an alert on the first
+		// read.
+		err = fmt.Errorf("%w: TLS with %q: %w", ErrAuth, l.name, err)
+	}
 	if err == nil {
 		err = conn.SetDeadline(time.Time{})
 	}
-	stopWatch()
 	if err != nil {
-		_ = conn.Close()
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return conn, dr, nil
+	return conn, dr, sess, nil
 }
 
 // serve runs one connection: a reader goroutine notices the connection's
@@ -327,10 +376,16 @@ func (l *link) serve(conn net.Conn, dr *deadlineReader, addr string) error {
 }
 
 // readLoop reads what the listener sends on an outbound connection: pings,
-// or a refusal if it rejected the dialer's proof.
+// or a refusal if it rejected the dialer's proof. On a sealed connection
+// such a refusal, sent in the clear, does not open and ends the
+// connection as an ErrAuth error; the listener logs the reason.
 func (l *link) readLoop() error {
+	var op *opener
+	if l.sess != nil {
+		op = l.sess.open
+	}
 	for {
-		typ, body, err := readFrame(l.br, maxHandshakeFrame)
+		typ, body, err := readFrame(l.br, maxHandshakeFrame, op)
 		if err != nil {
 			if isTimeout(err) {
 				return fmt.Errorf("nothing received for %v: %w", l.t.cfg.IdleTimeout, err)
@@ -338,7 +393,7 @@ func (l *link) readLoop() error {
 			return err
 		}
 		l.stats.received[typ].Add(1)
-		l.stats.bytesReceived.Add(uint64(frameHeaderSize + len(body)))
+		l.stats.bytesReceived.Add(uint64(wireSize(len(body), op)))
 		switch typ {
 		case FramePing:
 		case FrameHelloAck:
@@ -384,9 +439,10 @@ func (l *link) writeLoop(conn net.Conn, addr string, readDone <-chan struct{}, r
 			}
 			continue
 		}
-		batch, _ := l.take(l.batch)
+		batch, frames := l.take(l.batch)
 		if pingDue {
 			batch = append(batch, pingFrame...)
+			frames++
 		}
 		l.batch = batch
 		if len(batch) == 0 {
@@ -401,7 +457,18 @@ func (l *link) writeLoop(conn net.Conn, addr string, readDone <-chan struct{}, r
 			counts[typ]++
 			off += 4 + int(n)
 		}
-		err := l.write(conn, batch)
+		out := batch
+		var err error
+		if l.sess != nil {
+			out, err = l.sess.seal.sealBatch(slices.Grow(l.sealed[:0], len(batch)+frames*sealOverhead), batch)
+			l.sealed = out
+			if cap(out) > maxKeptBatch {
+				l.sealed = nil
+			}
+		}
+		if err == nil {
+			err = l.write(conn, out)
+		}
 		if cap(batch) > maxKeptBatch {
 			l.batch = nil
 		}
@@ -424,7 +491,7 @@ func (l *link) writeLoop(conn net.Conn, addr string, readDone <-chan struct{}, r
 			counts[typ] = 0
 		}
 		touched = touched[:0]
-		l.stats.bytesSent.Add(uint64(len(batch)))
+		l.stats.bytesSent.Add(uint64(len(out)))
 	}
 }
 

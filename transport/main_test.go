@@ -241,7 +241,7 @@ func (c *rawConn) send(t testing.TB, m Message) {
 	}
 }
 
-func (c *rawConn) read() (FrameType, []byte, error) { return readFrame(c.br, 1<<20) }
+func (c *rawConn) read() (FrameType, []byte, error) { return readFrame(c.br, 1<<20, nil) }
 
 // readAck reads a HelloAck.
 func (c *rawConn) readAck(t testing.TB) helloAck {

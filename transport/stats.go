@@ -9,6 +9,9 @@ type Stats struct {
 	// link or an inbound connection; its counters start again from zero
 	// after it had neither.
 	Peers map[string]PeerStats `json:"peers"`
+	// Refused counts the inbound connections refused since New, by
+	// reason.
+	Refused RefusedStats `json:"refused"`
 }
 
 // PeerStats holds the counters of one peer. Handshake frames are not
@@ -19,7 +22,8 @@ type PeerStats struct {
 	Sent map[FrameType]uint64 `json:"sent"`
 	// Received counts frames read, per type.
 	Received map[FrameType]uint64 `json:"received"`
-	// BytesSent and BytesReceived count whole frames, headers included.
+	// BytesSent and BytesReceived count whole frames, headers included,
+	// as they cross the wire: sealed frames with their tag.
 	BytesSent     uint64 `json:"bytes_sent"`
 	BytesReceived uint64 `json:"bytes_received"`
 	// Dropped counts frames refused by Send (queue full), lost in a batch
@@ -110,9 +114,44 @@ func (t *Transport) Stats() Stats {
 		live[name] = s
 	}
 	t.mu.Unlock()
-	st := Stats{Peers: make(map[string]PeerStats, len(live))}
+	st := Stats{Peers: make(map[string]PeerStats, len(live)), Refused: t.refused.snapshot()}
 	for name, s := range live {
 		st.Peers[name] = s.snapshot()
 	}
 	return st
+}
+
+// RefusedStats counts the inbound connections a Transport closed before
+// or instead of serving them, by reason.
+type RefusedStats struct {
+	// MaxInbound counts connections closed at once because
+	// Config.MaxInbound were open.
+	MaxInbound uint64 `json:"max_inbound"`
+	// PendingPerAddr counts connections closed at once because their IP
+	// address had Config.MaxPendingPerAddr handshakes in progress.
+	PendingPerAddr uint64 `json:"pending_per_addr"`
+	// ProtectedMode counts connections refused by protected mode.
+	ProtectedMode uint64 `json:"protected_mode"`
+	// Handshake counts other failed handshakes: bad or missing secret,
+	// certificate, cluster name or version, a timeout, garbage.
+	Handshake uint64 `json:"handshake"`
+	// Violations counts authenticated connections closed on a protocol
+	// violation: an oversized or malformed frame, or a sealed frame that
+	// does not authenticate.
+	Violations uint64 `json:"violations"`
+}
+
+// refusedCounters are the live counters behind RefusedStats.
+type refusedCounters struct {
+	maxInbound, pendingPerAddr, protectedMode, handshake, violations atomic.Uint64
+}
+
+func (c *refusedCounters) snapshot() RefusedStats {
+	return RefusedStats{
+		MaxInbound:     c.maxInbound.Load(),
+		PendingPerAddr: c.pendingPerAddr.Load(),
+		ProtectedMode:  c.protectedMode.Load(),
+		Handshake:      c.handshake.Load(),
+		Violations:     c.violations.Load(),
+	}
 }

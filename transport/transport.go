@@ -2,6 +2,8 @@ package transport
 
 import (
 	"bufio"
+	"bytes"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -37,8 +39,13 @@ type HandlerFunc func(from string, typ FrameType, body []byte)
 // HandleFrame calls f(from, typ, body).
 func (f HandlerFunc) HandleFrame(from string, typ FrameType, body []byte) { f(from, typ, body) }
 
-// inboundBufSize is the read buffer of an accepted connection.
-const inboundBufSize = 64 << 10
+// Read buffers of an accepted connection: a small one while the
+// handshake runs, so a crowd of peers that never finish it holds little
+// memory, and a larger one once the peer is authenticated.
+const (
+	handshakeBufSize = 4 << 10
+	inboundBufSize   = 64 << 10
+)
 
 // Transport links this node to its peers: it listens for their
 // connections and keeps one outbound link per peer it sends to.
@@ -50,6 +57,12 @@ type Transport struct {
 	log     *slog.Logger
 	handler Handler
 	ln      net.Listener
+
+	// protected is protected mode: no secret, no TLS, not turned off.
+	protected bool
+	// tlsClient and tlsServer configure TLS links; nil without TLS.
+	tlsClient, tlsServer *tls.Config
+	refused              refusedCounters
 
 	closed atomic.Bool
 	done   chan struct{}
@@ -63,6 +76,7 @@ type Transport struct {
 	mu      sync.Mutex
 	stats   map[string]*peerStats // guarded by mu
 	inbound map[net.Conn]struct{} // accepted connections; guarded by mu
+	pending map[string]int        // handshakes in progress per remote IP; guarded by mu
 }
 
 // New validates cfg, listens on cfg.ListenAddr and starts accepting peer
@@ -72,18 +86,37 @@ func New(cfg Config) (*Transport, error) {
 	if err != nil {
 		return nil, err
 	}
+	tlsClient, tlsServer, err := checkTLS(cfg.TLS)
+	if err != nil {
+		return nil, err
+	}
 	ln, err := net.Listen("tcp", cfg.ListenAddr)
 	if err != nil {
 		return nil, fmt.Errorf("transport: listen: %w", err)
 	}
+	if cfg.wrapListener != nil {
+		ln = cfg.wrapListener(ln)
+	}
 	t := &Transport{
-		cfg:     cfg,
-		log:     cfg.Logger,
-		handler: cfg.Handler,
-		ln:      ln,
-		done:    make(chan struct{}),
-		stats:   make(map[string]*peerStats),
-		inbound: make(map[net.Conn]struct{}),
+		cfg:       cfg,
+		log:       cfg.Logger,
+		handler:   cfg.Handler,
+		ln:        ln,
+		protected: len(cfg.Secret) == 0 && cfg.TLS == nil && !cfg.InsecureAllowRemotePeers,
+		tlsClient: tlsClient,
+		tlsServer: tlsServer,
+		done:      make(chan struct{}),
+		stats:     make(map[string]*peerStats),
+		inbound:   make(map[net.Conn]struct{}),
+		pending:   make(map[string]int),
+	}
+	switch {
+	case t.protected && !isLoopback(ln.Addr()):
+		t.log.Warn("transport: protected mode: listening on a non-loopback address, but peers are accepted from loopback only",
+			"addr", ln.Addr().String(), "fix", protectedModeFix)
+	case len(cfg.Secret) == 0 && cfg.TLS == nil && !isLoopback(ln.Addr()):
+		t.log.Warn("transport: protected mode is off: peer links on a non-loopback address are neither authenticated nor encrypted",
+			"addr", ln.Addr().String())
 	}
 	t.links.Store(&map[string]*link{})
 	t.wg.Add(1)
@@ -247,29 +280,49 @@ func (t *Transport) acceptLoop() {
 			continue
 		}
 		delay = 0
-		if !t.trackInbound(conn) {
+		host := addrHost(conn.RemoteAddr())
+		if !t.trackInbound(conn, host) {
 			_ = conn.Close()
 			continue
 		}
-		go t.serveInbound(conn)
+		go t.serveInbound(conn, host)
 	}
 }
 
-// trackInbound registers an accepted connection (and its goroutine with
-// wg), or reports false after Close or when MaxInbound are open.
-func (t *Transport) trackInbound(conn net.Conn) bool {
+// trackInbound registers an accepted connection from host (and its
+// goroutine with wg) as a pending handshake, or reports false after Close,
+// when MaxInbound are open, or when host has MaxPendingPerAddr handshakes
+// pending already.
+func (t *Transport) trackInbound(conn net.Conn, host string) bool {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if t.closed.Load() {
 		return false
 	}
 	if len(t.inbound) >= t.cfg.MaxInbound {
+		t.refused.maxInbound.Add(1)
 		t.log.Warn("transport: too many inbound connections, refusing one", "kind", "max-inbound", "remote", conn.RemoteAddr().String(), "max", t.cfg.MaxInbound)
 		return false
 	}
+	if t.pending[host] >= t.cfg.MaxPendingPerAddr {
+		t.refused.pendingPerAddr.Add(1)
+		t.log.Warn("transport: too many unfinished handshakes from one address, refusing one", "kind", "max-pending/"+host,
+			"remote", conn.RemoteAddr().String(), "max", t.cfg.MaxPendingPerAddr)
+		return false
+	}
+	t.pending[host]++
 	t.inbound[conn] = struct{}{}
 	t.wg.Add(1)
 	return true
+}
+
+// handshakeDone ends the pending handshake of a connection from host.
+func (t *Transport) handshakeDone(host string) {
+	t.mu.Lock()
+	if t.pending[host]--; t.pending[host] <= 0 {
+		delete(t.pending, host)
+	}
+	t.mu.Unlock()
 }
 
 func (t *Transport) untrackInbound(conn net.Conn) {
@@ -278,39 +331,48 @@ func (t *Transport) untrackInbound(conn net.Conn) {
 	t.mu.Unlock()
 }
 
-// serveInbound authenticates an accepted connection and then reads frames
-// from it until it fails or the Transport closes.
-func (t *Transport) serveInbound(conn net.Conn) {
+// serveInbound authenticates an accepted connection from host and then
+// reads frames from it until it fails or the Transport closes.
+func (t *Transport) serveInbound(conn net.Conn, host string) {
 	defer t.wg.Done()
 	defer t.untrackInbound(conn)
-	defer conn.Close()
+	defer func() { _ = conn.Close() }()
 
 	remote := conn.RemoteAddr().String()
-	dr := &deadlineReader{conn: conn}
-	br := bufio.NewReaderSize(dr, inboundBufSize)
-	name, err := t.acceptHandshake(conn, br)
+	conn, br, name, sess, err := t.handshakeInbound(conn)
+	t.handshakeDone(host)
 	if err != nil {
 		if !t.closed.Load() {
+			switch {
+			case errors.Is(err, ErrProtectedMode):
+				t.refused.protectedMode.Add(1)
+			default:
+				t.refused.handshake.Add(1)
+			}
 			t.log.Warn("transport: refused inbound connection", "kind", refusalKind(err, name), "remote", remote, "peer", name, "err", err)
 		}
 		return
 	}
-	if err := conn.SetDeadline(time.Time{}); err != nil {
-		return
+	// The handshake's small buffer may hold the first frames: the large
+	// buffer takes them over, then reads from the connection.
+	var r io.Reader = &deadlineReader{conn: conn, timeout: t.cfg.IdleTimeout}
+	if br.Buffered() > 0 {
+		r = io.MultiReader(bufferedReader(br), r)
 	}
-	dr.timeout = t.cfg.IdleTimeout
+	br = bufio.NewReaderSize(r, inboundBufSize)
 	stats := t.acquireStats(name)
 	defer t.releaseStats(name, stats)
 	t.log.Debug("transport: inbound connection from peer", "peer", name, "remote", remote)
 
-	err = t.readInbound(conn, br, name, stats)
+	err = t.readInbound(conn, br, name, stats, sess)
 	if t.closed.Load() {
 		return
 	}
 	switch {
 	case err == io.EOF || errors.Is(err, net.ErrClosed):
 		t.log.Debug("transport: inbound connection closed", "peer", name, "remote", remote)
-	case errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrMalformed):
+	case errors.Is(err, ErrFrameTooLarge), errors.Is(err, ErrMalformed), errors.Is(err, ErrAuth):
+		t.refused.violations.Add(1)
 		t.log.Error("transport: closing inbound connection on a protocol violation", "kind", "violation", "peer", name, "remote", remote, "err", err)
 	default:
 		t.log.Warn("transport: inbound connection lost", "kind", "lost", "peer", name, "remote", remote, "err", err)
@@ -330,12 +392,52 @@ func refusalKind(err error, peer string) string {
 	return "refused/" + peer
 }
 
+// handshakeInbound runs TLS (if configured) and the handshake on an
+// accepted connection, all within HandshakeTimeout, and returns the
+// connection to use afterwards, its handshake reader and the peer's name
+// and session.
+func (t *Transport) handshakeInbound(raw net.Conn) (net.Conn, *bufio.Reader, string, *session, error) {
+	conn := raw
+	if err := conn.SetDeadline(time.Now().Add(t.cfg.HandshakeTimeout)); err != nil {
+		return conn, nil, "", nil, fmt.Errorf("%w: %w", ErrHandshake, err)
+	}
+	if t.tlsServer != nil {
+		tc := tls.Server(raw, t.tlsServer)
+		if err := tc.Handshake(); err != nil {
+			return conn, nil, "", nil, fmt.Errorf("%w: TLS: %w", ErrAuth, err)
+		}
+		conn = tc
+	}
+	br := bufio.NewReaderSize(conn, handshakeBufSize)
+	name, sess, err := t.acceptHandshake(conn, br)
+	if err == nil {
+		err = conn.SetDeadline(time.Time{})
+	}
+	return conn, br, name, sess, err
+}
+
+// bufferedReader returns a reader of a copy of the bytes buffered in br,
+// which the caller is about to drop.
+func bufferedReader(br *bufio.Reader) io.Reader {
+	b, _ := br.Peek(br.Buffered())
+	return bytes.NewReader(bytes.Clone(b))
+}
+
 // readInbound reads the frames of an authenticated inbound connection,
-// passes user frames to the handler and answers pings.
-func (t *Transport) readInbound(conn net.Conn, br *bufio.Reader, name string, stats *peerStats) error {
+// passes user frames to the handler and answers pings. With a session,
+// frames are sealed both ways.
+func (t *Transport) readInbound(conn net.Conn, br *bufio.Reader, name string, stats *peerStats, sess *session) error {
 	maxFrame := t.cfg.MaxFrameSize
+	var (
+		op   *opener
+		pong = pingFrame
+		buf  []byte // pong's buffer once sealed
+	)
+	if sess != nil {
+		op = sess.open
+	}
 	for {
-		typ, body, err := readFrame(br, maxFrame)
+		typ, body, err := readFrame(br, maxFrame, op)
 		if err != nil {
 			if isTimeout(err) {
 				return fmt.Errorf("nothing received for %v: %w", t.cfg.IdleTimeout, err)
@@ -343,7 +445,7 @@ func (t *Transport) readInbound(conn net.Conn, br *bufio.Reader, name string, st
 			return err
 		}
 		stats.received[typ].Add(1)
-		stats.bytesReceived.Add(uint64(frameHeaderSize + len(body)))
+		stats.bytesReceived.Add(uint64(wireSize(len(body), op)))
 		switch {
 		case typ >= FirstUserFrame:
 			t.handler.HandleFrame(name, typ, body)
@@ -352,14 +454,20 @@ func (t *Transport) readInbound(conn net.Conn, br *bufio.Reader, name string, st
 				return fmt.Errorf("%w: Ping with a %d-byte body", ErrMalformed, len(body))
 			}
 			// Answer so the dialer can tell the connection is alive.
+			if sess != nil {
+				if buf, err = sess.seal.sealFrame(buf[:0], pingFrame); err != nil {
+					return err
+				}
+				pong = buf
+			}
 			if err := conn.SetWriteDeadline(time.Now().Add(t.cfg.WriteTimeout)); err != nil {
 				return err
 			}
-			if _, err := conn.Write(pingFrame); err != nil {
+			if _, err := conn.Write(pong); err != nil {
 				return err
 			}
 			stats.sent[FramePing].Add(1)
-			stats.bytesSent.Add(uint64(len(pingFrame)))
+			stats.bytesSent.Add(uint64(len(pong)))
 		default:
 			return fmt.Errorf("%w: unexpected %v frame after the handshake", ErrMalformed, typ)
 		}

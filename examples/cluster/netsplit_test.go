@@ -96,7 +96,9 @@ func TestNetsplitHeals(t *testing.T) {
 // addresses.
 func startSplitCluster(t *testing.T, pair *netnsPair) []splitNode {
 	seed := pair.addr[0] + ":7946"
-	fast := []string{"--failure-detection", "fast", "--shutdown-timeout", shutdownTimeout.String()}
+	// The namespaces talk over non-loopback addresses: without a shared
+	// secret, protected mode would keep each node to itself.
+	fast := []string{"--failure-detection", "fast", "--shutdown-timeout", shutdownTimeout.String(), "--secret", "netsplit-test-secret-0123456789"}
 	var nodes []splitNode
 	for side := range 2 {
 		ip, s := pair.addr[side], "ab"[side:side+1]

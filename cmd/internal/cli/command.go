@@ -55,6 +55,9 @@ type Common struct {
 	Store        StoreSpec           // --store: where durable topics are kept
 	Durable      []pubsub.Durability // --durable: which topics are durable, and for how long
 	StoreTimeout time.Duration       // --store-timeout: bound of one store call
+
+	ProtectedMode bool         // --protected-mode: without a secret or peer TLS, only loopback peers
+	PeerTLS       PeerTLSFiles // --peer-tls-ca, --peer-tls-cert, --peer-tls-key
 }
 
 // option is one flag and the environment variable behind it.
@@ -81,6 +84,7 @@ type Command struct {
 	common  int                 // options[:common] are the common flags
 	getenv  func(string) string // what Parse read the environment with
 	notify  *NotifyFlags        // the notification system's flags, if DeclareNotify was called
+	peerTLS *peerTLS            // loaded --peer-tls-* files, if set
 }
 
 // NewCommand returns a Command named name (the binary's name, which prefixes
@@ -149,6 +153,7 @@ func NewCommand(name, intro string) *Command {
 		`which topics the store keeps, and how long: rules separated by ";", each PATTERN=durable|memory [age=DURATION] [count=N], PATTERN a topic, a prefix ending in "*", or "*"; a topic follows its most specific rule and no rule means memory-only (e.g. "notifications:*=durable age=720h count=100000; cursor:*=memory; *=durable"); the same on every node`)
 	c.Var(durationValue{&cm.StoreTimeout}, "store-timeout", "RINGCAST_STORE_TIMEOUT",
 		"bound of one call to the store, and of opening it; a publish to a durable topic the store does not commit in time fails (HTTP 503)")
+	c.declarePeerFlags()
 	c.common = len(c.options)
 	return c
 }
@@ -228,7 +233,7 @@ func (c *Command) Parse(args []string, getenv func(string) string) error {
 			return errors.New(redactURLs(fmt.Sprintf("invalid value %q for %s: %v", v, o.env, err)))
 		}
 	}
-	return nil
+	return c.checkPeerFlags()
 }
 
 // userinfoPassword matches the password of a URL's user information.
@@ -297,6 +302,8 @@ func argName(v flag.Value) string {
 		return "store"
 	case durabilityValue:
 		return "rules"
+	case boolValue:
+		return "true|false"
 	default:
 		return "string"
 	}
@@ -390,5 +397,6 @@ func (c *Command) NodeConfig(roles []string, log *slog.Logger) pubsub.Config {
 	cfg.HistoryTTL = c.Common.HistoryTTL
 	cfg.IdleTopicTTL = c.Common.IdleTopicTTL
 	cfg.MaxPayload = c.Common.MaxPayload
+	c.peerConfig(&cfg, log)
 	return cfg
 }
