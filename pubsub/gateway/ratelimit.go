@@ -172,6 +172,11 @@ func (c *conn) allow(op opKind, f *frame) bool {
 	if ok {
 		return true
 	}
+	select {
+	case <-c.done:
+		return false // closing: whatever was queued is dropped
+	default:
+	}
 	if op == opPublish {
 		h.stats.rateLimitedPublishes.Add(1)
 	} else {
