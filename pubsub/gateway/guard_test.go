@@ -6,6 +6,7 @@ import (
 	"errors"
 	"io"
 	"net/http"
+	"net/netip"
 	"strconv"
 	"strings"
 	"sync"
@@ -386,4 +387,47 @@ func TestAuthorizeSkipsChannels(t *testing.T) {
 	if got := auth.actions(); len(got) != 0 {
 		t.Fatalf("Authorize asked %v", got)
 	}
+}
+
+// FuzzHostAllowed feeds untrusted Host and Origin headers, and patterns,
+// to the checks: they never panic, a valid pattern allows itself, and
+// without patterns only IP addresses and localhost names pass.
+func FuzzHostAllowed(f *testing.F) {
+	for _, s := range [][3]string{
+		{"ws.example.com", "ws.example.com:443", "https://ws.example.com"},
+		{"*.example.com", "evil.example", "http://evil.example"},
+		{"[", "[::1]:4000", "null"},
+		{"*", "", "http://[::1"},
+		{"a.internal:4000", "A.INTERNAL.:4000", "https://a.internal:4000/x?y"},
+		{"127.0.0.1", "localhost.", "http://user@localhost"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	f.Fuzz(func(t *testing.T, pattern, host, origin string) {
+		patterns := []string{pattern}
+		allowed := HostAllowed(patterns, host)
+		_ = OriginAllowed(patterns, origin, host)
+		if HostAllowed(nil, host) && !allowed {
+			t.Fatalf("a pattern made %q less allowed", host)
+		}
+		if HostAllowed(nil, host) {
+			name, ok := hostName(host)
+			if !ok {
+				t.Fatalf("allowed a malformed host %q", host)
+			}
+			if name != "localhost" && !strings.HasSuffix(name, ".localhost") && !isIPLiteral(name) {
+				t.Fatalf("allowed %q without a pattern", host)
+			}
+		}
+		if ValidateHostPattern(pattern) == nil && !strings.ContainsAny(pattern, "*?[\\") {
+			if _, ok := hostName(pattern); ok && !HostAllowed(patterns, pattern) {
+				t.Fatalf("pattern %q does not allow itself", pattern)
+			}
+		}
+	})
+}
+
+func isIPLiteral(name string) bool {
+	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]"))
+	return err == nil
 }
