@@ -55,6 +55,10 @@ type Common struct {
 	Store        StoreSpec           // --store: where durable topics are kept
 	Durable      []pubsub.Durability // --durable: which topics are durable, and for how long
 	StoreTimeout time.Duration       // --store-timeout: bound of one store call
+
+	// ProtectedMode (--protected-mode): with no client authentication
+	// configured, serve clients of this host only.
+	ProtectedMode bool
 }
 
 // option is one flag and the environment variable behind it.
@@ -149,6 +153,7 @@ func NewCommand(name, intro string) *Command {
 		`which topics the store keeps, and how long: rules separated by ";", each PATTERN=durable|memory [age=DURATION] [count=N], PATTERN a topic, a prefix ending in "*", or "*"; a topic follows its most specific rule and no rule means memory-only (e.g. "notifications:*=durable age=720h count=100000; cursor:*=memory; *=durable"); the same on every node`)
 	c.Var(durationValue{&cm.StoreTimeout}, "store-timeout", "RINGCAST_STORE_TIMEOUT",
 		"bound of one call to the store, and of opening it; a publish to a durable topic the store does not commit in time fails (HTTP 503)")
+	c.declareProtected()
 	c.common = len(c.options)
 	return c
 }
@@ -297,6 +302,10 @@ func argName(v flag.Value) string {
 		return "store"
 	case durabilityValue:
 		return "rules"
+	case boolValue:
+		return "true|false"
+	case rateValue:
+		return "rate[:burst]"
 	default:
 		return "string"
 	}
