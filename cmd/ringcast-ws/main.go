@@ -90,6 +90,17 @@ and a circuit breaker. Topics "notifications:*" and "users:*" are reserved:
 no client joins them and POST /api/publish refuses them (403). With
 --anonymous=false, clients without a token may join no topic at all.
 
+Protected mode (--protected-mode, on by default) serves clients of this
+host only while no client authentication is configured. Requests naming a
+Host other than an IP address, localhost, the --listen host or one of
+--allowed-hosts are refused (DNS rebinding); web pages of other origins may
+connect and call the API only if --allowed-origins (older name --origins)
+lists them. Connections per address, joins and publishes per connection
+and per user, and API requests per address are rate-limited
+(--max-conns-per-addr, --client-publish-rate, --client-join-rate,
+--user-publish-rate, --user-join-rate, --api-rate). --tls-cert and
+--tls-key serve HTTPS and WSS, and pick up renewed files without a restart.
+
 SIGINT or SIGTERM closes clients, hands the node's topics over and leaves
 the cluster within --shutdown-timeout; a second signal cuts that short. The
 exit status is 0 after a clean shutdown, 1 after a failure, 2 for bad flags.`

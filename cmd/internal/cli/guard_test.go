@@ -90,8 +90,8 @@ func TestGuardRefusesCrossSitePublish(t *testing.T) {
 
 	for i, headers := range [][]string{
 		{"Content-Type", "application/json", "Origin", self, "Sec-Fetch-Site", "same-origin"}, // the server's own page
-		{"Content-Type", "application/x-www-form-urlencoded"},                                  // curl -d
-		{},                                                 // a server, no Content-Type
+		{"Content-Type", "application/x-www-form-urlencoded"},                                 // curl -d
+		{}, // a server, no Content-Type
 		{"Authorization", "Bearer t", "Origin", "https://evil.example", "Content-Type", "application/json"}, // a token: CORS decided
 	} {
 		if r := request(t, "POST", pub, `{"ok":1}`, headers...); r.status != 200 {
