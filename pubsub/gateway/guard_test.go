@@ -431,3 +431,23 @@ func isIPLiteral(name string) bool {
 	_, err := netip.ParseAddr(strings.TrimSuffix(strings.TrimPrefix(name, "["), "]"))
 	return err == nil
 }
+
+// The rate limits cost no allocation per message once a connection's
+// limiters exist.
+func TestRateLimitAllocs(t *testing.T) {
+	h := NewHandler(NewMemoryBroker(), &Options{PublishRate: 1e9, PublishBurst: 1 << 30, UserPublishRate: 1e9, UserPublishBurst: 1 << 30})
+	defer h.Close()
+	c := newConn(h, 1)
+	c.user = h.users.acquire("ann")
+	f := &frame{topic: "t", event: eventPublish}
+	c.allow(opPublish, f) // makes the limiter
+	if n := testing.AllocsPerRun(1000, func() {
+		if !c.allow(opPublish, f) {
+			t.Fatal("refused")
+		}
+	}); n != 0 {
+		t.Fatalf("%v allocations per publish", n)
+	}
+	h.users.release("ann", c.user)
+	c.cancel()
+}
