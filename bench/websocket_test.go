@@ -157,7 +157,9 @@ func startGateway(b *testing.B) *gatewayServer {
 	b.Helper()
 	node := startCluster(b, 1, nil)[0]
 	brk := broker.New(node)
-	h := gateway.NewHandler(brk, &gateway.Options{IdleTimeout: time.Hour})
+	// Each client process dials up to wsConnsPerChild connections from
+	// one address.
+	h := gateway.NewHandler(brk, &gateway.Options{IdleTimeout: time.Hour, MaxConnsPerAddr: -1})
 	mux := http.NewServeMux()
 	mux.Handle(wsPath, h)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")

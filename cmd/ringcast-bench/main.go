@@ -31,6 +31,11 @@
 // be loopback addresses unless -allow-remote is given. Many connections
 // need a raised open-file limit (ulimit -n), one descriptor each.
 //
+// ringcast-ws bounds the connections of one client address (256) and the
+// publishes of one connection (100 a second): to load a gateway past them
+// from one machine, start it with --max-conns-per-addr 0
+// --client-publish-rate off.
+//
 // # Files
 //
 //   - main.go: flags, signals and the exit status.

@@ -41,12 +41,13 @@ func main() {
 	cmd := cli.NewCommand("ringcast-topic", intro)
 	admin := cmd.Addr("http", "RINGCAST_HTTP", "", true,
 		"HTTP address for /healthz and the read-only API; empty (the default) serves none")
+	guard := cmd.DeclareGuard(false)
 	os.Exit(cmd.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, func(e *cli.Env) error {
-		return run(e, *admin)
+		return run(e, *admin, guard, cmd.Common.ProtectedMode)
 	}))
 }
 
-func run(e *cli.Env, admin string) error {
+func run(e *cli.Env, admin string, guard *cli.GuardFlags, protected bool) error {
 	var ln net.Listener
 	if admin != "" {
 		var err error
@@ -63,10 +64,13 @@ func run(e *cli.Env, admin string) error {
 	}
 	s := cli.Service{Node: node}
 	if ln != nil {
-		s.API = cli.NewAPI(node, cli.APIConfig{Logger: e.Log})
 		mux := http.NewServeMux()
+		// This binary serves no client that could authenticate: protected
+		// mode applies whenever it is on.
+		front := guard.Guard(mux, admin, protected, false, 0, e.Log)
+		s.API = cli.NewAPI(node, cli.APIConfig{Logger: e.Log, Guard: front.Stats})
 		s.API.Register(mux)
-		s.Servers = []*cli.Server{cli.NewServer("http", ln, mux, e.Log)}
+		s.Servers = []*cli.Server{cli.NewServer("http", ln, front, e.Log)}
 	}
 	return e.Serve(s)
 }

@@ -41,6 +41,43 @@
 // json, as JSON; once serving, the process logs "ringcast-ws ready" with
 // its listen, gossip and peer addresses, its name and its store.
 //
+// # Security
+//
+// The listener is guarded (cli.Guard) before anything else:
+//
+//	--protected-mode BOOL           (default true) while no client authentication is
+//	                                configured, serve clients of this host only: others get
+//	                                403 "protected mode: ..." (write --protected-mode=false)
+//	--allowed-hosts LIST            names clients reach the server under, besides IP
+//	                                addresses, localhost and the --listen host; another Host
+//	                                is refused with 403 (DNS rebinding); "*" allows any
+//	--allowed-origins LIST          host patterns of the web pages of other origins that may
+//	                                connect and call the API (CORS); --origins, its older
+//	                                name, still works, and both lists count
+//	--max-conns-per-addr N          WebSocket connections per client IP (default 256; 429)
+//	--client-publish-rate R[:B]     publishes per connection (default 100:200)
+//	--client-join-rate R[:B]        joins per connection (default 20:100)
+//	--user-publish-rate R[:B]       publishes of all the connections of a user (default 500:1000)
+//	--user-join-rate R[:B]          joins of all the connections of a user (default 100:500)
+//	--api-rate R[:B]                API requests per client IP (default 1000:2000; 429 with
+//	                                Retry-After)
+//	--tls-cert FILE, --tls-key FILE serve HTTPS and WSS; renewed files are picked up within
+//	                                a second, without a restart
+//
+// A join or publish past its rate gets the error reply "rate limited" and
+// the socket stays open; a connection that goes on sending far past its
+// rate (1,000 refusals at once, then 100 a second) is closed with 1008
+// "rate limited: too many refused messages". An unsafe API request (POST,
+// PUT, DELETE) without an Authorization header from a page of another site
+// (Sec-Fetch-Site cross-site, or an Origin neither this server's nor
+// allowed) is refused with 403, and a browser's body that is not
+// application/json with 415; curl and servers, which send no Origin, are
+// not affected. Bodies past --max-payload (and some room) are refused with
+// 413. Every refusal is counted in GET /api/stats ("guard", and the
+// gateway's refused_host, refused_origin, refused_conn_limit, denied,
+// rate_limited_joins, rate_limited_publishes, flood_closed) and logged,
+// sampled.
+//
 // # Durable topics
 //
 // With the default roles the node owns topics and keeps them in a store,

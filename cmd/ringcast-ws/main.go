@@ -90,6 +90,17 @@ and a circuit breaker. Topics "notifications:*" and "users:*" are reserved:
 no client joins them and POST /api/publish refuses them (403). With
 --anonymous=false, clients without a token may join no topic at all.
 
+Protected mode (--protected-mode, on by default) serves clients of this
+host only while no client authentication is configured. Requests naming a
+Host other than an IP address, localhost, the --listen host or one of
+--allowed-hosts are refused (DNS rebinding); web pages of other origins may
+connect and call the API only if --allowed-origins (older name --origins)
+lists them. Connections per address, joins and publishes per connection
+and per user, and API requests per address are rate-limited
+(--max-conns-per-addr, --client-publish-rate, --client-join-rate,
+--user-publish-rate, --user-join-rate, --api-rate). --tls-cert and
+--tls-key serve HTTPS and WSS, and pick up renewed files without a restart.
+
 SIGINT or SIGTERM closes clients, hands the node's topics over and leaves
 the cluster within --shutdown-timeout; a second signal cuts that short. The
 exit status is 0 after a clean shutdown, 1 after a failure, 2 for bad flags.`
@@ -100,11 +111,11 @@ func main() {
 		"HTTP address for WebSocket clients, the API and /healthz; port 0 picks a free port")
 	roles := cmd.Roles("roles", "RINGCAST_ROLES", pubsub.RoleGateway+","+pubsub.RoleTopics,
 		`node roles, comma-separated: "gateway" serves clients, "topics" also owns topics`)
-	origins := cmd.List("origins", "RINGCAST_ORIGINS", "",
-		"comma-separated host patterns of web pages allowed to connect from another origin (e.g. app.example.com,*.example.com)")
+	guard := cmd.DeclareGuard(true)
+	tlsFlags := cmd.DeclareTLS()
 	nf := cmd.DeclareNotify()
 	os.Exit(cmd.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, func(e *cli.Env) error {
-		return run(e, *listen, *roles, *origins, cmd.Common.MaxPayload, nf.Anonymous)
+		return run(e, *listen, *roles, guard, tlsFlags, cmd.Common, nf.Anonymous)
 	}))
 }
 
@@ -112,9 +123,15 @@ func main() {
 // refs, topic and event (each at most 255 bytes) and the JSON around them.
 const frameOverhead = 4 << 10
 
-func run(e *cli.Env, listen string, roles, origins []string, maxPayload int, anonymous bool) error {
-	ln, err := cli.Listen(listen)
+func run(e *cli.Env, listen string, roles []string, guard *cli.GuardFlags, tlsFlags *cli.TLSFlags, common cli.Common, anonymous bool) error {
+	maxPayload := common.MaxPayload
+	tcp, err := cli.Listen(listen)
 	if err != nil {
+		return err
+	}
+	ln, err := tlsFlags.Listener(tcp, e.Log)
+	if err != nil {
+		_ = tcp.Close()
 		return err
 	}
 	node, err := e.StartNode(roles)
@@ -129,9 +146,9 @@ func run(e *cli.Env, listen string, roles, origins []string, maxPayload int, ano
 	}
 	opts := &gateway.Options{
 		MaxMessageSize: int64(maxPayload + frameOverhead),
-		OriginPatterns: origins,
 		Logger:         e.Log,
 	}
+	guard.GatewayOptions(opts, listen)
 	nt.GatewayOptions(opts, anonymous)
 	gw := gateway.NewHandler(broker.New(node), opts)
 	cfg := cli.APIConfig{Publish: true, Gateway: gw, MaxPayload: maxPayload, Logger: e.Log, DenyAnonymous: !anonymous}
@@ -148,14 +165,19 @@ func run(e *cli.Env, listen string, roles, origins []string, maxPayload int, ano
 		}}
 		svc.Close = []func() error{nt.Close}
 	}
-	api := cli.NewAPI(node, cfg)
 	mux := http.NewServeMux()
+	// The guard's clientAuth argument says whether client authentication
+	// is configured, which lifts protected mode; no option of this binary
+	// authenticates every client yet, so it is false.
+	front := guard.Guard(mux, listen, common.ProtectedMode, false, maxPayload, e.Log)
+	cfg.Guard = front.Stats
+	api := cli.NewAPI(node, cfg)
 	mux.Handle("/socket/websocket", gw)
 	api.Register(mux)
 	if nt != nil {
 		nt.Register(mux, api)
 	}
-	svc.Servers = []*cli.Server{cli.NewServer("listen", ln, mux, e.Log)}
+	svc.Servers = []*cli.Server{cli.NewServer("listen", ln, front, e.Log)}
 	svc.API = api
 	return e.Serve(svc)
 }

@@ -102,13 +102,14 @@ func startSplitCluster(t *testing.T, pair *netnsPair) []splitNode {
 	var nodes []splitNode
 	for side := range 2 {
 		ip, s := pair.addr[side], "ab"[side:side+1]
-		topicArgs := append([]string{"--name", "topic-" + s, "--gossip", ip + ":7946", "--peer", ip + ":7956", "--http", ip + ":4100"}, fast...)
+		// The test reaches the servers under the proxies' host names.
+		topicArgs := append([]string{"--name", "topic-" + s, "--gossip", ip + ":7946", "--peer", ip + ":7956", "--http", ip + ":4100", "--allowed-hosts", "topic-" + s}, fast...)
 		if side == 1 {
 			topicArgs = append(topicArgs, "--join", seed)
 		}
 		topic := startIn(t, pair.ns[side], "topic-"+s, topicBinary, topicArgs...)
 		topic.waitReady()
-		gwArgs := append([]string{"--name", "gateway-" + s, "--gossip", ip + ":7947", "--peer", ip + ":7957", "--listen", ip + ":4000", "--roles", "gateway", "--join", seed}, fast...)
+		gwArgs := append([]string{"--name", "gateway-" + s, "--gossip", ip + ":7947", "--peer", ip + ":7957", "--listen", ip + ":4000", "--allowed-hosts", "gateway-" + s, "--roles", "gateway", "--join", seed}, fast...)
 		gw := startIn(t, pair.ns[side], "gateway-"+s, wsBinary, gwArgs...)
 		gw.waitReady()
 		pair.startProxy(side, map[string]string{"topic-" + s: ip + ":4100", "gateway-" + s: ip + ":4000"})

@@ -3,6 +3,7 @@ package gateway
 import (
 	"errors"
 	"net/http"
+	"runtime/debug"
 )
 
 // Action is what a client asks to do with a broker topic, as
@@ -66,4 +67,34 @@ func refusalReason(err error) string {
 		return re.Reason
 	}
 	return reasonUnauthorized
+}
+
+// authorize asks Options.Authorize whether the connection may do action on
+// f's topic, and refuses f with the reason if not. A panic in Authorize
+// refuses, and is logged.
+func (c *conn) authorize(f *frame, action Action) (ok bool) {
+	auth := c.h.opts.Authorize
+	if auth == nil {
+		return true
+	}
+	err := c.callAuthorize(auth, Request{Action: action, Topic: f.topic, Identity: c.identity, Remote: c.remote, Header: c.header})
+	if err == nil {
+		return true
+	}
+	reason := refusalReason(err)
+	c.h.stats.denied.Add(1)
+	c.h.log.Info("gateway: refused by policy", "kind", "authorize", "conn", c.id, "remote", c.remote,
+		"user", c.identity.User, "action", action.String(), "topic", f.topic, "reason", reason)
+	c.refuseReason(f, reason)
+	return false
+}
+
+func (c *conn) callAuthorize(auth func(Request) error, req Request) (err error) {
+	defer func() {
+		if v := recover(); v != nil {
+			c.h.log.Error("gateway: Authorize panicked", "topic", req.Topic, "action", req.Action.String(), "panic", v, "stack", string(debug.Stack()))
+			err = Refuse(reasonUnauthorized)
+		}
+	}()
+	return auth(req)
 }

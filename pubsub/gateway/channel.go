@@ -43,6 +43,9 @@ func (c *conn) handleJoin(f *frame) {
 		c.refuseReason(f, reasonJoinPayload)
 		return
 	}
+	if !c.authorize(f, ActionSubscribe) || p.since != nil && !c.authorize(f, ActionHistory) {
+		return
+	}
 	meta := p.meta
 	c.mu.Lock()
 	if old := c.joins[f.topic]; old != nil && p.since != nil {
@@ -200,6 +203,9 @@ func (c *conn) handleLeave(f *frame) {
 // the topic are held back while the publish is in flight, so the sender gets
 // its reply before its own broadcast.
 func (c *conn) handlePublish(f *frame, j *join) {
+	if !c.authorize(f, ActionPublish) {
+		return
+	}
 	event, body, reason := publishArgs(f)
 	if reason != "" {
 		c.refuseReason(f, reason)

@@ -2,12 +2,14 @@ package gateway
 
 import (
 	"context"
+	"net/http"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	cws "github.com/coder/websocket"
+	"golang.org/x/time/rate"
 )
 
 // A connection runs up to three goroutines, all owned by the conn and ended
@@ -59,8 +61,17 @@ type conn struct {
 
 	ws  *cws.Conn
 	raw *corkConn
-	// identity is who the client authenticated as; set before serve.
+	// identity is who the client authenticated as, remote and ip its
+	// address, header the upgrade request's header, and user its user's
+	// limits (nil: none); set before serve.
 	identity Identity
+	remote   string
+	ip       string
+	header   http.Header
+	user     *userLimit
+
+	// The worker's: the connection's rate limiters, made on first use.
+	joinLim, publishLim, refusals *rate.Limiter
 
 	mu           sync.Mutex
 	closed       bool
@@ -223,6 +234,9 @@ func (c *conn) work() {
 func (c *conn) handle(f *frame) {
 	switch f.event {
 	case eventJoin:
+		if !c.allow(opJoin, f) {
+			return
+		}
 		if ch := c.h.channels.route(f.topic); ch != nil {
 			c.handleChannelJoin(f, ch)
 		} else {
@@ -240,9 +254,13 @@ func (c *conn) handle(f *frame) {
 		case j == nil:
 			c.refuseReason(f, reasonUnmatchedTopic)
 		case j.session != nil:
-			c.handleChannelEvent(f, j)
+			if c.allow(opPublish, f) {
+				c.handleChannelEvent(f, j)
+			}
 		case f.event == eventPublish || f.binary && strings.HasPrefix(f.event, publishEventPrefix):
-			c.handlePublish(f, j)
+			if c.allow(opPublish, f) {
+				c.handlePublish(f, j)
+			}
 		default:
 			c.refuseReason(f, reasonUnknownEvent)
 		}

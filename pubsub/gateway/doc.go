@@ -83,6 +83,24 @@
 // topics (websocat joining topics:matrix) unless [Options].DenyAnonymous is
 // set: their joins then get the reason "unauthorized".
 //
+// [Options].Authorize, if set, decides each join of a broker topic
+// ([ActionSubscribe], then [ActionHistory] for a join that resumes with
+// since) and each publish ([ActionPublish]), given the connection's
+// [Identity], address and upgrade headers ([Request]). A refusal is an
+// error reply whose reason is the [RefusalError]'s (see [Refuse]) or
+// "unauthorized"; the socket stays open, and [Stats].Denied counts it.
+//
+// # Browser safety
+//
+// Before the upgrade the Handler checks the Host header: IP addresses,
+// "localhost" and the patterns of [Options].AllowedHosts and
+// [Options].OriginPatterns pass ([HostAllowed]); any other name is refused
+// with 403. A page of a DNS-rebinding attack names the attacker's host in
+// both Host and Origin, which a same-origin check alone would accept. Then
+// it checks the Origin header of browsers: the request's own host and the
+// patterns of [Options].OriginPatterns pass ([OriginAllowed]); requests
+// without Origin (websocat, servers) are not browsers and pass.
+//
 // # Channels
 //
 // [Options].Channels routes topics ("inbox", or a prefix "inbox:*") to
@@ -147,6 +165,21 @@
 //   - WriteTimeout (10 s): bounds each batch written to a client.
 //   - JoinTimeout, PublishTimeout, EventTimeout (10 s each); EventTimeout
 //     bounds a channel's handling of one client event.
+//   - MaxConnsPerAddr (256): connections open at once from one client IP;
+//     one more is answered 429 before the upgrade.
+//   - PublishRate/PublishBurst (100/s, 200) and JoinRate/JoinBurst (20/s,
+//     100) per connection, UserPublishRate/UserPublishBurst (500/s, 1000)
+//     and UserJoinRate/UserJoinBurst (100/s, 500) shared by the
+//     connections of one user: token buckets. A join or publish past them
+//     gets the error reply "rate limited" and the socket stays open; a
+//     connection refused past 1,000 times at once, then 100 times a
+//     second, is flooding and is closed with 1008 and reason "rate
+//     limited: too many refused messages".
+//
+// Every refusal is counted in [Stats] by reason (refused_host,
+// refused_origin, refused_conn_limit, denied, rate_limited_joins,
+// rate_limited_publishes, flood_closed) and logged, sampled: a flood is a
+// few lines.
 //
 // Each broadcast is encoded once per gateway and shared by all receivers; only
 // the join_ref in front of it is written per receiver. The gateway holds one
@@ -186,6 +219,9 @@
 //   - hub.go: the shared broker subscriptions and the fan-out to members.
 //   - session.go: server-side channels, their sessions and routing.
 //   - recover.go: the Recoverer interface and resuming joins.
+//   - authorize.go: the Authorize hook's Request and refusals.
+//   - hosts.go: the Host and Origin checks.
+//   - ratelimit.go: the rate limits of joins and publishes.
 //   - broker.go, memory.go, options.go: the Broker interface and envelopes,
 //     the in-memory broker, and Options.
 package gateway

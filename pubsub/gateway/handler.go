@@ -6,6 +6,7 @@ import (
 	"errors"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -44,6 +45,9 @@ type Handler struct {
 	stats    counters
 	channels *channelRouter // Options.Channels; nil without any
 
+	joinBucket, publishBucket bucket      // per connection; zero: no limit
+	users                     *userLimits // per user; nil: no limit
+
 	ctx    context.Context // ends when the Handler cuts its connections
 	cancel context.CancelFunc
 
@@ -54,6 +58,7 @@ type Handler struct {
 
 	mu        sync.Mutex
 	conns     map[*conn]struct{}
+	perAddr   map[string]int // connections per client IP, while MaxConnsPerAddr > 0
 	nextID    uint64
 	closing   bool
 	drained   chan struct{} // closed once closing and no connection is left
@@ -72,7 +77,12 @@ func NewHandler(b Broker, opts *Options) *Handler {
 		opts:    o,
 		log:     slog.New(logsample.New(o.Logger.Handler(), logsample.Options{})),
 		conns:   make(map[*conn]struct{}),
+		perAddr: make(map[string]int),
 		drained: make(chan struct{}),
+
+		joinBucket:    makeBucket(o.JoinRate, o.JoinBurst),
+		publishBucket: makeBucket(o.PublishRate, o.PublishBurst),
+		users:         newUserLimits(makeBucket(o.UserJoinRate, o.UserJoinBurst), makeBucket(o.UserPublishRate, o.UserPublishBurst)),
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.hub.init(h)
@@ -83,11 +93,26 @@ func NewHandler(b Broker, opts *Options) *Handler {
 // ServeHTTP upgrades the request and returns: the connection is served by
 // goroutines of the Handler until it ends or the Handler shuts down.
 //
-// Before upgrading it refuses, with a plain-text body: a vsn query parameter
+// Before upgrading it refuses, with a plain-text body: a Host that
+// Options.AllowedHosts does not allow (403), an Origin that
+// Options.OriginPatterns does not allow (403), a vsn query parameter
 // other than 2.0.0 (400), a malformed auth token (400), a failed
-// Options.AuthenticateConn or Options.Authenticate (401 or 403), and any
+// Options.AuthenticateConn or Options.Authenticate (401 or 403), a client
+// IP with Options.MaxConnsPerAddr connections open already (429), and any
 // request once the Handler is shutting down (503).
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if !h.opts.InsecureSkipVerify && !HostAllowed(h.opts.AllowedHosts, r.Host) {
+		h.stats.refusedHost.Add(1)
+		h.log.Warn("gateway: refused a request for a host not allowed (DNS rebinding?)", "kind", "host", "remote", r.RemoteAddr, "host", r.Host)
+		h.refuseHTTP(w, http.StatusForbidden, "gateway: host "+strconv.Quote(r.Host)+" not allowed: this gateway answers to the names of its allowed hosts only (a protection against DNS rebinding)")
+		return
+	}
+	if origin := r.Header.Get("Origin"); !h.opts.InsecureSkipVerify && !OriginAllowed(h.opts.OriginPatterns, origin, r.Host) {
+		h.stats.refusedOrigin.Add(1)
+		h.log.Info("gateway: refused a page of an origin not allowed", "kind", "origin", "remote", r.RemoteAddr, "origin", origin)
+		h.refuseHTTP(w, http.StatusForbidden, "gateway: origin "+strconv.Quote(origin)+" not allowed")
+		return
+	}
 	if vsn, ok := r.URL.Query()["vsn"]; ok && (len(vsn) != 1 || vsn[0] != protocolVersion) {
 		h.refuseHTTP(w, http.StatusBadRequest, "gateway: unsupported vsn "+strings.Join(vsn, ",")+": this gateway speaks Phoenix Channels vsn="+protocolVersion)
 		return
@@ -107,18 +132,32 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		return
 	}
-	c := h.register()
+	ip := clientIP(r.RemoteAddr)
+	c, full := h.register(ip)
+	if full {
+		h.stats.refusedConnLimit.Add(1)
+		h.log.Warn("gateway: refused a connection past the connections allowed per address", "kind", "conn-limit", "remote", r.RemoteAddr, "limit", h.opts.MaxConnsPerAddr)
+		w.Header().Set("Retry-After", "1")
+		h.refuseHTTP(w, http.StatusTooManyRequests, "gateway: too many connections from "+ip)
+		return
+	}
 	if c == nil {
 		h.refuseHTTP(w, http.StatusServiceUnavailable, "gateway: gateway shutting down")
 		return
 	}
 	c.identity = ident
+	c.remote = r.RemoteAddr
+	c.header = r.Header.Clone()
+	if h.users != nil && ident.User != "" {
+		c.user = h.users.acquire(ident.User)
+	}
 
 	uw := &upgradeWriter{ResponseWriter: w, writeTimeout: h.opts.WriteTimeout, queueBytes: h.opts.OutboundQueueBytes}
 	ws, err := cws.Accept(uw, r, &cws.AcceptOptions{
-		Subprotocols:       []string{subprotocol},
-		InsecureSkipVerify: h.opts.InsecureSkipVerify,
-		OriginPatterns:     h.opts.OriginPatterns,
+		Subprotocols: []string{subprotocol},
+		// The origin was checked above, with the patterns matched against
+		// the origin's host with and without its port.
+		InsecureSkipVerify: true,
 	})
 	if err != nil {
 		// Accept has answered the request.
@@ -203,27 +242,46 @@ func bearerToken(r *http.Request) (string, error) {
 	return "", nil
 }
 
-// register creates and tracks a connection, counted in h.serving until the
-// caller or its serveConn goroutine calls Done, or returns nil if the
-// Handler is shutting down.
-func (h *Handler) register() *conn {
+// register creates and tracks a connection from client IP ip, counted in
+// h.serving until the caller or its serveConn goroutine calls Done. It
+// returns nil if the Handler is shutting down, and reports full, with no
+// connection, if ip has Options.MaxConnsPerAddr connections already.
+func (h *Handler) register(ip string) (c *conn, full bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closing {
-		return nil
+		return nil, false
+	}
+	if limit := h.opts.MaxConnsPerAddr; limit > 0 {
+		if h.perAddr[ip] >= limit {
+			return nil, true
+		}
+		h.perAddr[ip]++
 	}
 	h.nextID++
-	c := newConn(h, h.nextID)
+	c = newConn(h, h.nextID)
+	c.ip = ip
 	h.conns[c] = struct{}{}
 	h.serving.Add(1)
-	return c
+	return c, false
 }
 
 func (h *Handler) unregister(c *conn) {
 	h.mu.Lock()
-	defer h.mu.Unlock()
+	if _, ok := h.conns[c]; ok && h.opts.MaxConnsPerAddr > 0 {
+		if n := h.perAddr[c.ip] - 1; n > 0 {
+			h.perAddr[c.ip] = n
+		} else {
+			delete(h.perAddr, c.ip)
+		}
+	}
 	delete(h.conns, c)
 	h.checkDrainedLocked()
+	h.mu.Unlock()
+	if c.user != nil {
+		h.users.release(c.identity.User, c.user)
+		c.user = nil
+	}
 }
 
 func (h *Handler) checkDrainedLocked() {
@@ -289,59 +347,80 @@ func (h *Handler) snapshotLocked() []*conn {
 // Stats is a snapshot of a Handler's counters. Gauges say how things are now;
 // the other fields count since NewHandler.
 type Stats struct {
-	Connections     int64  `json:"connections"`      // gauge: connections open
-	Topics          int64  `json:"topics"`           // gauge: topics with a broker subscription
-	Accepted        uint64 `json:"accepted"`         // connections upgraded
-	Refused         uint64 `json:"refused"`          // upgrades refused (vsn, auth, origin, shutting down, not WebSocket)
-	Joins           uint64 `json:"joins"`            // successful joins, rejoins included
-	Publishes       uint64 `json:"publishes"`        // successful publishes by clients
-	FramesIn        uint64 `json:"frames_in"`        // messages read from clients
-	FramesOut       uint64 `json:"frames_out"`       // messages written to clients
-	SlowConsumers   uint64 `json:"slow_consumers"`   // connections closed because the client did not take what was sent to it
-	Errors          uint64 `json:"errors"`           // error replies, failed publishes and undecodable broker messages
-	SubscribeErrors uint64 `json:"subscribe_errors"` // broker subscriptions that failed
-	ChannelErrors   uint64 `json:"channel_errors"`   // phx_error sent because the broker ended a subscription
-	Resets          uint64 `json:"resets"`           // resuming joins answered "reset": history no longer reached back
-	Sessions        int64  `json:"sessions"`         // gauge: joins of channel topics (Options.Channels) in progress
-	ChannelPushes   uint64 `json:"channel_pushes"`   // messages channels pushed to their sessions
+	Connections          int64  `json:"connections"`            // gauge: connections open
+	Topics               int64  `json:"topics"`                 // gauge: topics with a broker subscription
+	Accepted             uint64 `json:"accepted"`               // connections upgraded
+	Refused              uint64 `json:"refused"`                // upgrades refused (vsn, auth, host, origin, connections per address, shutting down, not WebSocket)
+	RefusedHost          uint64 `json:"refused_host"`           // of which for a Host not allowed (Options.AllowedHosts)
+	RefusedOrigin        uint64 `json:"refused_origin"`         // of which for an Origin not allowed (Options.OriginPatterns)
+	RefusedConnLimit     uint64 `json:"refused_conn_limit"`     // of which for Options.MaxConnsPerAddr
+	Denied               uint64 `json:"denied"`                 // joins, history reads and publishes refused by Options.Authorize
+	RateLimitedJoins     uint64 `json:"rate_limited_joins"`     // joins refused by a rate limit
+	RateLimitedPublishes uint64 `json:"rate_limited_publishes"` // publishes refused by a rate limit
+	FloodClosed          uint64 `json:"flood_closed"`           // connections closed for flooding past their rate limits
+	Joins                uint64 `json:"joins"`                  // successful joins, rejoins included
+	Publishes            uint64 `json:"publishes"`              // successful publishes by clients
+	FramesIn             uint64 `json:"frames_in"`              // messages read from clients
+	FramesOut            uint64 `json:"frames_out"`             // messages written to clients
+	SlowConsumers        uint64 `json:"slow_consumers"`         // connections closed because the client did not take what was sent to it
+	Errors               uint64 `json:"errors"`                 // error replies, failed publishes and undecodable broker messages
+	SubscribeErrors      uint64 `json:"subscribe_errors"`       // broker subscriptions that failed
+	ChannelErrors        uint64 `json:"channel_errors"`         // phx_error sent because the broker ended a subscription
+	Resets               uint64 `json:"resets"`                 // resuming joins answered "reset": history no longer reached back
+	Sessions             int64  `json:"sessions"`               // gauge: joins of channel topics (Options.Channels) in progress
+	ChannelPushes        uint64 `json:"channel_pushes"`         // messages channels pushed to their sessions
 }
 
 type counters struct {
-	connections     atomic.Int64
-	topics          atomic.Int64
-	accepted        atomic.Uint64
-	refused         atomic.Uint64
-	joins           atomic.Uint64
-	publishes       atomic.Uint64
-	framesIn        atomic.Uint64
-	framesOut       atomic.Uint64
-	slowConsumers   atomic.Uint64
-	errors          atomic.Uint64
-	subscribeErrors atomic.Uint64
-	channelErrors   atomic.Uint64
-	resets          atomic.Uint64
-	sessions        atomic.Int64
-	channelPushes   atomic.Uint64
+	connections          atomic.Int64
+	topics               atomic.Int64
+	accepted             atomic.Uint64
+	refused              atomic.Uint64
+	refusedHost          atomic.Uint64
+	refusedOrigin        atomic.Uint64
+	refusedConnLimit     atomic.Uint64
+	denied               atomic.Uint64
+	rateLimitedJoins     atomic.Uint64
+	rateLimitedPublishes atomic.Uint64
+	floodClosed          atomic.Uint64
+	joins                atomic.Uint64
+	publishes            atomic.Uint64
+	framesIn             atomic.Uint64
+	framesOut            atomic.Uint64
+	slowConsumers        atomic.Uint64
+	errors               atomic.Uint64
+	subscribeErrors      atomic.Uint64
+	channelErrors        atomic.Uint64
+	resets               atomic.Uint64
+	sessions             atomic.Int64
+	channelPushes        atomic.Uint64
 }
 
 // Stats returns the Handler's counters. It may be called at any time.
 func (h *Handler) Stats() Stats {
 	s := &h.stats
 	return Stats{
-		Connections:     s.connections.Load(),
-		Topics:          s.topics.Load(),
-		Accepted:        s.accepted.Load(),
-		Refused:         s.refused.Load(),
-		Joins:           s.joins.Load(),
-		Publishes:       s.publishes.Load(),
-		FramesIn:        s.framesIn.Load(),
-		FramesOut:       s.framesOut.Load(),
-		SlowConsumers:   s.slowConsumers.Load(),
-		Errors:          s.errors.Load(),
-		SubscribeErrors: s.subscribeErrors.Load(),
-		ChannelErrors:   s.channelErrors.Load(),
-		Resets:          s.resets.Load(),
-		Sessions:        s.sessions.Load(),
-		ChannelPushes:   s.channelPushes.Load(),
+		Connections:          s.connections.Load(),
+		Topics:               s.topics.Load(),
+		Accepted:             s.accepted.Load(),
+		Refused:              s.refused.Load(),
+		RefusedHost:          s.refusedHost.Load(),
+		RefusedOrigin:        s.refusedOrigin.Load(),
+		RefusedConnLimit:     s.refusedConnLimit.Load(),
+		Denied:               s.denied.Load(),
+		RateLimitedJoins:     s.rateLimitedJoins.Load(),
+		RateLimitedPublishes: s.rateLimitedPublishes.Load(),
+		FloodClosed:          s.floodClosed.Load(),
+		Joins:                s.joins.Load(),
+		Publishes:            s.publishes.Load(),
+		FramesIn:             s.framesIn.Load(),
+		FramesOut:            s.framesOut.Load(),
+		SlowConsumers:        s.slowConsumers.Load(),
+		Errors:               s.errors.Load(),
+		SubscribeErrors:      s.subscribeErrors.Load(),
+		ChannelErrors:        s.channelErrors.Load(),
+		Resets:               s.resets.Load(),
+		Sessions:             s.sessions.Load(),
+		ChannelPushes:        s.channelPushes.Load(),
 	}
 }

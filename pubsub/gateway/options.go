@@ -5,7 +5,6 @@ import (
 	"log/slog"
 	"maps"
 	"net/http"
-	"path"
 	"time"
 )
 
@@ -19,6 +18,16 @@ const (
 	DefaultJoinTimeout        = 10 * time.Second
 	DefaultPublishTimeout     = 10 * time.Second
 	DefaultEventTimeout       = 10 * time.Second
+
+	DefaultMaxConnsPerAddr  = 256
+	DefaultPublishRate      = 100
+	DefaultPublishBurst     = 200
+	DefaultJoinRate         = 20
+	DefaultJoinBurst        = 100
+	DefaultUserPublishRate  = 500
+	DefaultUserPublishBurst = 1000
+	DefaultUserJoinRate     = 100
+	DefaultUserJoinBurst    = 500
 )
 
 // ErrForbidden may be returned (or wrapped) by Options.AuthenticateConn or
@@ -69,13 +78,58 @@ type Options struct {
 	PublishTimeout time.Duration
 
 	// OriginPatterns lists the host patterns of cross-origin pages allowed to
-	// connect, as in github.com/coder/websocket AcceptOptions (path.Match
-	// syntax). The request's own host is always allowed. Invalid patterns are
+	// connect (path.Match syntax, see ValidateHostPattern), matched against
+	// the host of the Origin header with and without its port. A request
+	// without Origin (not a browser) and a page of the request's own host
+	// are always allowed, once the Host itself is (AllowedHosts). A refused
+	// origin is answered 403 before the upgrade. Invalid patterns are
 	// dropped with a warning.
 	OriginPatterns []string
 
-	// InsecureSkipVerify allows every origin. Prefer OriginPatterns.
+	// AllowedHosts lists the host patterns a request's Host header may
+	// name (see HostAllowed): IP addresses, "localhost" and the hosts of
+	// OriginPatterns are always allowed; list the names the gateway is
+	// reached under ("ws.example.com"), or "*" for any. Another Host is
+	// answered 403 before the upgrade: it is how a DNS-rebinding page
+	// (Host and Origin both "evil.example") is told apart from a page of
+	// the gateway's own. Invalid patterns are dropped with a warning.
+	AllowedHosts []string
+
+	// InsecureSkipVerify allows every origin and every Host. Prefer
+	// OriginPatterns and AllowedHosts.
 	InsecureSkipVerify bool
+
+	// MaxConnsPerAddr bounds the connections open at once from one client
+	// IP address (of http.Request.RemoteAddr: behind a proxy, the proxy's).
+	// One more is answered 429 Too Many Requests before the upgrade.
+	// Default 256; negative for no bound.
+	MaxConnsPerAddr int
+
+	// PublishRate and PublishBurst bound the publishes of one connection
+	// (its pushes to broker topics and events to channels): a token
+	// bucket of PublishBurst tokens refilled at PublishRate per second. A
+	// publish past it gets the error reply "rate limited". Defaults 100
+	// and 200; a negative rate is no limit.
+	PublishRate  float64
+	PublishBurst int
+
+	// JoinRate and JoinBurst bound the joins of one connection in the same
+	// way. Defaults 20 and 100; a negative rate is no limit.
+	JoinRate  float64
+	JoinBurst int
+
+	// UserPublishRate, UserPublishBurst, UserJoinRate and UserJoinBurst
+	// bound the publishes and joins of all the connections of one user
+	// (Identity.User) together; anonymous connections have only their own
+	// limits. Defaults 500 and 1000 for publishes, 100 and 500 for joins;
+	// a negative rate is no limit. A connection refused for rate limits
+	// much more often than it is allowed to send (past 1,000 refusals,
+	// then 100 a second) is closed with StatusPolicyViolation (1008) and
+	// the reason "rate limited: too many refused messages".
+	UserPublishRate  float64
+	UserPublishBurst int
+	UserJoinRate     float64
+	UserJoinBurst    int
 
 	// AuthenticateConn, if set, is called before the upgrade with the
 	// request and the client's token, and returns who the client is. The
@@ -180,14 +234,30 @@ func (o *Options) withDefaults() Options {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	patterns := make([]string, 0, len(c.OriginPatterns))
-	for _, p := range c.OriginPatterns {
-		if _, err := path.Match(p, ""); err != nil {
-			c.Logger.Warn("gateway: dropping invalid origin pattern", "pattern", p, "err", err)
-			continue
-		}
-		patterns = append(patterns, p)
+	c.OriginPatterns = validPatterns(c.OriginPatterns, "origin", c.Logger.Warn)
+	c.AllowedHosts = append(validPatterns(c.AllowedHosts, "allowed host", c.Logger.Warn), c.OriginPatterns...)
+	if c.MaxConnsPerAddr == 0 {
+		c.MaxConnsPerAddr = DefaultMaxConnsPerAddr
 	}
-	c.OriginPatterns = patterns
+	defaultRate(&c.PublishRate, &c.PublishBurst, DefaultPublishRate, DefaultPublishBurst)
+	defaultRate(&c.JoinRate, &c.JoinBurst, DefaultJoinRate, DefaultJoinBurst)
+	defaultRate(&c.UserPublishRate, &c.UserPublishBurst, DefaultUserPublishRate, DefaultUserPublishBurst)
+	defaultRate(&c.UserJoinRate, &c.UserJoinBurst, DefaultUserJoinRate, DefaultUserJoinBurst)
 	return c
+}
+
+// defaultRate sets a zero rate to def, and a burst below 1 to defBurst
+// with the default rate, else to twice the rate (at least 1).
+func defaultRate(r *float64, burst *int, def float64, defBurst int) {
+	if *r == 0 {
+		*r = def
+	}
+	if *burst > 0 || *r < 0 {
+		return
+	}
+	if *r == def {
+		*burst = defBurst
+		return
+	}
+	*burst = max(1, int(2**r))
 }

@@ -74,6 +74,9 @@ type APIConfig struct {
 	// Notify, when set, adds the notification system's counters to GET
 	// /api/stats under "notify".
 	Notify func(ctx context.Context) any
+	// Guard, when set, adds the counters of the Guard in front of the
+	// listener to GET /api/stats under "guard".
+	Guard func() GuardStats
 	// DenyAnonymous makes POST /api/publish require a bearer token that
 	// Authenticate accepts (401 otherwise): --anonymous=false. Without
 	// Authenticate no token can be checked, and every publish is refused.
@@ -109,7 +112,7 @@ type APIConfig struct {
 //     the message is on its way to the owner.
 //
 // Errors are {"error": "..."}: 400 for a bad topic, event, ack or body (not
-// JSON, larger than the node's MaxPayload allows), 405 for a wrong method,
+// JSON), 413 for a body larger than the node's MaxPayload allows, 405 for a wrong method,
 // 503 when no member owns topics or the owner or its replicas cannot be
 // reached, 504 when they do not answer in time. A publish that failed with
 // 503 or 504 may still have been delivered: retrying it can deliver it twice.
@@ -230,6 +233,7 @@ type NodeStats struct {
 	pubsub.Stats
 	Gateway *gateway.Stats `json:"gateway,omitempty"`
 	Notify  any            `json:"notify,omitempty"`
+	Guard   *GuardStats    `json:"guard,omitempty"`
 }
 
 func (a *API) stats(w http.ResponseWriter, r *http.Request) {
@@ -247,6 +251,10 @@ func (a *API) stats(w http.ResponseWriter, r *http.Request) {
 			ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
 			a.statsOf.Notify = a.cfg.Notify(ctx)
 			cancel()
+		}
+		if a.cfg.Guard != nil {
+			gs := a.cfg.Guard()
+			a.statsOf.Guard = &gs
 		}
 		a.statsAt = time.Now()
 	}
@@ -347,14 +355,14 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	limit := int64(a.cfg.MaxPayload - len(gateway.EncodeEnvelope(event, nil, false)))
 	tooLarge := fmt.Sprintf("%v: body larger than %d bytes", pubsub.ErrPayloadTooLarge, limit)
 	if r.ContentLength > limit {
-		writeError(w, http.StatusBadRequest, tooLarge)
+		writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
 		return
 	}
 	_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(a.cfg.Timeout))
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, limit))
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			writeError(w, http.StatusBadRequest, tooLarge)
+			writeError(w, http.StatusRequestEntityTooLarge, tooLarge)
 		} else {
 			writeError(w, http.StatusBadRequest, "reading body: "+err.Error())
 		}
@@ -383,8 +391,10 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, topic string, err error) {
 	status := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, pubsub.ErrInvalidTopic), errors.Is(err, pubsub.ErrPayloadTooLarge):
+	case errors.Is(err, pubsub.ErrInvalidTopic):
 		status = http.StatusBadRequest
+	case errors.Is(err, pubsub.ErrPayloadTooLarge):
+		status = http.StatusRequestEntityTooLarge
 	case errors.Is(err, pubsub.ErrNoOwner), errors.Is(err, pubsub.ErrUnavailable), errors.Is(err, pubsub.ErrClosed):
 		status = http.StatusServiceUnavailable
 	case errors.Is(err, context.DeadlineExceeded):

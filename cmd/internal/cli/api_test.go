@@ -40,7 +40,9 @@ func apiServer(t testing.TB, n *pubsub.Node, cfg APIConfig) (*API, string) {
 }
 
 // httpClient keeps no idle connection, so tests leave no goroutine behind.
-var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: testTimeout}
+// httpClient honours "Expect: 100-continue", so a test can send a large
+// body the way curl does and see a refusal before the body is written.
+var httpClient = &http.Client{Transport: &http.Transport{DisableKeepAlives: true, ExpectContinueTimeout: testTimeout}, Timeout: testTimeout}
 
 type response struct {
 	status int
@@ -220,7 +222,7 @@ func TestPublishErrors(t *testing.T) {
 		t.Fatalf("a body of exactly %d bytes = %d %s, want 200", limit, r.status, r.body)
 	}
 	over := `"` + strings.Repeat("x", limit-1) + `"`
-	do(t, "POST", pub+"?topic=t", over).expectError(t, 400, "payload too large")
+	do(t, "POST", pub+"?topic=t", over).expectError(t, 413, "payload too large")
 	// Without a Content-Length the body is cut off while it is read.
 	req, _ := http.NewRequest("POST", pub+"?topic=t", io.MultiReader(strings.NewReader(over)))
 	req.ContentLength = -1
@@ -230,12 +232,12 @@ func TestPublishErrors(t *testing.T) {
 	}
 	b, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	response{status: resp.StatusCode, body: string(b)}.expectError(t, 400, "payload too large")
+	response{status: resp.StatusCode, body: string(b)}.expectError(t, 413, "payload too large")
 
 	// The node's own limit applies too.
 	_, base2 := apiServer(t, n, APIConfig{Publish: true, MaxPayload: 2 * pubsub.DefaultMaxPayload})
 	big := `"` + strings.Repeat("x", pubsub.DefaultMaxPayload) + `"`
-	do(t, "POST", base2+"/api/publish?topic=t", big).expectError(t, 400, "payload too large")
+	do(t, "POST", base2+"/api/publish?topic=t", big).expectError(t, 413, "payload too large")
 }
 
 func TestPublishAck(t *testing.T) {

@@ -56,7 +56,7 @@ type Common struct {
 	Durable      []pubsub.Durability // --durable: which topics are durable, and for how long
 	StoreTimeout time.Duration       // --store-timeout: bound of one store call
 
-	ProtectedMode bool         // --protected-mode: without a secret or peer TLS, only loopback peers
+	ProtectedMode bool         // --protected-mode: without a secret or peer TLS, only loopback peers; without client auth, only loopback clients
 	PeerTLS       PeerTLSFiles // --peer-tls-ca, --peer-tls-cert, --peer-tls-key
 }
 
@@ -304,6 +304,8 @@ func argName(v flag.Value) string {
 		return "rules"
 	case boolValue:
 		return "true|false"
+	case rateValue:
+		return "rate[:burst]"
 	default:
 		return "string"
 	}

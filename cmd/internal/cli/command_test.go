@@ -207,7 +207,7 @@ func TestHelp(t *testing.T) {
 	for _, def := range []string{"default 127.0.0.1:4000", "default gateway,topics", "default 10s", "default ringcast", "default text", "default info",
 		"--failure-detection lan|fast\n", "default lan)", "--replication n\n", "default 2)", "--history-size n\n", "default 256)",
 		"--history-ttl duration\n", "--idle-topic-ttl duration\n", "default 5m0s)", "--max-payload bytes\n", "default 1MiB)",
-		"--store store\n", "default " + defaultStoreHelp + ")", "--durable rules\n", "default *=durable)", "--store-timeout duration\n", "default 5s)"} {
+		"--store store\n", "default " + defaultStoreHelp + ")", "--durable rules\n", "default *=durable)", "--store-timeout duration\n", "default 5s)", "--protected-mode true|false\n", "default true)"} {
 		if !strings.Contains(out, def) {
 			t.Errorf("usage lacks %q", def)
 		}

@@ -88,6 +88,17 @@
 // is down answers 503). Responses are JSON; errors are
 // {"error": "..."} with a 4xx or 5xx status.
 //
+// # Guard
+//
+// A [Guard] stands in front of each binary's HTTP listener: protected mode
+// (--protected-mode: without client authentication, clients of this host
+// only), the Host check against DNS rebinding (--allowed-hosts), refusal
+// of cross-site unsafe requests without a token and of browser bodies that
+// are not JSON, CORS for --allowed-origins, a rate per client IP on /api/
+// (--api-rate) and a bound on bodies (413). [GuardFlags] declares its flags
+// and the WebSocket gateway's limits; [TLSFlags] and [CertReloader] serve
+// TLS with certificates renewed in place.
+//
 // # Concurrency
 //
 // A Command is configured and parsed by one goroutine. An Env belongs to the
@@ -101,4 +112,8 @@
 //   - serve.go: [Env], the listeners and the signal-driven lifecycle.
 //   - store.go: --store and --durable, and opening the store.
 //   - api.go: the HTTP API.
+//   - guard.go, guardflags.go: the Guard, and its flags and the gateway's
+//     limits.
+//   - peer.go: --protected-mode and the peer TLS flags.
+//   - tls.go: --tls-cert, --tls-key and certificate reloading.
 package cli

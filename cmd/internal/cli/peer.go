@@ -23,12 +23,14 @@ type PeerTLSFiles struct {
 	Key  string // --peer-tls-key
 }
 
-// declarePeerFlags declares the flags that secure node-to-node traffic.
+// declarePeerFlags declares the flags that secure node-to-node traffic, and
+// --protected-mode, which also keeps clients of other hosts out while no
+// client authentication is configured (see Guard).
 func (c *Command) declarePeerFlags() {
 	cm := &c.Common
 	cm.ProtectedMode = true
 	c.Var(boolValue{&cm.ProtectedMode}, "protected-mode", "RINGCAST_PROTECTED_MODE",
-		"without --secret (and, for peer links, without --peer-tls-*), accept peers and gossip from loopback only, refusing others with an error that says why; false lets any host that reaches the ports join, for a trusted private network only")
+		"without --secret (and, for peer links, without --peer-tls-*), accept peers and gossip from loopback only; while no client authentication is configured, serve HTTP and WebSocket clients of this host only (403 to others); refusals say why; false (write --protected-mode=false) lets any host that reaches the ports in, for a trusted private network only")
 	c.Var(stringValue{&cm.PeerTLS.CA}, "peer-tls-ca", "RINGCAST_PEER_TLS_CA",
 		"PEM file of the CA that signs every node's peer certificate: links between nodes use mutual TLS 1.3, and any certificate this CA signed is a peer (no host name check); with --peer-tls-cert and --peer-tls-key; files are re-read when they change")
 	c.Var(stringValue{&cm.PeerTLS.Cert}, "peer-tls-cert", "RINGCAST_PEER_TLS_CERT",
