@@ -90,6 +90,22 @@ and a circuit breaker. Topics "notifications:*" and "users:*" are reserved:
 no client joins them and POST /api/publish refuses them (403). With
 --anonymous=false, clients without a token may join no topic at all.
 
+Clients authenticate with a token: the notification system's, or a JWT
+(sub = user id, exp required) signed with --jwt-secret (HS256), the key of
+--jwt-public-key (RS256 or ES256) or a key of --jwks (by kid), with or
+without the notification system. --config FILE (TOML, see
+examples/ringcast.toml) sets per namespace (a topic's prefix before its
+first ":") who may subscribe (anyone, authenticated, or claim: the JWT's
+"channels" claim grants the topic), who may publish (clients,
+authenticated, claim, api: only POST /api/publish with an API key), whether
+joins with since may read history, and whether clients without a token are
+admitted at all. A refused join or publish gets a Phoenix error reply with
+a reason ("unauthorized", "forbidden: ...", "history not allowed"); the
+socket stays open. POST /api/publish takes an API key (--api-key, better
+RINGCAST_API_KEY) as "Authorization: Bearer KEY" or "X-API-Key: KEY", or a
+client's token, and answers 401 or 403 when the namespace's rules refuse.
+Without --config every topic is open to every client, as before.
+
 SIGINT or SIGTERM closes clients, hands the node's topics over and leaves
 the cluster within --shutdown-timeout; a second signal cuts that short. The
 exit status is 0 after a clean shutdown, 1 after a failure, 2 for bad flags.`
@@ -103,6 +119,7 @@ func main() {
 	origins := cmd.List("origins", "RINGCAST_ORIGINS", "",
 		"comma-separated host patterns of web pages allowed to connect from another origin (e.g. app.example.com,*.example.com)")
 	nf := cmd.DeclareNotify()
+	cmd.DeclareAccess()
 	os.Exit(cmd.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, func(e *cli.Env) error {
 		return run(e, *listen, *roles, *origins, cmd.Common.MaxPayload, nf.Anonymous)
 	}))
@@ -133,8 +150,11 @@ func run(e *cli.Env, listen string, roles, origins []string, maxPayload int, ano
 		Logger:         e.Log,
 	}
 	nt.GatewayOptions(opts, anonymous)
+	ac := e.Access(nt)
+	ac.GatewayOptions(opts)
 	gw := gateway.NewHandler(broker.New(node), opts)
 	cfg := cli.APIConfig{Publish: true, Gateway: gw, MaxPayload: maxPayload, Logger: e.Log, DenyAnonymous: !anonymous}
+	ac.APIConfig(&cfg)
 	svc := cli.Service{
 		Node:  node,
 		Drain: []func(ctx context.Context) error{gw.Shutdown},

@@ -81,6 +81,7 @@ type Command struct {
 	common  int                 // options[:common] are the common flags
 	getenv  func(string) string // what Parse read the environment with
 	notify  *NotifyFlags        // the notification system's flags, if DeclareNotify was called
+	access  *AccessFlags        // client authentication's flags, if DeclareAccess was called
 }
 
 // NewCommand returns a Command named name (the binary's name, which prefixes
@@ -227,6 +228,9 @@ func (c *Command) Parse(args []string, getenv func(string) string) error {
 		if err := o.value.Set(v); err != nil {
 			return errors.New(redactURLs(fmt.Sprintf("invalid value %q for %s: %v", v, o.env, err)))
 		}
+	}
+	if c.access != nil {
+		return c.access.load(c.notify)
 	}
 	return nil
 }
