@@ -175,12 +175,19 @@ func (a *Access) Authenticate(ctx context.Context, token string) (gateway.Identi
 	return gateway.Identity{}, fmt.Errorf("%w: the token is not accepted here", access.ErrUnauthorized)
 }
 
+// checksTokens reports whether any token can be checked: JWT keys or the
+// notification system's tokens.
+func (a *Access) checksTokens() bool { return a.verifier != nil || a.notify != nil }
+
 // GatewayOptions makes the gateway authenticate connections with
 // Authenticate and decide joins, history reads and publishes with the
-// policy. Call it after Notify.GatewayOptions.
+// policy. Call it after Notify.GatewayOptions. Where no token can be
+// checked, tokens are ignored, as before: every connection is anonymous.
 func (a *Access) GatewayOptions(o *gateway.Options) {
-	o.AuthenticateConn = func(r *http.Request, token string) (gateway.Identity, error) {
-		return a.Authenticate(r.Context(), token)
+	if a.checksTokens() {
+		o.AuthenticateConn = func(r *http.Request, token string) (gateway.Identity, error) {
+			return a.Authenticate(r.Context(), token)
+		}
 	}
 	o.Authorize = a.Policy.Authorize
 }
@@ -193,15 +200,16 @@ func (a *Access) APIConfig(cfg *APIConfig) {
 // AuthorizePublish decides whether an HTTP request may publish to topic:
 // with an API key anywhere but where publish = "creator"; with a token as
 // the namespace's publish rule allows its user; with neither where the
-// namespace admits anonymous clients and lets subscribers publish. The
-// error is an *access.Denial (401 or 403).
+// namespace admits anonymous clients and lets subscribers publish. A
+// bearer token is ignored (anonymous) only where neither a token nor an
+// API key can be checked. The error is an *access.Denial (401 or 403).
 func (a *Access) AuthorizePublish(r *http.Request, topic string) error {
 	cred, err := a.keys.RequestCredentials(r)
 	if err != nil {
 		return &access.Denial{Unauthorized: true, Reason: access.ReasonUnauthorized, Detail: "the X-API-Key is not one of the API keys"}
 	}
 	who := access.Who{APIKey: cred.APIKey}
-	if cred.Token != "" {
+	if cred.Token != "" && (a.checksTokens() || a.keys.Len() > 0) {
 		if who.Identity, err = a.Authenticate(r.Context(), cred.Token); err != nil {
 			detail := "the bearer token is neither an API key nor a valid token"
 			if a.keys.Len() == 0 {

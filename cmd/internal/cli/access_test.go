@@ -206,11 +206,17 @@ func TestAccessAuthenticate(t *testing.T) {
 	if _, err := testAccess(t).Authenticate(ctx, hsToken(t, "alice", time.Hour)); !errors.Is(err, access.ErrUnauthorized) {
 		t.Errorf("JWT without a key: %v", err)
 	}
-	// The gateway gets both hooks.
+	// The gateway gets both hooks; without a way to check tokens, it
+	// ignores them as before.
 	var o gateway.Options
 	a.GatewayOptions(&o)
 	if o.AuthenticateConn == nil || o.Authorize == nil {
 		t.Fatal("GatewayOptions left a hook unset")
+	}
+	var open gateway.Options
+	testAccess(t).GatewayOptions(&open)
+	if open.AuthenticateConn != nil || open.Authorize == nil {
+		t.Fatal("without keys, GatewayOptions checks tokens")
 	}
 	cfg := writeFile(t, "ringcast.toml", testConfig)
 	b := testAccess(t, "--config", cfg)
@@ -273,5 +279,24 @@ func TestPublishAuthorization(t *testing.T) {
 		if resp.StatusCode == http.StatusUnauthorized && resp.Header.Get("WWW-Authenticate") == "" {
 			t.Errorf("%s: 401 without WWW-Authenticate", tc.name)
 		}
+	}
+
+	// Where no token and no key can be checked, a bearer token is ignored,
+	// as before.
+	openCfg := APIConfig{Publish: true}
+	testAccess(t).APIConfig(&openCfg)
+	_, open := apiServer(t, n, openCfg)
+	req, err := http.NewRequest(http.MethodPost, open+"/api/publish?topic=topics:matrix", strings.NewReader(`{"a":1}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer some-app-token")
+	resp, err := httpClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Errorf("open gateway, unchecked bearer: %d", resp.StatusCode)
 	}
 }
