@@ -58,7 +58,9 @@
 // sub, the user id, is required (notify.ValidateUserID). An optional
 // "channels" claim lists the topics the token grants, as exact names or
 // prefixes ending in "*" ("orders:*"), for the "claim" rules. The
-// connection's gateway.Identity carries the *Claims in Data.
+// connection's gateway.Identity carries the *Claims in Data. A
+// FileVerifier reads its keys from files and reads them again when they
+// change, for key rotation without a restart.
 //
 // # API keys
 //
@@ -79,6 +81,7 @@
 //   - config.go: Config, Rules, ParseConfig, LoadConfig.
 //   - token.go: Verifier, Claims.
 //   - keys.go: PEM public keys and JSON Web Key Sets.
+//   - reload.go: FileVerifier, key files read again when they change.
 //   - apikey.go: APIKeys and the credentials of an HTTP request.
 //   - policy.go: Policy, Decide, Denial.
 package access

@@ -24,9 +24,8 @@ type AccessFlags struct {
 
 	// What Parse loaded from the flags above.
 	config   *access.Config
-	verifier *access.Verifier
+	verifier *access.FileVerifier
 	keys     access.APIKeys
-	skipped  []string // keys of the JWKS left out
 }
 
 // DeclareAccess declares the flags of client authentication and
@@ -39,9 +38,9 @@ func (c *Command) DeclareAccess() *AccessFlags {
 	c.Var(stringValue{&f.Config}, "config", "RINGCAST_CONFIG",
 		`TOML file of per-namespace permissions (namespace = a topic's prefix before its first ":"): who may subscribe, publish and read history, and whether clients without a token are admitted; read at start (see examples/ringcast.toml); empty: every topic open, as --anonymous allows`)
 	c.Var(stringValue{&f.JWTPublicKey}, "jwt-public-key", "RINGCAST_JWT_PUBLIC_KEY",
-		"PEM file of the public key that verifies client JWTs: RSA (RS256, 2048 bits or more) or ECDSA P-256 (ES256); sub = user id, exp required, an optional channels claim lists the topics or prefixes (\"orders:*\") the token grants")
+		"PEM file of the public key that verifies client JWTs: RSA (RS256, 2048 bits or more) or ECDSA P-256 (ES256); sub = user id, exp required, an optional channels claim lists the topics or prefixes (\"orders:*\") the token grants; read again when it changes")
 	c.Var(stringValue{&f.JWKS}, "jwks", "RINGCAST_JWKS",
-		"JSON Web Key Set file whose RSA (RS256) and EC P-256 (ES256) keys verify client JWTs, chosen by the token's kid")
+		"JSON Web Key Set file whose RSA (RS256) and EC P-256 (ES256) keys verify client JWTs, chosen by the token's kid; read again when it changes")
 	c.Var(stringValue{&f.JWTAudience}, "jwt-audience", "RINGCAST_JWT_AUDIENCE",
 		"if set, client JWTs must carry this aud")
 	c.Var(stringValue{&f.JWTIssuer}, "jwt-issuer", "RINGCAST_JWT_ISSUER",
@@ -76,7 +75,6 @@ func (f *AccessFlags) load(n *NotifyFlags) error {
 		if vc.KeySet, err = access.LoadKeySet(f.JWKS); err != nil {
 			return fmt.Errorf("--jwks: %w", err)
 		}
-		f.skipped = vc.KeySet.Skipped
 	}
 	if len(vc.Secret) == 0 && vc.PublicKey == nil && vc.KeySet == nil {
 		if f.JWTAudience != "" || f.JWTIssuer != "" {
@@ -84,7 +82,10 @@ func (f *AccessFlags) load(n *NotifyFlags) error {
 		}
 		return nil
 	}
-	f.verifier, err = access.NewVerifier(vc)
+	// The files were read above for errors that name the flag; the
+	// verifier reads them again whenever they change.
+	vc.PublicKey, vc.KeySet = nil, nil
+	f.verifier, err = access.NewFileVerifier(vc, access.KeyFiles{PublicKey: f.JWTPublicKey, KeySet: f.JWKS})
 	return err
 }
 
@@ -106,14 +107,15 @@ func (c *Command) ClientAuthConfigured() bool {
 type Access struct {
 	// Policy decides joins, history reads and publishes.
 	Policy   *access.Policy
-	verifier *access.Verifier // nil: no JWT accepted but the notification system's
+	verifier *access.FileVerifier // nil: no JWT accepted but the notification system's
 	keys     access.APIKeys
 	notify   *Notify // nil: no opaque token accepted
 }
 
 // Access returns the authentication and permissions the flags describe,
 // with the notification system nt's tokens (nt may be nil). It logs the
-// keys of a JWKS it left out.
+// keys of a JWKS it left out, and the reloads of the key files, which are
+// read again when they change.
 func (e *Env) Access(nt *Notify) *Access {
 	a := &Access{notify: nt}
 	anonymous := true
@@ -124,8 +126,11 @@ func (e *Env) Access(nt *Notify) *Access {
 	if f == nil {
 		f = &AccessFlags{}
 	}
-	for _, s := range f.skipped {
-		e.Log.Warn("--jwks: key left out", "key", s)
+	if f.verifier != nil {
+		f.verifier.SetLogger(e.Log)
+		for _, s := range f.verifier.Skipped() {
+			e.Log.Warn("--jwks: key left out", "key", s)
+		}
 	}
 	a.Policy = access.NewPolicy(f.config, anonymous)
 	a.verifier = f.verifier
