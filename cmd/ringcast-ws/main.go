@@ -101,6 +101,22 @@ and per user, and API requests per address are rate-limited
 --user-publish-rate, --user-join-rate, --api-rate). --tls-cert and
 --tls-key serve HTTPS and WSS, and pick up renewed files without a restart.
 
+Clients authenticate with a token: the notification system's, or a JWT
+(sub = user id, exp required) signed with --jwt-secret (HS256), the key of
+--jwt-public-key (RS256 or ES256) or a key of --jwks (by kid), with or
+without the notification system. --config FILE (TOML, see
+examples/ringcast.toml) sets per namespace (a topic's prefix before its
+first ":") who may subscribe (anyone, authenticated, or claim: the JWT's
+"channels" claim grants the topic), who may publish (clients,
+authenticated, claim, api: only POST /api/publish with an API key), whether
+joins with since may read history, and whether clients without a token are
+admitted at all. A refused join or publish gets a Phoenix error reply with
+a reason ("unauthorized", "forbidden: ...", "history not allowed"); the
+socket stays open. POST /api/publish takes an API key (--api-key, better
+RINGCAST_API_KEY) as "Authorization: Bearer KEY" or "X-API-Key: KEY", or a
+client's token, and answers 401 or 403 when the namespace's rules refuse.
+Without --config every topic is open to every client, as before.
+
 SIGINT or SIGTERM closes clients, hands the node's topics over and leaves
 the cluster within --shutdown-timeout; a second signal cuts that short. The
 exit status is 0 after a clean shutdown, 1 after a failure, 2 for bad flags.`
@@ -114,8 +130,9 @@ func main() {
 	guard := cmd.DeclareGuard(true)
 	tlsFlags := cmd.DeclareTLS()
 	nf := cmd.DeclareNotify()
+	cmd.DeclareAccess()
 	os.Exit(cmd.Main(os.Args[1:], os.Getenv, os.Stdout, os.Stderr, func(e *cli.Env) error {
-		return run(e, *listen, *roles, guard, tlsFlags, cmd.Common, nf.Anonymous)
+		return run(e, *listen, *roles, guard, tlsFlags, cmd.Common, nf.Anonymous, cmd.ClientAuthConfigured())
 	}))
 }
 
@@ -123,7 +140,7 @@ func main() {
 // refs, topic and event (each at most 255 bytes) and the JSON around them.
 const frameOverhead = 4 << 10
 
-func run(e *cli.Env, listen string, roles []string, guard *cli.GuardFlags, tlsFlags *cli.TLSFlags, common cli.Common, anonymous bool) error {
+func run(e *cli.Env, listen string, roles []string, guard *cli.GuardFlags, tlsFlags *cli.TLSFlags, common cli.Common, anonymous, clientAuth bool) error {
 	maxPayload := common.MaxPayload
 	tcp, err := cli.Listen(listen)
 	if err != nil {
@@ -150,8 +167,11 @@ func run(e *cli.Env, listen string, roles []string, guard *cli.GuardFlags, tlsFl
 	}
 	guard.GatewayOptions(opts, listen)
 	nt.GatewayOptions(opts, anonymous)
+	ac := e.Access(nt)
+	ac.GatewayOptions(opts)
 	gw := gateway.NewHandler(broker.New(node), opts)
 	cfg := cli.APIConfig{Publish: true, Gateway: gw, MaxPayload: maxPayload, Logger: e.Log, DenyAnonymous: !anonymous}
+	ac.APIConfig(&cfg)
 	svc := cli.Service{
 		Node:  node,
 		Drain: []func(ctx context.Context) error{gw.Shutdown},
@@ -166,10 +186,9 @@ func run(e *cli.Env, listen string, roles []string, guard *cli.GuardFlags, tlsFl
 		svc.Close = []func() error{nt.Close}
 	}
 	mux := http.NewServeMux()
-	// The guard's clientAuth argument says whether client authentication
-	// is configured, which lifts protected mode; no option of this binary
-	// authenticates every client yet, so it is false.
-	front := guard.Guard(mux, listen, common.ProtectedMode, false, maxPayload, e.Log)
+	// Client authentication configured (a JWT key, --config, an API key or
+	// --anonymous=false) lifts protected mode's loopback-only rule.
+	front := guard.Guard(mux, listen, common.ProtectedMode, clientAuth, maxPayload, e.Log)
 	cfg.Guard = front.Stats
 	api := cli.NewAPI(node, cfg)
 	mux.Handle("/socket/websocket", gw)

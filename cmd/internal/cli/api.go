@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ringcast/ringcast/cmd/internal/access"
 	"github.com/ringcast/ringcast/pubsub"
 	"github.com/ringcast/ringcast/pubsub/gateway"
 )
@@ -82,6 +83,11 @@ type APIConfig struct {
 	// Authenticate no token can be checked, and every publish is refused.
 	DenyAnonymous bool
 	Authenticate  func(ctx context.Context, token string) (user string, err error)
+	// Authorize, when set, decides every POST /api/publish instead of
+	// DenyAnonymous and Authenticate, from the request's credentials and
+	// the topic (Access.AuthorizePublish). An *access.Denial refuses with
+	// 401 (Unauthorized) or 403; any other error with 401.
+	Authorize func(r *http.Request, topic string) error
 	// Logger receives the API's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -280,6 +286,18 @@ func (a *API) authenticated(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
+// refuse answers a publish that APIConfig.Authorize refused: 403 for a
+// forbidden *access.Denial, 401 for anything else.
+func (a *API) refuse(w http.ResponseWriter, r *http.Request, topic string, err error) {
+	if d, ok := errors.AsType[*access.Denial](err); ok && !d.Unauthorized {
+		writeError(w, http.StatusForbidden, d.Error())
+		return
+	}
+	a.log.Debug("publish refused", "remote", r.RemoteAddr, "topic", topic, "err", err)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="ringcast"`)
+	writeError(w, http.StatusUnauthorized, err.Error())
+}
+
 // TopicState is the body of GET /api/topics/{topic}.
 type TopicState struct {
 	Topic string `json:"topic"`
@@ -316,7 +334,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodPost) {
 		return
 	}
-	if a.cfg.DenyAnonymous && !a.authenticated(w, r) {
+	if a.cfg.Authorize == nil && a.cfg.DenyAnonymous && !a.authenticated(w, r) {
 		return
 	}
 	q := r.URL.Query()
@@ -324,6 +342,12 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 	if err := pubsub.ValidateTopic(topic); err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
 		return
+	}
+	if a.cfg.Authorize != nil {
+		if err := a.cfg.Authorize(r, topic); err != nil {
+			a.refuse(w, r, topic, err)
+			return
+		}
 	}
 	for _, p := range a.cfg.Reserved {
 		if strings.HasPrefix(topic, p) {

@@ -85,6 +85,7 @@ type Command struct {
 	getenv  func(string) string // what Parse read the environment with
 	notify  *NotifyFlags        // the notification system's flags, if DeclareNotify was called
 	peerTLS *peerTLS            // loaded --peer-tls-* files, if set
+	access  *AccessFlags        // client authentication's flags, if DeclareAccess was called
 }
 
 // NewCommand returns a Command named name (the binary's name, which prefixes
@@ -233,7 +234,13 @@ func (c *Command) Parse(args []string, getenv func(string) string) error {
 			return errors.New(redactURLs(fmt.Sprintf("invalid value %q for %s: %v", v, o.env, err)))
 		}
 	}
-	return c.checkPeerFlags()
+	if err := c.checkPeerFlags(); err != nil {
+		return err
+	}
+	if c.access != nil {
+		return c.access.load(c.notify)
+	}
+	return nil
 }
 
 // userinfoPassword matches the password of a URL's user information.

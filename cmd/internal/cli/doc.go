@@ -99,6 +99,18 @@
 // and the WebSocket gateway's limits; [TLSFlags] and [CertReloader] serve
 // TLS with certificates renewed in place.
 //
+// # Client authentication
+//
+// [Command.DeclareAccess] adds --config (per-namespace permissions, a TOML
+// file), --jwt-public-key and --jwks (RS256 and ES256 client JWTs, beside
+// --jwt-secret's HS256), --jwt-audience, --jwt-issuer and --api-key; Parse
+// reads their files and refuses a bad one (exit status 2, the file and
+// line in the message). [Env.Access] turns them into an [Access]: the
+// gateway's AuthenticateConn and Authorize hooks, and the authorization
+// of POST /api/publish (401 or 403). [Command.ClientAuthConfigured] tells
+// whether any of them, or --anonymous=false, is set. Package access holds
+// the format and the decisions.
+//
 // # Concurrency
 //
 // A Command is configured and parsed by one goroutine. An Env belongs to the
@@ -116,4 +128,6 @@
 //     limits.
 //   - peer.go: --protected-mode and the peer TLS flags.
 //   - tls.go: --tls-cert, --tls-key and certificate reloading.
+//   - notify.go: the notification system's flags and wiring.
+//   - access.go: client authentication's flags and wiring.
 package cli

@@ -49,7 +49,7 @@ func (c *Command) DeclareNotify() *NotifyFlags {
 	c.Var(boolValue{&f.Enabled}, "notify", "RINGCAST_NOTIFY",
 		"serve the notification system (accounts and tokens, topics their creators own, an inbox with exact unread counts, email reminders) when --store is a database: true or false")
 	c.Var(stringValue{&f.JWTSecret}, "jwt-secret", "RINGCAST_JWT_SECRET",
-		"also accept JWTs signed with this secret (HS256, sub = user id, exp required) as tokens, minted by an application with its own accounts (prefer the variable: flags show in ps)")
+		"also accept client JWTs signed with this secret (HS256, sub = user id, exp required, an optional channels claim), minted by an application with its own accounts; with or without the notification system (prefer the variable: flags show in ps)")
 	c.Var(boolValue{&f.Anonymous}, "anonymous", "RINGCAST_ANONYMOUS",
 		"let WebSocket clients without a token join and publish to open topics (anything but notifications:* and users:*, which need a token and the inbox channel): true or false")
 	c.Var(addrValue{p: &f.SMTP, optional: true}, "smtp", "RINGCAST_SMTP",
@@ -129,6 +129,7 @@ func (e *Env) StartNotify(node *pubsub.Node) (*Notify, error) {
 	n := &Notify{DB: db}
 	opts := notify.Options{
 		JWTSecret: []byte(f.JWTSecret),
+		VerifyJWT: e.cmd.access.verifyJWT(),
 		Logger:    e.Log.With("component", "notify"),
 		Reader:    e.store,
 		Trimmer:   e.store,

@@ -140,7 +140,8 @@ func isJWT(tok string) bool { return strings.Count(tok, ".") == 2 }
 // Authenticate returns the user a bearer token stands for: an opaque token
 // that Login issued and that has neither expired nor been revoked, or,
 // with Options.JWTSecret, a JWT signed with it (HS256; exp required; nbf
-// and iat honoured with Options.JWTLeeway) whose sub is a valid user id.
+// and iat honoured with Options.JWTLeeway) whose sub is a valid user id,
+// or, with Options.VerifyJWT, a JWT it accepts.
 // Anything else fails with ErrUnauthorized.
 func (s *Service) Authenticate(ctx context.Context, token string) (string, error) {
 	switch {
@@ -165,6 +166,13 @@ func (s *Service) Authenticate(ctx context.Context, token string) (string, error
 
 // authenticateJWT checks a JWT as Authenticate describes.
 func (s *Service) authenticateJWT(token string) (string, error) {
+	if s.opts.VerifyJWT != nil {
+		user, err := s.opts.VerifyJWT(token)
+		if err != nil {
+			return "", fmt.Errorf("%w: %w", ErrUnauthorized, err)
+		}
+		return user, nil
+	}
 	if len(s.opts.JWTSecret) == 0 {
 		return "", fmt.Errorf("%w: JWTs are not accepted here", ErrUnauthorized)
 	}

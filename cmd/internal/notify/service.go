@@ -39,6 +39,11 @@ type Options struct {
 	// with accounts of its own mints them. Nil: opaque tokens only.
 	JWTSecret []byte
 
+	// VerifyJWT, when set, checks JWTs instead of JWTSecret: it returns
+	// the user a JWT stands for, or why it does not stand for one (RS256
+	// and ES256 keys of the binaries, package access).
+	VerifyJWT func(token string) (user string, err error)
+
 	// JWTLeeway is the clock skew allowed when checking a JWT's exp, nbf
 	// and iat. Zero: DefaultJWTLeeway.
 	JWTLeeway time.Duration
