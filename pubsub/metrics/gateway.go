@@ -118,7 +118,6 @@ func snake(s string) string {
 	return b.String()
 }
 
-
 // gatewayCollector reads a gateway Handler's counters at each scrape.
 type gatewayCollector struct {
 	h      *gateway.Handler
