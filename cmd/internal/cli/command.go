@@ -81,6 +81,7 @@ type Command struct {
 	common  int                 // options[:common] are the common flags
 	getenv  func(string) string // what Parse read the environment with
 	notify  *NotifyFlags        // the notification system's flags, if DeclareNotify was called
+	metrics *MetricsFlags       // --pprof and --pprof-allow-remote
 }
 
 // NewCommand returns a Command named name (the binary's name, which prefixes
@@ -149,6 +150,7 @@ func NewCommand(name, intro string) *Command {
 		`which topics the store keeps, and how long: rules separated by ";", each PATTERN=durable|memory [age=DURATION] [count=N], PATTERN a topic, a prefix ending in "*", or "*"; a topic follows its most specific rule and no rule means memory-only (e.g. "notifications:*=durable age=720h count=100000; cursor:*=memory; *=durable"); the same on every node`)
 	c.Var(durationValue{&cm.StoreTimeout}, "store-timeout", "RINGCAST_STORE_TIMEOUT",
 		"bound of one call to the store, and of opening it; a publish to a durable topic the store does not commit in time fails (HTTP 503)")
+	c.metrics = c.declareMetrics()
 	c.common = len(c.options)
 	return c
 }
@@ -297,6 +299,8 @@ func argName(v flag.Value) string {
 		return "store"
 	case durabilityValue:
 		return "rules"
+	case boolValue:
+		return "true|false"
 	default:
 		return "string"
 	}
