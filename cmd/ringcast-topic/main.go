@@ -66,6 +66,7 @@ func run(e *cli.Env, admin string) error {
 		s.API = cli.NewAPI(node, cli.APIConfig{Logger: e.Log})
 		mux := http.NewServeMux()
 		s.API.Register(mux)
+		e.RegisterMetrics(mux, cli.Metrics{Node: node})
 		s.Servers = []*cli.Server{cli.NewServer("http", ln, mux, e.Log)}
 	}
 	return e.Serve(s)

@@ -152,6 +152,7 @@ func run(e *cli.Env, listen string, roles, origins []string, maxPayload int, ano
 	mux := http.NewServeMux()
 	mux.Handle("/socket/websocket", gw)
 	api.Register(mux)
+	e.RegisterMetrics(mux, cli.Metrics{Node: node, Gateway: gw, Notify: nt})
 	if nt != nil {
 		nt.Register(mux, api)
 	}
