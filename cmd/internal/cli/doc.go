@@ -88,6 +88,17 @@
 // is down answers 503). Responses are JSON; errors are
 // {"error": "..."} with a 4xx or 5xx status.
 //
+// # Metrics and profiles
+//
+// [Env.RegisterMetrics] serves GET /metrics in the Prometheus exposition
+// format ([NewMetricsHandler]): the node's and the gateway's metrics
+// (package pubsub/metrics), the notification system's email outbox and
+// sender (ringcast_email_*), and the Go runtime's and the process's
+// (go_*, process_*), from a registry of its own. With --pprof it also
+// serves net/http/pprof under /debug/pprof/ ([PprofHandler]) on the same
+// listener: to loopback clients only (others get 403) unless
+// --pprof-allow-remote.
+//
 // # Concurrency
 //
 // A Command is configured and parsed by one goroutine. An Env belongs to the
@@ -101,4 +112,5 @@
 //   - serve.go: [Env], the listeners and the signal-driven lifecycle.
 //   - store.go: --store and --durable, and opening the store.
 //   - api.go: the HTTP API.
+//   - metrics.go: /metrics, --pprof and the email collector.
 package cli
