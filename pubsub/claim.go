@@ -54,8 +54,22 @@ func (n *Node) lockOwnedOrClaim(topic string) *ownedTopic {
 // replica copy (the owner failed). With nobody to ask, or nobody holding
 // anything, the topic starts afresh.
 func (n *Node) startClaim(ot *ownedTopic) {
+	ot.claimStart.Store(monotime())
 	n.startClaimTry(ot, 1)
 }
+
+// claimSettled records the duration of ot's claim, once, as it settles.
+func (n *Node) claimSettled(ot *ownedTopic) {
+	if start := ot.claimStart.Swap(0); start != 0 {
+		n.stats.claimDuration.Record(time.Duration(monotime() - start))
+	}
+}
+
+// monoBase is the origin of monotime.
+var monoBase = time.Now()
+
+// monotime returns a reading of the monotonic clock in nanoseconds, never 0.
+func monotime() int64 { return int64(time.Since(monoBase)) + 1 }
 
 // claimJoinWait is how often a claim checks whether a join has finished.
 const claimJoinWait = 10 * time.Millisecond
@@ -208,6 +222,7 @@ func (n *Node) settleClaimLocked(ot *ownedTopic, st *wire.State) {
 		n.settleDurableClaimLocked(ot, st)
 		return
 	}
+	n.claimSettled(ot)
 	n.adoptLocked(ot, st)
 	if st != nil && st.Replica {
 		ot.seq += failoverSeqGap

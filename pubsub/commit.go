@@ -175,8 +175,10 @@ func (c *committer) flush(ctx context.Context, batch []*commitRec) {
 	start := time.Now()
 	results, err := c.st.Append(cctx, appends)
 	cancel()
+	elapsed := time.Since(start)
 	c.stats.storeBatches.Add(1)
-	c.stats.storeAppendNanos.Add(uint64(time.Since(start)))
+	c.stats.storeAppendNanos.Add(uint64(elapsed))
+	c.stats.storeAppend.Record(elapsed)
 	if err != nil {
 		c.failed(err)
 	} else {

@@ -3,6 +3,7 @@ package pubsub
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/pubsub/store"
@@ -122,7 +123,9 @@ func (n *Node) leaseLocked(ot *ownedTopic) {
 	go func() {
 		defer n.storeWork.Done()
 		ctx, cancel := context.WithTimeout(n.storeCtx, n.cfg.StoreTimeout)
+		start := time.Now()
 		lease, err := n.cfg.Store.Claim(ctx, ot.name, n.name, epoch)
+		n.stats.storeClaim.Since(start)
 		cancel()
 		if err != nil {
 			n.committer.failed(err)
@@ -162,6 +165,7 @@ func (n *Node) applyLeaseLocked(ot *ownedTopic, lease store.Lease, err error) (s
 		st := d.claim
 		d.claim, d.claimed = nil, false
 		if ot.state == stateClaiming && ot.out == nil && ot.in == nil && !ot.gone.Load() {
+			n.claimSettled(ot)
 			n.adoptLocked(ot, st)
 			if err != nil && (st == nil || !st.Found) {
 				// The epoch is the store's: until it answers, the topic

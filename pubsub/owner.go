@@ -61,6 +61,10 @@ type ownedTopic struct {
 	replicaView *ring.View // view replicas was computed from
 	replicas    []string   // replica peers in that view
 
+	// claimStart is when the topic's claim started (monotime), 0 when no
+	// claim is timed: see Stats.ClaimDuration.
+	claimStart atomic.Int64
+
 	// dur is the state of a durable topic (see durable.go), nil for a
 	// memory-only one; it is set when the state is created.
 	dur *durableTopic

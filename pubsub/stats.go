@@ -3,6 +3,8 @@ package pubsub
 import (
 	"sync/atomic"
 	"time"
+
+	"github.com/ringcast/ringcast/pubsub/internal/hist"
 )
 
 type counters struct {
@@ -33,6 +35,12 @@ type counters struct {
 	storeErrors      atomic.Uint64
 	storeReads       atomic.Uint64
 	storeTrimmed     atomic.Uint64
+
+	// Durations: a claim from its start until the topic is served, one
+	// store transaction (Append), one claim in the store (Claim).
+	claimDuration hist.Histogram
+	storeAppend   hist.Histogram
+	storeClaim    hist.Histogram
 }
 
 // Stats is a snapshot of a node's counters. Counters only grow; gauges
@@ -67,6 +75,13 @@ type Stats struct {
 	LocalTopics   int `json:"local_topics"`   // topics with local subscribers
 	Subscriptions int `json:"subscriptions"`  // local subscriptions
 
+	// ClaimDuration is the time topics spent being claimed: from the
+	// moment this node found itself the owner of a topic it held no state
+	// for (it joined, the owner failed, a publish reached it first) until
+	// it served the topic, its claim in the store included for a durable
+	// topic.
+	ClaimDuration HistogramSnapshot `json:"claim_duration"`
+
 	// Links holds per-peer link counters: frames sent and received per
 	// frame type, bytes, drops. Links.Peers[p].Sent[FrameDeliver] is the
 	// number of plain deliveries this node sent to p.
@@ -83,6 +98,45 @@ type StoreStats struct {
 	Errors     uint64        `json:"errors"`      // failed store calls (unreachable, full, timeout)
 	Reads      uint64        `json:"reads"`       // history pages read from the store
 	Trimmed    uint64        `json:"trimmed"`     // messages deleted by retention
+
+	// AppendLatency is the time of each transaction (Batches): failed and
+	// fenced ones included.
+	AppendLatency HistogramSnapshot `json:"append_latency"`
+	// ClaimLatency is the time of each claim call to the store, failed
+	// ones included.
+	ClaimLatency HistogramSnapshot `json:"claim_latency"`
+}
+
+// HistogramSnapshot is a copy of a histogram of durations. Its buckets are
+// fixed: their bounds double from 25µs to about 13s.
+type HistogramSnapshot struct {
+	// Bounds holds the buckets' upper bounds, in increasing order.
+	Bounds []time.Duration `json:"bounds"`
+	// Counts[i] counts the durations in (Bounds[i-1], Bounds[i]] (up to
+	// Bounds[0] for i = 0); Counts[len(Bounds)] counts those longer than
+	// the last bound.
+	Counts []uint64 `json:"counts"`
+	// Count is the number of durations recorded: the sum of Counts.
+	Count uint64 `json:"count"`
+	// Sum is the sum of the durations recorded. The counts are copied one
+	// at a time while recording goes on, and Sum may be off by what was
+	// recorded meanwhile.
+	Sum time.Duration `json:"sum"`
+}
+
+// histogramSnapshot copies h.
+func histogramSnapshot(h *hist.Histogram) HistogramSnapshot {
+	hs := h.Snapshot()
+	s := HistogramSnapshot{
+		Bounds: make([]time.Duration, hist.Bounds),
+		Counts: hs.Counts[:],
+		Count:  hs.Count,
+		Sum:    hs.Sum,
+	}
+	for i := range s.Bounds {
+		s.Bounds[i] = hist.Bound(i)
+	}
+	return s
 }
 
 // Stats returns a snapshot of the node's counters. The gauges visit every
@@ -110,6 +164,7 @@ func (n *Node) Stats() Stats {
 		Forgotten:     n.stats.forgotten.Load(),
 		Repairs:       n.stats.repairs.Load(),
 		Stale:         n.stats.stale.Load(),
+		ClaimDuration: histogramSnapshot(&n.stats.claimDuration),
 		Links:         linkStats(n.tr.Stats()),
 		Store: StoreStats{
 			Claims:     n.stats.storeClaims.Load(),
@@ -120,6 +175,9 @@ func (n *Node) Stats() Stats {
 			Errors:     n.stats.storeErrors.Load(),
 			Reads:      n.stats.storeReads.Load(),
 			Trimmed:    n.stats.storeTrimmed.Load(),
+
+			AppendLatency: histogramSnapshot(&n.stats.storeAppend),
+			ClaimLatency:  histogramSnapshot(&n.stats.storeClaim),
 		},
 	}
 	for _, ot := range n.owned.all() {

@@ -86,6 +86,7 @@ type Command struct {
 	notify  *NotifyFlags        // the notification system's flags, if DeclareNotify was called
 	peerTLS *peerTLS            // loaded --peer-tls-* files, if set
 	access  *AccessFlags        // client authentication's flags, if DeclareAccess was called
+	metrics *MetricsFlags       // --pprof and --pprof-allow-remote
 }
 
 // NewCommand returns a Command named name (the binary's name, which prefixes
@@ -155,6 +156,7 @@ func NewCommand(name, intro string) *Command {
 	c.Var(durationValue{&cm.StoreTimeout}, "store-timeout", "RINGCAST_STORE_TIMEOUT",
 		"bound of one call to the store, and of opening it; a publish to a durable topic the store does not commit in time fails (HTTP 503)")
 	c.declarePeerFlags()
+	c.metrics = c.declareMetrics()
 	c.common = len(c.options)
 	return c
 }

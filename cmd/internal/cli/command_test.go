@@ -201,13 +201,14 @@ func TestHelp(t *testing.T) {
 			t.Errorf("usage lacks --%s or %s:\n%s", o.name, o.env, out)
 		}
 	}
-	if len(c.options) != 25 {
-		t.Fatalf("%d flags, want the 22 common ones and 3 of the test command", len(c.options))
+	if len(c.options) != 27 {
+		t.Fatalf("%d flags, want the 24 common ones and 3 of the test command", len(c.options))
 	}
 	for _, def := range []string{"default 127.0.0.1:4000", "default gateway,topics", "default 10s", "default ringcast", "default text", "default info",
 		"--failure-detection lan|fast\n", "default lan)", "--replication n\n", "default 2)", "--history-size n\n", "default 256)",
 		"--history-ttl duration\n", "--idle-topic-ttl duration\n", "default 5m0s)", "--max-payload bytes\n", "default 1MiB)",
-		"--store store\n", "default " + defaultStoreHelp + ")", "--durable rules\n", "default *=durable)", "--store-timeout duration\n", "default 5s)", "--protected-mode true|false\n", "default true)"} {
+		"--store store\n", "default " + defaultStoreHelp + ")", "--durable rules\n", "default *=durable)", "--store-timeout duration\n", "default 5s)", "--protected-mode true|false\n", "default true)",
+		"--pprof true|false\n", "--pprof-allow-remote true|false\n", "(env RINGCAST_PPROF, default false)"} {
 		if !strings.Contains(out, def) {
 			t.Errorf("usage lacks %q", def)
 		}

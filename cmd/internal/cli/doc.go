@@ -111,6 +111,17 @@
 // whether any of them, or --anonymous=false, is set. Package access holds
 // the format and the decisions.
 //
+// # Metrics and profiles
+//
+// [Env.RegisterMetrics] serves GET /metrics in the Prometheus exposition
+// format ([NewMetricsHandler]): the node's and the gateway's metrics
+// (package pubsub/metrics), the notification system's email outbox and
+// sender (ringcast_email_*), and the Go runtime's and the process's
+// (go_*, process_*), from a registry of its own. With --pprof it also
+// serves net/http/pprof under /debug/pprof/ ([PprofHandler]) on the same
+// listener: to loopback clients only (others get 403) unless
+// --pprof-allow-remote.
+//
 // # Concurrency
 //
 // A Command is configured and parsed by one goroutine. An Env belongs to the
@@ -130,4 +141,5 @@
 //   - tls.go: --tls-cert, --tls-key and certificate reloading.
 //   - notify.go: the notification system's flags and wiring.
 //   - access.go: client authentication's flags and wiring.
+//   - metrics.go: /metrics, --pprof and the email collector.
 package cli
