@@ -31,6 +31,8 @@ With --http it also serves, on that address:
   GET /api/topics/T   topic T's owner, epoch and last sequence number
   GET /api/stats      this node's counters: topics, messages, links to peers
   GET /healthz        200 "ok" while serving; 503 while no member owns topics or while shutting down
+  GET /status         a live status page: members, the ring, counters, configuration
+  GET /api/status     what it shows, as JSON
 
 SIGINT or SIGTERM hands the node's topics over to the remaining servers and
 leaves the cluster within --shutdown-timeout; a second signal cuts that
@@ -71,6 +73,7 @@ func run(e *cli.Env, admin string, guard *cli.GuardFlags, protected bool) error 
 		s.API = cli.NewAPI(node, cli.APIConfig{Logger: e.Log, Guard: front.Stats})
 		s.API.Register(mux)
 		e.RegisterMetrics(mux, cli.Metrics{Node: node})
+		e.RegisterStatus(mux, cli.StatusConfig{API: s.API, Addrs: map[string]string{"http": ln.Addr().String()}})
 		s.Servers = []*cli.Server{cli.NewServer("http", ln, front, e.Log)}
 	}
 	return e.Serve(s)

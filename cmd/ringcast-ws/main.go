@@ -29,6 +29,8 @@ cluster as a node and serves, on --listen:
   GET /api/stats      this node's counters: topics, messages, links to
                       peers, and the gateway's connections and frames
   GET /healthz        200 "ok" while serving; 503 while no member owns topics or while shutting down
+  GET /status         a live status page: members, the ring, counters, configuration
+  GET /api/status     what it shows, as JSON
 
 and, while the notification system runs (below), its HTTP API, JSON with
 "Authorization: Bearer TOKEN" on every call but the first two:
@@ -49,6 +51,7 @@ and, while the notification system runs (below), its HTTP API, JSON with
   POST /api/topics/NAME/read {"seq":N}            read up to N
   POST /api/read                                  mark everything read
   GET /api/inbox                                  {"unread":total,"topics":[...]}
+  GET /                                           a web page over all of it (phoenix.js, embedded)
 
 and, on /socket/websocket, the channel "inbox" for clients connected with a
 token (?token=T, or phoenix.js authToken): every new notification of the
@@ -194,6 +197,7 @@ func run(e *cli.Env, listen string, roles []string, guard *cli.GuardFlags, tlsFl
 	mux.Handle("/socket/websocket", gw)
 	api.Register(mux)
 	e.RegisterMetrics(mux, cli.Metrics{Node: node, Gateway: gw, Notify: nt})
+	e.RegisterStatus(mux, cli.StatusConfig{API: api, Addrs: map[string]string{"listen": ln.Addr().String()}, TLS: tlsFlags.Cert != ""})
 	if nt != nil {
 		nt.Register(mux, api)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ringcast/ringcast/cmd/internal/notify"
 	"github.com/ringcast/ringcast/cmd/internal/notify/email"
 	"github.com/ringcast/ringcast/cmd/internal/notify/inbox"
+	"github.com/ringcast/ringcast/cmd/internal/notify/web"
 	"github.com/ringcast/ringcast/pubsub"
 	"github.com/ringcast/ringcast/pubsub/gateway"
 )
@@ -189,11 +190,12 @@ func (n *Notify) GatewayOptions(o *gateway.Options, anonymous bool) {
 	}
 }
 
-// Register adds the notification system's HTTP API to mux. GET
-// /api/topics/{name} answers with the notification topic to a request
-// with a token, and with the cluster's view of the ringcast topic
-// (api.topic) to one without.
+// Register adds the notification system's HTTP API and its web page (GET
+// /, package notify/web) to mux. GET /api/topics/{name} answers with the
+// notification topic to a request with a token, and with the cluster's
+// view of the ringcast topic (api.topic) to one without.
 func (n *Notify) Register(mux *http.ServeMux, api *API) {
+	web.Register(mux)
 	h := n.Service.Handler()
 	for _, p := range []string{
 		"/api/users", "/api/tokens", "/api/tokens/current", "/api/topics", "/api/read", "/api/inbox",
