@@ -29,11 +29,12 @@
     return e;
   }
 
-  // colour gives each member name a stable colour.
+  // colour gives each member a colour of its own for the life of the page,
+  // in the order the members were first seen (by name within one answer).
+  const colours = new Map();
   function colour(name) {
-    let h = 0;
-    for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
-    return PALETTE[h % PALETTE.length];
+    if (!colours.has(name)) colours.set(name, PALETTE[colours.size % PALETTE.length]);
+    return colours.get(name);
   }
 
   function rate(cur, old, secs) {
@@ -99,6 +100,7 @@
     setText("node-name", s.node);
     setText("version", s.command + " " + s.version + " · up " + ago(s.started, now));
 
+    for (const m of s.members) colour(m.name);
     const alive = s.members.filter((m) => m.state === "alive");
     const gone = s.members.filter((m) => m.state !== "alive");
     setText("alive-count", alive.length);
@@ -147,7 +149,7 @@
 
   function renderRing(s, alive) {
     const box = $("ring");
-    const cx = 150, cy = 150, r = 95, w = 30;
+    const cx = 210, cy = 165, r = 90, w = 28;
     const parts = [];
     const owners = alive.filter((m) => m.share > 0);
     const total = owners.reduce((a, m) => a + m.share, 0);
@@ -171,7 +173,7 @@
       }
       // The member's label at the middle of its arc.
       const mid = (a0 + a1) / 2;
-      const lx = cx + (r + w / 2 + 16) * Math.cos(mid), ly = cy + (r + w / 2 + 16) * Math.sin(mid);
+      const lx = cx + (r + w / 2 + 10) * Math.cos(mid), ly = cy + (r + w / 2 + 10) * Math.sin(mid);
       parts.push({ m, x: lx, y: ly, anchor: Math.cos(mid) < -0.2 ? "end" : Math.cos(mid) > 0.2 ? "start" : "middle" });
       if (m.self) {
         const sx = cx + (r - w / 2 - 8) * Math.cos(mid), sy = cy + (r - w / 2 - 8) * Math.sin(mid);
@@ -186,12 +188,12 @@
     // Members without a share (gateways): dots in the corners.
     const others = alive.filter((m) => !(m.share > 0));
     others.forEach((m, i) => {
-      const y = 14 + i * 16;
+      const y = 16 + i * 20;
       box.append(svg("circle", { cx: 10, cy: y, r: 5, fill: colour(m.name), "data-member": m.name }));
       box.append(svg("text", { x: 20, y: y + 4 }, shortName(m.name) + " (" + m.roles.join(",") + ")"));
     });
-    box.append(svg("text", { x: cx, y: cy + 2, "text-anchor": "middle", class: "center" }, String(alive.length)));
-    box.append(svg("text", { x: cx, y: cy + 18, "text-anchor": "middle", class: "center-sub" },
+    box.append(svg("text", { x: cx, y: cy + 4, "text-anchor": "middle", class: "center" }, String(alive.length)));
+    box.append(svg("text", { x: cx, y: cy + 24, "text-anchor": "middle", class: "center-sub" },
       (alive.length === 1 ? "member" : "members") + ", " + owners.length + " own topics"));
   }
 
