@@ -122,6 +122,18 @@
 // listener: to loopback clients only (others get 403) unless
 // --pprof-allow-remote.
 //
+// # Status page
+//
+// [Env.RegisterStatus] serves GET /status, a page (HTML, script and style
+// embedded from the status directory, no CDN, under
+// [StatusContentSecurityPolicy]) that polls GET /api/status ([Status])
+// every second and draws, without reloading: the members with roles, state
+// and ring share, the ring, topic counts, rates, link health, and the
+// node's version and configuration ([StatusSettings]: never the secret,
+// the store's password shown as xxxxx). A member that leaves the node's
+// view is listed as gone for 10 minutes. The status is computed at most
+// every 500 ms, whoever asks.
+//
 // # Concurrency
 //
 // A Command is configured and parsed by one goroutine. An Env belongs to the
@@ -142,4 +154,5 @@
 //   - notify.go: the notification system's flags and wiring.
 //   - access.go: client authentication's flags and wiring.
 //   - metrics.go: /metrics, --pprof and the email collector.
+//   - status.go, status/: the status page and GET /api/status.
 package cli
