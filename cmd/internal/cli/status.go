@@ -268,39 +268,35 @@ func (h *statusHandler) serveJSON(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, h.status(r.Context()))
 }
 
-// status returns the status, computed at most once per statusMaxAge.
+// status returns the status, computed at most once per statusMaxAge. The
+// counters are read without the lock (the notification system's are a
+// database query); only the members' record is updated under it.
 func (h *statusHandler) status(ctx context.Context) Status {
 	h.mu.Lock()
-	defer h.mu.Unlock()
-	now := time.Now()
-	if !h.at.IsZero() && now.Sub(h.at) < statusMaxAge {
-		return h.last
+	if !h.at.IsZero() && time.Since(h.at) < statusMaxAge {
+		s := h.last
+		h.mu.Unlock()
+		return s
 	}
+	h.mu.Unlock()
+
 	node := h.api.node
+	st := node.Stats()
 	s := Status{
 		Node:    node.Name(),
 		Command: h.command,
 		Version: h.version,
 		Started: h.started.UTC(),
-		Time:    now.UTC(),
 		Config:  h.settings,
+		Stats: StatusCounters{
+			Published: st.Published, Sequenced: st.Sequenced, Forwarded: st.Forwarded, Delivered: st.Delivered,
+			Replicated: st.Replicated, Dropped: st.Dropped, SlowConsumers: st.SlowConsumers, Gaps: st.Gaps, Lost: st.Lost,
+			Handoffs: st.Handoffs, Failovers: st.Failovers, SendErrors: st.SendErrors, BadFrames: st.BadFrames,
+			StoreCommits: st.Store.Committed, StoreErrors: st.Store.Errors,
+			OwnedTopics: st.OwnedTopics, ReplicaTopics: st.ReplicaTopics, LocalTopics: st.LocalTopics, Subscriptions: st.Subscriptions,
+		},
+		Links: make(map[string]Link, len(st.Links.Peers)),
 	}
-	s.Config.Roles = []string{}
-	s.Members = h.updateMembers(node, now)
-	for _, m := range s.Members {
-		if m.Self && m.Roles != nil {
-			s.Config.Roles = m.Roles
-		}
-	}
-	st := node.Stats()
-	s.Stats = StatusCounters{
-		Published: st.Published, Sequenced: st.Sequenced, Forwarded: st.Forwarded, Delivered: st.Delivered,
-		Replicated: st.Replicated, Dropped: st.Dropped, SlowConsumers: st.SlowConsumers, Gaps: st.Gaps, Lost: st.Lost,
-		Handoffs: st.Handoffs, Failovers: st.Failovers, SendErrors: st.SendErrors, BadFrames: st.BadFrames,
-		StoreCommits: st.Store.Committed, StoreErrors: st.Store.Errors,
-		OwnedTopics: st.OwnedTopics, ReplicaTopics: st.ReplicaTopics, LocalTopics: st.LocalTopics, Subscriptions: st.Subscriptions,
-	}
-	s.Links = make(map[string]Link, len(st.Links.Peers))
 	for name, p := range st.Links.Peers {
 		l := Link{Connected: p.Connected, Dials: p.Dials, Dropped: p.Dropped, BytesSent: p.BytesSent, BytesReceived: p.BytesReceived}
 		for _, n := range p.Sent {
@@ -324,6 +320,18 @@ func (h *statusHandler) status(ctx context.Context) Status {
 		ctx, cancel := context.WithTimeout(ctx, cfg.Timeout)
 		s.Notify = cfg.Notify(ctx)
 		cancel()
+	}
+
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	now := time.Now()
+	s.Time = now.UTC()
+	s.Members = h.updateMembers(node, now)
+	s.Config.Roles = []string{}
+	for _, m := range s.Members {
+		if m.Self {
+			s.Config.Roles = m.Roles
+		}
 	}
 	h.at, h.last = now, s
 	return s

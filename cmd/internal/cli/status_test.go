@@ -60,7 +60,10 @@ func TestStatusAPI(t *testing.T) {
 	waitFor(t, testTimeout, "two members", func() bool { return len(a.Members()) == 2 })
 
 	const secret, password = "s3cret-of-the-cluster", "pa55word-of-the-db"
-	base := statusServer(t, a, RedactURL("postgres://ringcast:"+password+"@db.example:5432/ringcast"),
+	// The store as StartNode describes it once opened; the flags hold the
+	// password and the secret, which the status must not show.
+	storeURL := "postgres://ringcast:" + password + "@db.example:5432/ringcast"
+	base := statusServer(t, a, RedactURL(storeURL), "--store", storeURL,
 		"--secret", secret, "--replication", "3", "--cluster", "prod", "--join", "127.0.0.1:7946")
 	r := do(t, http.MethodGet, base+StatusAPIPath, "")
 	for _, leak := range []string{secret, password} {
