@@ -29,6 +29,10 @@
 //   - The notification system's API (below), under
 //     /api/users, /api/tokens, /api/topics/NAME/..., /api/read and
 //     /api/inbox, and the "inbox" channel on /socket/websocket.
+//   - GET /: the notification system's web page (package
+//     cmd/internal/notify/web), while the system runs.
+//   - GET /status: a live status page of the node and its view of the
+//     cluster; GET /api/status: what it shows, as JSON.
 //
 // # Configuration
 //
