@@ -24,7 +24,11 @@
 // two gateways. Run as root with iproute2, TestNetsplitHeals runs a topic
 // server and a gateway in each of two network namespaces joined by a veth
 // pair, cuts the link, restores it, and logs the heal time; elsewhere it
-// skips.
+// skips. With Chromium (the Debian package chromium; required when
+// RINGCAST_REQUIRE_CHROMIUM=1), TestNotificationPage and TestStatusPage
+// drive the notification page and the status page in a headless browser,
+// and RINGCAST_UPDATE_SCREENSHOTS=1 writes their screenshots
+// (../notify/screenshot.png, status.png).
 //
 // # Files
 //
@@ -33,7 +37,8 @@
 // resume_test.go reconnects clients with since; durable_test.go restarts
 // clusters on a store (PostgreSQL from package pubsub/store/pgtest);
 // notify_test.go runs the notification system and its SMTP server;
-// runscript_test.go runs run.sh; netsplit_test.go splits and heals a
+// runscript_test.go runs run.sh; browser_test.go drives the web pages
+// (with package examples/internal/browser); netsplit_test.go splits and heals a
 // cluster, with the namespaces, the veth pair and the proxies that reach
 // into them in netns_test.go; process_test.go holds the helpers that start
 // and stop the binaries by PID.
