@@ -193,8 +193,10 @@
       box.append(svg("text", { x: 20, y: y + 4 }, shortName(m.name) + " (" + m.roles.join(",") + ")"));
     });
     box.append(svg("text", { x: cx, y: cy + 4, "text-anchor": "middle", class: "center" }, String(alive.length)));
-    box.append(svg("text", { x: cx, y: cy + 24, "text-anchor": "middle", class: "center-sub" },
-      (alive.length === 1 ? "member" : "members") + ", " + owners.length + " own topics"));
+    box.append(svg("text", { x: cx, y: cy + 22, "text-anchor": "middle", class: "center-sub" },
+      alive.length === 1 ? "member" : "members"));
+    box.append(svg("text", { x: cx, y: cy + 38, "text-anchor": "middle", class: "center-sub" },
+      owners.length + (owners.length === 1 ? " owns" : " own") + " topics"));
   }
 
   function shortName(n) { return n.length > 18 ? n.slice(0, 17) + "…" : n; }
