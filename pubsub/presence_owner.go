@@ -31,6 +31,9 @@ type presenceSet struct {
 	count    int                                      // entries in all
 	watchers map[string]struct{}                      // nodes sent every change
 	dropped  bool                                     // no longer in the table
+	// chains holds, per origin whose Reset spans several frames (More),
+	// the refusals so far: the last frame's PresenceAck carries them all.
+	chains map[string]*wire.PresenceAck
 }
 
 func newPresenceOwners(n *Node) *presenceOwners {
@@ -121,6 +124,10 @@ func (o *presenceOwners) report(origin string, m *wire.PresenceReport) *wire.Pre
 // held, so that every watcher receives the changes in the order they were
 // made.
 func (o *presenceOwners) applyLocked(s *presenceSet, origin string, m *wire.PresenceReport, ack *wire.PresenceAck) {
+	chain, inChain := s.chains[origin]
+	if m.Reset {
+		inChain = false // a new Reset starts over
+	}
 	cur, known := s.origins[origin]
 	if !m.Reset && !known {
 		// This owner holds nothing from origin (it took the topic over,
@@ -160,7 +167,27 @@ func (o *presenceOwners) applyLocked(s *presenceSet, origin string, m *wire.Pres
 		s.count++
 		diff.Joins = append(diff.Joins, e)
 	}
-	if m.Reset || len(diff.Joins) > 0 || len(diff.Leaves) > 0 {
+	switch {
+	case m.More:
+		// Part of a Reset: its refusals go with the last part's answer.
+		if !inChain {
+			chain = &wire.PresenceAck{}
+		}
+		chain.Refused = append(chain.Refused, ack.Refused...)
+		chain.Reasons = append(chain.Reasons, ack.Reasons...)
+		ack.Refused, ack.Reasons = nil, nil
+		if s.chains == nil {
+			s.chains = make(map[string]*wire.PresenceAck)
+		}
+		s.chains[origin] = chain
+	case inChain:
+		ack.Refused = append(chain.Refused, ack.Refused...)
+		ack.Reasons = append(chain.Reasons, ack.Reasons...)
+		delete(s.chains, origin)
+	}
+	// Watchers gather a Reset's parts until the last: every part goes out,
+	// even one that changed nothing.
+	if m.Reset || m.More || inChain || len(diff.Joins) > 0 || len(diff.Leaves) > 0 {
 		o.sendLocked(s, diff)
 	}
 }
@@ -285,6 +312,7 @@ func (o *presenceOwners) departed(gone []string) {
 				s.removeLocked(e)
 			}
 			delete(s.origins, name)
+			delete(s.chains, name)
 			o.sendLocked(s, &wire.PresenceDiff{Topic: s.topic, Origin: name, Reset: true})
 		}
 		if s.emptyLocked() {

@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 )
 
 func withPresence(rules ...PresenceRule) func(*Config) {
@@ -394,5 +396,68 @@ func TestPresenceWatchOverflow(t *testing.T) {
 	_ = n.Close()
 	if _, err := n.Track(ctx, "rooms:busy", "u", nil); !errors.Is(err, ErrClosed) {
 		t.Fatalf("Track after Close: %v", err)
+	}
+}
+
+// TestPresenceLargeSets moves sets too large for one frame: a watch's
+// sync and a node's Reset to a new owner go in several parts, and the
+// watchers see them whole.
+func TestPresenceLargeSets(t *testing.T) {
+	c := startCluster(t, 3, func(cfg *Config) {
+		cfg.Presence = []PresenceRule{{Pattern: "rooms:*"}}
+		cfg.MaxPayload = 1 // frames of about 64 KiB: a chunk holds 8 entries of 4 KiB
+	})
+	ctx := ctxT(t, 30*time.Second)
+	topic := topicOwnedBy(t, c.nodes[0], "node-2", "rooms:large")
+	data := []byte(strings.Repeat("x", MaxPresenceData))
+	const count = 40
+	for i := range count {
+		if _, err := c.nodes[0].Track(ctx, topic, fmt.Sprintf("u%02d", i), data); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if got := presenceChunk(c.nodes[0].cfg); count*MaxPresenceData < 4*got {
+		t.Fatalf("a chunk of %d bytes: the set fits in few frames", got)
+	}
+	w, err := c.nodes[1].WatchPresence(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := follow(t, w)
+	waitFor(t, 5*time.Second, "the watch to hold the set", func() bool {
+		log.mu.Lock()
+		defer log.mu.Unlock()
+		return len(log.state) == count && log.syncs == 1
+	})
+	syncs := c.nodes[1].Stats().Links.Peers["node-2"].Received[Frame(wire.FramePresenceSync)]
+	if syncs < 4 {
+		t.Fatalf("the sync came in %d frames", syncs)
+	}
+	_ = c.nodes[2].Close()
+	waitFor(t, 10*time.Second, "the new owner to hold the set", func() bool {
+		for _, n := range c.nodes[:2] {
+			if o, err := n.Owner(topic); err == nil && o.Name == n.Name() {
+				s := n.presenceOwners.set(topic, n.presenceRules.match(topic))
+				s.mu.Lock()
+				defer s.mu.Unlock()
+				return s.count == count
+			}
+		}
+		return false
+	})
+	waitFor(t, 5*time.Second, "the watch to follow the new owner", func() bool {
+		cp := c.nodes[1].presenceIn.get(topic)
+		cp.mu.Lock()
+		defer cp.mu.Unlock()
+		return cp.owner != "node-2" && cp.synced && cp.reqID == 0
+	})
+	if left := log.leftKeys(); len(left) != 0 {
+		t.Fatalf("entries left while the set moved: %v", left)
+	}
+	log.mu.Lock()
+	n := len(log.state)
+	log.mu.Unlock()
+	if n != count {
+		t.Fatalf("the watch holds %d entries, want %d", n, count)
 	}
 }
