@@ -161,6 +161,11 @@ type presenceTopic struct {
 	err     error
 	state   map[string]map[string]json.RawMessage // key -> ref -> meta
 	members map[*join]struct{}
+	// The presence_state payload is kept encoded by key, so that a join
+	// copies it rather than encode the whole set: frags holds each key's
+	// `"key":{"metas":[...]}`, keys the keys in order.
+	frags map[string][]byte
+	keys  []string
 }
 
 // presencer returns the broker's Presencer when it tracks topic.
@@ -233,7 +238,7 @@ func (j *join) attachPresence() {
 		return
 	}
 	pt.members[j] = struct{}{}
-	payload := appendPresenceMap(nil, pt.state)
+	payload := pt.appendStateLocked(nil)
 	c := j.conn
 	c.mu.Lock()
 	if c.joins[j.topic] == j {
@@ -281,6 +286,7 @@ func (ph *presenceHub) acquire(ctx context.Context, p Presencer, topic string) (
 			ready:   make(chan struct{}),
 			state:   make(map[string]map[string]json.RawMessage),
 			members: make(map[*join]struct{}),
+			frags:   make(map[string][]byte),
 		}
 		ph.topics[topic] = pt
 	}
@@ -352,6 +358,7 @@ func (pt *presenceTopic) apply(d PresenceDiff) {
 					}
 				}
 			}
+			pt.touchLocked(key)
 		}
 		for key, metas := range joins {
 			refs := pt.state[key]
@@ -362,6 +369,7 @@ func (pt *presenceTopic) apply(d PresenceDiff) {
 			for _, m := range metas {
 				refs[m.Ref] = m.Data
 			}
+			pt.touchLocked(key)
 		}
 	}
 	if len(pt.members) == 0 || len(joins) == 0 && len(leaves) == 0 {
@@ -405,7 +413,46 @@ func (pt *presenceTopic) replaceLocked(set map[string][]PresenceMeta) (joins, le
 		}
 	}
 	pt.state = next
+	clear(pt.frags)
+	pt.keys = pt.keys[:0]
+	for _, key := range slices.Sorted(maps.Keys(next)) {
+		pt.touchLocked(key)
+	}
 	return joins, leaves
+}
+
+// touchLocked encodes key's metas again after they changed.
+func (pt *presenceTopic) touchLocked(key string) {
+	i, found := slices.BinarySearch(pt.keys, key)
+	refs := pt.state[key]
+	if len(refs) == 0 {
+		if found {
+			pt.keys = slices.Delete(pt.keys, i, i+1)
+		}
+		delete(pt.frags, key)
+		return
+	}
+	if !found {
+		pt.keys = slices.Insert(pt.keys, i, key)
+	}
+	pt.frags[key] = appendPresenceKey(pt.frags[key][:0], key, refs)
+}
+
+// appendStateLocked appends the presence_state payload.
+func (pt *presenceTopic) appendStateLocked(dst []byte) []byte {
+	n := 2
+	for _, f := range pt.frags {
+		n += len(f) + 1
+	}
+	dst = slices.Grow(dst, n)
+	dst = append(dst, '{')
+	for i, key := range pt.keys {
+		if i > 0 {
+			dst = append(dst, ',')
+		}
+		dst = append(dst, pt.frags[key]...)
+	}
+	return append(dst, '}')
 }
 
 // appendPresenceMap appends a set in Phoenix's form:
@@ -416,18 +463,23 @@ func appendPresenceMap(dst []byte, state map[string]map[string]json.RawMessage) 
 		if i > 0 {
 			dst = append(dst, ',')
 		}
-		dst = appendJSONString(dst, key)
-		dst = append(dst, `:{"metas":[`...)
-		refs := state[key]
-		for k, ref := range slices.Sorted(maps.Keys(refs)) {
-			if k > 0 {
-				dst = append(dst, ',')
-			}
-			dst = appendPresenceMeta(dst, ref, refs[ref])
-		}
-		dst = append(dst, "]}"...)
+		dst = appendPresenceKey(dst, key, state[key])
 	}
 	return append(dst, '}')
+}
+
+// appendPresenceKey appends one key of a set: "key":{"metas":[...]},
+// the metas in the order of their refs.
+func appendPresenceKey(dst []byte, key string, refs map[string]json.RawMessage) []byte {
+	dst = appendJSONString(dst, key)
+	dst = append(dst, `:{"metas":[`...)
+	for k, ref := range slices.Sorted(maps.Keys(refs)) {
+		if k > 0 {
+			dst = append(dst, ',')
+		}
+		dst = appendPresenceMeta(dst, ref, refs[ref])
+	}
+	return append(dst, "]}"...)
 }
 
 // appendPresenceMetas is appendPresenceMap for a diff's joins or leaves.
