@@ -255,15 +255,22 @@ func (p *presenceLocal) settle(b *presenceBatch, ack *wire.PresenceAck, err erro
 		refused[ref] = ack.Reasons[i]
 	}
 	for _, t := range b.joined {
+		reason, isRefused := refused[t.ref]
+		if isRefused && !t.removed {
+			t.removed = true
+			delete(ot.entries, t.ref)
+			if t.settled {
+				// Accepted once, refused by a new owner that other
+				// nodes' entries reached first: it is no longer tracked.
+				p.n.log.Warn("presence entry refused by the topic's new owner; no longer tracked",
+					"topic", t.topic, "key", t.key, "ref", t.ref, "reason", reason)
+			}
+		}
 		if t.settled {
 			continue
 		}
-		if reason, ok := refused[t.ref]; ok {
+		if isRefused {
 			t.err = fmt.Errorf("%w: %s", ErrPresenceLimit, reason)
-			if !t.removed {
-				t.removed = true
-				delete(ot.entries, t.ref)
-			}
 		}
 		t.settled = true
 		close(t.acked)

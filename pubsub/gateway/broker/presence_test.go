@@ -24,7 +24,7 @@ import (
 )
 
 // presenceRules is the presence configuration of every node of these tests.
-var presenceRules = []pubsub.PresenceRule{{Pattern: "room:*"}}
+var presenceRules = []pubsub.PresenceRule{{Pattern: "room:*"}, {Pattern: "room:solo", MaxMetasPerKey: 1}}
 
 // startPresenceNode is startNode with presence on the room:* topics.
 func startPresenceNode(t testing.TB, name, seed string, roles ...string) *pubsub.Node {
@@ -138,6 +138,13 @@ func TestPresenceAcrossGateways(t *testing.T) {
 	if err != nil || p.Len() != 1 || len(p["alice"]) != 1 {
 		t.Fatalf("Presence = %v, %v", p, err)
 	}
+
+	// The owner's bounds refuse a join with a reason.
+	a.send(`["2","2","room:solo","phx_join",{"presence":{"key":"x"}}]`)
+	a.expect(`["2","2","room:solo","phx_reply",{"status":"ok","response":{}}]`)
+	a2 := dial(t, url1)
+	a2.send(`["2","2","room:solo","phx_join",{"presence":{"key":"x"}}]`)
+	a2.expect(`["2","2","room:solo","phx_reply",{"status":"error","response":{"reason":"presence limit reached"}}]`)
 }
 
 // envChildSeed makes TestPresenceGatewayProcess run a gateway joined to
