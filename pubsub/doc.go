@@ -127,7 +127,9 @@
 // entries to it: the changes made while a report is in flight go into the
 // next one (batched, one report per topic at a time, sent on change only),
 // and the owner passes each change on, once per watching node, to the
-// nodes that watch the topic, which keep a copy for their watches. When
+// nodes that watch the topic, which keep a copy for their watches. The
+// changes are numbered: a watching node that misses one (a link broke)
+// syncs its copy again. When
 // a member leaves or is declared failed, the owner removes its entries
 // and tells the watchers (who also drop them on their own, in case the
 // owner was that member): a failed node's entries leave within the

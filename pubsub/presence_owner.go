@@ -34,6 +34,8 @@ type presenceSet struct {
 	// chains holds, per origin whose Reset spans several frames (More),
 	// the refusals so far: the last frame's PresenceAck carries them all.
 	chains map[string]*wire.PresenceAck
+	// seq numbers the diffs sent to the watchers (PresenceDiff.Seq).
+	seq uint64
 }
 
 func newPresenceOwners(n *Node) *presenceOwners {
@@ -219,6 +221,8 @@ func (s *presenceSet) removeLocked(e wire.PresenceEntry) {
 // sendLocked sends a change to every watcher of s: this node's own copy
 // directly, the others in a PresenceDiff frame encoded once.
 func (o *presenceOwners) sendLocked(s *presenceSet, diff *wire.PresenceDiff) {
+	s.seq++
+	diff.Seq = s.seq
 	var frame []byte
 	for w := range s.watchers {
 		if w == o.n.name {
@@ -254,7 +258,7 @@ func (o *presenceOwners) watch(node string, m *wire.PresenceWatch, send func(*wi
 		}
 		s.watchers[node] = struct{}{}
 		chunk := presenceChunk(o.n.cfg)
-		cur := &wire.PresenceSync{ReqID: m.ReqID, Topic: m.Topic}
+		cur := &wire.PresenceSync{ReqID: m.ReqID, Topic: m.Topic, Seq: s.seq}
 		size := 0
 		for origin, entries := range s.origins {
 			for _, e := range entries {
@@ -262,7 +266,7 @@ func (o *presenceOwners) watch(node string, m *wire.PresenceWatch, send func(*wi
 				if size+es > chunk && len(cur.Entries) > 0 {
 					cur.More = true
 					send(cur)
-					cur = &wire.PresenceSync{ReqID: m.ReqID, Topic: m.Topic}
+					cur = &wire.PresenceSync{ReqID: m.ReqID, Topic: m.Topic, Seq: s.seq}
 					size = 0
 				}
 				cur.Origins = append(cur.Origins, origin)

@@ -461,3 +461,42 @@ func TestPresenceLargeSets(t *testing.T) {
 		t.Fatalf("the watch holds %d entries, want %d", n, count)
 	}
 }
+
+// TestPresenceLostDiff drops a diff on its way to a watcher, as a link
+// that breaks may: the next one shows the gap, and the watcher syncs again
+// rather than miss the change for good.
+func TestPresenceLostDiff(t *testing.T) {
+	c := startCluster(t, 2, withPresence())
+	ctx := ctxT(t, 20*time.Second)
+	owner, watcher := c.nodes[0], c.nodes[1]
+	topic := topicOwnedBy(t, owner, owner.Name(), "rooms:lossy")
+	if _, err := owner.Track(ctx, topic, "first", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := watcher.WatchPresence(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := follow(t, w)
+	waitFor(t, 5*time.Second, "the watch to sync", func() bool { return log.String() == "first@node-0=" })
+
+	s := owner.presenceOwners.set(topic, owner.presenceRules.match(topic))
+	s.mu.Lock()
+	delete(s.watchers, watcher.Name()) // the diff of "lost" goes nowhere
+	s.mu.Unlock()
+	if _, err := owner.Track(ctx, topic, "lost", nil); err != nil {
+		t.Fatal(err)
+	}
+	s.mu.Lock()
+	s.watchers[watcher.Name()] = struct{}{}
+	s.mu.Unlock()
+	if _, err := owner.Track(ctx, topic, "next", nil); err != nil {
+		t.Fatal(err)
+	}
+	want := "first@node-0=,lost@node-0=,next@node-0="
+	waitFor(t, 5*time.Second, "the watch to get the lost change", func() bool { return log.String() == want })
+	waitPresence(t, watcher, topic, want, 5*time.Second)
+	if left := log.leftKeys(); len(left) != 0 {
+		t.Fatalf("leaves %v", left)
+	}
+}

@@ -38,6 +38,7 @@ type presenceCopy struct {
 	err     error  // why the first sync failed
 	owner   string // the owner synced (or syncing) with
 	synced  bool
+	seq     uint64 // Seq of the last diff applied (or of the sync)
 	reqID   uint64 // watch request in flight; 0 if none
 	parts   *wire.PresenceSync
 	origins map[string]map[string]wire.PresenceEntry
@@ -388,7 +389,7 @@ func (pw *presenceWatchers) part(from string, m *wire.PresenceSync) {
 	if from != pw.n.name {
 		pw.n.pending.cancel(m.ReqID)
 	}
-	c.reqID = 0
+	c.reqID, c.seq = 0, m.Seq
 	next := make(map[string]map[string]wire.PresenceEntry)
 	for i, e := range c.parts.Entries {
 		o := c.parts.Origins[i]
@@ -433,17 +434,34 @@ func (pw *presenceWatchers) part(from string, m *wire.PresenceSync) {
 	c.emitLocked(joins, leaves)
 }
 
-// diff applies an owner's change to the copy of its topic.
+// diff applies an owner's change to the copy of its topic. A diff that
+// does not follow the last one (a frame was lost when a link broke) makes
+// the copy sync again with the owner: the watches then see what changed
+// meanwhile, and nothing else.
 func (pw *presenceWatchers) diff(from string, m *wire.PresenceDiff) {
 	c := pw.get(m.Topic)
 	if c == nil {
 		return
 	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
-	if c.owner != from || !c.synced {
+	if c.owner != from || !c.synced || c.reqID != 0 {
+		// Not the owner followed, or a sync under way, which holds this.
+		c.mu.Unlock()
 		return
 	}
+	if m.Seq != c.seq+1 {
+		pw.n.log.Info("presence change lost; syncing again", "topic", c.topic, "owner", from, "want", c.seq+1, "got", m.Seq)
+		c.mu.Unlock()
+		pw.sync(c)
+		return
+	}
+	c.seq = m.Seq
+	c.applyLocked(m)
+	c.mu.Unlock()
+}
+
+// applyLocked applies one diff that follows the last. c.mu held.
+func (c *presenceCopy) applyLocked(m *wire.PresenceDiff) {
 	if m.Reset {
 		if c.resets == nil {
 			c.resets = make(map[string]map[string]wire.PresenceEntry)

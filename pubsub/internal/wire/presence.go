@@ -31,12 +31,16 @@ type PresenceReport struct {
 	More   bool
 	Joins  []PresenceEntry
 	Leaves []string // refs
+	// Seq numbers the PresenceDiff frames of one topic's owner, one after
+	// the other, so that a watcher sees a lost one; 0 in reports.
+	Seq uint64
 }
 
 // PresenceDiff carries one change of a topic's presence set from its
 // owner to a node that watches the topic: an origin's joins and leaves,
 // or, with Reset, the origin's whole set (empty when the origin failed or
-// left). Its fields and body are PresenceReport's; ReqID is zero.
+// left). Its fields and body are PresenceReport's; ReqID is zero and Seq
+// follows the Seq of the watcher's PresenceSync, or of the previous diff.
 type PresenceDiff PresenceReport
 
 // PresenceAck answers a PresenceReport. Code is non-zero when the owner
@@ -78,6 +82,7 @@ type PresenceSync struct {
 	More    bool
 	Origins []string // origin of each entry of Entries (same length)
 	Entries []PresenceEntry
+	Seq     uint64 // the Seq of the last PresenceDiff the set reflects
 }
 
 // FrameType implements Message.
@@ -85,14 +90,15 @@ func (*PresenceReport) FrameType() transport.FrameType { return FramePresenceRep
 
 // AppendBody implements Message.
 func (m *PresenceReport) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 7)
+	b = appendArrayHeader(b, 8)
 	b = appendUint(b, m.ReqID)
 	b = appendStr(b, m.Topic)
 	b = appendStr(b, m.Origin)
 	b = appendBool(b, m.Reset)
 	b = appendBool(b, m.More)
 	b = appendPresenceEntries(b, m.Joins)
-	return appendStrList(b, m.Leaves)
+	b = appendStrList(b, m.Leaves)
+	return appendUint(b, m.Seq)
 }
 
 // DecodeBody implements Message.
@@ -100,7 +106,7 @@ func (m *PresenceReport) DecodeBody(b []byte) error { return m.decode(b, "Presen
 
 func (m *PresenceReport) decode(b []byte, name string) error {
 	d := decoder{b: b}
-	n := d.fields(7)
+	n := d.fields(8)
 	m.ReqID = d.uint()
 	m.Topic = d.str()
 	m.Origin = d.str()
@@ -108,12 +114,13 @@ func (m *PresenceReport) decode(b []byte, name string) error {
 	m.More = d.bool()
 	m.Joins = d.presenceEntries()
 	m.Leaves = d.strList()
-	d.finish(n, 7)
+	m.Seq = d.uint()
+	d.finish(n, 8)
 	return d.result(name)
 }
 
 func (m *PresenceReport) maxBodySize() int {
-	size := 1 + maxUintSize + 2 + 5*maxHeaderSize + len(m.Topic) + len(m.Origin) +
+	size := 1 + 2*maxUintSize + 2 + 5*maxHeaderSize + len(m.Topic) + len(m.Origin) +
 		PresenceEntriesSize(m.Joins)
 	for _, l := range m.Leaves {
 		size += maxHeaderSize + len(l)
@@ -223,20 +230,21 @@ func (*PresenceSync) FrameType() transport.FrameType { return FramePresenceSync 
 
 // AppendBody implements Message.
 func (m *PresenceSync) AppendBody(b []byte) []byte {
-	b = appendArrayHeader(b, 7)
+	b = appendArrayHeader(b, 8)
 	b = appendUint(b, m.ReqID)
 	b = appendStr(b, m.Topic)
 	b = appendUint(b, uint64(m.Code))
 	b = appendStr(b, m.Err)
 	b = appendBool(b, m.More)
 	b = appendStrList(b, m.Origins)
-	return appendPresenceEntries(b, m.Entries)
+	b = appendPresenceEntries(b, m.Entries)
+	return appendUint(b, m.Seq)
 }
 
 // DecodeBody implements Message.
 func (m *PresenceSync) DecodeBody(b []byte) error {
 	d := decoder{b: b}
-	n := d.fields(7)
+	n := d.fields(8)
 	m.ReqID = d.uint()
 	m.Topic = d.str()
 	m.Code = d.uint8()
@@ -244,7 +252,8 @@ func (m *PresenceSync) DecodeBody(b []byte) error {
 	m.More = d.bool()
 	m.Origins = d.strList()
 	m.Entries = d.presenceEntries()
-	d.finish(n, 7)
+	m.Seq = d.uint()
+	d.finish(n, 8)
 	if d.err == nil && len(m.Origins) != len(m.Entries) {
 		d.failf("%d origins but %d entries", len(m.Origins), len(m.Entries))
 	}
@@ -252,7 +261,7 @@ func (m *PresenceSync) DecodeBody(b []byte) error {
 }
 
 func (m *PresenceSync) maxBodySize() int {
-	size := 1 + 2*maxUintSize + 5*maxHeaderSize + len(m.Topic) + len(m.Err) + 1 + PresenceEntriesSize(m.Entries)
+	size := 1 + 3*maxUintSize + 5*maxHeaderSize + len(m.Topic) + len(m.Err) + 1 + PresenceEntriesSize(m.Entries)
 	for _, o := range m.Origins {
 		size += maxHeaderSize + len(o)
 	}
