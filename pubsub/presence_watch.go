@@ -39,6 +39,7 @@ type presenceCopy struct {
 	owner   string // the owner synced (or syncing) with
 	synced  bool
 	seq     uint64 // Seq of the last diff applied (or of the sync)
+	stale   bool   // a change was lost, or a sync failed: sync again
 	reqID   uint64 // watch request in flight; 0 if none
 	parts   *wire.PresenceSync
 	origins map[string]map[string]wire.PresenceEntry
@@ -334,6 +335,7 @@ func (pw *presenceWatchers) sync(c *presenceCopy) {
 // waiting for it; later ones are retried by reconcile.
 func (pw *presenceWatchers) failLocked(c *presenceCopy, err error) {
 	if c.synced {
+		c.stale = true
 		pw.n.log.Debug("presence sync failed; will retry", "topic", c.topic, "err", err)
 		return
 	}
@@ -389,7 +391,7 @@ func (pw *presenceWatchers) part(from string, m *wire.PresenceSync) {
 	if from != pw.n.name {
 		pw.n.pending.cancel(m.ReqID)
 	}
-	c.reqID, c.seq = 0, m.Seq
+	c.reqID, c.seq, c.stale = 0, m.Seq, false
 	next := make(map[string]map[string]wire.PresenceEntry)
 	for i, e := range c.parts.Entries {
 		o := c.parts.Origins[i]
@@ -451,6 +453,7 @@ func (pw *presenceWatchers) diff(from string, m *wire.PresenceDiff) {
 	}
 	if m.Seq != c.seq+1 {
 		pw.n.log.Info("presence change lost; syncing again", "topic", c.topic, "owner", from, "want", c.seq+1, "got", m.Seq)
+		c.stale = true
 		c.mu.Unlock()
 		pw.sync(c)
 		return
@@ -550,7 +553,7 @@ func (pw *presenceWatchers) reconcile() {
 	for _, c := range pw.all() {
 		owner, err := pw.n.ringOwner(c.topic)
 		c.mu.Lock()
-		resync := c.synced && c.reqID == 0 && err == nil && owner != c.owner
+		resync := c.synced && c.reqID == 0 && err == nil && (owner != c.owner || c.stale)
 		if c.synced && c.reqID == 0 && !resync {
 			prev := make(map[string]map[string]wire.PresenceEntry)
 			for o, at := range c.absent {
