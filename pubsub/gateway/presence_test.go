@@ -83,3 +83,21 @@ func TestPresenceKeys(t *testing.T) {
 	anon.expect(okReply("4", "4", "plain"))
 	anon.barrier("5")
 }
+
+// A join that resumes from history ({"since": ...}) is tracked and gets
+// the set too, after its reply.
+func TestPresenceResumingJoin(t *testing.T) {
+	b := presenceBroker()
+	g := newGateway(t, b, nil)
+	publishJSON(t, b, "room:r", "e", `{"n":1}`)
+	a := g.dial()
+	a.send(`["1","1","room:r","phx_join",{"since":0,"presence":{"key":"alice"}}]`)
+	a.expect(`["1","1","room:r","phx_reply",{"status":"ok","response":{"recovered":1,"epoch":"1","seq":0}}]`)
+	a.expect(`["1",null,"room:r","e",{"n":1},{"seq":1,"epoch":"1"}]`)
+	a.expect(`["1",null,"room:r","presence_state",{"alice":{"metas":[{"phx_ref":"m1"}]}}]`)
+	// Resuming again replaces the join, and its meta.
+	a.send(`["2","2","room:r","phx_join",{"since":1,"presence":{"key":"alice"}}]`)
+	a.expect(`["1","1","room:r","phx_close",{}]`)
+	a.expect(`["2","2","room:r","phx_reply",{"status":"ok","response":{"recovered":0,"epoch":"1","seq":1}}]`)
+	a.expect(`["2",null,"room:r","presence_state",{"alice":{"metas":[{"phx_ref":"m2"}]}}]`)
+}
