@@ -181,6 +181,11 @@ type Config struct {
 	// StoreTimeout bounds one call to the Store. Default 5s.
 	StoreTimeout time.Duration
 
+	// Presence says which topics track presence (Track, WithPresence,
+	// Presence, WatchPresence), with their bounds. Every node of a
+	// cluster must have the same rules. Nil: presence is off.
+	Presence []PresenceRule
+
 	// Logger receives the node's logs, its peer links' and its
 	// membership's (memberlist's lines included). Nil discards them. The
 	// node samples them: of the lines with one level, message and "kind"
@@ -250,6 +255,7 @@ func (c Config) withDefaults() (Config, error) {
 		c.Durability = []Durability{{Pattern: "*"}}
 	}
 	c.Durability = append([]Durability(nil), c.Durability...)
+	c.Presence = append([]PresenceRule(nil), c.Presence...)
 	switch {
 	case c.MaxPayload < 0:
 		return c, fmt.Errorf("%w: MaxPayload %d is negative", ErrInvalidConfig, c.MaxPayload)

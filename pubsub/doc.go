@@ -113,6 +113,47 @@
 // on their own, passing the last sequence number they delivered, and the
 // owner sends them what its history holds after it.
 //
+// # Presence
+//
+// For the topics Config.Presence names (per namespace: "rooms:*"), a node
+// tracks who is on a topic across the cluster: Track (or the
+// WithPresence option of Subscribe) adds an entry, a key such as a user
+// with opaque data, and returns once the topic's owner holds it; Presence
+// returns the set, by key, each entry a Meta with a Ref unique in the
+// cluster; WatchPresence follows it: the whole set first, then every join
+// and leave, in the order the owner made them.
+//
+// The topic's owner holds the set. Each node reports only its own
+// entries to it: the changes made while a report is in flight go into the
+// next one (batched, one report per topic at a time, sent on change only),
+// and the owner passes each change on, once per watching node, to the
+// nodes that watch the topic, which keep a copy for their watches. The
+// changes are numbered: a watching node that misses one (a link broke)
+// syncs its copy again. When
+// a member leaves or is declared failed, the owner removes its entries
+// and tells the watchers (who also drop them on their own, in case the
+// owner was that member): a failed node's entries leave within the
+// failure detection time (Config.Gossip).
+//
+// The set is not part of a topic's hand-off or claim. When the ring moves
+// a topic, the old owner drops its set, and every node reports all its
+// entries of the topic again to the new owner (a Reset); a watching node
+// syncs with the new owner and keeps meanwhile, for up to 2 s, the entries
+// of live nodes whose Reset the new owner has not received yet, so that
+// watchers see no leave and join of entries that never left. This is
+// simpler than moving the set with the topic's state, and it is also
+// what repairs a set whose owner failed, with nothing to copy it from: the
+// nodes that hold the entries are the source of truth, and a failed
+// report is followed by a Reset.
+//
+// Bounds: PresenceRule.MaxEntries entries per topic and
+// PresenceRule.MaxMetasPerKey per key (defaults 100,000 and 100), keys of
+// at most MaxPresenceKeyLen bytes, data of at most MaxPresenceData bytes.
+// The owner checks them and refuses the entries beyond them: Track fails
+// with ErrPresenceLimit. A watch that falls behind (its buffer holds
+// Config.SubscriptionBuffer diffs) gets the whole set again instead of
+// the diffs it missed.
+//
 // # Slow subscribers
 //
 // Each subscription has a bounded buffer. A subscription that falls behind
@@ -161,6 +202,11 @@
 // transfer_in.go (sending and receiving a state too large for one frame in
 // acknowledged parts), rebalance.go (following ring changes: departures,
 // reconciliation, idle topics).
+//
+// Presence: presence.go (the API, its rules and the peer frames'
+// handlers), presence_local.go (this node's entries and their reports),
+// presence_owner.go (the owner's sets), presence_watch.go (the copies of
+// watching nodes, PresenceWatch).
 //
 // Durable topics: durability.go (which topics, their retention),
 // durable.go (claims in the store, step-down, reads from it), commit.go

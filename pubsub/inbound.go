@@ -27,6 +27,13 @@ var frameHandlers = [256]func(n *Node, from string, body []byte){
 	wire.FrameStateAck:       reply[wire.StateAck],
 	wire.FrameReplicateAck:   reply[wire.ReplicateAck],
 	wire.FrameHistory:        reply[wire.History],
+
+	wire.FramePresenceReport:  request((*Node).onPresenceReport),
+	wire.FramePresenceAck:     reply[wire.PresenceAck],
+	wire.FramePresenceWatch:   request((*Node).onPresenceWatch),
+	wire.FramePresenceUnwatch: request((*Node).onPresenceUnwatch),
+	wire.FramePresenceSync:    request((*Node).onPresenceSync),
+	wire.FramePresenceDiff:    request((*Node).onPresenceDiff),
 }
 
 // handleFrame is the transport's Handler: it decodes a frame from a peer

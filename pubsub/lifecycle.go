@@ -72,6 +72,7 @@ func (n *Node) Close() error {
 		}
 		n.storeWork.Wait()
 		n.pending.close()
+		n.presenceIn.close()
 		n.endSubscriptions()
 		n.dispatch.close()
 		n.log.Info("node closed")

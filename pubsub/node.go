@@ -35,6 +35,13 @@ type Node struct {
 	// retention bounds what the owner and replica tables keep.
 	retention *retention
 
+	// Presence (presence*.go): the sets this node owns, its own entries,
+	// and its copies of the sets it watches.
+	presenceRules  presenceRules
+	presenceOwners *presenceOwners
+	presenceOut    *presenceLocal
+	presenceIn     *presenceWatchers
+
 	// Durable topics (durable.go, commit.go): nil committer without a
 	// Store. storeCtx ends store calls at Close; storeWork counts the
 	// goroutines that make them; storeReads bounds the reads at once.
@@ -92,6 +99,10 @@ func New(cfg Config) (*Node, error) {
 	if n.durability, err = newDurabilityRules(cfg.Durability); err != nil {
 		return nil, err
 	}
+	if n.presenceRules, err = newPresenceRules(cfg.Presence); err != nil {
+		return nil, err
+	}
+	n.presenceOwners, n.presenceOut, n.presenceIn = newPresenceOwners(n), newPresenceLocal(n), newPresenceWatchers(n)
 	n.storeCtx, n.storeCancel = context.WithCancel(context.Background())
 	if cfg.Store != nil {
 		n.committer = newCommitter(cfg.Store, cfg.StoreTimeout, &n.stats, n.settleCommit)

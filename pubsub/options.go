@@ -56,6 +56,7 @@ type subscribeOptions struct {
 	overflow Overflow
 	onClose  func(error)
 	since    *Position
+	presence *presenceOption // WithPresence
 }
 
 // Position is a place in a topic's order: the epoch and the sequence

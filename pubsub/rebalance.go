@@ -66,6 +66,7 @@ func (n *Node) departed(prev, next *ring.View) {
 		return
 	}
 	n.log.Info("members departed", "members", gone)
+	n.presenceDeparted(gone)
 	for _, name := range gone {
 		n.tr.ClosePeer(name)
 		n.pending.failPeer(name)
@@ -92,6 +93,7 @@ func (n *Node) departed(prev, next *ring.View) {
 // topics, and re-registers local topics whose owner changed or did not
 // answer.
 func (n *Node) reconcile() {
+	n.presenceReconcile() // while leaving too: local entries move with the ring
 	if n.leaving.Load() {
 		return // Shutdown hands everything off itself and waits for it
 	}

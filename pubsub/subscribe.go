@@ -42,7 +42,16 @@ func (n *Node) subscribe(ctx context.Context, topic string, fn func(Message), op
 	if n.isClosed() {
 		return nil, ErrClosed
 	}
+	var tracked *Tracked
+	if o.presence != nil {
+		t, err := n.Track(ctx, topic, o.presence.key, o.presence.data)
+		if err != nil {
+			return nil, err
+		}
+		tracked = t
+	}
 	s := newSubscription(n, topic, fn, o)
+	s.tracked = tracked
 	reg := &n.local.reg(topic).mu
 	reg.Lock()
 	lt, first := n.local.add(s)
@@ -194,6 +203,7 @@ func (n *Node) settleRegistration(lt *localTopic, owner string, epoch, seq uint6
 // detach removes s from its topic and tells the owner when it was the last
 // local subscriber (N→0).
 func (n *Node) detach(s *Subscription) {
+	s.tracked.Untrack()
 	reg := &n.local.reg(s.topic).mu
 	reg.Lock()
 	defer reg.Unlock()

@@ -46,6 +46,7 @@ type Subscription struct {
 	overflow Overflow
 	size     int         // bound on len(in)
 	lt       *localTopic // set once by Subscribe; guarded by lt.mu for membership
+	tracked  *Tracked    // WithPresence's entry; set before the subscription is shared
 
 	// Reader side: out[pos:] are taken but not yet returned. Guarded by rmu
 	// for Next; a dispatcher worker owns them while it runs the handler.

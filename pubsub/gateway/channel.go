@@ -31,6 +31,9 @@ type join struct {
 	// session is set for a join of a channel topic (Options.Channels),
 	// which has no broker subscription; read-only.
 	session *Session
+	// presence is set, before the join is shared, when the broker tracks
+	// presence for the topic (presence.go).
+	presence *joinPresence
 }
 
 func (c *conn) handleJoin(f *frame) {
@@ -41,6 +44,10 @@ func (c *conn) handleJoin(f *frame) {
 	p, ok := parseJoin(f)
 	if !ok {
 		c.refuseReason(f, reasonJoinPayload)
+		return
+	}
+	if p.presenceRefusal != "" {
+		c.refuseReason(f, p.presenceRefusal)
 		return
 	}
 	if !c.authorize(f, ActionSubscribe) || p.since != nil && !c.authorize(f, ActionHistory) {
@@ -57,11 +64,14 @@ func (c *conn) handleJoin(f *frame) {
 		c.enqueueLocked(closeItem(old.joinRef, f.topic))
 	} else if old != nil {
 		// A join of a joined topic replaces the old join: phx_close for the
-		// old join_ref, then the reply. The broker subscription stays.
+		// old join_ref, then the reply. The broker subscription stays, and
+		// so does the presence meta; the set is sent again for the new
+		// join_ref.
 		c.enqueueLocked(closeItem(old.joinRef, f.topic))
 		old.joinRef, old.meta = f.joinRef, meta
 		c.enqueueLocked(replyItem(f, statusOK, []byte(emptyObject)))
 		c.mu.Unlock()
+		old.attachPresence()
 		c.h.stats.joins.Add(1)
 		return
 	}
@@ -73,6 +83,13 @@ func (c *conn) handleJoin(f *frame) {
 	}
 	j := &join{conn: c, topic: f.topic, joinRef: f.joinRef, meta: meta}
 	ctx, cancel := context.WithTimeout(c.opCtx, c.h.opts.JoinTimeout)
+	if pr := c.h.presencer(f.topic); pr != nil {
+		if reason := c.startPresence(ctx, pr, j, p.presence); reason != "" {
+			cancel()
+			c.refuseReason(f, reason)
+			return
+		}
+	}
 	var err error
 	if p.since != nil {
 		err = c.resume(ctx, f, j, *p.since)
@@ -80,6 +97,11 @@ func (c *conn) handleJoin(f *frame) {
 		err = c.h.hub.join(ctx, j, replyItem(f, statusOK, []byte(emptyObject)))
 	}
 	cancel()
+	if err != nil {
+		j.endPresence()
+	} else {
+		j.attachPresence()
+	}
 	switch {
 	case err == nil:
 	case errors.Is(err, errRecoveryUnsupported):
@@ -94,8 +116,11 @@ func (c *conn) handleJoin(f *frame) {
 
 // joinParams are the options a join payload carries.
 type joinParams struct {
-	meta  bool      // {"meta": true}: broadcasts carry {"seq","epoch"}
-	since *Position // {"since": seq, "epoch": "e"}: resume after that position
+	meta     bool      // {"meta": true}: broadcasts carry {"seq","epoch"}
+	since    *Position // {"since": seq, "epoch": "e"}: resume after that position
+	presence presenceParams
+	// presenceRefusal is why {"presence": ...} is refused, or "".
+	presenceRefusal string
 }
 
 // parseJoin reads the join payload: an object (or null). {"meta": true}
@@ -110,14 +135,16 @@ func parseJoin(f *frame) (joinParams, bool) {
 		return joinParams{}, false
 	}
 	var raw struct {
-		Meta  any             `json:"meta"`
-		Since json.RawMessage `json:"since"`
-		Epoch json.RawMessage `json:"epoch"`
+		Meta     any             `json:"meta"`
+		Since    json.RawMessage `json:"since"`
+		Epoch    json.RawMessage `json:"epoch"`
+		Presence json.RawMessage `json:"presence"`
 	}
 	if err := json.Unmarshal(f.payload, &raw); err != nil {
 		return joinParams{}, false
 	}
 	p := joinParams{meta: raw.Meta == true}
+	p.presence, p.presenceRefusal = parsePresence(raw.Presence)
 	if len(raw.Since) == 0 || string(raw.Since) == jsonNull {
 		return p, true
 	}

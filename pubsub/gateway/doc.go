@@ -70,6 +70,33 @@
 // binary reply whose payload is the JSON response. Other events work in
 // binary as in text.
 //
+// # Presence
+//
+// When the broker tracks presence for a topic (it implements [Presencer]:
+// a ringcast node with Config.Presence rules through package broker, a
+// [MemoryBroker] after EnablePresence), a join is answered, after its
+// reply, with the topic's presence set, and then every change, in
+// Phoenix.Presence's format, so that phoenix.js's Presence class (onSync,
+// onJoin, onLeave) works unchanged:
+//
+//	["1","1","room:1","phx_join",{"presence":{"key":"alice","meta":{"status":"away"}}}]
+//	  -> ["1","1","room:1","phx_reply",{"status":"ok","response":{}}]
+//	  -> ["1",null,"room:1","presence_state",{"alice":{"metas":[{"phx_ref":"Fq..1","status":"away"}]}}]
+//	  -> ["1",null,"room:1","presence_diff",{"joins":{"bob":{"metas":[{"phx_ref":"x..2"}]}},"leaves":{}}]
+//
+// A connection is tracked under its user ([Identity].User) when it has
+// one, else under the key its join payload gives ({"presence": {"key":
+// "alice"}}); an authenticated connection that gives another key is
+// refused. A connection with neither receives the set without being in
+// it. The optional meta is a JSON object of at most [MaxPresenceMeta]
+// bytes, without phx_ref (the gateway sets it); each join is one meta,
+// so a user's connections are the metas of its key. A leave, a closed
+// connection, and the failure of the gateway's node take the meta away.
+// A join that replaces a join receives the set again under its new
+// join_ref. A set that is full is answered "presence limit reached".
+// The gateway follows each topic's set once, whatever the number of its
+// clients, and encodes each diff once.
+//
 // # Authentication
 //
 // A client's token is the one of the subprotocol
@@ -219,6 +246,8 @@
 //   - hub.go: the shared broker subscriptions and the fan-out to members.
 //   - session.go: server-side channels, their sessions and routing.
 //   - recover.go: the Recoverer interface and resuming joins.
+//   - presence.go: the Presencer interface, presence_state and
+//     presence_diff; memory_presence.go: the MemoryBroker's presence.
 //   - authorize.go: the Authorize hook's Request and refusals.
 //   - hosts.go: the Host and Origin checks.
 //   - ratelimit.go: the rate limits of joins and publishes.

@@ -42,6 +42,7 @@ type Handler struct {
 	opts     Options
 	log      *slog.Logger // Options.Logger, sampled
 	hub      hub
+	presence presenceHub
 	stats    counters
 	channels *channelRouter // Options.Channels; nil without any
 
@@ -86,6 +87,7 @@ func NewHandler(b Broker, opts *Options) *Handler {
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
 	h.hub.init(h)
+	h.presence.init(h)
 	h.channels = newChannelRouter(o.Channels, o.Logger.Warn)
 	return h
 }

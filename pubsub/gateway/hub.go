@@ -185,6 +185,7 @@ func (hb *hub) attachLocked(t *topicSub, j *join, reply outItem) error {
 // (the broker may have ended the subscription meanwhile) and returns the
 // unsubscribe to run, outside any lock, if j was the topic's last member.
 func (hb *hub) leave(j *join) (bool, func() error) {
+	j.endPresence()
 	s := hb.shard(j.topic)
 	if j.private != nil {
 		s = j.private
@@ -253,6 +254,7 @@ func (t *topicSub) closed(err error) {
 	t.unsubscribe = nil
 	s.DeleteLocked(t.topic, t)
 	for j := range t.members {
+		j.endPresence()
 		c := j.conn
 		c.mu.Lock()
 		if c.joins[t.topic] == j {

@@ -23,9 +23,10 @@ var ErrBrokerClosed = errors.New("gateway: broker closed")
 // bounded set of topics. All methods are safe for concurrent use; the zero value is not
 // usable, call NewMemoryBroker.
 type MemoryBroker struct {
-	mu     sync.Mutex
-	topics map[string]*memoryTopic
-	closed bool
+	mu       sync.Mutex
+	topics   map[string]*memoryTopic
+	closed   bool
+	presence memoryPresence // memory_presence.go
 }
 
 type memoryTopic struct {

@@ -11,7 +11,8 @@ import (
 
 // New returns a gateway.Broker that subscribes and publishes through n. It
 // also implements gateway.Recoverer, so that gateway clients can resume
-// from a topic's history.
+// from a topic's history, and gateway.Presencer, so that they see who is
+// on the topics n's Config.Presence names.
 //
 // opts apply to every subscription the gateway makes (for example
 // pubsub.WithBuffer to size the per-topic buffer); an OnClose among them is

@@ -35,10 +35,20 @@
 // passed on as it is ([gateway.HistoryGoneError] is the same type), and the
 // gateway starts the client over from there.
 //
+// # Presence
+//
+// The Broker implements [gateway.Presencer] with the node's presence
+// (Config.Presence decides which topics track it): Track becomes
+// [pubsub.Node.Track], and the gateway's watch of a topic
+// [pubsub.Node.WatchPresence], whose diffs a goroutine of the watch hands
+// on until the gateway stops it. A set that is full is an error wrapping
+// both [gateway.ErrPresenceLimit] and [pubsub.ErrPresenceLimit].
+//
 // # Concurrency
 //
 // The Broker returned by New is safe for concurrent use and lives as long as
-// the node: it holds no goroutine or resource of its own. Shut the gateway
+// the node: it holds no goroutine or resource of its own, but for one
+// goroutine per presence watch, which stop ends. Shut the gateway
 // down before the node so that clients are told the gateway is going away
 // rather than seeing their channels fail.
 package broker

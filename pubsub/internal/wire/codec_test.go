@@ -91,6 +91,21 @@ func sampleMessages() []Message {
 		&History{},
 		&History{ReqID: 1, Topic: "t", Code: 5, Err: "pubsub: history gone", Epoch: 3, Seq: 9, Oldest: 10},
 		&History{ReqID: 2, Topic: s32, Epoch: 3, Seq: 1002, Oldest: 998, Entries: []HistoryEntry{{Seq: 998, Time: 1, Data: b255}, {Seq: 999, Time: math.MaxInt64}}},
+		&PresenceReport{},
+		&PresenceReport{ReqID: 3, Topic: "room:1", Origin: "node-a", Joins: []PresenceEntry{{Ref: "r.1", Key: "alice", Data: []byte(`{"x":1}`)}}, Leaves: []string{"r.0"}},
+		&PresenceReport{ReqID: math.MaxUint64, Topic: s256, Reset: true, More: true, Joins: []PresenceEntry{{Ref: s32, Key: s255, Data: b256}, {Ref: "", Key: "", Data: nil}}, Leaves: []string{}},
+		&PresenceDiff{},
+		&PresenceDiff{Topic: "room:1", Origin: "node-b", Reset: true, Joins: []PresenceEntry{{Ref: "r.2", Key: "bob", Data: []byte{}}}, Seq: math.MaxUint64},
+		&PresenceAck{},
+		&PresenceAck{ReqID: 9, Code: 5, Err: "pubsub: presence is off"},
+		&PresenceAck{ReqID: 10, Refused: []string{"r.1", s32}, Reasons: []string{"too many", ""}, Resync: true},
+		&PresenceWatch{},
+		&PresenceWatch{ReqID: math.MaxUint32, Topic: s255},
+		&PresenceUnwatch{},
+		&PresenceUnwatch{Topic: "room:1"},
+		&PresenceSync{},
+		&PresenceSync{ReqID: 4, Topic: "room:1", More: true, Origins: []string{"node-a", "node-b"}, Entries: []PresenceEntry{{Ref: "a.1", Key: "alice", Data: []byte("{}")}, {Ref: "b.1", Key: "bob", Data: b255}}},
+		&PresenceSync{ReqID: 5, Topic: "room:2", Code: 3, Err: "pubsub: not the owner", Seq: 300},
 	}
 }
 
@@ -348,6 +363,7 @@ func TestName(t *testing.T) {
 		FramePublish: "Publish", FrameState: "State", FrameStateAck: "StateAck",
 		FrameReplicaDeliver: "ReplicaDeliver", FrameHandoff: "Handoff", FrameReplicaNodes: "ReplicaNodes",
 		FrameStateChunk: "StateChunk", FrameChunkAck: "ChunkAck",
+		FramePresenceReport: "PresenceReport", FramePresenceDiff: "PresenceDiff", 39: "", 46: "",
 		transport.FramePing: "", 0: "", 200: "",
 	} {
 		if got := Name(typ); got != want {

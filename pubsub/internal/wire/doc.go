@@ -6,7 +6,8 @@
 //	[4-byte big-endian N][1-byte FrameType][N-1 bytes body]
 //
 // and the types from transport.FirstUserFrame up are this package's
-// (FramePublish = 16 ... FrameChunkAck = 33). ProtocolVersion names
+// (FramePublish = 16 ... FrameChunkAck = 33, and the presence frames
+// FramePresenceReport = 40 ... FramePresenceDiff = 45). ProtocolVersion names
 // this set of messages; package pubsub hands it to the transport, whose
 // handshake refuses a peer speaking another version.
 //
@@ -23,6 +24,13 @@
 // message, ReplicaDeliver does so and delivers it at once, ReplicaNodes
 // tells a replica the topic's subscriber nodes. HistoryRequest is answered
 // by History.
+//
+// Presence: a node reports the changes of its local presence entries of
+// a topic to the topic's owner in a PresenceReport (answered by
+// PresenceAck; Reset replaces everything the owner holds from that node);
+// PresenceWatch is answered by the topic's set in PresenceSync frames,
+// after which the owner sends every change as a PresenceDiff until
+// PresenceUnwatch.
 //
 // # Encoding
 //
@@ -45,4 +53,7 @@
 //     ReplicaNodes, StateAck, and the size bounds a sender of parts uses.
 //   - replicate.go: Replicate, ReplicateAck, HistoryRequest, History and
 //     the history list encoding.
+//   - presence.go: PresenceReport, PresenceAck, PresenceWatch,
+//     PresenceUnwatch, PresenceSync, PresenceDiff and the entry list
+//     encoding.
 package wire

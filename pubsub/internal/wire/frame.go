@@ -12,7 +12,9 @@ import (
 // type: ReplicaDeliver, Handoff and ReplicaNodes split off Deliver and
 // State. Version 4 sends a topic's state in bounded parts: State and
 // Handoff gained Xfer, and StateChunk and ChunkAck carry the rest.
-const ProtocolVersion uint8 = 4
+// Version 5 added presence: PresenceReport, PresenceAck, PresenceWatch,
+// PresenceUnwatch, PresenceSync and PresenceDiff.
+const ProtocolVersion uint8 = 5
 
 // Frame types of package pubsub's messages, one per message. The values
 // are part of the wire protocol and never change; a new message gets a new
@@ -36,6 +38,14 @@ const (
 	FrameReplicaNodes   transport.FrameType = 31 // ReplicaNodes
 	FrameStateChunk     transport.FrameType = 32 // StateChunk
 	FrameChunkAck       transport.FrameType = 33 // ChunkAck
+
+	// Presence (presence.go).
+	FramePresenceReport  transport.FrameType = 40 // PresenceReport
+	FramePresenceAck     transport.FrameType = 41 // PresenceAck
+	FramePresenceWatch   transport.FrameType = 42 // PresenceWatch
+	FramePresenceUnwatch transport.FrameType = 43 // PresenceUnwatch
+	FramePresenceSync    transport.FrameType = 44 // PresenceSync
+	FramePresenceDiff    transport.FrameType = 45 // PresenceDiff
 )
 
 // ErrMalformed reports a body that does not decode as its frame type's
@@ -75,6 +85,13 @@ var names = [...]string{
 	FrameReplicaNodes:   "ReplicaNodes",
 	FrameStateChunk:     "StateChunk",
 	FrameChunkAck:       "ChunkAck",
+
+	FramePresenceReport:  "PresenceReport",
+	FramePresenceAck:     "PresenceAck",
+	FramePresenceWatch:   "PresenceWatch",
+	FramePresenceUnwatch: "PresenceUnwatch",
+	FramePresenceSync:    "PresenceSync",
+	FramePresenceDiff:    "PresenceDiff",
 }
 
 // Name returns the name of one of this package's frame types ("Deliver"
@@ -133,6 +150,25 @@ func newStateMessage(t transport.FrameType) Message {
 		return new(StateChunk)
 	case FrameChunkAck:
 		return new(ChunkAck)
+	}
+	return newPresenceMessage(t)
+}
+
+// newPresenceMessage is New for the presence messages.
+func newPresenceMessage(t transport.FrameType) Message {
+	switch t {
+	case FramePresenceReport:
+		return new(PresenceReport)
+	case FramePresenceAck:
+		return new(PresenceAck)
+	case FramePresenceWatch:
+		return new(PresenceWatch)
+	case FramePresenceUnwatch:
+		return new(PresenceUnwatch)
+	case FramePresenceSync:
+		return new(PresenceSync)
+	case FramePresenceDiff:
+		return new(PresenceDiff)
 	}
 	return nil
 }
