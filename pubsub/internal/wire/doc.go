@@ -24,6 +24,12 @@
 // tells a replica the topic's subscriber nodes. HistoryRequest is answered
 // by History.
 //
+// Queue groups (frame types 48 to 55): QueueJoin (answered by QueueJoinAck
+// when it carries a ReqID) tells an owner that a node has members of a
+// group, QueueLeave that it has none left; QueueDeliver carries a message
+// to the one node of a group the owner chose, and QueueAck acknowledges it
+// for a durable topic.
+//
 // # Encoding
 //
 // Bodies are msgpack arrays of the message's fields in declaration order.
@@ -45,4 +51,6 @@
 //     ReplicaNodes, StateAck, and the size bounds a sender of parts uses.
 //   - replicate.go: Replicate, ReplicateAck, HistoryRequest, History and
 //     the history list encoding.
+//   - queue.go: QueueJoin, QueueJoinAck, QueueLeave, QueueDeliver,
+//     QueueAck.
 package wire

@@ -12,7 +12,9 @@ import (
 // type: ReplicaDeliver, Handoff and ReplicaNodes split off Deliver and
 // State. Version 4 sends a topic's state in bounded parts: State and
 // Handoff gained Xfer, and StateChunk and ChunkAck carry the rest.
-const ProtocolVersion uint8 = 4
+// Version 5 added queue groups: QueueJoin, QueueJoinAck, QueueLeave,
+// QueueDeliver and QueueAck.
+const ProtocolVersion uint8 = 5
 
 // Frame types of package pubsub's messages, one per message. The values
 // are part of the wire protocol and never change; a new message gets a new
@@ -75,6 +77,11 @@ var names = [...]string{
 	FrameReplicaNodes:   "ReplicaNodes",
 	FrameStateChunk:     "StateChunk",
 	FrameChunkAck:       "ChunkAck",
+	FrameQueueJoin:      "QueueJoin",
+	FrameQueueJoinAck:   "QueueJoinAck",
+	FrameQueueLeave:     "QueueLeave",
+	FrameQueueDeliver:   "QueueDeliver",
+	FrameQueueAck:       "QueueAck",
 }
 
 // Name returns the name of one of this package's frame types ("Deliver"
@@ -134,7 +141,7 @@ func newStateMessage(t transport.FrameType) Message {
 	case FrameChunkAck:
 		return new(ChunkAck)
 	}
-	return nil
+	return newQueueMessage(t)
 }
 
 // EncodeFrame returns a complete frame (header and body) for m in a newly
