@@ -27,6 +27,11 @@ var frameHandlers = [256]func(n *Node, from string, body []byte){
 	wire.FrameStateAck:       reply[wire.StateAck],
 	wire.FrameReplicateAck:   reply[wire.ReplicateAck],
 	wire.FrameHistory:        reply[wire.History],
+	wire.FrameQueueDeliver:   (*Node).handleQueueDeliver,
+	wire.FrameQueueJoin:      request((*Node).onQueueJoin),
+	wire.FrameQueueLeave:     request((*Node).onQueueLeave),
+	wire.FrameQueueAck:       request((*Node).onQueueAck),
+	wire.FrameQueueJoinAck:   reply[wire.QueueJoinAck],
 }
 
 // handleFrame is the transport's Handler: it decodes a frame from a peer

@@ -56,6 +56,8 @@ type subscribeOptions struct {
 	overflow Overflow
 	onClose  func(error)
 	since    *Position
+	queue    string // InQueue
+	queueSet bool
 }
 
 // Position is a place in a topic's order: the epoch and the sequence

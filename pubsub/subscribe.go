@@ -43,6 +43,9 @@ func (n *Node) subscribe(ctx context.Context, topic string, fn func(Message), op
 		return nil, ErrClosed
 	}
 	s := newSubscription(n, topic, fn, o)
+	if o.queueSet {
+		return n.subscribeQueue(ctx, s, o)
+	}
 	reg := &n.local.reg(topic).mu
 	reg.Lock()
 	lt, first := n.local.add(s)
@@ -194,6 +197,10 @@ func (n *Node) settleRegistration(lt *localTopic, owner string, epoch, seq uint6
 // detach removes s from its topic and tells the owner when it was the last
 // local subscriber (N→0).
 func (n *Node) detach(s *Subscription) {
+	if s.group != "" {
+		n.queueDetach(s)
+		return
+	}
 	reg := &n.local.reg(s.topic).mu
 	reg.Lock()
 	defer reg.Unlock()

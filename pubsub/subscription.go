@@ -46,6 +46,8 @@ type Subscription struct {
 	overflow Overflow
 	size     int         // bound on len(in)
 	lt       *localTopic // set once by Subscribe; guarded by lt.mu for membership
+	group    string      // queue group (InQueue); "" for a plain subscription
+	lq       *localQueue // the queue group's members, set once by Subscribe
 
 	// Reader side: out[pos:] are taken but not yet returned. Guarded by rmu
 	// for Next; a dispatcher worker owns them while it runs the handler.

@@ -1,0 +1,354 @@
+package pubsub
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ringcast/ringcast/pubsub/store/sqlite"
+)
+
+// queueTally records which queue member received which sequence numbers.
+type queueTally struct {
+	mu  sync.Mutex
+	got map[string][]uint64 // member -> seqs
+}
+
+func (q *queueTally) add(member string, seq uint64) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.got == nil {
+		q.got = make(map[string][]uint64)
+	}
+	q.got[member] = append(q.got[member], seq)
+}
+
+func (q *queueTally) total() int {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	t := 0
+	for _, s := range q.got {
+		t += len(s)
+	}
+	return t
+}
+
+// once checks that every seq of want was received exactly once, by one
+// member, and nothing else was.
+func (q *queueTally) once(t *testing.T, want map[uint64]bool) {
+	t.Helper()
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	seen := make(map[uint64]string)
+	for member, seqs := range q.got {
+		for _, s := range seqs {
+			if other, dup := seen[s]; dup {
+				t.Fatalf("seq %d delivered to %s and %s", s, other, member)
+			}
+			if !want[s] {
+				t.Fatalf("seq %d delivered to %s was never published", s, member)
+			}
+			seen[s] = member
+		}
+	}
+	if len(seen) != len(want) {
+		t.Fatalf("%d of %d messages delivered to the group", len(seen), len(want))
+	}
+}
+
+// readQueue reads sub until it ends, recording every message as member's.
+func readQueue(sub *Subscription, member string, tally *queueTally, wg *sync.WaitGroup) {
+	defer wg.Done()
+	for {
+		m, err := sub.Next(context.Background())
+		if err != nil {
+			return
+		}
+		tally.add(member, m.Seq)
+	}
+}
+
+// TestQueueGroupDeliversEachOnce runs a group of 3 nodes × 2 members and
+// plain subscribers beside it: each of 10,000 messages reaches exactly one
+// member, every member's share is within 10% of an even split (the owner
+// takes the nodes in turn and each node its members in turn, so the split
+// is even unless a member's buffer is full), and the plain subscribers
+// receive all of them.
+func TestQueueGroupDeliversEachOnce(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t, 60*time.Second)
+	const topic, total = "jobs:each-once", 10000
+	var (
+		tally queueTally
+		wg    sync.WaitGroup
+		subs  []*Subscription
+	)
+	for i, n := range c.nodes {
+		for j := range 2 {
+			sub, err := n.SubscribeQueue(ctx, topic, "workers", WithBuffer(2*total))
+			if err != nil {
+				t.Fatalf("SubscribeQueue on %s: %v", n.Name(), err)
+			}
+			subs = append(subs, sub)
+			wg.Add(1)
+			go readQueue(sub, fmt.Sprintf("%d.%d", i, j), &tally, &wg)
+		}
+	}
+	plain := make([]*Subscription, 0, 2)
+	for _, n := range []*Node{c.nodes[0], c.nodes[2]} {
+		sub, err := n.Subscribe(ctx, topic, WithBuffer(2*total))
+		if err != nil {
+			t.Fatal(err)
+		}
+		plain = append(plain, sub)
+	}
+	want := make(map[uint64]bool, total)
+	for i := range total {
+		res, err := c.nodes[1].Publish(ctx, topic, []byte(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		want[res.Seq] = true
+	}
+	waitFor(t, 30*time.Second, "every message to reach the group", func() bool { return tally.total() >= total })
+	for _, sub := range plain {
+		for range total {
+			m, err := sub.Next(ctx)
+			if err != nil {
+				t.Fatalf("plain subscriber: %v", err)
+			}
+			if !want[m.Seq] {
+				t.Fatalf("plain subscriber got seq %d, never published", m.Seq)
+			}
+		}
+	}
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+	wg.Wait()
+	tally.once(t, want)
+	even := float64(total) / 6
+	for member, seqs := range tally.got {
+		if d := float64(len(seqs)) - even; d > even/10 || d < -even/10 {
+			t.Errorf("member %s got %d messages, an even share is %.0f", member, len(seqs), even)
+		}
+	}
+}
+
+// TestQueueMemberStoppedLosesNothing stops a member of a memory topic's
+// group mid-run: what it had buffered is still read (Next drains it after
+// Unsubscribe), and every message after goes to the other members, so
+// the group as a whole receives each message exactly once.
+func TestQueueMemberStoppedLosesNothing(t *testing.T) {
+	c := startCluster(t, 2, nil)
+	ctx := ctxT(t, 60*time.Second)
+	const topic, total = "jobs:stop", 4000
+	var (
+		tally queueTally
+		wg    sync.WaitGroup
+		subs  []*Subscription
+	)
+	for i, n := range c.nodes {
+		for j := range 2 {
+			sub, err := n.SubscribeQueue(ctx, topic, "workers", WithBuffer(2*total))
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, sub)
+			wg.Add(1)
+			go readQueue(sub, fmt.Sprintf("%d.%d", i, j), &tally, &wg)
+		}
+	}
+	want := make(map[uint64]bool, total)
+	for i := range total {
+		if i == total/4 {
+			_ = subs[0].Unsubscribe()
+		}
+		res, err := c.nodes[1].Publish(ctx, topic, []byte(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[res.Seq] = true
+	}
+	waitFor(t, 30*time.Second, "every message to reach the group", func() bool { return tally.total() >= total })
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+	wg.Wait()
+	tally.once(t, want)
+	tally.mu.Lock()
+	stopped := len(tally.got["0.0"])
+	tally.mu.Unlock()
+	if stopped > total/4+total/8 {
+		t.Errorf("the stopped member received %d messages, after its stop too", stopped)
+	}
+}
+
+// TestQueueLastMemberLeaves checks that a node whose last member leaves
+// gets nothing more, and that a group with no member left loses the
+// messages of a memory topic (at most once) without blocking anything.
+func TestQueueLastMemberLeaves(t *testing.T) {
+	c := startCluster(t, 2, nil)
+	ctx := ctxT(t, 30*time.Second)
+	topic := topicOwnedBy(t, c.nodes[0], c.nodes[0].Name(), "jobs:leave")
+	a, err := c.nodes[0].SubscribeQueue(ctx, topic, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.nodes[1].SubscribeQueue(ctx, topic, "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = b.Unsubscribe()
+	waitFor(t, 10*time.Second, "the owner to forget the node", func() bool {
+		q := &c.nodes[0].queueOwner
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		g := q.group(queueKey{topic, "g"}, false)
+		return g != nil && len(g.nodes) == 1
+	})
+	for i := range 10 {
+		if _, err := c.nodes[1].Publish(ctx, topic, []byte{byte(i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range 10 {
+		if _, err := a.Next(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := b.Ack(Message{}); err != nil {
+		t.Fatalf("Ack on a memory topic: %v", err)
+	}
+	plain, err := c.nodes[1].Subscribe(ctx, topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := plain.Ack(Message{}); !errors.Is(err, ErrNotQueueMember) {
+		t.Fatalf("Ack on a plain subscription: %v", err)
+	}
+}
+
+// TestQueueInvalidInput refuses bad group names and Since.
+func TestQueueInvalidInput(t *testing.T) {
+	n := startCluster(t, 1, nil).nodes[0]
+	ctx := ctxT(t, 10*time.Second)
+	for _, g := range []string{"", string(make([]byte, MaxQueueGroup+1)), "a\nb", "\xff"} {
+		if _, err := n.SubscribeQueue(ctx, "t", g); !errors.Is(err, ErrInvalidQueueGroup) {
+			t.Errorf("group %q: err %v", g, err)
+		}
+	}
+	if _, err := n.SubscribeQueue(ctx, "t", "g", Since(0, 0)); !errors.Is(err, ErrInvalidQueueGroup) {
+		t.Errorf("Since: err %v", err)
+	}
+	if _, err := n.SubscribeQueue(ctx, "", "g"); !errors.Is(err, ErrInvalidTopic) {
+		t.Errorf("empty topic: err %v", err)
+	}
+}
+
+// TestQueueDurableRedelivers kills a member of a durable topic's group
+// mid-run (it stops reading and acknowledging, with messages taken): the
+// owner delivers what it had not acknowledged again after QueueAckTimeout,
+// so every message is acknowledged by some member in the end.
+func TestQueueDurableRedelivers(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ringcast.db"), sqlite.Options{Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	c := startCluster(t, 2, func(cfg *Config) {
+		withStore(st)(cfg)
+		cfg.QueueAckTimeout = 500 * time.Millisecond
+	})
+	ctx := ctxT(t, 60*time.Second)
+	const topic, total = "jobs:durable", 1000
+	var acked queueTally
+	var wg sync.WaitGroup
+	ackLoop := func(sub *Subscription, member string, stopAfter int) {
+		defer wg.Done()
+		for k := 0; ; k++ {
+			m, err := sub.Next(context.Background())
+			if err != nil {
+				return
+			}
+			if k == stopAfter {
+				// Killed while it holds m: nothing more is read or
+				// acknowledged.
+				_ = sub.Unsubscribe()
+				return
+			}
+			if err := sub.Ack(m); err != nil {
+				panic(err)
+			}
+			acked.add(member, m.Seq)
+		}
+	}
+	var subs []*Subscription
+	for i, n := range c.nodes {
+		for j := range 2 {
+			sub, err := n.SubscribeQueue(ctx, topic, "workers", WithBuffer(2*total))
+			if err != nil {
+				t.Fatal(err)
+			}
+			subs = append(subs, sub)
+			stopAfter := -1
+			if i == 1 && j == 0 {
+				stopAfter = 50
+			}
+			wg.Add(1)
+			go ackLoop(sub, fmt.Sprintf("%d.%d", i, j), stopAfter)
+		}
+	}
+	want := make(map[uint64]bool, total)
+	var mu sync.Mutex
+	var pubs sync.WaitGroup
+	for p := range 4 {
+		pubs.Add(1)
+		go func() {
+			defer pubs.Done()
+			for i := range total / 4 {
+				res, err := c.nodes[p%2].Publish(ctx, topic, []byte(fmt.Sprint(p, i)))
+				if err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+				mu.Lock()
+				want[res.Seq] = true
+				mu.Unlock()
+			}
+		}()
+	}
+	pubs.Wait()
+	// Duplicates are allowed (at least once); losses are not.
+	waitFor(t, 30*time.Second, "every message to be acknowledged", func() bool {
+		acked.mu.Lock()
+		defer acked.mu.Unlock()
+		seen := make(map[uint64]bool)
+		for _, seqs := range acked.got {
+			for _, s := range seqs {
+				seen[s] = true
+			}
+		}
+		for s := range want {
+			if !seen[s] {
+				return false
+			}
+		}
+		return true
+	})
+	var redelivered uint64
+	for _, n := range c.nodes {
+		redelivered += n.queueOwner.redelivered.Load()
+	}
+	if redelivered == 0 {
+		t.Error("nothing was delivered again, though a member held messages it never acknowledged")
+	}
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+	wg.Wait()
+}
