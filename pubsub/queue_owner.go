@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub/internal/wire"
+	"github.com/ringcast/ringcast/pubsub/store"
 )
 
 // Bounds of a durable queue group's bookkeeping at the owner: messages
@@ -48,6 +49,19 @@ type queueGroup struct {
 	flights map[uint64]*queueFlight
 	acked   map[uint64]struct{} // acknowledged after cursor
 	backlog []*queueFlight
+
+	// With a store that keeps cursors (queue_store.go): qc is it; loading
+	// is set while the cursor is read and the store replayed; saved is the
+	// cursor the store holds, dirty says the cursor moved since, saving
+	// that a save is under way.
+	qc      store.QueueCursors
+	loading bool
+	// gapFrom..gapTo were given up after a replay cut at its bound
+	// (gapTo 0: up to the next live message); gapFrom 0: no gap.
+	gapFrom, gapTo uint64
+	saved          uint64
+	dirty          bool
+	saving         bool
 }
 
 type queueNode struct {
@@ -147,7 +161,13 @@ func (n *Node) ownerQueueJoin(k queueKey, origin string, hops uint8, reqID uint6
 	}
 	q := &n.queueOwner
 	q.mu.Lock()
-	g := q.group(k, true)
+	g := q.group(k, false)
+	if g == nil {
+		g = q.group(k, true)
+		if g.qc = n.queueCursors(k.topic); g.qc != nil {
+			n.loadQueueCursorLocked(g, g.qc)
+		}
+	}
 	now := time.Now()
 	if i := slices.IndexFunc(g.nodes, func(qn queueNode) bool { return qn.name == origin }); i >= 0 {
 		g.nodes[i].seen = now
@@ -198,7 +218,10 @@ func (n *Node) removeQueueNodeLocked(g *queueGroup, node string, now time.Time) 
 // forgetGroupIfIdleLocked drops a group with no node and nothing waiting.
 // q.mu held.
 func (n *Node) forgetGroupIfIdleLocked(g *queueGroup) {
-	if len(g.nodes) == 0 && len(g.flights) == 0 && len(g.backlog) == 0 {
+	if len(g.nodes) == 0 && len(g.flights) == 0 && !g.loading && !g.saving && !g.dirty &&
+		(len(g.backlog) == 0 || g.qc != nil) {
+		// A durable group's cursor is saved: the owner that keeps it next
+		// replays what followed it from the store.
 		n.queueOwner.dropGroup(g)
 	}
 }
@@ -226,10 +249,18 @@ func (n *Node) queueFanout(ot *ownedTopic, seq uint64, data []byte) {
 			}
 			continue
 		}
+		f := &queueFlight{epoch: ot.epoch, seq: seq, data: data}
+		if g.loading {
+			n.backlogLocked(g, f)
+			continue
+		}
 		if !g.based || g.epoch != ot.epoch {
 			n.rebaseQueueLocked(g, ot.epoch, seq-1)
+			g.saved, g.dirty = 0, g.qc != nil
 		}
-		f := &queueFlight{epoch: ot.epoch, seq: seq, data: data}
+		if g.gapFrom != 0 && g.gapTo == 0 {
+			g.gapTo = seq - 1
+		}
 		if len(g.flights) < maxQueueFlights && len(g.backlog) == 0 {
 			if f.node = n.sendQueueLocked(g, "", f.epoch, f.seq, f.data, true); f.node != "" {
 				f.due = now.Add(n.cfg.QueueAckTimeout)
@@ -245,6 +276,7 @@ func (n *Node) queueFanout(ot *ownedTopic, seq uint64, data []byte) {
 // epoch, every message up to cursor counting as done. q.mu held.
 func (n *Node) rebaseQueueLocked(g *queueGroup, epoch, cursor uint64) {
 	g.based, g.epoch, g.cursor = true, epoch, cursor
+	g.gapFrom, g.gapTo = 0, 0
 	g.flights = make(map[uint64]*queueFlight)
 	g.acked = make(map[uint64]struct{})
 	g.backlog = nil
@@ -268,7 +300,7 @@ func (n *Node) backlogLocked(g *queueGroup, f *queueFlight) {
 // drainBacklogLocked sends waiting messages while the group has a node and
 // room for them. q.mu held.
 func (n *Node) drainBacklogLocked(g *queueGroup, now time.Time) {
-	for len(g.backlog) > 0 && len(g.nodes) > 0 && len(g.flights) < maxQueueFlights {
+	for !g.loading && len(g.backlog) > 0 && len(g.nodes) > 0 && len(g.flights) < maxQueueFlights {
 		f := g.backlog[0]
 		if f.node = n.sendQueueLocked(g, "", f.epoch, f.seq, f.data, true); f.node == "" {
 			return
@@ -360,11 +392,18 @@ func (n *Node) ackQueueLocked(g *queueGroup, epoch, seq uint64) {
 	delete(g.flights, seq)
 	g.acked[seq] = struct{}{}
 	for {
+		if g.gapFrom != 0 && g.gapTo != 0 && g.cursor+1 == g.gapFrom {
+			n.stats.lost.Add(g.gapTo - g.cursor)
+			g.cursor, g.gapFrom, g.gapTo = g.gapTo, 0, 0
+			g.dirty = g.qc != nil
+			continue
+		}
 		if _, ok := g.acked[g.cursor+1]; !ok {
 			break
 		}
 		delete(g.acked, g.cursor+1)
 		g.cursor++
+		g.dirty = g.qc != nil
 	}
 }
 
@@ -396,6 +435,7 @@ func (n *Node) reconcileQueues(now time.Time) {
 			n.forgetGroupIfIdleLocked(g)
 		}
 	}
+	n.saveQueueCursorsLocked()
 }
 
 // queueNodesDeparted forgets members that left the cluster: their

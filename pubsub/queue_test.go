@@ -352,3 +352,75 @@ func TestQueueDurableRedelivers(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestQueueDurableResumesFromCursor acknowledges part of a durable topic's
+// messages, stops the node, and starts another on the same SQLite store:
+// a new member of the group receives every message after the group's
+// cursor (the unacknowledged ones and those published while the group had
+// no member), read from the store.
+func TestQueueDurableResumesFromCursor(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ringcast.db"), sqlite.Options{Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	ctx := ctxT(t, 60*time.Second)
+	const topic = "jobs:resume"
+	first := newStandalone(t, "first", withStore(st))
+	sub, err := first.SubscribeQueue(ctx, topic, "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 100 {
+		if _, err := first.Publish(ctx, topic, []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var cursor uint64
+	for range 100 {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Seq <= 40 {
+			_ = sub.Ack(m)
+			cursor = max(cursor, m.Seq)
+		}
+	}
+	if cursor != 40 {
+		t.Fatalf("acknowledged up to %d", cursor)
+	}
+	waitFor(t, 10*time.Second, "the cursor to be saved", func() bool {
+		c, ok, err := st.QueueCursor(ctx, topic, "workers")
+		return err == nil && ok && c.Seq == 40
+	})
+	_ = sub.Unsubscribe()
+	for i := range 20 {
+		if _, err := first.Publish(ctx, topic, []byte(fmt.Sprint("no member ", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := first.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	second := newStandalone(t, "second", withStore(st))
+	sub, err = second.SubscribeQueue(ctx, topic, "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := uint64(41); want <= 120; want++ {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if m.Seq != want {
+			t.Fatalf("got seq %d, want %d", m.Seq, want)
+		}
+		_ = sub.Ack(m)
+	}
+	waitFor(t, 10*time.Second, "the cursor to reach the end", func() bool {
+		c, ok, err := st.QueueCursor(ctx, topic, "workers")
+		return err == nil && ok && c.Seq == 120
+	})
+}
