@@ -96,9 +96,13 @@ func (q *queueOwner) group(k queueKey, create bool) *queueGroup {
 	return g
 }
 
-// dropGroup forgets g. q.mu held.
+// dropGroup forgets g, unless another group of the same name has replaced
+// it since. q.mu held.
 func (q *queueOwner) dropGroup(g *queueGroup) {
 	groups := q.topics[g.key.topic]
+	if groups[g.key.group] != g {
+		return
+	}
 	delete(groups, g.key.group)
 	if len(groups) == 0 {
 		delete(q.topics, g.key.topic)
