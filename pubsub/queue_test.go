@@ -9,7 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/pubsub/store/sqlite"
+	"github.com/ringcast/ringcast/transport"
 )
 
 // queueTally records which queue member received which sequence numbers.
@@ -423,4 +425,48 @@ func TestQueueDurableResumesFromCursor(t *testing.T) {
 		c, ok, err := st.QueueCursor(ctx, topic, "workers")
 		return err == nil && ok && c.Seq == 120
 	})
+}
+
+// TestQueueBadPeerFrames feeds a node queue frames a peer should never
+// send: malformed bodies and invalid names are counted and change
+// nothing, an acknowledgement for an unknown group is ignored, and a
+// delivery for a group the node has no member of is dropped (and the
+// sender told to stop); the node goes on serving its own group.
+func TestQueueBadPeerFrames(t *testing.T) {
+	n := startCluster(t, 1, nil).nodes[0]
+	ctx := ctxT(t, 10*time.Second)
+	sub, err := n.SubscribeQueue(ctx, "jobs:bad", "g")
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := n.Stats().BadFrames
+	for _, typ := range []transport.FrameType{wire.FrameQueueJoin, wire.FrameQueueLeave, wire.FrameQueueDeliver, wire.FrameQueueAck, wire.FrameQueueJoinAck} {
+		n.handleFrame("peer", typ, []byte{0xc1})
+	}
+	n.handleFrame("peer", wire.FrameQueueJoin, wire.EncodeFrame(&wire.QueueJoin{Topic: "jobs:bad", Group: "a\x00b", Origin: "evil"})[transport.FrameHeaderSize:])
+	n.handleFrame("peer", wire.FrameQueueJoin, wire.EncodeFrame(&wire.QueueJoin{Topic: "", Group: "g", Origin: "evil"})[transport.FrameHeaderSize:])
+	n.handleFrame("peer", wire.FrameQueueLeave, wire.EncodeFrame(&wire.QueueLeave{Topic: "jobs:bad", Group: "", Origin: n.Name()})[transport.FrameHeaderSize:])
+	if got := n.Stats().BadFrames - before; got != 8 {
+		t.Fatalf("BadFrames grew by %d, want 8", got)
+	}
+	n.handleFrame("peer", wire.FrameQueueAck, wire.EncodeFrame(&wire.QueueAck{Topic: "jobs:none", Group: "g", Epoch: 1, Seq: 1})[transport.FrameHeaderSize:])
+	n.handleFrame("peer", wire.FrameQueueDeliver, wire.EncodeFrame(&wire.QueueDeliver{Topic: "jobs:bad", Group: "other", Epoch: 1, Seq: 1, Data: []byte("x")})[transport.FrameHeaderSize:])
+	q := &n.queueOwner
+	q.mu.Lock()
+	g := q.group(queueKey{"jobs:bad", "g"}, false)
+	nodes := 0
+	if g != nil {
+		nodes = len(g.nodes)
+	}
+	evil := q.group(queueKey{"jobs:bad", "a\x00b"}, false)
+	q.mu.Unlock()
+	if nodes != 1 || evil != nil {
+		t.Fatalf("owner holds %d nodes for the group and %v for the invalid one", nodes, evil)
+	}
+	if _, err := n.Publish(ctx, "jobs:bad", []byte("ok")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := sub.Next(ctx); err != nil || string(m.Data) != "ok" {
+		t.Fatalf("Next = %q, %v", m.Data, err)
+	}
 }
