@@ -470,3 +470,66 @@ func TestQueueBadPeerFrames(t *testing.T) {
 		t.Fatalf("Next = %q, %v", m.Data, err)
 	}
 }
+
+// TestQueueFollowsOwnerChange shuts the topic's owner down: the members'
+// nodes join their group with the new owner by themselves, and messages
+// published after the move reach the group again.
+func TestQueueFollowsOwnerChange(t *testing.T) {
+	c := startCluster(t, 3, nil)
+	ctx := ctxT(t, 60*time.Second)
+	topic := topicOwnedBy(t, c.nodes[1], c.nodes[0].Name(), "jobs:move")
+	var subs []*Subscription
+	for _, n := range c.nodes[1:] {
+		sub, err := n.SubscribeQueue(ctx, topic, "g")
+		if err != nil {
+			t.Fatal(err)
+		}
+		subs = append(subs, sub)
+	}
+	if err := c.nodes[0].Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	c.waitConverged()
+	var got queueTally
+	var wg sync.WaitGroup
+	for i, sub := range subs {
+		wg.Add(1)
+		go readQueue(sub, fmt.Sprint(i), &got, &wg)
+	}
+	want := make(map[uint64]bool)
+	// The first publishes may reach the new owner before the members'
+	// nodes have joined it again (memory topic: at most once); from then
+	// on every message reaches the group.
+	waitFor(t, 10*time.Second, "the group to receive a message after the move", func() bool {
+		if _, err := c.nodes[1].Publish(ctx, topic, []byte("probe")); err != nil {
+			t.Fatal(err)
+		}
+		return got.total() > 0
+	})
+	before := got.total()
+	for i := range 100 {
+		res, err := c.nodes[2].Publish(ctx, topic, []byte(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[res.Seq] = true
+	}
+	waitFor(t, 10*time.Second, "every message after the move", func() bool { return got.total() >= before+len(want) })
+	for _, sub := range subs {
+		_ = sub.Unsubscribe()
+	}
+	wg.Wait()
+	got.mu.Lock()
+	defer got.mu.Unlock()
+	seen := make(map[uint64]int)
+	for _, seqs := range got.got {
+		for _, s := range seqs {
+			seen[s]++
+		}
+	}
+	for s := range want {
+		if seen[s] != 1 {
+			t.Fatalf("seq %d delivered %d times", s, seen[s])
+		}
+	}
+}
