@@ -533,3 +533,85 @@ func TestQueueFollowsOwnerChange(t *testing.T) {
 		}
 	}
 }
+
+// TestQueueDurableNodeKilled closes a node whose member holds messages it
+// has not acknowledged, as a crash would: the owner hands them to the
+// group's member on another node (when the node is declared dead, or
+// after QueueAckTimeout), and every message ends up acknowledged.
+func TestQueueDurableNodeKilled(t *testing.T) {
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ringcast.db"), sqlite.Options{Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	c := startCluster(t, 3, func(cfg *Config) {
+		withStore(st)(cfg)
+		cfg.QueueAckTimeout = 2 * time.Second
+	})
+	ctx := ctxT(t, 60*time.Second)
+	topic := topicOwnedBy(t, c.nodes[1], c.nodes[0].Name(), "jobs:kill")
+	survivor, err := c.nodes[1].SubscribeQueue(ctx, topic, "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	victim, err := c.nodes[2].SubscribeQueue(ctx, topic, "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var acked queueTally
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			m, err := survivor.Next(context.Background())
+			if err != nil {
+				return
+			}
+			_ = survivor.Ack(m)
+			acked.add("survivor", m.Seq)
+		}
+	}()
+	want := make(map[uint64]bool)
+	for i := range 200 {
+		res, err := c.nodes[0].Publish(ctx, topic, []byte(fmt.Sprint(i)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want[res.Seq] = true
+	}
+	// The victim takes a few and acknowledges them, then its node dies
+	// with the rest unacknowledged.
+	for range 10 {
+		m, err := victim.Next(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = victim.Ack(m)
+		acked.add("victim", m.Seq)
+	}
+	if err := c.nodes[2].Close(); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 30*time.Second, "every message to be acknowledged", func() bool {
+		acked.mu.Lock()
+		defer acked.mu.Unlock()
+		seen := make(map[uint64]bool)
+		for _, seqs := range acked.got {
+			for _, s := range seqs {
+				seen[s] = true
+			}
+		}
+		for s := range want {
+			if !seen[s] {
+				return false
+			}
+		}
+		return true
+	})
+	_ = survivor.Unsubscribe()
+	wg.Wait()
+	// Let the survivors declare the node dead, so that no probe of it is
+	// left running when the test ends.
+	c.waitConverged()
+}
