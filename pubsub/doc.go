@@ -132,9 +132,11 @@
 // delivers again, from the store, everything after it. So an acknowledged
 // message is never lost and an unacknowledged one comes again, possibly
 // twice: handlers must be idempotent. Bounds: per group the owner holds at
-// most 65,536 unacknowledged and 65,536 waiting messages; past them (and
-// past a replay of that many) the oldest are given up and counted in
-// Stats.Lost.
+// most 65,536 unacknowledged and 65,536 waiting messages in memory; a
+// group past them falls behind: its new messages stay in the store only,
+// and the owner reads them back a page at a time as its members catch up.
+// Only messages that retention removed from the store before the group
+// read them are given up (counted in Stats.Lost).
 //
 // Explicit acknowledgement was chosen over acknowledging when Next
 // returns: a member that dies while it handles a message must not have

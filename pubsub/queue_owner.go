@@ -13,9 +13,11 @@ import (
 
 // Bounds of a durable queue group's bookkeeping at the owner: messages
 // delivered and not yet acknowledged (flights), and messages waiting for a
-// member (backlog). A message pushed out of a full backlog is given up,
-// counted in Stats.Lost, and the group's cursor moves past it.
-const (
+// member (backlog). Past the backlog's bound a group falls behind: its new
+// messages stay in the store only, and the owner reads them back a page
+// at a time as the backlog empties (queue_store.go). They are variables
+// so that tests can lower them.
+var (
 	maxQueueFlights = 1 << 16
 	maxQueueBacklog = 1 << 16
 )
@@ -56,12 +58,21 @@ type queueGroup struct {
 	// that a save is under way.
 	qc      store.QueueCursors
 	loading bool
-	// gapFrom..gapTo were given up after a replay cut at its bound
-	// (gapTo 0: up to the next live message); gapFrom 0: no gap.
-	gapFrom, gapTo uint64
-	saved          uint64
-	dirty          bool
-	saving         bool
+	saved   uint64
+	dirty   bool
+	saving  bool
+
+	// A durable group that fell behind (see maxQueueBacklog) leaves its
+	// messages after replayAfter in the store, up to lastSeen, the newest
+	// the owner has sequenced; replaying is set while a page of them is
+	// read. gen changes at every rebase, so that a read started before is
+	// ignored.
+	durable     bool
+	behind      bool
+	replaying   bool
+	replayAfter uint64
+	lastSeen    uint64
+	gen         uint64
 }
 
 type queueNode struct {
@@ -253,17 +264,19 @@ func (n *Node) queueFanout(ot *ownedTopic, seq uint64, data []byte) {
 			}
 			continue
 		}
+		g.durable = true
 		f := &queueFlight{epoch: ot.epoch, seq: seq, data: data}
 		if g.loading {
-			n.backlogLocked(g, f)
+			n.backlogLocked(g, f, true)
 			continue
 		}
 		if !g.based || g.epoch != ot.epoch {
 			n.rebaseQueueLocked(g, ot.epoch, seq-1)
 			g.saved, g.dirty = 0, g.qc != nil
 		}
-		if g.gapFrom != 0 && g.gapTo == 0 {
-			g.gapTo = seq - 1
+		if g.behind {
+			g.lastSeen = max(g.lastSeen, seq)
+			continue
 		}
 		if len(g.flights) < maxQueueFlights && len(g.backlog) == 0 {
 			if f.node = n.sendQueueLocked(g, "", f.epoch, f.seq, f.data, true); f.node != "" {
@@ -272,7 +285,7 @@ func (n *Node) queueFanout(ot *ownedTopic, seq uint64, data []byte) {
 				continue
 			}
 		}
-		n.backlogLocked(g, f)
+		n.backlogLocked(g, f, true)
 	}
 }
 
@@ -280,17 +293,27 @@ func (n *Node) queueFanout(ot *ownedTopic, seq uint64, data []byte) {
 // epoch, every message up to cursor counting as done. q.mu held.
 func (n *Node) rebaseQueueLocked(g *queueGroup, epoch, cursor uint64) {
 	g.based, g.epoch, g.cursor = true, epoch, cursor
-	g.gapFrom, g.gapTo = 0, 0
+	g.behind, g.replaying, g.replayAfter, g.lastSeen = false, false, 0, 0
+	g.gen++
 	g.flights = make(map[uint64]*queueFlight)
 	g.acked = make(map[uint64]struct{})
 	g.backlog = nil
 }
 
-// backlogLocked queues f until a member can take it; a full backlog gives
-// up its oldest message. q.mu held.
-func (n *Node) backlogLocked(g *queueGroup, f *queueFlight) {
+// backlogLocked queues f until a member can take it. A new message (live)
+// that finds the backlog full makes a durable group fall behind: it stays
+// in the store, and so do the messages after it until the group has
+// caught up (catchUpLocked). A memory topic's group gives up its oldest
+// message instead. A message sent before (not live) always gets in: there
+// are at most maxQueueFlights of them. q.mu held.
+func (n *Node) backlogLocked(g *queueGroup, f *queueFlight, live bool) {
 	f.node = ""
-	if len(g.backlog) >= maxQueueBacklog {
+	if live && g.durable && (g.based || g.loading) && len(g.backlog) >= maxQueueBacklog {
+		g.behind, g.replayAfter, g.lastSeen = true, f.seq-1, f.seq
+		n.log.Info("queue group fell behind: its messages are read back from the store", "topic", g.key.topic, "group", g.key.group, "after", g.replayAfter)
+		return
+	}
+	if live && len(g.backlog) >= maxQueueBacklog {
 		old := g.backlog[0]
 		g.backlog[0] = nil
 		g.backlog = g.backlog[1:]
@@ -314,6 +337,9 @@ func (n *Node) drainBacklogLocked(g *queueGroup, now time.Time) {
 		f.due = now.Add(n.cfg.QueueAckTimeout)
 		g.flights[f.seq] = f
 	}
+	if g.behind && !g.replaying && !g.loading && len(g.nodes) > 0 && len(g.backlog) <= maxQueueBacklog/2 {
+		n.catchUpLocked(g)
+	}
 }
 
 // redeliverLocked sends an unacknowledged message again, to another node
@@ -325,7 +351,7 @@ func (n *Node) redeliverLocked(g *queueGroup, f *queueFlight, now time.Time) {
 		return
 	}
 	delete(g.flights, f.seq)
-	n.backlogLocked(g, f)
+	n.backlogLocked(g, f, false)
 }
 
 // sendQueueLocked sends a message to the next node of g in turn, avoiding
@@ -396,12 +422,6 @@ func (n *Node) ackQueueLocked(g *queueGroup, epoch, seq uint64) {
 	delete(g.flights, seq)
 	g.acked[seq] = struct{}{}
 	for {
-		if g.gapFrom != 0 && g.gapTo != 0 && g.cursor+1 == g.gapFrom {
-			n.stats.lost.Add(g.gapTo - g.cursor)
-			g.cursor, g.gapFrom, g.gapTo = g.gapTo, 0, 0
-			g.dirty = g.qc != nil
-			continue
-		}
 		if _, ok := g.acked[g.cursor+1]; !ok {
 			break
 		}

@@ -17,6 +17,11 @@ import (
 // what the group had not acknowledged is not lost, though some of it may
 // come twice (at least once). Until that replay is done, the group's new
 // messages wait in its backlog, behind the replayed ones.
+//
+// The store also holds what a group cannot keep in memory: a group whose
+// backlog is full falls behind, and its messages are read back from the
+// store in order, a page at a time, as its members work through what the
+// owner holds (catchUpLocked).
 
 // queueCursors returns the store's queue cursors when topic is durable and
 // the store keeps them, nil otherwise.
@@ -70,39 +75,51 @@ func (n *Node) readQueueReplay(g *queueGroup, c store.Cursor) (out []*queueFligh
 	q.mu.Unlock()
 	after := c.Seq
 	for after+1 < stop && len(out) < maxQueueBacklog {
-		var (
-			page historyPage
-			rerr error
-		)
-		n.readStoreHistoryNow(g.key.topic, historyPage{epoch: c.Epoch, seq: stop - 1}, after, stop-1, 0, func(p historyPage, err error) {
-			page, rerr = p, err
-		})
-		if rerr != nil {
-			n.log.Warn("queue group replay stopped: store not read", "topic", g.key.topic, "group", g.key.group, "after", after, "err", rerr)
+		entries, err := n.readQueuePage(g, c.Epoch, after, stop-1, maxQueueBacklog-len(out))
+		if err != nil {
+			n.log.Warn("queue group replay stopped: store not read", "topic", g.key.topic, "group", g.key.group, "after", after, "err", err)
 			break
 		}
-		if len(page.entries) == 0 {
+		if len(entries) == 0 {
 			break
 		}
-		for _, e := range page.entries {
-			out = append(out, &queueFlight{epoch: c.Epoch, seq: e.Seq, data: e.Data})
-		}
-		after = page.entries[len(page.entries)-1].Seq
+		out = append(out, entries...)
+		after = entries[len(entries)-1].seq
 	}
 	return out, len(out) >= maxQueueBacklog
 }
 
+// readQueuePage reads one page of a topic's messages after after, up to
+// until, from the store, on the caller's goroutine.
+func (n *Node) readQueuePage(g *queueGroup, epoch, after, until uint64, limit int) ([]*queueFlight, error) {
+	var (
+		page historyPage
+		rerr error
+	)
+	n.readStoreHistoryNow(g.key.topic, historyPage{epoch: epoch, seq: until}, after, until, limit, func(p historyPage, err error) {
+		page, rerr = p, err
+	})
+	if rerr != nil {
+		return nil, rerr
+	}
+	out := make([]*queueFlight, 0, len(page.entries))
+	for _, e := range page.entries {
+		out = append(out, &queueFlight{epoch: epoch, seq: e.Seq, data: e.Data})
+	}
+	return out, nil
+}
+
 // applyQueueCursorLocked bases g on the cursor read from the store (ok)
-// and puts the replayed messages ahead of the live ones that waited
-// meanwhile. q.mu held.
-//
-// A replay cut at maxQueueBacklog leaves the messages between its last
-// one and the first live one undelivered: they are given up (counted in
-// Stats.Lost), and the cursor moves over them once it reaches them
-// (queueGroup.gapFrom).
+// and queues the replayed messages. The live messages that waited meanwhile
+// are in the store too: when there are any after the replay (or the
+// replay stopped at its bound), the group is behind and reads them back
+// from the store in order (catchUpLocked). q.mu held.
 func (n *Node) applyQueueCursorLocked(g *queueGroup, c store.Cursor, ok bool, replay []*queueFlight, truncated bool) {
 	live := g.backlog
-	g.backlog = nil
+	lastLive := g.lastSeen
+	for _, f := range live {
+		lastLive = max(lastLive, f.seq)
+	}
 	switch {
 	case ok && (len(live) == 0 || live[0].epoch == c.Epoch):
 		n.rebaseQueueLocked(g, c.Epoch, c.Seq)
@@ -113,9 +130,9 @@ func (n *Node) applyQueueCursorLocked(g *queueGroup, c store.Cursor, ok bool, re
 	case len(live) > 0:
 		n.rebaseQueueLocked(g, live[0].epoch, live[0].seq-1)
 		g.saved = 0
-		replay = nil
+		replay, truncated = nil, false
 	default:
-		g.based = false // the next message bases it
+		g.based, g.backlog = false, nil // the next message bases it
 		return
 	}
 	g.dirty = g.cursor != g.saved
@@ -126,29 +143,62 @@ func (n *Node) applyQueueCursorLocked(g *queueGroup, c store.Cursor, ok bool, re
 			last = f.seq
 		}
 	}
-	if truncated {
-		g.gapFrom, g.gapTo = last+1, 0
-		if len(live) > 0 {
-			g.gapTo = live[0].seq - 1
-		}
-		n.log.Warn("queue group replay cut at its bound: later messages up to the live ones are given up", "topic", g.key.topic, "group", g.key.group, "from", g.gapFrom)
-	}
-	for _, f := range live {
-		if f.epoch == g.epoch && f.seq > last {
-			g.backlog = append(g.backlog, f)
-			last = f.seq
-		}
-	}
-	if len(g.backlog) > maxQueueBacklog {
-		cut := len(g.backlog) - maxQueueBacklog
-		for _, f := range g.backlog[:cut] {
-			n.stats.lost.Add(1)
-			n.ackQueueLocked(g, f.epoch, f.seq)
-		}
-		n.log.Warn("queue group backlog full: messages given up", "topic", g.key.topic, "group", g.key.group, "count", cut)
-		g.backlog = g.backlog[cut:]
+	if truncated || lastLive > last {
+		g.behind, g.replayAfter, g.lastSeen = true, last, max(lastLive, last)
 	}
 	n.drainBacklogLocked(g, time.Now())
+}
+
+// catchUpLocked reads back, on a goroutine of the node's, the next page of
+// the messages a group that fell behind left in the store, and queues
+// them; the group has caught up once it has read every message up to the
+// newest its owner sequenced. Messages retention removed from the store
+// meanwhile are given up (Stats.Lost). q.mu held.
+func (n *Node) catchUpLocked(g *queueGroup) {
+	g.replaying = true
+	gen, epoch, after, until := g.gen, g.epoch, g.replayAfter, g.lastSeen
+	limit := min(maxStoreReadPage, maxQueueBacklog-len(g.backlog))
+	n.storeWork.Add(1)
+	go func() {
+		defer n.storeWork.Done()
+		entries, err := n.readQueuePage(g, epoch, after, until, max(limit, 1))
+		q := &n.queueOwner
+		q.mu.Lock()
+		defer q.mu.Unlock()
+		if g.gen != gen {
+			return // rebased meanwhile: this read is void
+		}
+		g.replaying = false
+		if err != nil {
+			n.log.Warn("queue group catch-up: store not read; trying again", "topic", g.key.topic, "group", g.key.group, "after", after, "err", err)
+			return // the next drain or reconciliation tries again
+		}
+		next := after + 1
+		for _, f := range entries {
+			if f.seq > until {
+				break
+			}
+			for ; next < f.seq; next++ {
+				n.stats.lost.Add(1)
+				n.ackQueueLocked(g, epoch, next)
+			}
+			g.backlog = append(g.backlog, f)
+			g.replayAfter, next = f.seq, f.seq+1
+		}
+		if len(entries) == 0 {
+			// Nothing left up to until: retention removed it.
+			for s := after + 1; s <= until; s++ {
+				n.stats.lost.Add(1)
+				n.ackQueueLocked(g, epoch, s)
+			}
+			g.replayAfter = until
+		}
+		if g.replayAfter >= g.lastSeen {
+			g.behind = false
+			n.log.Info("queue group caught up", "topic", g.key.topic, "group", g.key.group, "at", g.replayAfter)
+		}
+		n.drainBacklogLocked(g, time.Now())
+	}()
 }
 
 // saveQueueCursorsLocked saves the cursors that moved since they were last

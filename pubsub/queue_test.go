@@ -615,3 +615,56 @@ func TestQueueDurableNodeKilled(t *testing.T) {
 	// left running when the test ends.
 	c.waitConverged()
 }
+
+// TestQueueDurableFallsBehind lowers a durable group's bounds to a few
+// messages: the owner stops holding the group's new messages, leaves them
+// in the store and reads them back as the member works through what it
+// has, so the member receives every message once and none is given up.
+func TestQueueDurableFallsBehind(t *testing.T) {
+	flights, backlog := maxQueueFlights, maxQueueBacklog
+	maxQueueFlights, maxQueueBacklog = 4, 8
+	t.Cleanup(func() { maxQueueFlights, maxQueueBacklog = flights, backlog })
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "ringcast.db"), sqlite.Options{Synchronous: "normal"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = st.Close() })
+	n := newStandalone(t, "solo", withStore(st))
+	ctx := ctxT(t, 60*time.Second)
+	sub, err := n.SubscribeQueue(ctx, "jobs:behind", "workers")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 200
+	for i := range total {
+		if _, err := n.Publish(ctx, "jobs:behind", []byte(fmt.Sprint(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	n.queueOwner.mu.Lock()
+	behind := n.queueOwner.group(queueKey{"jobs:behind", "workers"}, false).behind
+	n.queueOwner.mu.Unlock()
+	if !behind {
+		t.Fatal("the group did not fall behind")
+	}
+	seen := make(map[uint64]bool)
+	for len(seen) < total {
+		m, err := sub.Next(ctx)
+		if err != nil {
+			t.Fatalf("after %d messages: %v", len(seen), err)
+		}
+		if seen[m.Seq] {
+			t.Fatalf("seq %d delivered twice", m.Seq)
+		}
+		seen[m.Seq] = true
+		_ = sub.Ack(m)
+	}
+	for s := uint64(1); s <= total; s++ {
+		if !seen[s] {
+			t.Fatalf("seq %d never delivered", s)
+		}
+	}
+	if lost := n.Stats().Lost; lost != 0 {
+		t.Fatalf("Stats.Lost = %d", lost)
+	}
+}
