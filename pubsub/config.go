@@ -45,6 +45,7 @@ const (
 	DefaultIdleTopicTTL       = 5 * time.Minute
 	DefaultRequestTimeout     = 5 * time.Second
 	DefaultClaimTimeout       = 2 * time.Second
+	DefaultQueueAckTimeout    = 30 * time.Second
 	DefaultGapTimeout         = 500 * time.Millisecond
 	DefaultReplicationFactor  = 2
 	DefaultStoreTimeout       = 5 * time.Second
@@ -162,6 +163,12 @@ type Config struct {
 	// delivers what it has. Default 500ms.
 	GapTimeout time.Duration
 
+	// QueueAckTimeout is how long the owner of a durable topic waits for a
+	// queue group member to acknowledge a message before it delivers the
+	// message again, to another member when the group has one. Default
+	// 30s.
+	QueueAckTimeout time.Duration
+
 	// Gossip tunes failure detection; zero keeps memberlist's LAN defaults.
 	Gossip GossipConfig
 
@@ -245,6 +252,9 @@ func (c Config) withDefaults() (Config, error) {
 	if c.GapTimeout == 0 {
 		c.GapTimeout = DefaultGapTimeout
 	}
+	if c.QueueAckTimeout == 0 {
+		c.QueueAckTimeout = DefaultQueueAckTimeout
+	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -267,7 +277,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("%w: ReplicationFactor %d is not in 1..16", ErrInvalidConfig, c.ReplicationFactor)
 	case c.Workers < 0:
 		return c, fmt.Errorf("%w: Workers %d is negative", ErrInvalidConfig, c.Workers)
-	case c.RequestTimeout < 0 || c.ClaimTimeout < 0 || c.GapTimeout < 0 || c.StoreTimeout < 0:
+	case c.RequestTimeout < 0 || c.ClaimTimeout < 0 || c.GapTimeout < 0 || c.StoreTimeout < 0 || c.QueueAckTimeout < 0:
 		return c, fmt.Errorf("%w: negative timeout", ErrInvalidConfig)
 	}
 	return c, nil

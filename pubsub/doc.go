@@ -89,6 +89,59 @@
 // acknowledged; memory-only topics are unaffected. Durable topics are not
 // copied to replicas: the store is their copy.
 //
+// # Queue groups
+//
+// A subscription made with SubscribeQueue (or the InQueue option) is a
+// member of a queue group of its topic: each message goes to exactly one
+// live member of the group, wherever in the cluster it is, while plain
+// subscribers of the topic still receive every message (NATS's queue
+// subscribers, Kafka's consumer groups). A topic may have any number of
+// groups; each receives every message once.
+//
+// A node tells the topic's owner (in its view of the ring) when its first
+// member of a group arrives (SubscribeQueue returns once the owner
+// answered) and when its last one leaves, and tells it again every second
+// and whenever the ring changes, so that a new owner learns the groups
+// within a second and nothing has to be handed over. Per message and
+// group the owner picks one node that has members, taking them in turn,
+// and sends it one frame; that node hands the message to one of its
+// members, also in turn, skipping members that have stopped or whose
+// buffer is full. The split is therefore even across nodes, and across
+// the members of a node, as long as members keep up. An owner forgets a
+// node that left the cluster at once, and one it has not heard from for 5
+// seconds.
+//
+// On a memory topic delivery is at most once: a message is lost when no
+// node has a member when the owner sequences it, when every member of the
+// chosen node is stopped or full (Stats.Dropped), or when its node or the
+// owner fails with it in flight; while ownership moves, the new owner may
+// sequence messages before the members' nodes have told it about their
+// groups (up to a second). A member that Unsubscribes still reads what was
+// buffered for it with Next, so stopping a member loses nothing.
+//
+// On a durable topic delivery is at least once. The owner keeps each
+// message it gave a group until a member acknowledges it (Subscription.Ack,
+// or the return of a SubscribeQueueFunc handler), and sends it again, to
+// another node when there is one, after Config.QueueAckTimeout, or at once
+// when the member's node leaves the group or the cluster. Messages
+// sequenced while the group has no member wait for one. The group's
+// cursor, the position up to which every message is acknowledged, is saved
+// in the store (store.QueueCursors, both backends) at most every 250 ms;
+// when another node takes over the group (a failover, a hand-off, a
+// restart, or the first member after none) it reads the cursor and
+// delivers again, from the store, everything after it. So an acknowledged
+// message is never lost and an unacknowledged one comes again, possibly
+// twice: handlers must be idempotent. Bounds: per group the owner holds at
+// most 65,536 unacknowledged and 65,536 waiting messages in memory; a
+// group past them falls behind: its new messages stay in the store only,
+// and the owner reads them back a page at a time as its members catch up.
+// Only messages that retention removed from the store before the group
+// read them are given up (counted in Stats.Lost).
+//
+// Explicit acknowledgement was chosen over acknowledging when Next
+// returns: a member that dies while it handles a message must not have
+// acknowledged it.
+//
 // # Cost of a publish
 //
 // One frame to the owner (none when the owner is local) plus one frame per
@@ -207,6 +260,11 @@
 // handlers), presence_local.go (this node's entries and their reports),
 // presence_owner.go (the owner's sets), presence_watch.go (the copies of
 // watching nodes, PresenceWatch).
+//
+// Queue groups: queue.go (SubscribeQueue, a node's members and the
+// delivery to one of them), queue_owner.go (the owner's groups, the choice
+// of a node, acknowledgements and redelivery), queue_store.go (a durable
+// group's cursor in the store, and the replay after it).
 //
 // Durable topics: durability.go (which topics, their retention),
 // durable.go (claims in the store, step-down, reads from it), commit.go

@@ -34,6 +34,12 @@ var frameHandlers = [256]func(n *Node, from string, body []byte){
 	wire.FramePresenceUnwatch: request((*Node).onPresenceUnwatch),
 	wire.FramePresenceSync:    request((*Node).onPresenceSync),
 	wire.FramePresenceDiff:    request((*Node).onPresenceDiff),
+
+	wire.FrameQueueDeliver: (*Node).handleQueueDeliver,
+	wire.FrameQueueJoin:    request((*Node).onQueueJoin),
+	wire.FrameQueueLeave:   request((*Node).onQueueLeave),
+	wire.FrameQueueAck:     request((*Node).onQueueAck),
+	wire.FrameQueueJoinAck: reply[wire.QueueJoinAck],
 }
 
 // handleFrame is the transport's Handler: it decodes a frame from a peer

@@ -59,6 +59,7 @@ func (n *Node) Close() error {
 			}
 			lt.mu.Unlock()
 		}
+		n.endQueueMembers(true)
 		// As memberlist does: the links first, so that no frame arrives
 		// while the rest stops, then gossip, then the node's own loops.
 		n.closeErr = errors.Join(n.tr.Close(), n.ring.Close())
@@ -82,6 +83,7 @@ func (n *Node) Close() error {
 
 // endSubscriptions ends every local subscription with ErrClosed.
 func (n *Node) endSubscriptions() {
+	n.endQueueMembers(false)
 	for _, lt := range n.local.all() {
 		lt.mu.Lock()
 		subs := lt.subs

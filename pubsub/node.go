@@ -34,6 +34,10 @@ type Node struct {
 	stats    counters
 	// retention bounds what the owner and replica tables keep.
 	retention *retention
+	// Queue groups (queue.go, queue_owner.go): this node's members, and
+	// the groups of the topics it owns.
+	queues     queueMembers
+	queueOwner queueOwner
 
 	// Presence (presence*.go): the sets this node owns, its own entries,
 	// and its copies of the sets it watches.

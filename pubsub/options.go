@@ -57,6 +57,8 @@ type subscribeOptions struct {
 	onClose  func(error)
 	since    *Position
 	presence *presenceOption // WithPresence
+	queue    string          // InQueue
+	queueSet bool
 }
 
 // Position is a place in a topic's order: the epoch and the sequence

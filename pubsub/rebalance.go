@@ -72,6 +72,7 @@ func (n *Node) departed(prev, next *ring.View) {
 		n.pending.failPeer(name)
 		n.peers.departed(name)
 	}
+	n.queueNodesDeparted(gone)
 	for _, ot := range n.owned.all() {
 		ot.mu.Lock()
 		if ot.gone.Load() {
@@ -146,4 +147,5 @@ func (n *Node) reconcile() {
 		}
 		reg.Unlock()
 	}
+	n.reconcileQueues(now)
 }

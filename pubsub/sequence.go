@@ -99,6 +99,7 @@ func (n *Node) fanout(ot *ownedTopic, replicated []string, seq uint64, data []by
 	if buf != nil {
 		putFrameBuf(buf, frame)
 	}
+	n.queueFanout(ot, seq, data)
 }
 
 // deliverOwned hands a message to this node's own subscribers through the

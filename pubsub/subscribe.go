@@ -52,6 +52,13 @@ func (n *Node) subscribe(ctx context.Context, topic string, fn func(Message), op
 	}
 	s := newSubscription(n, topic, fn, o)
 	s.tracked = tracked
+	if o.queueSet {
+		s, err := n.subscribeQueue(ctx, s, o)
+		if err != nil {
+			tracked.Untrack()
+		}
+		return s, err
+	}
 	reg := &n.local.reg(topic).mu
 	reg.Lock()
 	lt, first := n.local.add(s)
@@ -204,6 +211,10 @@ func (n *Node) settleRegistration(lt *localTopic, owner string, epoch, seq uint6
 // local subscriber (N→0).
 func (n *Node) detach(s *Subscription) {
 	s.tracked.Untrack()
+	if s.group != "" {
+		n.queueDetach(s)
+		return
+	}
 	reg := &n.local.reg(s.topic).mu
 	reg.Lock()
 	defer reg.Unlock()

@@ -47,6 +47,8 @@ type Subscription struct {
 	size     int         // bound on len(in)
 	lt       *localTopic // set once by Subscribe; guarded by lt.mu for membership
 	tracked  *Tracked    // WithPresence's entry; set before the subscription is shared
+	group    string      // queue group (InQueue); "" for a plain subscription
+	lq       *localQueue // the queue group's members, set once by Subscribe
 
 	// Reader side: out[pos:] are taken but not yet returned. Guarded by rmu
 	// for Next; a dispatcher worker owns them while it runs the handler.

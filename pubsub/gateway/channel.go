@@ -34,6 +34,9 @@ type join struct {
 	// presence is set, before the join is shared, when the broker tracks
 	// presence for the topic (presence.go).
 	presence *joinPresence
+	// queue is the queue group the join is a member of ("" for none; see
+	// QueueBroker); read-only.
+	queue string
 }
 
 func (c *conn) handleJoin(f *frame) {
@@ -41,9 +44,9 @@ func (c *conn) handleJoin(f *frame) {
 		c.refuseReason(f, reasonUnauthorized)
 		return
 	}
-	p, ok := parseJoin(f)
-	if !ok {
-		c.refuseReason(f, reasonJoinPayload)
+	p, reason := parseJoin(f)
+	if reason != "" {
+		c.refuseReason(f, reason)
 		return
 	}
 	if p.presenceRefusal != "" {
@@ -55,8 +58,9 @@ func (c *conn) handleJoin(f *frame) {
 	}
 	meta := p.meta
 	c.mu.Lock()
-	if old := c.joins[f.topic]; old != nil && p.since != nil {
-		// Resuming replaces the join and its subscription.
+	if old := c.joins[f.topic]; old != nil && (p.since != nil || p.queue != "" || old.queue != "") {
+		// Resuming, or joining or leaving a queue group, replaces the join
+		// and its subscription.
 		c.mu.Unlock()
 		_, unsub := c.h.hub.leave(old)
 		c.h.hub.unsubscribe(f.topic, unsub)
@@ -81,7 +85,7 @@ func (c *conn) handleJoin(f *frame) {
 		c.refuseReason(f, reasonTooManyTopics)
 		return
 	}
-	j := &join{conn: c, topic: f.topic, joinRef: f.joinRef, meta: meta}
+	j := &join{conn: c, topic: f.topic, joinRef: f.joinRef, meta: meta, queue: p.queue}
 	ctx, cancel := context.WithTimeout(c.opCtx, c.h.opts.JoinTimeout)
 	if pr := c.h.presencer(f.topic); pr != nil {
 		if reason := c.startPresence(ctx, pr, j, p.presence); reason != "" {
@@ -91,9 +95,12 @@ func (c *conn) handleJoin(f *frame) {
 		}
 	}
 	var err error
-	if p.since != nil {
+	switch {
+	case p.since != nil:
 		err = c.resume(ctx, f, j, *p.since)
-	} else {
+	case p.queue != "":
+		err = c.h.hub.joinQueue(ctx, j, p.queue, replyItem(f, statusOK, []byte(emptyObject)))
+	default:
 		err = c.h.hub.join(ctx, j, replyItem(f, statusOK, []byte(emptyObject)))
 	}
 	cancel()
@@ -106,6 +113,8 @@ func (c *conn) handleJoin(f *frame) {
 	case err == nil:
 	case errors.Is(err, errRecoveryUnsupported):
 		c.refuseReason(f, reasonNoRecovery)
+	case errors.Is(err, errQueueUnsupported):
+		c.refuseReason(f, reasonNoQueue)
 	case errors.Is(err, errConnClosed):
 	case errors.Is(err, errJoinTimeout):
 		c.refuseReason(f, reasonJoinTimeout)
@@ -118,6 +127,7 @@ func (c *conn) handleJoin(f *frame) {
 type joinParams struct {
 	meta     bool      // {"meta": true}: broadcasts carry {"seq","epoch"}
 	since    *Position // {"since": seq, "epoch": "e"}: resume after that position
+	queue    string    // {"queue": "workers"}: a member of that queue group
 	presence presenceParams
 	// presenceRefusal is why {"presence": ...} is refused, or "".
 	presenceRefusal string
@@ -125,41 +135,54 @@ type joinParams struct {
 
 // parseJoin reads the join payload: an object (or null). {"meta": true}
 // opts in to sequence metadata; {"since": seq} (with "epoch", as a string
-// or a number) resumes after a position and implies meta. Binary joins carry
-// no options.
-func parseJoin(f *frame) (joinParams, bool) {
+// or a number) resumes after a position and implies meta; {"queue": "g"}
+// makes the channel a member of queue group g (see QueueBroker), which
+// takes no since. Binary joins carry no options. It returns the reason a
+// payload is refused, or "".
+func parseJoin(f *frame) (joinParams, string) {
 	if f.binary || string(f.payload) == jsonNull {
-		return joinParams{}, true
+		return joinParams{}, ""
 	}
 	if len(f.payload) == 0 || f.payload[0] != '{' {
-		return joinParams{}, false
+		return joinParams{}, reasonJoinPayload
 	}
 	var raw struct {
 		Meta     any             `json:"meta"`
 		Since    json.RawMessage `json:"since"`
 		Epoch    json.RawMessage `json:"epoch"`
 		Presence json.RawMessage `json:"presence"`
+		Queue    json.RawMessage `json:"queue"`
 	}
 	if err := json.Unmarshal(f.payload, &raw); err != nil {
-		return joinParams{}, false
+		return joinParams{}, reasonJoinPayload
 	}
 	p := joinParams{meta: raw.Meta == true}
 	p.presence, p.presenceRefusal = parsePresence(raw.Presence)
+	if len(raw.Queue) > 0 && string(raw.Queue) != jsonNull {
+		// A queue member takes some of the messages, never a replay.
+		if json.Unmarshal(raw.Queue, &p.queue) != nil || !validQueueGroup(p.queue) {
+			return joinParams{}, reasonQueueGroup
+		}
+		if len(raw.Since) > 0 && string(raw.Since) != jsonNull {
+			return joinParams{}, reasonQueueSince
+		}
+		return p, ""
+	}
 	if len(raw.Since) == 0 || string(raw.Since) == jsonNull {
-		return p, true
+		return p, ""
 	}
 	seq, ok := jsonUint(raw.Since)
 	if !ok {
-		return joinParams{}, false
+		return joinParams{}, reasonJoinPayload
 	}
 	var epoch uint64
 	if len(raw.Epoch) > 0 && string(raw.Epoch) != jsonNull {
 		if epoch, ok = jsonUint(raw.Epoch); !ok {
-			return joinParams{}, false
+			return joinParams{}, reasonJoinPayload
 		}
 	}
 	p.meta, p.since = true, &Position{Epoch: epoch, Seq: seq}
-	return p, true
+	return p, ""
 }
 
 // jsonUint reads an unsigned integer written as a JSON number or string

@@ -40,6 +40,16 @@
 // client's text broadcasts carry a sixth element {"seq":n,"epoch":e} (Phoenix
 // clients ignore extra elements) and its publish replies carry {"seq":n}.
 //
+// A join payload of {"queue": "workers"} makes the channel a member of the
+// topic's queue group "workers": each message goes to one member of the
+// group, across every gateway of the cluster, instead of to every client
+// (the NATS queue workers' and Kafka consumer groups' pattern). Plain
+// joins of the topic still receive every message. The channel gets a broker
+// subscription of its own ([QueueBroker]); a group name is 1 to 255 bytes
+// of UTF-8 without control characters, and a queue join takes no since.
+// Joining the topic again with or without a queue replaces the join and its
+// subscription.
+//
 // Errors are replies {"status":"error","response":{"reason":"..."}} and never
 // close the socket (a Phoenix client would reconnect in a loop): "unmatched
 // topic" for a topic not joined, "unknown event", "too many topics",
@@ -248,6 +258,7 @@
 //   - recover.go: the Recoverer interface and resuming joins.
 //   - presence.go: the Presencer interface, presence_state and
 //     presence_diff; memory_presence.go: the MemoryBroker's presence.
+//   - queue.go: the QueueBroker interface and queue group joins.
 //   - authorize.go: the Authorize hook's Request and refusals.
 //   - hosts.go: the Host and Origin checks.
 //   - ratelimit.go: the rate limits of joins and publishes.

@@ -9,6 +9,8 @@ import (
 
 var jsonSeeds = []string{
 	`["1","1","topics:matrix","phx_join",{}]`,
+	`["1","1","jobs:render","phx_join",{"queue":"workers"}]`,
+	`["1","1","jobs:render","phx_join",{"queue":"w","since":"3","epoch":1}]`,
 	`["1","2","topics:matrix","publish",["event",{"message":"hi"}]]`,
 	`[null,"3","phoenix","heartbeat",{}]`,
 	`["1","4","topics:matrix","phx_leave",{}]`,

@@ -26,8 +26,11 @@ func New(n *pubsub.Node, opts ...pubsub.SubscribeOption) gateway.Broker {
 	return &nodeBroker{node: n, opts: append([]pubsub.SubscribeOption(nil), opts...)}
 }
 
-// The adapter lets clients resume from history.
-var _ gateway.Recoverer = (*nodeBroker)(nil)
+// The adapter lets clients resume from history and join queue groups.
+var (
+	_ gateway.Recoverer   = (*nodeBroker)(nil)
+	_ gateway.QueueBroker = (*nodeBroker)(nil)
+)
 
 type nodeBroker struct {
 	node *pubsub.Node
@@ -72,6 +75,25 @@ func (b *nodeBroker) subscribe(ctx context.Context, topic string, deliver func(g
 		return nil, nil, err
 	}
 	return sub, func() error {
+		s.stop()
+		return sub.Unsubscribe()
+	}, nil
+}
+
+// SubscribeQueue implements gateway.QueueBroker with
+// pubsub.Node.SubscribeQueueFunc: the channel is one member of the group,
+// and on a durable topic a message is acknowledged once deliver has
+// returned (the gateway has queued it for the client).
+func (b *nodeBroker) SubscribeQueue(ctx context.Context, topic, group string, deliver func(gateway.Message), closed func(error)) (func() error, error) {
+	s := &subscription{deliver: deliver, closed: closed}
+	opts := make([]pubsub.SubscribeOption, 0, len(b.opts)+1)
+	opts = append(opts, b.opts...)
+	opts = append(opts, pubsub.OnClose(s.onClose))
+	sub, err := b.node.SubscribeQueueFunc(ctx, topic, group, s.onMessage, opts...)
+	if err != nil {
+		return nil, err
+	}
+	return func() error {
 		s.stop()
 		return sub.Unsubscribe()
 	}, nil

@@ -44,6 +44,17 @@
 // on until the gateway stops it. A set that is full is an error wrapping
 // both [gateway.ErrPresenceLimit] and [pubsub.ErrPresenceLimit].
 //
+// # Queue groups
+//
+// The Broker implements [gateway.QueueBroker] too: a client that joins
+// with {"queue": "workers"} becomes one member of the topic's queue group
+// "workers" through [pubsub.Node.SubscribeQueueFunc], with a node
+// subscription of its own, so that each message reaches one member of the
+// group across every gateway and node of the cluster. On a durable topic a
+// message counts as acknowledged once the gateway has queued it for the
+// client; a client that disconnects before reading it does not get it
+// again.
+//
 // # Concurrency
 //
 // The Broker returned by New is safe for concurrent use and lives as long as

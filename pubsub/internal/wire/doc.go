@@ -32,6 +32,12 @@
 // after which the owner sends every change as a PresenceDiff until
 // PresenceUnwatch.
 //
+// Queue groups (frame types 48 to 55): QueueJoin (answered by QueueJoinAck
+// when it carries a ReqID) tells an owner that a node has members of a
+// group, QueueLeave that it has none left; QueueDeliver carries a message
+// to the one node of a group the owner chose, and QueueAck acknowledges it
+// for a durable topic.
+//
 // # Encoding
 //
 // Bodies are msgpack arrays of the message's fields in declaration order.
@@ -56,4 +62,6 @@
 //   - presence.go: PresenceReport, PresenceAck, PresenceWatch,
 //     PresenceUnwatch, PresenceSync, PresenceDiff and the entry list
 //     encoding.
+//   - queue.go: QueueJoin, QueueJoinAck, QueueLeave, QueueDeliver,
+//     QueueAck.
 package wire

@@ -12,8 +12,9 @@ import (
 // type: ReplicaDeliver, Handoff and ReplicaNodes split off Deliver and
 // State. Version 4 sends a topic's state in bounded parts: State and
 // Handoff gained Xfer, and StateChunk and ChunkAck carry the rest.
-// Version 5 added presence: PresenceReport, PresenceAck, PresenceWatch,
-// PresenceUnwatch, PresenceSync and PresenceDiff.
+// Version 5 added presence (PresenceReport, PresenceAck, PresenceWatch,
+// PresenceUnwatch, PresenceSync and PresenceDiff) and queue groups
+// (QueueJoin, QueueJoinAck, QueueLeave, QueueDeliver and QueueAck).
 const ProtocolVersion uint8 = 5
 
 // Frame types of package pubsub's messages, one per message. The values
@@ -92,6 +93,12 @@ var names = [...]string{
 	FramePresenceUnwatch: "PresenceUnwatch",
 	FramePresenceSync:    "PresenceSync",
 	FramePresenceDiff:    "PresenceDiff",
+
+	FrameQueueJoin:    "QueueJoin",
+	FrameQueueJoinAck: "QueueJoinAck",
+	FrameQueueLeave:   "QueueLeave",
+	FrameQueueDeliver: "QueueDeliver",
+	FrameQueueAck:     "QueueAck",
 }
 
 // Name returns the name of one of this package's frame types ("Deliver"
@@ -151,7 +158,7 @@ func newStateMessage(t transport.FrameType) Message {
 	case FrameChunkAck:
 		return new(ChunkAck)
 	}
-	return newPresenceMessage(t)
+	return newQueueMessage(t)
 }
 
 // newPresenceMessage is New for the presence messages.

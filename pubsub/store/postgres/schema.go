@@ -49,6 +49,16 @@ var migrations = [][]string{
 		`CREATE INDEX ringcast_messages_time ON ringcast_messages (topic, time)`,
 		`INSERT INTO ringcast_meta (key, value) VALUES ('application', '` + application + `')`,
 	},
+	// Version 2: queue group cursors (store.QueueCursors).
+	{
+		`CREATE TABLE ringcast_queue_cursors (
+			topic TEXT COLLATE "C" NOT NULL,
+			grp   TEXT COLLATE "C" NOT NULL,
+			epoch BIGINT NOT NULL CHECK (epoch >= 0),
+			seq   BIGINT NOT NULL CHECK (seq >= 0),
+			PRIMARY KEY (topic, grp)
+		)`,
+	},
 }
 
 // SchemaVersion is the version of the schema this build creates and uses.

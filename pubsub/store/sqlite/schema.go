@@ -44,6 +44,16 @@ var migrations = [][]string{
 		`CREATE INDEX ringcast_messages_time ON ringcast_messages (topic, time)`,
 		`PRAGMA application_id = ` + strconv.Itoa(applicationID),
 	},
+	// 2: queue group cursors (store.QueueCursors).
+	{
+		`CREATE TABLE ringcast_queue_cursors (
+			topic TEXT NOT NULL,
+			grp   TEXT NOT NULL,
+			epoch INTEGER NOT NULL,
+			seq   INTEGER NOT NULL,
+			PRIMARY KEY (topic, grp)
+		) STRICT, WITHOUT ROWID`,
+	},
 }
 
 // schemaVersion is the version this build creates and understands.

@@ -5,9 +5,11 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -134,7 +136,7 @@ func TestOpenRefuses(t *testing.T) {
 			db := rawDB(t, path)
 			execAll(t, db, `UPDATE ringcast_meta SET value = '99' WHERE key = 'schema_version'`)
 			db.Close()
-		}, "schema version 99 is newer than the newest this build knows (1)"},
+		}, fmt.Sprintf("schema version 99 is newer than the newest this build knows (%d)", schemaVersion)},
 		{"unreadable schema version", func(t *testing.T, path string) {
 			execAll(t, rawDB(t, path), `CREATE TABLE ringcast_meta (key TEXT PRIMARY KEY, value TEXT)`,
 				`INSERT INTO ringcast_meta VALUES ('application', 'ringcast'), ('schema_version', 'two')`)
@@ -206,7 +208,7 @@ func TestOpenCreates(t *testing.T) {
 	if err := db.QueryRow(`SELECT value FROM ringcast_meta WHERE key = 'schema_version'`).Scan(&version); err != nil {
 		t.Fatal(err)
 	}
-	if appID != applicationID || mode != "wal" || app != "ringcast" || version != "1" {
+	if appID != applicationID || mode != "wal" || app != "ringcast" || version != strconv.Itoa(schemaVersion) {
 		t.Fatalf("new file: application_id %#x, journal_mode %s, application %s, schema_version %s", appID, mode, app, version)
 	}
 }

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentAppenders", testConcurrentAppenders},
 		{"ContextCancelled", testContextCancelled},
 		{"Closed", testClosed},
+		{"QueueCursors", testQueueCursors},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
