@@ -56,6 +56,9 @@ type Common struct {
 	Durable      []pubsub.Durability // --durable: which topics are durable, and for how long
 	StoreTimeout time.Duration       // --store-timeout: bound of one store call
 
+	Presence        []pubsub.PresenceRule // --presence: which topics track who is on them
+	QueueAckTimeout time.Duration         // --queue-ack-timeout: redelivery of a durable queue group's messages
+
 	ProtectedMode bool         // --protected-mode: without a secret or peer TLS, only loopback peers; without client auth, only loopback clients
 	PeerTLS       PeerTLSFiles // --peer-tls-ca, --peer-tls-cert, --peer-tls-key
 }
@@ -113,6 +116,8 @@ func NewCommand(name, intro string) *Command {
 		MaxPayload:       DefaultMaxPayload,
 
 		StoreTimeout: pubsub.DefaultStoreTimeout,
+
+		QueueAckTimeout: pubsub.DefaultQueueAckTimeout,
 	}
 	cm := &c.Common
 	if err := (durabilityValue{&cm.Durable}).Set(DefaultDurable); err != nil {
@@ -155,6 +160,10 @@ func NewCommand(name, intro string) *Command {
 		`which topics the store keeps, and how long: rules separated by ";", each PATTERN=durable|memory [age=DURATION] [count=N], PATTERN a topic, a prefix ending in "*", or "*"; a topic follows its most specific rule and no rule means memory-only (e.g. "notifications:*=durable age=720h count=100000; cursor:*=memory; *=durable"); the same on every node`)
 	c.Var(durationValue{&cm.StoreTimeout}, "store-timeout", "RINGCAST_STORE_TIMEOUT",
 		"bound of one call to the store, and of opening it; a publish to a durable topic the store does not commit in time fails (HTTP 503)")
+	c.Var(presenceValue{&cm.Presence}, "presence", "RINGCAST_PRESENCE",
+		`which topics track presence (Phoenix presence_state and presence_diff, keyed by the token's user or the join's {"presence": {"key": ...}}): rules separated by ";", each PATTERN [entries=N] [metas=N], PATTERN a topic, a prefix ending in "*", or "*"; entries bounds a topic's set (default 100000), metas a key's connections (default 100); empty: none; the same on every node (e.g. "rooms:*; lobby entries=1000 metas=10")`)
+	c.Var(durationValue{&cm.QueueAckTimeout}, "queue-ack-timeout", "RINGCAST_QUEUE_ACK_TIMEOUT",
+		`how long a message of a durable topic waits for the acknowledgement of the queue group member it was given (a client joined with {"queue": "workers"}) before it goes to another member`)
 	c.declarePeerFlags()
 	c.metrics = c.declareMetrics()
 	c.common = len(c.options)
@@ -309,7 +318,7 @@ func argName(v flag.Value) string {
 		return "bytes"
 	case storeValue:
 		return "store"
-	case durabilityValue:
+	case durabilityValue, presenceValue:
 		return "rules"
 	case boolValue:
 		return "true|false"
@@ -408,6 +417,8 @@ func (c *Command) NodeConfig(roles []string, log *slog.Logger) pubsub.Config {
 	cfg.HistoryTTL = c.Common.HistoryTTL
 	cfg.IdleTopicTTL = c.Common.IdleTopicTTL
 	cfg.MaxPayload = c.Common.MaxPayload
+	cfg.Presence = append([]pubsub.PresenceRule(nil), c.Common.Presence...)
+	cfg.QueueAckTimeout = c.Common.QueueAckTimeout
 	c.peerConfig(&cfg, log)
 	return cfg
 }

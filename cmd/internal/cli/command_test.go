@@ -201,13 +201,14 @@ func TestHelp(t *testing.T) {
 			t.Errorf("usage lacks --%s or %s:\n%s", o.name, o.env, out)
 		}
 	}
-	if len(c.options) != 27 {
-		t.Fatalf("%d flags, want the 24 common ones and 3 of the test command", len(c.options))
+	if len(c.options) != 29 {
+		t.Fatalf("%d flags, want the 26 common ones and 3 of the test command", len(c.options))
 	}
 	for _, def := range []string{"default 127.0.0.1:4000", "default gateway,topics", "default 10s", "default ringcast", "default text", "default info",
 		"--failure-detection lan|fast\n", "default lan)", "--replication n\n", "default 2)", "--history-size n\n", "default 256)",
 		"--history-ttl duration\n", "--idle-topic-ttl duration\n", "default 5m0s)", "--max-payload bytes\n", "default 1MiB)",
 		"--store store\n", "default " + defaultStoreHelp + ")", "--durable rules\n", "default *=durable)", "--store-timeout duration\n", "default 5s)", "--protected-mode true|false\n", "default true)",
+		"--presence rules\n", "--queue-ack-timeout duration\n", "default 30s)",
 		"--pprof true|false\n", "--pprof-allow-remote true|false\n", "(env RINGCAST_PPROF, default false)"} {
 		if !strings.Contains(out, def) {
 			t.Errorf("usage lacks %q", def)
@@ -334,6 +335,34 @@ func TestNodeConfigDelivery(t *testing.T) {
 	}
 	if pubsub.FastGossip() == (pubsub.GossipConfig{}) {
 		t.Fatal("pubsub.FastGossip is the zero GossipConfig: fast and lan would be the same")
+	}
+}
+
+// TestNodeConfigPresence: --presence and --queue-ack-timeout reach the
+// node's configuration; a bad rule is refused naming it.
+func TestNodeConfigPresence(t *testing.T) {
+	c, _, _, _ := testCommand()
+	if err := c.Parse(nil, env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	if cfg := c.NodeConfig(nil, nil); len(cfg.Presence) != 0 || cfg.QueueAckTimeout != pubsub.DefaultQueueAckTimeout {
+		t.Fatalf("defaults: presence %v, queue ack timeout %v", cfg.Presence, cfg.QueueAckTimeout)
+	}
+	c, _, _, _ = testCommand()
+	if err := c.Parse([]string{"--presence", "rooms:* entries=50 metas=2; lobby", "--queue-ack-timeout", "5s"}, env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	cfg := c.NodeConfig(nil, nil)
+	want := []pubsub.PresenceRule{{Pattern: "rooms:*", MaxEntries: 50, MaxMetasPerKey: 2}, {Pattern: "lobby"}}
+	if !slices.Equal(cfg.Presence, want) || cfg.QueueAckTimeout != 5*time.Second {
+		t.Fatalf("presence %+v, queue ack timeout %v; want %+v, 5s", cfg.Presence, cfg.QueueAckTimeout, want)
+	}
+	for _, bad := range []string{"rooms:* entries=0", "rooms:* size=3", "a*b", "rooms:*; rooms:*"} {
+		c, _, _, _ := testCommand()
+		err := c.Parse([]string{"--presence", bad}, env(nil))
+		if err == nil || !strings.Contains(err.Error(), "presence rule") {
+			t.Errorf("--presence %q: %v, want an error naming the rule", bad, err)
+		}
 	}
 }
 

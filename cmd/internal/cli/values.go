@@ -297,3 +297,22 @@ func (v sizeValue) Set(s string) error {
 	*v.p = n
 	return nil
 }
+
+// presenceValue is --presence: pubsub.ParsePresence's rules.
+type presenceValue struct{ p *[]pubsub.PresenceRule }
+
+func (v presenceValue) String() string {
+	if v.p == nil {
+		return ""
+	}
+	return pubsub.FormatPresence(*v.p)
+}
+
+func (v presenceValue) Set(s string) error {
+	rules, err := pubsub.ParsePresence(s)
+	if err != nil {
+		return errors.New(strings.TrimPrefix(err.Error(), pubsub.ErrInvalidConfig.Error()+": "))
+	}
+	*v.p = rules
+	return nil
+}
