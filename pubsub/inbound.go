@@ -21,12 +21,14 @@ var frameHandlers = [256]func(n *Node, from string, body []byte){
 	wire.FrameChunkAck:       request((*Node).onChunkAck),
 	wire.FrameReplicaNodes:   request((*Node).onReplicaNodes),
 	wire.FrameHistoryRequest: request((*Node).onHistoryRequest),
+	wire.FrameTopicsRequest:  request((*Node).onTopicsRequest),
 	wire.FramePublishAck:     reply[wire.PublishAck],
 	wire.FrameSubscribeAck:   reply[wire.SubscribeAck],
 	wire.FrameState:          reply[wire.State],
 	wire.FrameStateAck:       reply[wire.StateAck],
 	wire.FrameReplicateAck:   reply[wire.ReplicateAck],
 	wire.FrameHistory:        reply[wire.History],
+	wire.FrameTopics:         reply[wire.Topics],
 }
 
 // handleFrame is the transport's Handler: it decodes a frame from a peer

@@ -34,6 +34,8 @@ const (
 	FrameReplicateAck   = Frame(wire.FrameReplicateAck)   // a replica's answer
 	FrameHistoryRequest = Frame(wire.FrameHistoryRequest) // a request for retained messages
 	FrameHistory        = Frame(wire.FrameHistory)        // the answer to a history request
+	FrameTopicsRequest  = Frame(wire.FrameTopicsRequest)  // a topic listing, asked of a member
+	FrameTopics         = Frame(wire.FrameTopics)         // a member's owned topics
 )
 
 // String returns the frame type's name.

@@ -90,6 +90,15 @@ func sampleMessages() []Message {
 		&HistoryRequest{ReqID: 6, Topic: s255, After: 10, Until: 1 << 40, Limit: math.MaxUint32},
 		&History{},
 		&History{ReqID: 1, Topic: "t", Code: 5, Err: "pubsub: history gone", Epoch: 3, Seq: 9, Oldest: 10},
+		&TopicsRequest{},
+		&TopicsRequest{ReqID: 11, Prefix: "chat:", After: s32, Limit: math.MaxUint32},
+		&Topics{},
+		&Topics{ReqID: 12, Code: 5, Err: "pubsub: unavailable"},
+		&Topics{ReqID: math.MaxUint64, More: true, Topics: []TopicEntry{
+			{Name: "a", Epoch: 1, Seq: 2, Nodes: 3, Retained: 4, Durable: true},
+			{Name: s256, Epoch: math.MaxUint64, Seq: math.MaxUint32 + 1, Nodes: math.MaxUint32, Retained: 65536, Claiming: true},
+			{},
+		}},
 		&History{ReqID: 2, Topic: s32, Epoch: 3, Seq: 1002, Oldest: 998, Entries: []HistoryEntry{{Seq: 998, Time: 1, Data: b255}, {Seq: 999, Time: math.MaxInt64}}},
 	}
 }

@@ -11,7 +11,8 @@ import (
 // peer speaking another one. Version 3 gave every message its own frame
 // type: ReplicaDeliver, Handoff and ReplicaNodes split off Deliver and
 // State. Version 4 sends a topic's state in bounded parts: State and
-// Handoff gained Xfer, and StateChunk and ChunkAck carry the rest.
+// Handoff gained Xfer, and StateChunk and ChunkAck carry the rest;
+// TopicsRequest and Topics list the topics a member owns.
 const ProtocolVersion uint8 = 4
 
 // Frame types of package pubsub's messages, one per message. The values
@@ -36,6 +37,8 @@ const (
 	FrameReplicaNodes   transport.FrameType = 31 // ReplicaNodes
 	FrameStateChunk     transport.FrameType = 32 // StateChunk
 	FrameChunkAck       transport.FrameType = 33 // ChunkAck
+	FrameTopicsRequest  transport.FrameType = 34 // TopicsRequest
+	FrameTopics         transport.FrameType = 35 // Topics (reply to TopicsRequest)
 )
 
 // ErrMalformed reports a body that does not decode as its frame type's
@@ -75,6 +78,8 @@ var names = [...]string{
 	FrameReplicaNodes:   "ReplicaNodes",
 	FrameStateChunk:     "StateChunk",
 	FrameChunkAck:       "ChunkAck",
+	FrameTopicsRequest:  "TopicsRequest",
+	FrameTopics:         "Topics",
 }
 
 // Name returns the name of one of this package's frame types ("Deliver"
@@ -133,6 +138,10 @@ func newStateMessage(t transport.FrameType) Message {
 		return new(StateChunk)
 	case FrameChunkAck:
 		return new(ChunkAck)
+	case FrameTopicsRequest:
+		return new(TopicsRequest)
+	case FrameTopics:
+		return new(Topics)
 	}
 	return nil
 }
