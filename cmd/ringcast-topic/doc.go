@@ -10,7 +10,8 @@
 //
 // The flags are those of ringcast-ws without --listen and --roles, plus
 // --http: an address for GET /healthz, GET /api/cluster,
-// GET /api/topics/{topic} and GET /api/stats (off by default). Every flag has an environment
+// GET /api/topics/{topic}, GET /api/topics (the cluster's topics, also at
+// /api/cluster/topics) and GET /api/stats (off by default). Every flag has an environment
 // variable; a flag wins over its variable; --help lists them all. Once
 // serving, the process logs "ringcast-topic ready" with its gossip and peer
 // addresses, its name, its store and, with --http, that address.

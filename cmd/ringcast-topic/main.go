@@ -29,6 +29,10 @@ With --http it also serves, on that address:
 
   GET /api/cluster    members, their roles, addresses and share of the ring
   GET /api/topics/T   topic T's owner, epoch and last sequence number
+  GET /api/topics?prefix=P&limit=N&cursor=C
+                      the cluster's topics in name order, a page at a time,
+                      each owner answering for its share (also at
+                      /api/cluster/topics)
   GET /api/stats      this node's counters: topics, messages, links to peers
   GET /healthz        200 "ok" while serving; 503 while no member owns topics or while shutting down
 
