@@ -74,7 +74,7 @@ func run(e *cli.Env, admin string, guard *cli.GuardFlags, protected bool) error 
 		front := guard.Guard(mux, admin, protected, false, 0, e.Log)
 		s.API = cli.NewAPI(node, cli.APIConfig{Logger: e.Log, Guard: front.Stats})
 		s.API.Register(mux)
-		e.RegisterMetrics(mux, cli.Metrics{Node: node})
+		e.RegisterMetrics(mux, cli.Metrics{Node: node, Guard: front.Stats})
 		s.Servers = []*cli.Server{cli.NewServer("http", ln, front, e.Log)}
 	}
 	return e.Serve(s)

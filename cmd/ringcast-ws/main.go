@@ -196,7 +196,7 @@ func run(e *cli.Env, listen string, roles []string, guard *cli.GuardFlags, tlsFl
 	api := cli.NewAPI(node, cfg)
 	mux.Handle("/socket/websocket", gw)
 	api.Register(mux)
-	e.RegisterMetrics(mux, cli.Metrics{Node: node, Gateway: gw, Notify: nt})
+	e.RegisterMetrics(mux, cli.Metrics{Node: node, Gateway: gw, Notify: nt, Guard: front.Stats})
 	if nt != nil {
 		nt.Register(mux, api)
 	}
