@@ -44,7 +44,7 @@ func (n *Node) handleFrame(from string, typ transport.FrameType, body []byte) {
 		return
 	}
 	n.stats.badFrames.Add(1)
-	n.log.Warn("unknown frame type from peer", "peer", from, "type", Frame(typ))
+	n.log.Warn("unknown frame type from peer", "kind", "unknown-frame", "peer", from, "type", Frame(typ))
 }
 
 // request returns the handler of a request frame: it decodes the body
@@ -125,7 +125,7 @@ func (n *Node) onUnsubscribe(from string, m *wire.Unsubscribe) {
 	}
 	if err := ValidateTopic(m.Topic); err != nil {
 		n.stats.badFrames.Add(1)
-		n.log.Warn("unsubscribe from an invalid topic refused", "peer", from, "err", err)
+		n.log.Warn("unsubscribe from an invalid topic refused", "kind", "invalid-topic", "peer", from, "err", err)
 		return
 	}
 	n.ownerUnsubscribe(m.Topic, origin, m.Hops)
@@ -147,10 +147,12 @@ func (n *Node) decode(from string, m wire.Message, body []byte) bool {
 	return true
 }
 
-// malformed counts and logs a frame whose body does not decode.
+// malformed counts and logs a frame whose body does not decode. A peer
+// that sends many logs a few lines an interval, by frame type (see
+// Config.Logger).
 func (n *Node) malformed(from string, typ transport.FrameType, err error) {
 	n.stats.badFrames.Add(1)
-	n.log.Warn("malformed frame from peer", "peer", from, "type", Frame(typ), "err", err)
+	n.log.Warn("malformed frame from peer", "kind", "malformed/"+Frame(typ).String(), "peer", from, "type", Frame(typ), "err", err)
 }
 
 // onPublish handles a publish from a peer: sequence it if this node owns the
