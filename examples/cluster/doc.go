@@ -35,7 +35,9 @@
 // clusters on a store (PostgreSQL from package pubsub/store/pgtest);
 // notify_test.go runs the notification system and its SMTP server;
 // runscript_test.go runs run.sh; prometheus_test.go runs Prometheus with
-// prometheus.yml and the Grafana dashboard's check (examples/grafana); netsplit_test.go splits and heals a
+// prometheus.yml (and evaluates the Grafana dashboard's queries);
+// grafana_test.go checks that the dashboard (examples/grafana) uses only
+// metrics the binaries serve; netsplit_test.go splits and heals a
 // cluster, with the namespaces, the veth pair and the proxies that reach
 // into them in netns_test.go; process_test.go holds the helpers that start
 // and stop the binaries by PID.

@@ -175,4 +175,17 @@ func TestPrometheusScrapesTheCluster(t *testing.T) {
 		conns, ok := promQuery(addr, `ringcast_gateway_connections{process="gateway-1"}`)
 		return ok && len(conns) == 1
 	})
+
+	// Every query of the Grafana dashboard is valid PromQL that this
+	// Prometheus evaluates, with the dashboard's variables filled in.
+	vars := strings.NewReplacer("$instance", ".*", "$__rate_interval", "1m")
+	for title, exprs := range dashboardExprs(t) {
+		for _, e := range exprs {
+			q := vars.Replace(e)
+			status, body, err := httpDo("GET", "http://"+addr+"/api/v1/query?query="+url.QueryEscape(q), "")
+			if err != nil || status != 200 || !strings.Contains(body, `"status":"success"`) {
+				t.Errorf("panel %q: query %s: %d %s %v", title, q, status, body, err)
+			}
+		}
+	}
 }
