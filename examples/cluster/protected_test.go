@@ -16,7 +16,7 @@ func TestProtectedModeAcrossHosts(t *testing.T) {
 	var procs [2]*proc
 	for side := range 2 {
 		ip, s := pair.addr[side], "ab"[side:side+1]
-		args := []string{"--name", "topic-" + s, "--gossip", ip + ":7946", "--peer", ip + ":7956", "--http", ip + ":4100",
+		args := []string{"--name", "topic-" + s, "--gossip", ip + ":7946", "--peer", ip + ":7956", "--http", ip + ":4100", "--allowed-hosts", "topic-" + s,
 			"--failure-detection", "fast", "--shutdown-timeout", shutdownTimeout.String()}
 		if side == 1 {
 			args = append(args, "--join", pair.addr[0]+":7946")

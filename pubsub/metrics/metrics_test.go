@@ -306,7 +306,14 @@ func TestGatewayCollector(t *testing.T) {
 		t.Fatalf("join reply %s, %v", data, err)
 	}
 
-	mfs := gather(t, NewGatewayCollector(gw))
+	// The writer counts a frame once its write returned, which may be just
+	// after the client read it.
+	c := NewGatewayCollector(gw)
+	mfs := gather(t, c)
+	for deadline := time.Now().Add(10 * time.Second); value(t, mfs, "ringcast_gateway_frames_sent_total") == 0 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+		mfs = gather(t, c)
+	}
 	for name, want := range map[string]float64{
 		"ringcast_gateway_connections":                1,
 		"ringcast_gateway_connections_accepted_total": 1,
