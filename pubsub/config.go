@@ -198,8 +198,10 @@ type Config struct {
 	// node samples them: of the lines with one level, message and "kind"
 	// attribute, the first 3 of each 10 seconds are logged and the rest
 	// counted, and the next one logged says how many were dropped. A port
-	// scan of the peer port or garbage sent to the gossip port is a few
-	// lines, not one per connection or packet.
+	// scan of the peer port, garbage sent to the gossip port or a peer
+	// sending malformed frames is a few lines, not one per connection,
+	// packet or frame. Every line carries the node's name once, as the
+	// attribute "node": give a Logger that does not add it already.
 	Logger *slog.Logger
 }
 

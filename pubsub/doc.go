@@ -240,7 +240,9 @@
 // publish.go and handle.go (Publish, Topic handles), subscribe.go
 // (Subscribe, registration with the owner), subscription.go and
 // dispatch.go (buffers, Next, SubscribeFunc workers), recovery.go (Since,
-// history requests), info.go and stats.go.
+// history requests), info.go, stats.go and listing.go (Topics: the
+// cluster's topics, each member answering for those it owns, a page at a
+// time).
 //
 // A message's path: route.go forwards requests toward the owner and returns
 // its answers; sequence.go numbers a publish and fans it out; deliver.go

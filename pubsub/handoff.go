@@ -177,7 +177,7 @@ func (n *Node) answerFromReplica(from string, req *wire.StateRequest) {
 func (n *Node) onHandoff(from string, m *wire.Handoff) {
 	if err := ValidateTopic(m.Topic); err != nil {
 		n.stats.badFrames.Add(1)
-		n.log.Warn("hand-off of an invalid topic refused", "peer", from, "err", err)
+		n.log.Warn("hand-off of an invalid topic refused", "kind", "invalid-topic", "peer", from, "err", err)
 		return
 	}
 	created := false

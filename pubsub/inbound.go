@@ -21,12 +21,14 @@ var frameHandlers = [256]func(n *Node, from string, body []byte){
 	wire.FrameChunkAck:       request((*Node).onChunkAck),
 	wire.FrameReplicaNodes:   request((*Node).onReplicaNodes),
 	wire.FrameHistoryRequest: request((*Node).onHistoryRequest),
+	wire.FrameTopicsRequest:  request((*Node).onTopicsRequest),
 	wire.FramePublishAck:     reply[wire.PublishAck],
 	wire.FrameSubscribeAck:   reply[wire.SubscribeAck],
 	wire.FrameState:          reply[wire.State],
 	wire.FrameStateAck:       reply[wire.StateAck],
 	wire.FrameReplicateAck:   reply[wire.ReplicateAck],
 	wire.FrameHistory:        reply[wire.History],
+	wire.FrameTopics:         reply[wire.Topics],
 
 	wire.FramePresenceReport:  request((*Node).onPresenceReport),
 	wire.FramePresenceAck:     reply[wire.PresenceAck],
@@ -55,7 +57,7 @@ func (n *Node) handleFrame(from string, typ transport.FrameType, body []byte) {
 		return
 	}
 	n.stats.badFrames.Add(1)
-	n.log.Warn("unknown frame type from peer", "peer", from, "type", Frame(typ))
+	n.log.Warn("unknown frame type from peer", "kind", "unknown-frame", "peer", from, "type", Frame(typ))
 }
 
 // request returns the handler of a request frame: it decodes the body
@@ -136,7 +138,7 @@ func (n *Node) onUnsubscribe(from string, m *wire.Unsubscribe) {
 	}
 	if err := ValidateTopic(m.Topic); err != nil {
 		n.stats.badFrames.Add(1)
-		n.log.Warn("unsubscribe from an invalid topic refused", "peer", from, "err", err)
+		n.log.Warn("unsubscribe from an invalid topic refused", "kind", "invalid-topic", "peer", from, "err", err)
 		return
 	}
 	n.ownerUnsubscribe(m.Topic, origin, m.Hops)
@@ -158,10 +160,12 @@ func (n *Node) decode(from string, m wire.Message, body []byte) bool {
 	return true
 }
 
-// malformed counts and logs a frame whose body does not decode.
+// malformed counts and logs a frame whose body does not decode. A peer
+// that sends many logs a few lines an interval, by frame type (see
+// Config.Logger).
 func (n *Node) malformed(from string, typ transport.FrameType, err error) {
 	n.stats.badFrames.Add(1)
-	n.log.Warn("malformed frame from peer", "peer", from, "type", Frame(typ), "err", err)
+	n.log.Warn("malformed frame from peer", "kind", "malformed/"+Frame(typ).String(), "peer", from, "type", Frame(typ), "err", err)
 }
 
 // onPublish handles a publish from a peer: sequence it if this node owns the

@@ -34,6 +34,8 @@ const (
 	FrameReplicateAck   = Frame(wire.FrameReplicateAck)   // a replica's answer
 	FrameHistoryRequest = Frame(wire.FrameHistoryRequest) // a request for retained messages
 	FrameHistory        = Frame(wire.FrameHistory)        // the answer to a history request
+	FrameTopicsRequest  = Frame(wire.FrameTopicsRequest)  // a topic listing, asked of a member
+	FrameTopics         = Frame(wire.FrameTopics)         // a member's owned topics
 )
 
 // String returns the frame type's name.
@@ -74,6 +76,30 @@ type LinkStats struct {
 	// link or an inbound connection; its counters start again from zero
 	// after it had neither.
 	Peers map[string]PeerLinkStats `json:"peers"`
+	// Refused counts the inbound peer connections the node refused since
+	// it started, by reason.
+	Refused RefusedStats `json:"refused"`
+}
+
+// RefusedStats counts the inbound peer connections a node closed before
+// or instead of serving them, by reason.
+type RefusedStats struct {
+	// MaxInbound counts connections closed at once because the node had
+	// as many inbound connections open as it allows.
+	MaxInbound uint64 `json:"max_inbound"`
+	// PendingPerAddr counts connections closed at once because their IP
+	// address had as many handshakes in progress as one address may.
+	PendingPerAddr uint64 `json:"pending_per_addr"`
+	// ProtectedMode counts connections refused by protected mode (a
+	// non-loopback peer without a secret or TLS configured).
+	ProtectedMode uint64 `json:"protected_mode"`
+	// Handshake counts other failed handshakes: a bad or missing secret,
+	// certificate, cluster name or protocol version, a timeout, garbage.
+	Handshake uint64 `json:"handshake"`
+	// Violations counts authenticated connections closed on a protocol
+	// violation: an oversized or malformed frame, or a sealed frame that
+	// does not authenticate.
+	Violations uint64 `json:"violations"`
 }
 
 // PeerLinkStats holds the counters of the links with one peer. Handshake
@@ -99,7 +125,7 @@ type PeerLinkStats struct {
 
 // linkStats converts the transport's counters.
 func linkStats(s transport.Stats) LinkStats {
-	ls := LinkStats{Peers: make(map[string]PeerLinkStats, len(s.Peers))}
+	ls := LinkStats{Peers: make(map[string]PeerLinkStats, len(s.Peers)), Refused: RefusedStats(s.Refused)}
 	for name, p := range s.Peers {
 		ls.Peers[name] = PeerLinkStats{
 			Sent:          frameCounts(p.Sent),

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/memberlist"
 	"github.com/ringcast/ringcast/pubsub/internal/logsample"
+	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/transport"
 )
 
@@ -242,4 +243,47 @@ func TestGossipGarbageFloodIsSampled(t *testing.T) {
 		t.Fatalf("%d lines after the interval, want %d", len(recs), logsample.DefaultBurst+1)
 	}
 	checkCount(t, recs, total-logsample.DefaultBurst)
+}
+
+// A peer that sends a flood of malformed frames logs a few lines, and the
+// line that follows the flood says how many were dropped.
+func TestMalformedFrameFloodIsSampled(t *testing.T) {
+	const flood = 1000
+	clock := newFrozenClock()
+	n, logged, _ := startSampledNode(t, clock)
+	tr, err := transport.New(transport.Config{NodeName: "garbler", ProtocolVersion: wire.ProtocolVersion,
+		Handler: transport.HandlerFunc(func(string, transport.FrameType, []byte) {})})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tr.Close()
+	to := transport.Peer{Name: n.Name(), Addr: n.PeerAddr()}
+	frame := transport.AppendFrame(nil, wire.FramePublish, []byte{0x93, 0xc1}) // not a Publish body
+	send := func(count int) {
+		want := n.Stats().BadFrames + uint64(count)
+		deadline := time.Now().Add(20 * time.Second)
+		for sent := 0; sent < count; {
+			if time.Now().After(deadline) {
+				t.Fatalf("sent %d of %d frames", sent, count)
+			}
+			if tr.Send(to, frame) != nil {
+				time.Sleep(time.Millisecond) // the link's queue is full
+				continue
+			}
+			sent++
+		}
+		waitFor(t, 20*time.Second, "the node to read every frame", func() bool { return n.Stats().BadFrames == want })
+	}
+	const msg, kind = "malformed frame from peer", "malformed/Publish"
+	send(flood)
+	if got := len(logged.matching(slog.LevelWarn, msg, kind)); got != logsample.DefaultBurst {
+		t.Fatalf("%d lines for %d malformed frames, want %d", got, flood, logsample.DefaultBurst)
+	}
+	clock.advance(logsample.DefaultInterval)
+	send(1)
+	recs := logged.matching(slog.LevelWarn, msg, kind)
+	if len(recs) != logsample.DefaultBurst+1 {
+		t.Fatalf("%d lines after the interval, want %d", len(recs), logsample.DefaultBurst+1)
+	}
+	checkCount(t, recs, flood-logsample.DefaultBurst)
 }

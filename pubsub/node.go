@@ -91,10 +91,14 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
+	// Every line carries the node's name once: the node's and its
+	// transport's through n.log, the ring's (and memberlist's) through the
+	// name the ring adds to base itself.
+	base := slog.New(sampleLogs(cfg.Logger.Handler()))
 	n := &Node{
 		cfg:       cfg,
 		name:      cfg.NodeName,
-		log:       slog.New(sampleLogs(cfg.Logger.Handler())).With("node", cfg.NodeName),
+		log:       base.With("node", cfg.NodeName),
 		retention: newRetention(cfg),
 		timers:    newTimers(),
 		done:      make(chan struct{}),
@@ -134,7 +138,7 @@ func New(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("pubsub: peer link: %w", err)
 	}
 	rc := cfg.ringConfig(n.tr.Addr())
-	rc.Logger = n.log
+	rc.Logger = base
 	n.ring, err = ring.New(rc)
 	if err != nil {
 		_ = n.tr.Close()

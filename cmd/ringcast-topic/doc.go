@@ -10,7 +10,8 @@
 //
 // The flags are those of ringcast-ws without --listen and --roles, plus
 // --http: an address for GET /healthz, GET /api/cluster,
-// GET /api/topics/{topic}, GET /api/stats and the live status page GET
+// GET /api/topics/{topic}, GET /api/topics (the cluster's topics, also at
+// /api/cluster/topics), GET /api/stats and the live status page GET
 // /status (with GET /api/status) (off by default). Every flag has an environment
 // variable; a flag wins over its variable; --help lists them all. Once
 // serving, the process logs "ringcast-topic ready" with its gossip and peer

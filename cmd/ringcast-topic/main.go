@@ -29,6 +29,10 @@ With --http it also serves, on that address:
 
   GET /api/cluster    members, their roles, addresses and share of the ring
   GET /api/topics/T   topic T's owner, epoch and last sequence number
+  GET /api/topics?prefix=P&limit=N&cursor=C
+                      the cluster's topics in name order, a page at a time,
+                      each owner answering for its share (also at
+                      /api/cluster/topics)
   GET /api/stats      this node's counters: topics, messages, links to peers
   GET /healthz        200 "ok" while serving; 503 while no member owns topics or while shutting down
   GET /status         a live status page: members, the ring, counters, configuration
@@ -72,7 +76,7 @@ func run(e *cli.Env, admin string, guard *cli.GuardFlags, protected bool) error 
 		front := guard.Guard(mux, admin, protected, false, 0, e.Log)
 		s.API = cli.NewAPI(node, cli.APIConfig{Logger: e.Log, Guard: front.Stats})
 		s.API.Register(mux)
-		e.RegisterMetrics(mux, cli.Metrics{Node: node})
+		e.RegisterMetrics(mux, cli.Metrics{Node: node, Guard: front.Stats})
 		e.RegisterStatus(mux, cli.StatusConfig{API: s.API, Addrs: map[string]string{"http": ln.Addr().String()}})
 		s.Servers = []*cli.Server{cli.NewServer("http", ln, front, e.Log)}
 	}

@@ -21,6 +21,10 @@
 //     With ack=none it answers 202 {"topic":T} at once. A durable topic
 //     whose store is down answers 503.
 //   - GET /api/cluster, GET /api/topics/{topic}, GET /healthz.
+//   - GET /api/cluster/topics?prefix=P&limit=N&cursor=C: the cluster's
+//     topics in name order, a page at a time, each owner answering for its
+//     share. Without the notification system it is also GET /api/topics;
+//     with it, GET /api/topics lists a user's notification topics.
 //   - GET /api/stats: the node's counters (topics owned, replica copies,
 //     forgotten topics, messages, links to each peer), the gateway's
 //     (connections, joins, frames) and the notification system's (inbox

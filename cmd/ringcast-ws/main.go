@@ -26,6 +26,9 @@ cluster as a node and serves, on --listen:
                       (ack=none)
   GET /api/cluster    members, their roles, addresses and share of the ring
   GET /api/topics/T   topic T's owner, epoch and last sequence number
+  GET /api/cluster/topics?prefix=P&limit=N&cursor=C
+                      the cluster's topics in name order, a page at a time
+                      (also GET /api/topics without the notification system)
   GET /api/stats      this node's counters: topics, messages, links to
                       peers, and the gateway's connections and frames
   GET /healthz        200 "ok" while serving; 503 while no member owns topics or while shutting down
@@ -196,7 +199,7 @@ func run(e *cli.Env, listen string, roles []string, guard *cli.GuardFlags, tlsFl
 	api := cli.NewAPI(node, cfg)
 	mux.Handle("/socket/websocket", gw)
 	api.Register(mux)
-	e.RegisterMetrics(mux, cli.Metrics{Node: node, Gateway: gw, Notify: nt})
+	e.RegisterMetrics(mux, cli.Metrics{Node: node, Gateway: gw, Notify: nt, Guard: front.Stats})
 	e.RegisterStatus(mux, cli.StatusConfig{API: api, Addrs: map[string]string{"listen": ln.Addr().String()}, TLS: tlsFlags.Cert != ""})
 	if nt != nil {
 		nt.Register(mux, api)

@@ -21,7 +21,8 @@
 // and a restart with counts, tokens and positions intact and no email sent
 // twice; the SMTP server down and coming back), and, with
 // RINGCAST_PHOENIX_JS set, run the official Phoenix JavaScript client across
-// two gateways. Run as root with iproute2, TestNetsplitHeals runs a topic
+// two gateways, and, with the prometheus binary installed, scrape a
+// cluster with a real Prometheus configured by prometheus.yml. Run as root with iproute2, TestNetsplitHeals runs a topic
 // server and a gateway in each of two network namespaces joined by a veth
 // pair, cuts the link, restores it, and logs the heal time; elsewhere it
 // skips. With Chromium (the Debian package chromium; required when
@@ -38,7 +39,10 @@
 // clusters on a store (PostgreSQL from package pubsub/store/pgtest);
 // notify_test.go runs the notification system and its SMTP server;
 // runscript_test.go runs run.sh; browser_test.go drives the web pages
-// (with package examples/internal/browser); netsplit_test.go splits and heals a
+// (with package examples/internal/browser); prometheus_test.go runs
+// Prometheus with prometheus.yml (and evaluates the Grafana dashboard's
+// queries); grafana_test.go checks that the dashboard (examples/grafana)
+// uses only metrics the binaries serve; netsplit_test.go splits and heals a
 // cluster, with the namespaces, the veth pair and the proxies that reach
 // into them in netns_test.go; process_test.go holds the helpers that start
 // and stop the binaries by PID.

@@ -76,6 +76,8 @@
 //	ringcast_link_dropped_frames_total{peer}       counter  frames dropped: queue full, failed write, link closed
 //	ringcast_link_connected{peer}                  gauge    1 while the outbound link is connected
 //	ringcast_link_dials_total{peer}                counter  successful outbound connections (reconnections included)
+//	ringcast_peer_connections_refused_total{reason} counter inbound peer connections refused: reason="max_inbound",
+//	                                                        "pending_per_addr", "protected_mode", "handshake" or "violations"
 //
 // The histograms' buckets are fixed: their upper bounds double from 25µs
 // to about 13s.
@@ -90,6 +92,13 @@
 //	ringcast_gateway_sessions                     gauge    joins of channel topics in progress
 //	ringcast_gateway_connections_accepted_total   counter  connections upgraded
 //	ringcast_gateway_upgrades_refused_total       counter  upgrades refused, for any reason
+//	ringcast_gateway_upgrades_refused_host_total  counter  of which for a Host not allowed
+//	ringcast_gateway_upgrades_refused_origin_total counter of which for an Origin not allowed
+//	ringcast_gateway_upgrades_refused_conn_limit_total counter of which for too many connections from one address
+//	ringcast_gateway_denied_total                 counter  joins, history reads, publishes refused by authorization
+//	ringcast_gateway_joins_rate_limited_total     counter  joins refused by a rate limit
+//	ringcast_gateway_publishes_rate_limited_total counter  publishes refused by a rate limit
+//	ringcast_gateway_flood_closed_total           counter  connections closed for flooding past their rate limits
 //	ringcast_gateway_joins_total                  counter  successful joins, rejoins included
 //	ringcast_gateway_publishes_total              counter  successful publishes by clients
 //	ringcast_gateway_frames_received_total        counter  messages read from clients

@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -388,7 +389,11 @@ func TestPromtool(t *testing.T) {
 	if err != nil || resp.StatusCode != http.StatusOK {
 		t.Fatalf("GET /metrics: %d, %v", resp.StatusCode, err)
 	}
-	for _, want := range []string{"ringcast_publishes_total 1", "# TYPE ringcast_claim_duration_seconds histogram", "ringcast_gateway_connections 0", "go_goroutines"} {
+	for _, want := range []string{
+		"ringcast_publishes_total 1", "# TYPE ringcast_claim_duration_seconds histogram", "ringcast_gateway_connections 0", "go_goroutines",
+		`ringcast_peer_connections_refused_total{reason="handshake"} `, "ringcast_gateway_upgrades_refused_origin_total 0",
+		"ringcast_gateway_joins_rate_limited_total 0", "ringcast_gateway_denied_total 0",
+	} {
 		if !bytes.Contains(body, []byte(want)) {
 			t.Errorf("no %q in the metrics", want)
 		}
@@ -397,5 +402,38 @@ func TestPromtool(t *testing.T) {
 	cmd.Stdin = bytes.NewReader(body)
 	if out, err := cmd.CombinedOutput(); err != nil {
 		t.Fatalf("promtool check metrics: %v\n%s", err, out)
+	}
+}
+
+// TestPeerRefusals: a connection to the peer port that does not shake
+// hands is counted in pubsub's LinkStats.Refused and on
+// ringcast_peer_connections_refused_total.
+func TestPeerRefusals(t *testing.T) {
+	n, err := pubsub.New(pubsub.Config{NodeName: "solo"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	for i := range 2 {
+		c, err := net.Dial("tcp", n.PeerAddr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = fmt.Fprintf(c, "GET /%d HTTP/1.1\r\nHost: x\r\n\r\n", i)
+		_, _ = io.Copy(io.Discard, c) // until the node closes it
+		c.Close()
+	}
+	waitFor(t, 10*time.Second, "two refused handshakes", func() bool {
+		return n.Stats().Links.Refused.Handshake == 2
+	})
+	mfs := gather(t, NewCollector(n))
+	if v := value(t, mfs, "ringcast_peer_connections_refused_total", "reason=handshake"); v != 2 {
+		t.Fatalf(`ringcast_peer_connections_refused_total{reason="handshake"} = %v, want 2`, v)
+	}
+	if v := value(t, mfs, "ringcast_peer_connections_refused_total"); v != 2 {
+		t.Fatalf("ringcast_peer_connections_refused_total summed = %v, want 2", v)
+	}
+	if n := len(mfs["ringcast_peer_connections_refused_total"].GetMetric()); n != 5 {
+		t.Fatalf("%d reasons, want 5", n)
 	}
 }

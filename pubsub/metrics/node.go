@@ -70,6 +70,7 @@ type nodeCollector struct {
 
 	framesSent, framesReceived, bytesSent, bytesReceived *prometheus.Desc
 	linkDropped, linkConnected, linkDials                *prometheus.Desc
+	peersRefused                                         *prometheus.Desc
 }
 
 // NewCollector returns a collector of node's metrics, for the embedding
@@ -125,6 +126,7 @@ func NewCollector(node *pubsub.Node, opts ...Option) prometheus.Collector {
 	c.linkDropped = d.new("ringcast_link_dropped_frames_total", "Frames for a peer refused because its link's queue was full, lost in a failed write, or queued when the link closed.", "peer")
 	c.linkConnected = d.new("ringcast_link_connected", "1 while the outbound link to a peer is connected, 0 otherwise.", "peer")
 	c.linkDials = d.new("ringcast_link_dials_total", "Successful outbound connections to a peer: its first and every reconnection.", "peer")
+	c.peersRefused = d.new("ringcast_peer_connections_refused_total", `Inbound peer connections refused, by reason: "max_inbound" (too many open), "pending_per_addr" (too many handshakes from one address), "protected_mode" (a remote peer without a secret or TLS), "handshake" (bad secret, certificate, cluster name or version, timeout, garbage), "violations" (an authenticated connection closed on a bad frame).`, "reason")
 	return c
 }
 
@@ -192,6 +194,12 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- histogram(c.storeAppend, s.Store.AppendLatency)
 	ch <- histogram(c.storeClaim, s.Store.ClaimLatency)
 
+	r := s.Links.Refused
+	counter(c.peersRefused, r.MaxInbound, "max_inbound")
+	counter(c.peersRefused, r.PendingPerAddr, "pending_per_addr")
+	counter(c.peersRefused, r.ProtectedMode, "protected_mode")
+	counter(c.peersRefused, r.Handshake, "handshake")
+	counter(c.peersRefused, r.Violations, "violations")
 	for peer, l := range s.Links.Peers {
 		for t, n := range l.Sent {
 			counter(c.framesSent, n, peer, t.String())

@@ -9,6 +9,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -73,7 +74,10 @@ type APIConfig struct {
 	// the notification system's topics, which only it publishes to.
 	Reserved []string
 	// Notify, when set, adds the notification system's counters to GET
-	// /api/stats under "notify".
+	// /api/stats under "notify". It also says that the notification
+	// system is mounted and serves GET /api/topics (a user's notification
+	// topics): the cluster's topic listing is then at /api/cluster/topics
+	// only.
 	Notify func(ctx context.Context) any
 	// Guard, when set, adds the counters of the Guard in front of the
 	// listener to GET /api/stats under "guard".
@@ -100,6 +104,18 @@ type APIConfig struct {
 //   - GET /api/cluster: {"node": name, "members": [{"name", "roles", "gossip", "peer", "share"}]},
 //     share being the member's fraction of the hash ring.
 //   - GET /api/topics/{topic}: {"topic", "owner", "epoch", "seq"} from the topic's owner.
+//   - GET /api/cluster/topics?prefix=P&limit=N&cursor=C: a page of the
+//     cluster's topics in name order, every member with the topics role
+//     answering for the topics it owns (pubsub.Node.Topics):
+//     {"topics": [{"topic", "owner", "epoch", "seq", "subscriber_nodes",
+//     "retained", "durable", "claiming"}], "next": C, "partial": bool,
+//     "missing": [member]}. limit is 1 to pubsub.MaxTopicLimit (default
+//     pubsub.DefaultTopicLimit); pass "next" as cursor, with the same
+//     prefix, for the following page ("next" is absent on the last).
+//     "partial" is true, and "missing" names the members, when some member
+//     did not answer in time: the page lacks their topics. The same
+//     listing is served at GET /api/topics unless the notification system
+//     is mounted (APIConfig.Notify), which owns that path.
 //   - GET /api/stats: the node's counters and gauges (pubsub.Stats, with its
 //     links to each peer), and the gateway's under "gateway" (gateway.Stats)
 //     when APIConfig.Gateway is set. Frame counts per peer are keyed by frame
@@ -155,6 +171,10 @@ func (a *API) Register(mux *http.ServeMux) {
 	mux.HandleFunc("/healthz", a.healthz)
 	mux.HandleFunc("/api/cluster", a.cluster)
 	mux.HandleFunc("/api/topics/{topic...}", a.topic)
+	mux.HandleFunc("/api/cluster/topics", a.listTopics)
+	if a.cfg.Notify == nil {
+		mux.HandleFunc("/api/topics", a.listTopics)
+	}
 	mux.HandleFunc("/api/stats", a.stats)
 	if a.cfg.Publish {
 		mux.HandleFunc("/api/publish", a.publish)
@@ -321,6 +341,43 @@ func (a *API) topic(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, TopicState{Topic: info.Topic, Owner: info.Owner, Epoch: info.Epoch, Seq: info.Seq})
 }
 
+// listTopics serves GET /api/cluster/topics (and GET /api/topics).
+func (a *API) listTopics(w http.ResponseWriter, r *http.Request) {
+	if !allow(w, r, http.MethodGet) {
+		return
+	}
+	q, err := parseTopicQuery(r)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, err.Error())
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), a.cfg.Timeout)
+	defer cancel()
+	page, err := a.node.Topics(ctx, q)
+	if err != nil {
+		a.fail(w, r, "", err)
+		return
+	}
+	writeJSON(w, http.StatusOK, page)
+}
+
+// parseTopicQuery reads the parameters of a topic listing.
+func parseTopicQuery(r *http.Request) (pubsub.TopicQuery, error) {
+	v := r.URL.Query()
+	q := pubsub.TopicQuery{Prefix: v.Get("prefix"), Cursor: v.Get("cursor")}
+	if len(q.Prefix) > pubsub.MaxTopicLen {
+		return q, fmt.Errorf("prefix longer than %d bytes", pubsub.MaxTopicLen)
+	}
+	if v.Has("limit") {
+		n, err := strconv.Atoi(v.Get("limit"))
+		if err != nil || n < 1 || n > pubsub.MaxTopicLimit {
+			return q, fmt.Errorf("invalid limit %.20q: want an integer from 1 to %d", v.Get("limit"), pubsub.MaxTopicLimit)
+		}
+		q.Limit = n
+	}
+	return q, nil
+}
+
 // Published is the body of a successful POST /api/publish. Seq and Epoch
 // place the message in the topic's order; both are left out with ack=none.
 // Epoch is encoded as a decimal string.
@@ -415,7 +472,7 @@ func (a *API) publish(w http.ResponseWriter, r *http.Request) {
 func (a *API) fail(w http.ResponseWriter, r *http.Request, topic string, err error) {
 	status := http.StatusInternalServerError
 	switch {
-	case errors.Is(err, pubsub.ErrInvalidTopic):
+	case errors.Is(err, pubsub.ErrInvalidTopic), errors.Is(err, pubsub.ErrInvalidQuery):
 		status = http.StatusBadRequest
 	case errors.Is(err, pubsub.ErrPayloadTooLarge):
 		status = http.StatusRequestEntityTooLarge

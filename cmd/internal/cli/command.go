@@ -346,11 +346,7 @@ func (c *Command) Main(args []string, getenv func(string) string, stdout, stderr
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, os.Interrupt, syscall.SIGTERM)
 	defer signal.Stop(sigs)
-	e := &Env{
-		Log:     NewLogger(stderr, c.Common.LogFormat, c.Common.LogLevel),
-		cmd:     c,
-		signals: sigs,
-	}
+	e := c.newEnv(stderr, c.Common.LogFormat, sigs)
 	if len(c.Common.Secret) > 0 && len(c.Common.Secret) < minSecretLen {
 		e.Log.Warn("the shared secret is short; use at least 16 random bytes", "bytes", len(c.Common.Secret))
 	}
@@ -389,6 +385,18 @@ func NewLogger(w io.Writer, format string, level slog.Level) *slog.Logger {
 		return slog.New(slog.NewJSONHandler(w, opts))
 	}
 	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// newEnv returns the Env of a run whose logs go to w in format (LogText or
+// LogJSON). Every line carries the node's name once: the process's own
+// lines through Env.Log, the node's through the name pubsub adds to them.
+// A node without --node-name is named here, so that both show one name.
+func (c *Command) newEnv(w io.Writer, format string, sigs <-chan os.Signal) *Env {
+	if c.Common.NodeName == "" {
+		c.Common.NodeName = ring.NewNodeName()
+	}
+	base := NewLogger(w, format, c.Common.LogLevel)
+	return &Env{Log: base.With("node", c.Common.NodeName), nodeLog: base, cmd: c, signals: sigs}
 }
 
 // NodeConfig returns the pubsub configuration the common flags describe, for

@@ -81,7 +81,10 @@
 //
 // # HTTP API
 //
-// [API] serves /healthz, GET /api/cluster, GET /api/topics/{topic} and, for
+// [API] serves /healthz, GET /api/cluster, GET /api/topics/{topic}, the
+// cluster's topic listing at GET /api/cluster/topics?prefix=&limit=&cursor=
+// (also at GET /api/topics where the notification system, which owns that
+// path on ringcast-ws, is not mounted) and, for
 // gateways, POST /api/publish, whose ack parameter (none, owner, replicated)
 // chooses what the answer waits for (for a durable topic, owner and
 // replicated both wait until the store committed the message; a store that

@@ -41,6 +41,9 @@ type Metrics struct {
 	Node    *pubsub.Node
 	Gateway *gateway.Handler // nil: no gateway
 	Notify  *Notify          // nil: no notification system
+	// Guard reads the counters of the Guard in front of the listener
+	// (Guard.Stats); nil: none.
+	Guard func() GuardStats
 }
 
 // emailStatsTimeout bounds the database queries of a scrape's email
@@ -62,6 +65,9 @@ func NewMetricsHandler(m Metrics, log *slog.Logger) http.Handler {
 	}
 	if m.Gateway != nil {
 		reg.MustRegister(metrics.NewGatewayCollector(m.Gateway))
+	}
+	if m.Guard != nil {
+		reg.MustRegister(newGuardCollector(m.Guard))
 	}
 	if m.Notify != nil && m.Notify.Email != nil {
 		reg.MustRegister(newEmailCollector(m.Notify.Email.Stats))
@@ -109,6 +115,45 @@ func loopbackClient(remoteAddr string) bool {
 	}
 	ip, err := netip.ParseAddr(host)
 	return err == nil && ip.Unmap().IsLoopback()
+}
+
+// guardCollector reads a Guard's refusals at each scrape.
+type guardCollector struct {
+	stats   func() GuardStats
+	refused *prometheus.Desc
+}
+
+func newGuardCollector(stats func() GuardStats) *guardCollector {
+	return &guardCollector{
+		stats: stats,
+		refused: prometheus.NewDesc("ringcast_http_requests_refused_total", `HTTP requests (WebSocket upgrades and API calls) the listener's guard refused, by reason: `+
+			`"protected_mode" (from another host while no client authentication is configured), "host" (a Host not allowed), `+
+			`"cross_site" (an unsafe request from another site's page), "content_type" (a browser body that is not JSON), `+
+			`"preflight" (a CORS preflight of an origin not allowed), "rate_limited" (past --api-rate), "too_large" (a body past the bound).`,
+			[]string{"reason"}, nil),
+	}
+}
+
+// Describe sends the descriptor of the metric.
+func (c *guardCollector) Describe(ch chan<- *prometheus.Desc) { ch <- c.refused }
+
+// Collect reads the guard's counters once and sends them.
+func (c *guardCollector) Collect(ch chan<- prometheus.Metric) {
+	s := c.stats()
+	for _, r := range []struct {
+		reason string
+		n      uint64
+	}{
+		{"protected_mode", s.ProtectedMode},
+		{"host", s.Host},
+		{"cross_site", s.CrossSite},
+		{"content_type", s.ContentType},
+		{"preflight", s.Preflight},
+		{"rate_limited", s.RateLimited},
+		{"too_large", s.TooLarge},
+	} {
+		ch <- prometheus.MustNewConstMetric(c.refused, prometheus.CounterValue, float64(r.n), r.reason)
+	}
 }
 
 // emailCollector reads the email sender's state at each scrape.

@@ -4,6 +4,8 @@ import (
 	"context"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -195,5 +197,52 @@ ringcast_email_breaker_state{state="open"} 0
 	reg.MustRegister(c)
 	if _, err := reg.Gather(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestGuardRefusalMetrics: the guard's refusals are counted on /metrics by
+// reason, from a real refused request.
+func TestGuardRefusalMetrics(t *testing.T) {
+	n := startNode(t, pubsub.Config{NodeName: "g1"})
+	g, gw, base := guardedServer(t, n, GuardConfig{AllowedHosts: []string{"ws.example.com"}})
+	if r := request(t, http.MethodGet, base+"/api/cluster", "", "Host", "evil.example.net"); r.status != http.StatusForbidden {
+		t.Fatalf("GET with a bad Host: %d %s", r.status, r.body)
+	}
+	e, _, _ := testEnv(t)
+	mux := http.NewServeMux()
+	e.RegisterMetrics(mux, Metrics{Node: n, Gateway: gw, Guard: g.Stats})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	r := do(t, http.MethodGet, srv.URL+"/metrics", "")
+	for _, want := range []string{
+		`ringcast_http_requests_refused_total{reason="host"} 1`,
+		`ringcast_http_requests_refused_total{reason="rate_limited"} 0`,
+		`ringcast_http_requests_refused_total{reason="protected_mode"} 0`,
+		`ringcast_peer_connections_refused_total{reason="handshake"} 0`,
+		"\nringcast_gateway_upgrades_refused_host_total 0\n",
+		"\nringcast_gateway_flood_closed_total 0\n",
+	} {
+		if !strings.Contains(r.body, want) {
+			t.Errorf("no %q in /metrics", want)
+		}
+	}
+	if problems, err := testutil.CollectAndLint(newGuardCollector(g.Stats)); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+	// The whole page passes promtool, when it is installed (Debian
+	// package prometheus; RINGCAST_REQUIRE_PROMTOOL=1 requires it).
+	promtool, err := exec.LookPath("promtool")
+	if err != nil {
+		if os.Getenv("RINGCAST_REQUIRE_PROMTOOL") == "1" {
+			t.Fatalf("promtool not found and RINGCAST_REQUIRE_PROMTOOL=1: %v", err)
+		}
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), testTimeout)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(r.body)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("promtool check metrics: %v\n%s", err, out)
 	}
 }

@@ -19,8 +19,12 @@ import (
 // logger, and the signals that end it. It belongs to the goroutine running
 // the run function; Log may be used from any goroutine.
 type Env struct {
-	// Log is the process logger (text or JSON on stderr).
+	// Log is the process logger (text or JSON on stderr). Its lines carry
+	// the node's name ("node").
 	Log *slog.Logger
+	// nodeLog is Log without the node's name, for the node, which adds it
+	// to its own lines (nil: Log).
+	nodeLog *slog.Logger
 
 	cmd     *Command
 	signals <-chan os.Signal
@@ -45,7 +49,11 @@ func NeedsStore(roles []string) bool {
 // closes the store once the node has shut down. When StartNode fails, it
 // has closed what it opened.
 func (e *Env) StartNode(roles []string) (*pubsub.Node, error) {
-	cfg := e.cmd.NodeConfig(roles, e.Log)
+	nodeLog := e.nodeLog
+	if nodeLog == nil {
+		nodeLog = e.Log
+	}
+	cfg := e.cmd.NodeConfig(roles, nodeLog)
 	c := &e.cmd.Common
 	notifying := e.cmd.notify.on(c.Store)
 	if notifying {

@@ -45,7 +45,7 @@ func testEnv(t *testing.T, args ...string) (*Env, chan os.Signal, *syncBuffer) {
 	}
 	sigs := make(chan os.Signal, 2)
 	logs := &syncBuffer{}
-	return &Env{Log: NewLogger(logs, LogJSON, c.Common.LogLevel), cmd: c, signals: sigs}, sigs, logs
+	return c.newEnv(logs, LogJSON, sigs), sigs, logs
 }
 
 // readyLine returns the attributes of the "ringcast-test ready" line once it
@@ -130,11 +130,62 @@ func TestServeGracefulShutdown(t *testing.T) {
 		c.Close()
 		t.Error("the HTTP listener still accepts after Serve")
 	}
-	for _, want := range []string{`"msg":"shutting down","signal":"terminated"`, `"msg":"ringcast-test stopped"`, `"msg":"node left the cluster"`} {
+	for _, want := range []string{`"msg":"shutting down","node":"n1","signal":"terminated"`, `"msg":"ringcast-test stopped"`, `"msg":"node left the cluster"`} {
 		if !strings.Contains(logs.String(), want) {
 			t.Errorf("logs lack %s:\n%s", want, logs)
 		}
 	}
+	checkNodeOnce(t, logs.String(), "n1")
+}
+
+// checkNodeOnce fails unless every JSON line of logs carries the key
+// "node" exactly once, with the value name.
+func checkNodeOnce(t *testing.T, logs, name string) {
+	t.Helper()
+	for line := range strings.Lines(logs) {
+		d := json.NewDecoder(strings.NewReader(line))
+		if tok, err := d.Token(); err != nil || tok != json.Delim('{') {
+			t.Fatalf("not a JSON object: %q", line)
+		}
+		var nodes []any
+		for d.More() {
+			k, err := d.Token()
+			if err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			var v any
+			if err := d.Decode(&v); err != nil {
+				t.Fatalf("%q: %v", line, err)
+			}
+			if k == "node" {
+				nodes = append(nodes, v)
+			}
+		}
+		if len(nodes) != 1 || nodes[0] != name {
+			t.Fatalf("line %q: node %v, want once %q", strings.TrimSpace(line), nodes, name)
+		}
+	}
+}
+
+// TestLogsNameAnUnnamedNode: without --name, the process names the node
+// before it logs, and its lines and the node's carry that one name.
+func TestLogsNameAnUnnamedNode(t *testing.T) {
+	e, _, logs := testEnv(t, "--store", "memory")
+	n, err := e.StartNode([]string{pubsub.RoleTopics})
+	if err != nil {
+		t.Fatal(err)
+	}
+	e.Log.Info("a line of the process")
+	_ = n.Close()
+	if n.Name() == "" || n.Name() != e.cmd.Common.NodeName {
+		t.Fatalf("node %q, command %q", n.Name(), e.cmd.Common.NodeName)
+	}
+	for _, want := range []string{`"msg":"a line of the process"`, `"msg":"node started"`} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("logs lack %s:\n%s", want, logs)
+		}
+	}
+	checkNodeOnce(t, logs.String(), n.Name())
 }
 
 func TestServeSecondSignalCutsShort(t *testing.T) {

@@ -336,6 +336,15 @@ func (d *decoder) uint8() uint8 {
 	return uint8(v)
 }
 
+func (d *decoder) uint32() uint32 {
+	v := d.uint()
+	if v > math.MaxUint32 {
+		d.failf("value %d overflows uint32", v)
+		return 0
+	}
+	return uint32(v)
+}
+
 func (d *decoder) int() int64 {
 	c, ok := d.next()
 	if !ok {

@@ -12,9 +12,10 @@ import (
 // type: ReplicaDeliver, Handoff and ReplicaNodes split off Deliver and
 // State. Version 4 sends a topic's state in bounded parts: State and
 // Handoff gained Xfer, and StateChunk and ChunkAck carry the rest.
-// Version 5 added presence (PresenceReport, PresenceAck, PresenceWatch,
-// PresenceUnwatch, PresenceSync and PresenceDiff) and queue groups
-// (QueueJoin, QueueJoinAck, QueueLeave, QueueDeliver and QueueAck).
+// Version 5 added the topic listing (TopicsRequest and Topics), presence
+// (PresenceReport, PresenceAck, PresenceWatch, PresenceUnwatch,
+// PresenceSync and PresenceDiff) and queue groups (QueueJoin,
+// QueueJoinAck, QueueLeave, QueueDeliver and QueueAck).
 const ProtocolVersion uint8 = 5
 
 // Frame types of package pubsub's messages, one per message. The values
@@ -39,6 +40,8 @@ const (
 	FrameReplicaNodes   transport.FrameType = 31 // ReplicaNodes
 	FrameStateChunk     transport.FrameType = 32 // StateChunk
 	FrameChunkAck       transport.FrameType = 33 // ChunkAck
+	FrameTopicsRequest  transport.FrameType = 34 // TopicsRequest
+	FrameTopics         transport.FrameType = 35 // Topics (reply to TopicsRequest)
 
 	// Presence (presence.go).
 	FramePresenceReport  transport.FrameType = 40 // PresenceReport
@@ -86,6 +89,8 @@ var names = [...]string{
 	FrameReplicaNodes:   "ReplicaNodes",
 	FrameStateChunk:     "StateChunk",
 	FrameChunkAck:       "ChunkAck",
+	FrameTopicsRequest:  "TopicsRequest",
+	FrameTopics:         "Topics",
 
 	FramePresenceReport:  "PresenceReport",
 	FramePresenceAck:     "PresenceAck",
@@ -157,6 +162,10 @@ func newStateMessage(t transport.FrameType) Message {
 		return new(StateChunk)
 	case FrameChunkAck:
 		return new(ChunkAck)
+	case FrameTopicsRequest:
+		return new(TopicsRequest)
+	case FrameTopics:
+		return new(Topics)
 	}
 	return newQueueMessage(t)
 }
