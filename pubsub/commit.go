@@ -254,14 +254,16 @@ func (n *Node) settleCommit(recs []*commitRec, err error) {
 	defer ot.mu.Unlock()
 	switch {
 	case err == nil:
+		// Counted before the publishers hear of it: a publisher that reads
+		// Stats after its acknowledgement sees its message counted.
+		n.stats.sequenced.Add(uint64(len(recs)))
+		n.stats.storeCommitted.Add(uint64(len(recs)))
 		for _, r := range recs {
 			ot.seq = max(ot.seq, r.seq)
 			ot.hist.add(r.seq, r.time, r.req.data)
 			n.fanout(ot, nil, r.seq, r.req.data)
 			n.router.replyPublish(r.req, pubResult{epoch: ot.epoch, seq: r.seq})
 		}
-		n.stats.sequenced.Add(uint64(len(recs)))
-		n.stats.storeCommitted.Add(uint64(len(recs)))
 	case errors.Is(err, store.ErrFenced):
 		reqs := make([]*pubReq, 0, len(recs))
 		for _, r := range recs {

@@ -65,26 +65,26 @@ func (n *Node) publish(ctx context.Context, topic string, cached *atomic.Pointer
 		req.data = append([]byte(nil), data...)
 		res, ok := n.publishOwned(ot, &req)
 		if ok {
-			return PublishResult{Epoch: res.epoch, Seq: res.seq}, res.err
+			return n.outcome(o.ack, PublishResult{Epoch: res.epoch, Seq: res.seq}, res.err)
 		}
 	} else {
 		// data is encoded into the frame before sendPublish returns.
 		if err := n.router.sendPublish(&req, owner); err != nil {
-			return PublishResult{}, err
+			return n.outcome(o.ack, PublishResult{}, err)
 		}
 	}
 	if o.ack == AckNone || req.done == nil {
-		return PublishResult{}, nil
+		return n.outcome(o.ack, PublishResult{}, nil)
 	}
 	select {
 	case res := <-req.done:
-		return PublishResult{Epoch: res.epoch, Seq: res.seq}, res.err
+		return n.outcome(o.ack, PublishResult{Epoch: res.epoch, Seq: res.seq}, res.err)
 	case <-ctx.Done():
 		if req.reqID != 0 {
 			n.pending.cancel(req.reqID)
 		}
-		return PublishResult{}, ctx.Err()
+		return n.outcome(o.ack, PublishResult{}, ctx.Err())
 	case <-n.done:
-		return PublishResult{}, ErrClosed
+		return n.outcome(o.ack, PublishResult{}, ErrClosed)
 	}
 }

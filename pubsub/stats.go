@@ -26,6 +26,9 @@ type counters struct {
 	forgotten     atomic.Uint64
 	repairs       atomic.Uint64
 	stale         atomic.Uint64
+	// outcomes counts the publishes accepted (published) by ack level
+	// (AckOwner, AckNone, AckReplicated) and result (0 ok, 1 failed).
+	outcomes [3][2]atomic.Uint64
 
 	storeClaims      atomic.Uint64
 	storeBatches     atomic.Uint64
@@ -67,13 +70,19 @@ type Stats struct {
 	Repairs       uint64 `json:"repairs"`        // history requests sent to fill sequence gaps
 	Stale         uint64 `json:"stale"`          // deliveries refused: from a node other than the topic's owner, or of an older epoch
 
+	// Outcomes splits Published by ack level and result.
+	Outcomes PublishOutcomes `json:"outcomes"`
+
 	// Store counts this node's work with Config.Store (all zero without one).
 	Store StoreStats `json:"store"`
 
-	OwnedTopics   int `json:"owned_topics"`   // topics this node sequences
-	ReplicaTopics int `json:"replica_topics"` // topics this node keeps a replica copy of
-	LocalTopics   int `json:"local_topics"`   // topics with local subscribers
-	Subscriptions int `json:"subscriptions"`  // local subscriptions
+	OwnedTopics int `json:"owned_topics"` // topics this node sequences
+	// HistoryMessages counts the messages the histories of the owned
+	// topics hold in memory (Config.HistorySize, HistoryTTL).
+	HistoryMessages int `json:"history_messages"`
+	ReplicaTopics   int `json:"replica_topics"` // topics this node keeps a replica copy of
+	LocalTopics     int `json:"local_topics"`   // topics with local subscribers
+	Subscriptions   int `json:"subscriptions"`  // local subscriptions
 
 	// ClaimDuration is the time topics spent being claimed: from the
 	// moment this node found itself the owner of a topic it held no state
@@ -139,6 +148,43 @@ func histogramSnapshot(h *hist.Histogram) HistogramSnapshot {
 	return s
 }
 
+// PublishOutcomes counts the publishes of one node by ack level: an ack
+// level's OK are those that returned no error, Failed those that did (the
+// owner unreachable, the store down, the context done, ...). A publish
+// with AckNone fails only when it cannot be queued toward the owner.
+type PublishOutcomes struct {
+	Owner      AckOutcomes `json:"owner"`
+	None       AckOutcomes `json:"none"`
+	Replicated AckOutcomes `json:"replicated"`
+}
+
+// AckOutcomes counts the publishes of one ack level by result.
+type AckOutcomes struct {
+	OK     uint64 `json:"ok"`
+	Failed uint64 `json:"failed"`
+}
+
+// outcome counts a publish accepted with ack that returned err, and
+// returns r and err.
+func (n *Node) outcome(ack Ack, r PublishResult, err error) (PublishResult, error) {
+	if ack > AckReplicated {
+		ack = AckOwner // an unknown level waits as AckOwner does
+	}
+	failed := 0
+	if err != nil {
+		failed = 1
+	}
+	n.stats.outcomes[ack][failed].Add(1)
+	return r, err
+}
+
+func (c *counters) publishOutcomes() PublishOutcomes {
+	at := func(a Ack) AckOutcomes {
+		return AckOutcomes{OK: c.outcomes[a][0].Load(), Failed: c.outcomes[a][1].Load()}
+	}
+	return PublishOutcomes{Owner: at(AckOwner), None: at(AckNone), Replicated: at(AckReplicated)}
+}
+
 // Stats returns a snapshot of the node's counters. The gauges visit every
 // topic the node holds, taking each topic's lock in turn: with hundreds of
 // thousands of topics a call costs tens of milliseconds, so poll it every
@@ -164,6 +210,7 @@ func (n *Node) Stats() Stats {
 		Forgotten:     n.stats.forgotten.Load(),
 		Repairs:       n.stats.repairs.Load(),
 		Stale:         n.stats.stale.Load(),
+		Outcomes:      n.stats.publishOutcomes(),
 		ClaimDuration: histogramSnapshot(&n.stats.claimDuration),
 		Links:         linkStats(n.tr.Stats()),
 		Store: StoreStats{
@@ -184,6 +231,7 @@ func (n *Node) Stats() Stats {
 		ot.mu.Lock()
 		if ot.state == stateReady && !ot.gone.Load() {
 			s.OwnedTopics++
+			s.HistoryMessages += ot.hist.n
 		}
 		ot.mu.Unlock()
 	}

@@ -38,7 +38,9 @@
 //	ringcast_topics_replica                       gauge      topics it keeps a replica copy of
 //	ringcast_topics_local                         gauge      topics with local subscribers
 //	ringcast_subscriptions                        gauge      local subscriptions
+//	ringcast_history_messages                     gauge      messages the in-memory histories of its owned topics hold
 //	ringcast_publishes_total                      counter    Publish calls accepted on this node
+//	ringcast_publish_outcomes_total{ack,result}   counter    those by ack level ("none", "owner", "replicated") and result ("ok", "error")
 //	ringcast_publishes_forwarded_total            counter    publishes sent on to the topic's owner
 //	ringcast_messages_sequenced_total             counter    messages numbered here as a topic's owner
 //	ringcast_deliveries_total{result}             counter    messages for local subscriptions: result="delivered" or "dropped" (drop-oldest overflow)

@@ -185,6 +185,12 @@ func TestNodeCollector(t *testing.T) {
 	if v := value(t, ma, "ringcast_publishes_total"); v != topics*each {
 		t.Errorf("a: ringcast_publishes_total = %v, want %d", v, topics*each)
 	}
+	if v := value(t, ma, "ringcast_publish_outcomes_total", "ack=owner", "result=ok"); v != topics*each {
+		t.Errorf("a: publishes acknowledged by the owner = %v, want %d", v, topics*each)
+	}
+	if v := value(t, ma, "ringcast_publish_outcomes_total", "result=error"); v != 0 {
+		t.Errorf("a: failed publishes = %v, want 0", v)
+	}
 	if v := value(t, mb, "ringcast_deliveries_total", "result=delivered"); v != topics*each {
 		t.Errorf("b: delivered = %v, want %d", v, topics*each)
 	}
@@ -196,6 +202,9 @@ func TestNodeCollector(t *testing.T) {
 	}
 	both := func(name string, labels ...string) float64 {
 		return value(t, ma, name, labels...) + value(t, mb, name, labels...)
+	}
+	if v := both("ringcast_history_messages"); v != topics*each {
+		t.Errorf("histories hold %v messages, want %d", v, topics*each)
 	}
 	if v := both("ringcast_topics_owned"); v != topics {
 		t.Errorf("topics owned by a and b: %v, want %d", v, topics)
@@ -249,6 +258,23 @@ func TestNodeCollector(t *testing.T) {
 
 	if problems, err := testutil.CollectAndLint(NewCollector(a)); err != nil || len(problems) > 0 {
 		t.Fatalf("lint: %v %v", problems, err)
+	}
+
+	// Publishes by ack level and result.
+	if _, err := a.Publish(ctx, "orders-0", []byte("late"), pubsub.WithAck(pubsub.AckReplicated)); err != nil {
+		t.Fatal(err)
+	}
+	cancelled, stop := context.WithCancel(ctx)
+	stop()
+	if _, err := a.Publish(cancelled, "orders-none", []byte("x")); err == nil {
+		t.Fatal("a publish with a cancelled context succeeded")
+	}
+	ma, mb = gather(t, NewCollector(a)), gather(t, NewCollector(b))
+	if v := value(t, ma, "ringcast_publish_outcomes_total", "ack=replicated", "result=ok"); v != 1 {
+		t.Errorf("a: replicated publishes = %v, want 1", v)
+	}
+	if v := value(t, ma, "ringcast_publish_outcomes_total", "ack=owner", "result=error"); v != 1 {
+		t.Errorf("a: failed owner-acknowledged publishes = %v, want 1", v)
 	}
 }
 

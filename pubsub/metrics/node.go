@@ -60,6 +60,7 @@ type nodeCollector struct {
 	nodeInfo, joined, members, memberInfo, ringShare *prometheus.Desc
 
 	ownedTopics, replicaTopics, localTopics, subscriptions *prometheus.Desc
+	historyMessages, publishOutcomes                       *prometheus.Desc
 
 	publishes, forwarded, sequenced, deliveries, refused, slowConsumers *prometheus.Desc
 	gaps, lost, repairs, handoffs, failovers, forgotten, replicated     *prometheus.Desc
@@ -127,6 +128,8 @@ func NewCollector(node *pubsub.Node, opts ...Option) prometheus.Collector {
 	c.linkConnected = d.new("ringcast_link_connected", "1 while the outbound link to a peer is connected, 0 otherwise.", "peer")
 	c.linkDials = d.new("ringcast_link_dials_total", "Successful outbound connections to a peer: its first and every reconnection.", "peer")
 	c.peersRefused = d.new("ringcast_peer_connections_refused_total", `Inbound peer connections refused, by reason: "max_inbound" (too many open), "pending_per_addr" (too many handshakes from one address), "protected_mode" (a remote peer without a secret or TLS), "handshake" (bad secret, certificate, cluster name or version, timeout, garbage), "violations" (an authenticated connection closed on a bad frame).`, "reason")
+	c.historyMessages = d.new("ringcast_history_messages", "Messages the in-memory histories of this node's owned topics hold.")
+	c.publishOutcomes = d.new("ringcast_publish_outcomes_total", `Publishes accepted on this node, by ack level ("none", "owner", "replicated") and result ("ok", "error": the owner unreachable, the store down, the caller's deadline).`, "ack", "result")
 	return c
 }
 
@@ -163,6 +166,11 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.replicaTopics, float64(s.ReplicaTopics))
 	gauge(c.localTopics, float64(s.LocalTopics))
 	gauge(c.subscriptions, float64(s.Subscriptions))
+	gauge(c.historyMessages, float64(s.HistoryMessages))
+	for ack, o := range map[string]pubsub.AckOutcomes{"none": s.Outcomes.None, "owner": s.Outcomes.Owner, "replicated": s.Outcomes.Replicated} {
+		counter(c.publishOutcomes, o.OK, ack, "ok")
+		counter(c.publishOutcomes, o.Failed, ack, "error")
+	}
 
 	counter(c.publishes, s.Published)
 	counter(c.forwarded, s.Forwarded)
