@@ -346,10 +346,25 @@ func (h *Handler) snapshotLocked() []*conn {
 	return conns
 }
 
+// queuedBytes adds up the bytes the connections have queued.
+func (h *Handler) queuedBytes() int64 {
+	h.mu.Lock()
+	conns := h.snapshotLocked()
+	h.mu.Unlock()
+	var n int64
+	for _, c := range conns {
+		c.mu.Lock()
+		n += int64(c.queued)
+		c.mu.Unlock()
+	}
+	return n
+}
+
 // Stats is a snapshot of a Handler's counters. Gauges say how things are now;
 // the other fields count since NewHandler.
 type Stats struct {
 	Connections          int64  `json:"connections"`            // gauge: connections open
+	QueuedBytes          int64  `json:"queued_bytes"`           // gauge: bytes waiting in the connections' outbound queues
 	Topics               int64  `json:"topics"`                 // gauge: topics with a broker subscription
 	Accepted             uint64 `json:"accepted"`               // connections upgraded
 	Refused              uint64 `json:"refused"`                // upgrades refused (vsn, auth, host, origin, connections per address, shutting down, not WebSocket)
@@ -399,10 +414,15 @@ type counters struct {
 }
 
 // Stats returns the Handler's counters. It may be called at any time.
+//
+// QueuedBytes visits every connection, taking each one's lock in turn:
+// with tens of thousands of connections a call costs a millisecond or so,
+// so poll it every second or less often.
 func (h *Handler) Stats() Stats {
 	s := &h.stats
 	return Stats{
 		Connections:          s.connections.Load(),
+		QueuedBytes:          h.queuedBytes(),
 		Topics:               s.topics.Load(),
 		Accepted:             s.accepted.Load(),
 		Refused:              s.refused.Load(),

@@ -24,7 +24,9 @@ func TestStuckClientIsCutAtOutboundLimit(t *testing.T) {
 	defer tick.Stop()
 	start := time.Now()
 	published := 0
+	var queuedMax int64
 	for g.h.Stats().SlowConsumers == 0 {
+		queuedMax = max(queuedMax, g.h.Stats().QueuedBytes)
 		if time.Since(start) > 10*time.Second {
 			t.Fatalf("not cut after %v and %d bytes published", time.Since(start), published)
 		}
@@ -35,8 +37,11 @@ func TestStuckClientIsCutAtOutboundLimit(t *testing.T) {
 	cutAfter := time.Since(start)
 	waitFor(t, 5*time.Second, "the stuck connection to be closed", func() bool { return g.h.Stats().Connections == 0 })
 	closedAfter := time.Since(start)
-	if s := g.h.Stats(); s.SlowConsumers != 1 {
-		t.Fatalf("SlowConsumers = %d, want 1", s.SlowConsumers)
+	if s := g.h.Stats(); s.SlowConsumers != 1 || s.QueuedBytes != 0 {
+		t.Fatalf("SlowConsumers = %d, QueuedBytes = %d; want 1, 0", s.SlowConsumers, s.QueuedBytes)
+	}
+	if queuedMax == 0 {
+		t.Fatal("QueuedBytes never counted what waited for the stuck client")
 	}
 	// What the client took before it stopped is bounded by its receive
 	// buffer; the rest is the limit, a batch, and (without a measurable
@@ -48,7 +53,7 @@ func TestStuckClientIsCutAtOutboundLimit(t *testing.T) {
 	if published > bound {
 		t.Fatalf("cut after %d bytes, want at most %d", published, bound)
 	}
-	t.Logf("cut after %v and %d bytes published, closed after %v", cutAfter, published, closedAfter)
+	t.Logf("cut after %v and %d bytes published (at most %d queued), closed after %v", cutAfter, published, queuedMax, closedAfter)
 }
 
 // One message larger than OutboundQueueBytes still reaches a client that

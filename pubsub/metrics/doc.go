@@ -90,6 +90,7 @@
 // unsigned fields as counters, signed ones as gauges, none with labels.
 //
 //	ringcast_gateway_connections                  gauge    WebSocket connections open
+//	ringcast_gateway_queued_bytes                 gauge    bytes waiting in their outbound queues
 //	ringcast_gateway_topics                       gauge    topics with a subscription for clients
 //	ringcast_gateway_sessions                     gauge    joins of channel topics in progress
 //	ringcast_gateway_connections_accepted_total   counter  connections upgraded

@@ -20,6 +20,7 @@ type gatewayMetric struct {
 // gatewayFields).
 var gatewayMetrics = map[string]gatewayMetric{
 	"connections":            {"ringcast_gateway_connections", "WebSocket connections open."},
+	"queued_bytes":           {"ringcast_gateway_queued_bytes", "Bytes waiting in the outbound queues of the WebSocket connections."},
 	"topics":                 {"ringcast_gateway_topics", "Topics the gateway holds a subscription to for its clients."},
 	"accepted":               {"ringcast_gateway_connections_accepted_total", "WebSocket connections upgraded."},
 	"refused":                {"ringcast_gateway_upgrades_refused_total", "WebSocket upgrades refused, for any reason."},
