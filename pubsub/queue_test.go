@@ -343,11 +343,21 @@ func TestQueueDurableRedelivers(t *testing.T) {
 		return true
 	})
 	var redelivered uint64
+	var qs QueueStats
 	for _, n := range c.nodes {
-		redelivered += n.queueOwner.redelivered.Load()
+		s := n.Stats().Queues
+		redelivered += s.Redelivered
+		qs.Groups += s.Groups
+		qs.LocalGroups += s.LocalGroups
+		qs.Members += s.Members
 	}
 	if redelivered == 0 {
 		t.Error("nothing was delivered again, though a member held messages it never acknowledged")
+	}
+	// One group, held by its topic's owner; both nodes have members, one
+	// of which stopped.
+	if qs.Groups != 1 || qs.LocalGroups != 2 || qs.Members != 3 {
+		t.Errorf("Stats.Queues across the nodes: %d groups at owners, %d local groups, %d members; want 1, 2, 3", qs.Groups, qs.LocalGroups, qs.Members)
 	}
 	for _, sub := range subs {
 		_ = sub.Unsubscribe()

@@ -73,6 +73,10 @@ type Stats struct {
 	// Outcomes splits Published by ack level and result.
 	Outcomes PublishOutcomes `json:"outcomes"`
 
+	// Queues describes the queue groups this node has members of and
+	// those it keeps as a topic's owner.
+	Queues QueueStats `json:"queues"`
+
 	// Store counts this node's work with Config.Store (all zero without one).
 	Store StoreStats `json:"store"`
 
@@ -148,6 +152,47 @@ func histogramSnapshot(h *hist.Histogram) HistogramSnapshot {
 	return s
 }
 
+// QueueStats describes a node's queue groups (SubscribeQueue).
+type QueueStats struct {
+	// Groups counts the groups of topics this node owns, Unacked the
+	// messages of durable topics given to a member and not acknowledged
+	// yet, Waiting those waiting for a member (or read back from the
+	// store) in memory.
+	Groups  int `json:"groups"`
+	Unacked int `json:"unacked"`
+	Waiting int `json:"waiting"`
+	// Redelivered counts the messages this node, as owner, gave a group
+	// again after QueueAckTimeout or the loss of the member's node.
+	Redelivered uint64 `json:"redelivered"`
+	// LocalGroups counts the groups this node has members of, Members
+	// those members.
+	LocalGroups int `json:"local_groups"`
+	Members     int `json:"members"`
+}
+
+// queueStats reads the queue tables, taking their locks in turn.
+func (n *Node) queueStats() QueueStats {
+	var qs QueueStats
+	qo := &n.queueOwner
+	qo.mu.Lock()
+	for _, groups := range qo.topics {
+		for _, g := range groups {
+			qs.Groups++
+			qs.Unacked += len(g.flights)
+			qs.Waiting += len(g.backlog)
+		}
+	}
+	qo.mu.Unlock()
+	qs.Redelivered = qo.redelivered.Load()
+	for _, lq := range n.queues.all() {
+		lq.mu.Lock()
+		qs.LocalGroups++
+		qs.Members += len(lq.members)
+		lq.mu.Unlock()
+	}
+	return qs
+}
+
 // PublishOutcomes counts the publishes of one node by ack level: an ack
 // level's OK are those that returned no error, Failed those that did (the
 // owner unreachable, the store down, the context done, ...). A publish
@@ -211,6 +256,7 @@ func (n *Node) Stats() Stats {
 		Repairs:       n.stats.repairs.Load(),
 		Stale:         n.stats.stale.Load(),
 		Outcomes:      n.stats.publishOutcomes(),
+		Queues:        n.queueStats(),
 		ClaimDuration: histogramSnapshot(&n.stats.claimDuration),
 		Links:         linkStats(n.tr.Stats()),
 		Store: StoreStats{

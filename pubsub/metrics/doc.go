@@ -41,6 +41,12 @@
 //	ringcast_history_messages                     gauge      messages the in-memory histories of its owned topics hold
 //	ringcast_publishes_total                      counter    Publish calls accepted on this node
 //	ringcast_publish_outcomes_total{ack,result}   counter    those by ack level ("none", "owner", "replicated") and result ("ok", "error")
+//	ringcast_queue_groups                         gauge      queue groups of the topics it owns
+//	ringcast_queue_unacked_messages               gauge      durable messages given to a member, not acknowledged yet
+//	ringcast_queue_waiting_messages               gauge      messages waiting in memory for a member
+//	ringcast_queue_redelivered_total              counter    messages given to a group again
+//	ringcast_queue_local_groups                   gauge      queue groups it has members of
+//	ringcast_queue_members                        gauge      queue group members on this node
 //	ringcast_publishes_forwarded_total            counter    publishes sent on to the topic's owner
 //	ringcast_messages_sequenced_total             counter    messages numbered here as a topic's owner
 //	ringcast_deliveries_total{result}             counter    messages for local subscriptions: result="delivered" or "dropped" (drop-oldest overflow)

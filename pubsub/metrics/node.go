@@ -59,8 +59,9 @@ type nodeCollector struct {
 
 	nodeInfo, joined, members, memberInfo, ringShare *prometheus.Desc
 
-	ownedTopics, replicaTopics, localTopics, subscriptions *prometheus.Desc
-	historyMessages, publishOutcomes                       *prometheus.Desc
+	ownedTopics, replicaTopics, localTopics, subscriptions                              *prometheus.Desc
+	historyMessages, publishOutcomes                                                    *prometheus.Desc
+	queueGroups, queueUnacked, queueWaiting, queueRedelivered, queueLocal, queueMembers *prometheus.Desc
 
 	publishes, forwarded, sequenced, deliveries, refused, slowConsumers *prometheus.Desc
 	gaps, lost, repairs, handoffs, failovers, forgotten, replicated     *prometheus.Desc
@@ -128,6 +129,12 @@ func NewCollector(node *pubsub.Node, opts ...Option) prometheus.Collector {
 	c.linkConnected = d.new("ringcast_link_connected", "1 while the outbound link to a peer is connected, 0 otherwise.", "peer")
 	c.linkDials = d.new("ringcast_link_dials_total", "Successful outbound connections to a peer: its first and every reconnection.", "peer")
 	c.peersRefused = d.new("ringcast_peer_connections_refused_total", `Inbound peer connections refused, by reason: "max_inbound" (too many open), "pending_per_addr" (too many handshakes from one address), "protected_mode" (a remote peer without a secret or TLS), "handshake" (bad secret, certificate, cluster name or version, timeout, garbage), "violations" (an authenticated connection closed on a bad frame).`, "reason")
+	c.queueGroups = d.new("ringcast_queue_groups", "Queue groups of the topics this node owns.")
+	c.queueUnacked = d.new("ringcast_queue_unacked_messages", "Messages of durable topics given to a queue group member and not acknowledged yet, at this node as owner.")
+	c.queueWaiting = d.new("ringcast_queue_waiting_messages", "Messages waiting in memory for a queue group member, at this node as owner.")
+	c.queueRedelivered = d.new("ringcast_queue_redelivered_total", "Messages this node, as owner, gave a queue group again (no acknowledgement in time, or the member's node lost).")
+	c.queueLocal = d.new("ringcast_queue_local_groups", "Queue groups this node has members of.")
+	c.queueMembers = d.new("ringcast_queue_members", "Queue group members (subscriptions) on this node.")
 	c.historyMessages = d.new("ringcast_history_messages", "Messages the in-memory histories of this node's owned topics hold.")
 	c.publishOutcomes = d.new("ringcast_publish_outcomes_total", `Publishes accepted on this node, by ack level ("none", "owner", "replicated") and result ("ok", "error": the owner unreachable, the store down, the caller's deadline).`, "ack", "result")
 	return c
@@ -167,6 +174,12 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	gauge(c.localTopics, float64(s.LocalTopics))
 	gauge(c.subscriptions, float64(s.Subscriptions))
 	gauge(c.historyMessages, float64(s.HistoryMessages))
+	gauge(c.queueGroups, float64(s.Queues.Groups))
+	gauge(c.queueUnacked, float64(s.Queues.Unacked))
+	gauge(c.queueWaiting, float64(s.Queues.Waiting))
+	counter(c.queueRedelivered, s.Queues.Redelivered)
+	gauge(c.queueLocal, float64(s.Queues.LocalGroups))
+	gauge(c.queueMembers, float64(s.Queues.Members))
 	for ack, o := range map[string]pubsub.AckOutcomes{"none": s.Outcomes.None, "owner": s.Outcomes.Owner, "replicated": s.Outcomes.Replicated} {
 		counter(c.publishOutcomes, o.OK, ack, "ok")
 		counter(c.publishOutcomes, o.Failed, ack, "error")
