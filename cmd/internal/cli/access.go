@@ -200,6 +200,22 @@ func (a *Access) GatewayOptions(o *gateway.Options) {
 // APIConfig makes POST /api/publish decide with AuthorizePublish.
 func (a *Access) APIConfig(cfg *APIConfig) {
 	cfg.Authorize = a.AuthorizePublish
+	cfg.Operator = a.AuthorizeOperator
+}
+
+// AuthorizeOperator decides a request for what only operators should
+// see, the list of every topic of the cluster: once API keys are
+// configured (--api-key) it needs one (401 otherwise); without them the
+// listener's protection (protected mode, the network) is what guards it.
+func (a *Access) AuthorizeOperator(r *http.Request) error {
+	if a.keys.Len() == 0 {
+		return nil
+	}
+	cred, err := a.keys.RequestCredentials(r)
+	if err != nil || !cred.APIKey {
+		return &access.Denial{Unauthorized: true, Reason: access.ReasonUnauthorized, Detail: "listing the cluster's topics needs an API key (X-API-Key or Authorization: Bearer)"}
+	}
+	return nil
 }
 
 // AuthorizePublish decides whether an HTTP request may publish to topic:

@@ -300,3 +300,57 @@ func TestPublishAuthorization(t *testing.T) {
 		t.Errorf("open gateway, unchecked bearer: %d", resp.StatusCode)
 	}
 }
+
+// TestTopicListingNeedsAPIKey: with API keys configured, the cluster's
+// topic listing names every topic to API key holders only; without them it
+// stays open (the listener's protection guards it).
+func TestTopicListingNeedsAPIKey(t *testing.T) {
+	n := startNode(t, pubsub.Config{})
+	if _, err := n.Publish(t.Context(), "admin:billing", []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	get := func(base string, header map[string]string) (int, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, base+"/api/cluster/topics", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for k, v := range header {
+			req.Header.Set(k, v)
+		}
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		var body bytes.Buffer
+		_, _ = body.ReadFrom(resp.Body)
+		return resp.StatusCode, body.String()
+	}
+	keyed := APIConfig{}
+	testAccess(t, "--jwt-secret", testJWTSecret, "--api-key", testAPIKey).APIConfig(&keyed)
+	_, base := apiServer(t, n, keyed)
+	for name, header := range map[string]map[string]string{
+		"anonymous":  nil,
+		"user token": {"Authorization": "Bearer " + hsToken(t, "alice", time.Hour)},
+		"wrong key":  {"X-API-Key": "wrong-key-0123456789abcdef"},
+	} {
+		if status, body := get(base, header); status != http.StatusUnauthorized || strings.Contains(body, "admin:billing") {
+			t.Errorf("%s: %d %s, want 401 naming no topic", name, status, body)
+		}
+	}
+	for name, header := range map[string]map[string]string{
+		"X-API-Key":      {"X-API-Key": testAPIKey},
+		"bearer API key": {"Authorization": "Bearer " + testAPIKey},
+	} {
+		if status, body := get(base, header); status != http.StatusOK || !strings.Contains(body, "admin:billing") {
+			t.Errorf("%s: %d %s, want 200 with the topic", name, status, body)
+		}
+	}
+	open := APIConfig{}
+	testAccess(t, "--jwt-secret", testJWTSecret).APIConfig(&open)
+	_, base = apiServer(t, n, open)
+	if status, body := get(base, nil); status != http.StatusOK || !strings.Contains(body, "admin:billing") {
+		t.Errorf("without API keys: %d %s, want 200 with the topic", status, body)
+	}
+}

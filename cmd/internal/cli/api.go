@@ -92,6 +92,11 @@ type APIConfig struct {
 	// the topic (Access.AuthorizePublish). An *access.Denial refuses with
 	// 401 (Unauthorized) or 403; any other error with 401.
 	Authorize func(r *http.Request, topic string) error
+	// Operator, when set, decides the requests that list the cluster's
+	// topics (GET /api/cluster/topics, and GET /api/topics where it lists
+	// them), which name every topic: an error refuses as Authorize's do
+	// (Access.AuthorizeOperator wants an API key once one is configured).
+	Operator func(r *http.Request) error
 	// Logger receives the API's logs; nil discards them.
 	Logger *slog.Logger
 }
@@ -104,8 +109,9 @@ type APIConfig struct {
 //   - GET /api/cluster: {"node": name, "members": [{"name", "roles", "gossip", "peer", "share"}]},
 //     share being the member's fraction of the hash ring.
 //   - GET /api/topics/{topic}: {"topic", "owner", "epoch", "seq"} from the topic's owner.
-//   - GET /api/cluster/topics?prefix=P&limit=N&cursor=C: a page of the
-//     cluster's topics in name order, every member with the topics role
+//   - GET /api/cluster/topics?prefix=P&limit=N&cursor=C (with an API key
+//     when APIConfig.Operator wants one): a page of the cluster's topics
+//     in name order, every member with the topics role
 //     answering for the topics it owns (pubsub.Node.Topics):
 //     {"topics": [{"topic", "owner", "epoch", "seq", "subscriber_nodes",
 //     "retained", "durable", "claiming"}], "next": C, "partial": bool,
@@ -313,7 +319,7 @@ func (a *API) refuse(w http.ResponseWriter, r *http.Request, topic string, err e
 		writeError(w, http.StatusForbidden, d.Error())
 		return
 	}
-	a.log.Debug("publish refused", "remote", r.RemoteAddr, "topic", topic, "err", err)
+	a.log.Debug("request refused", "path", r.URL.Path, "remote", r.RemoteAddr, "topic", topic, "err", err)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="ringcast"`)
 	writeError(w, http.StatusUnauthorized, err.Error())
 }
@@ -345,6 +351,12 @@ func (a *API) topic(w http.ResponseWriter, r *http.Request) {
 func (a *API) listTopics(w http.ResponseWriter, r *http.Request) {
 	if !allow(w, r, http.MethodGet) {
 		return
+	}
+	if a.cfg.Operator != nil {
+		if err := a.cfg.Operator(r); err != nil {
+			a.refuse(w, r, "", err)
+			return
+		}
 	}
 	q, err := parseTopicQuery(r)
 	if err != nil {
