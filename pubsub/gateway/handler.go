@@ -127,9 +127,13 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ident, err := h.authenticate(r, token)
 	if err != nil {
 		h.log.Info("gateway: authentication refused", "kind", "auth", "remote", r.RemoteAddr, "err", err)
-		if errors.Is(err, ErrForbidden) {
+		switch {
+		case errors.Is(err, ErrForbidden):
 			h.refuseHTTP(w, http.StatusForbidden, "gateway: forbidden")
-		} else {
+		case errors.Is(err, ErrUnavailable):
+			w.Header().Set("Retry-After", "1")
+			h.refuseHTTP(w, http.StatusServiceUnavailable, "gateway: the token cannot be checked now; try again")
+		default:
 			h.refuseHTTP(w, http.StatusUnauthorized, "gateway: unauthorized")
 		}
 		return

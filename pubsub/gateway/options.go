@@ -35,6 +35,13 @@ const (
 // 401 Unauthorized.
 var ErrForbidden = errors.New("gateway: forbidden")
 
+// ErrUnavailable may be returned (or wrapped) by Options.AuthenticateConn
+// or Options.Authenticate when the token cannot be checked now (the
+// database of tokens is down): the connection is refused with 503 Service
+// Unavailable and Retry-After, so that the client tries again later
+// instead of taking its token for a bad one.
+var ErrUnavailable = errors.New("gateway: unavailable")
+
 // Options configures a Handler. A nil *Options is valid; zero (or negative)
 // fields take their defaults. NewHandler copies the Options: changing them
 // afterwards has no effect.

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
@@ -284,6 +285,8 @@ func TestSubprotocolAndAuthentication(t *testing.T) {
 				return nil
 			case "banned":
 				return errors.Join(errors.New("user banned"), ErrForbidden)
+			case "db down":
+				return fmt.Errorf("%w: tokens database unreachable", ErrUnavailable)
 			}
 			return errors.New("bad token")
 		},
@@ -313,10 +316,11 @@ func TestSubprotocolAndAuthentication(t *testing.T) {
 		protocols []string
 		status    int
 	}{
-		{[]string{"phoenix", authTokenPrefix + "YmFkIHRva2Vu"}, http.StatusUnauthorized}, // "bad token"
-		{[]string{"phoenix"}, http.StatusUnauthorized},                                   // no token
-		{[]string{"phoenix", authTokenPrefix + "YmFubmVk"}, http.StatusForbidden},        // "banned"
-		{[]string{"phoenix", authTokenPrefix + "!!!"}, http.StatusBadRequest},            // not base64
+		{[]string{"phoenix", authTokenPrefix + "YmFkIHRva2Vu"}, http.StatusUnauthorized},     // "bad token"
+		{[]string{"phoenix"}, http.StatusUnauthorized},                                       // no token
+		{[]string{"phoenix", authTokenPrefix + "YmFubmVk"}, http.StatusForbidden},            // "banned"
+		{[]string{"phoenix", authTokenPrefix + "ZGIgZG93bg"}, http.StatusServiceUnavailable}, // "db down"
+		{[]string{"phoenix", authTokenPrefix + "!!!"}, http.StatusBadRequest},                // not base64
 	} {
 		ws, resp, err := dialToken(tc.protocols...)
 		if err == nil {
@@ -325,6 +329,9 @@ func TestSubprotocolAndAuthentication(t *testing.T) {
 		}
 		if resp == nil || resp.StatusCode != tc.status {
 			t.Fatalf("%v: response %v, want %d", tc.protocols, resp, tc.status)
+		}
+		if tc.status == http.StatusServiceUnavailable && resp.Header.Get("Retry-After") == "" {
+			t.Fatalf("%v: 503 without Retry-After", tc.protocols)
 		}
 	}
 }

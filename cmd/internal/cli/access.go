@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/ringcast/ringcast/cmd/internal/access"
+	"github.com/ringcast/ringcast/cmd/internal/notify"
 	"github.com/ringcast/ringcast/pubsub/gateway"
 )
 
@@ -169,6 +170,10 @@ func (a *Access) Authenticate(ctx context.Context, token string) (gateway.Identi
 	}
 	if a.notify != nil {
 		user, err := a.notify.Service.Authenticate(ctx, token)
+		if errors.Is(err, notify.ErrUnavailable) {
+			// The database is down: not the token's fault (503, not 401).
+			return gateway.Identity{}, fmt.Errorf("%w: %w", gateway.ErrUnavailable, err)
+		}
 		if err != nil {
 			return gateway.Identity{}, err
 		}
@@ -223,7 +228,8 @@ func (a *Access) AuthorizeOperator(r *http.Request) error {
 // the namespace's publish rule allows its user; with neither where the
 // namespace admits anonymous clients and lets subscribers publish. A
 // bearer token is ignored (anonymous) only where neither a token nor an
-// API key can be checked. The error is an *access.Denial (401 or 403).
+// API key can be checked. The error is an *access.Denial (401 or 403), or
+// wraps gateway.ErrUnavailable when the token cannot be checked now (503).
 func (a *Access) AuthorizePublish(r *http.Request, topic string) error {
 	cred, err := a.keys.RequestCredentials(r)
 	if err != nil {
@@ -231,7 +237,9 @@ func (a *Access) AuthorizePublish(r *http.Request, topic string) error {
 	}
 	who := access.Who{APIKey: cred.APIKey}
 	if cred.Token != "" && (a.checksTokens() || a.keys.Len() > 0) {
-		if who.Identity, err = a.Authenticate(r.Context(), cred.Token); err != nil {
+		if who.Identity, err = a.Authenticate(r.Context(), cred.Token); errors.Is(err, gateway.ErrUnavailable) {
+			return err
+		} else if err != nil {
 			detail := "the bearer token is neither an API key nor a valid token"
 			if a.keys.Len() == 0 {
 				detail = "the bearer token is not valid"

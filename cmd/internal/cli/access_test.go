@@ -19,8 +19,10 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/ringcast/ringcast/cmd/internal/access"
+	"github.com/ringcast/ringcast/cmd/internal/notify"
 	"github.com/ringcast/ringcast/pubsub"
 	"github.com/ringcast/ringcast/pubsub/gateway"
+	"github.com/ringcast/ringcast/pubsub/store/pgtest"
 )
 
 const (
@@ -352,5 +354,55 @@ func TestTopicListingNeedsAPIKey(t *testing.T) {
 	_, base = apiServer(t, n, open)
 	if status, body := get(base, nil); status != http.StatusOK || !strings.Contains(body, "admin:billing") {
 		t.Errorf("without API keys: %d %s, want 200 with the topic", status, body)
+	}
+}
+
+// TestTokenCheckUnavailable: when the notification system's database (a
+// PostgreSQL server the test stops) is down, a token cannot be checked: POST /api/publish answers 503 with
+// Retry-After, not 401, and the gateway's authentication says
+// gateway.ErrUnavailable, so that clients retry instead of dropping a
+// token that may be good.
+func TestTokenCheckUnavailable(t *testing.T) {
+	pg := pgtest.Start(t)
+	n := startNode(t, pubsub.Config{})
+	db, err := notify.OpenDB(t.Context(), pg.NewDatabase(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = db.Close() })
+	c := accessCommand()
+	if err := c.Parse([]string{"--api-key", testAPIKey}, env(nil)); err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	a := (&Env{Log: NewLogger(&logs, LogJSON, 0), cmd: c}).Access(&Notify{DB: db, Service: notify.NewService(db, nil, notify.Options{})})
+	apiCfg := APIConfig{Publish: true}
+	a.APIConfig(&apiCfg)
+	_, base := apiServer(t, n, apiCfg)
+	publish := func() *http.Response {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodPost, base+"/api/publish?topic=rooms:1", strings.NewReader(`{"a":1}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer not-a-known-token")
+		resp, err := httpClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_ = resp.Body.Close()
+		return resp
+	}
+	if resp := publish(); resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("unknown token with the database up: %d, want 401", resp.StatusCode)
+	}
+	if err := pg.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Authenticate(t.Context(), "not-a-known-token"); !errors.Is(err, gateway.ErrUnavailable) {
+		t.Fatalf("Authenticate with the database down: %v, want gateway.ErrUnavailable", err)
+	}
+	if resp := publish(); resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("unknown token with the database down: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
 	}
 }

@@ -312,9 +312,16 @@ func (a *API) authenticated(w http.ResponseWriter, r *http.Request) bool {
 	return false
 }
 
-// refuse answers a publish that APIConfig.Authorize refused: 403 for a
+// refuse answers a request APIConfig.Authorize or Operator refused: 503
+// (Retry-After) when the token cannot be checked now, 403 for a
 // forbidden *access.Denial, 401 for anything else.
 func (a *API) refuse(w http.ResponseWriter, r *http.Request, topic string, err error) {
+	if errors.Is(err, gateway.ErrUnavailable) {
+		a.log.Warn("request refused: the token cannot be checked now", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "the token cannot be checked now; try again")
+		return
+	}
 	if d, ok := errors.AsType[*access.Denial](err); ok && !d.Unauthorized {
 		writeError(w, http.StatusForbidden, d.Error())
 		return
