@@ -1,6 +1,7 @@
 // Package metrics exposes the state of a ringcast node, and of a WebSocket
-// gateway, as Prometheus metrics: [NewCollector] and [NewGatewayCollector]
-// return [prometheus.Collector] values that an embedding program registers
+// gateway, as Prometheus metrics: [NewCollector], [NewGatewayCollector]
+// and [NewStoreCollector] (the store's size) return [prometheus.Collector]
+// values that an embedding program registers
 // in its own registry, next to its own metrics.
 //
 //	reg := prometheus.NewRegistry()
@@ -74,6 +75,7 @@
 //	ringcast_store_trimmed_messages_total         counter    messages deleted by retention
 //	ringcast_store_append_duration_seconds        histogram  time of each transaction
 //	ringcast_store_claim_duration_seconds         histogram  time of each claim call
+//	ringcast_store_size_bytes                     gauge      the store's bytes on disk (NewStoreCollector, a store.Sizer)
 //
 // Links to peers:
 //

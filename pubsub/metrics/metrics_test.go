@@ -463,3 +463,30 @@ func TestPeerRefusals(t *testing.T) {
 		t.Fatalf("%d reasons, want 5", n)
 	}
 }
+
+// TestStoreCollector reads the size of a real SQLite store; a store that
+// cannot answer makes that metric's collection fail.
+func TestStoreCollector(t *testing.T) {
+	st, err := sqlite.Open(t.Context(), filepath.Join(t.TempDir(), "ringcast.db"), sqlite.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := NewStoreCollector(st, WithConstLabels(prometheus.Labels{"node": "a"}))
+	if problems, err := testutil.CollectAndLint(c); err != nil || len(problems) > 0 {
+		t.Fatalf("lint: %v %v", problems, err)
+	}
+	if v := value(t, gather(t, c), "ringcast_store_size_bytes", "node=a"); v <= 0 {
+		t.Fatalf("ringcast_store_size_bytes = %v, want the file's bytes", v)
+	}
+	if err := st.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Remove(st.Path()); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(c)
+	if _, err := reg.Gather(); err == nil {
+		t.Fatal("a store whose file is gone reported a size")
+	}
+}

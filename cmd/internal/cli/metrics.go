@@ -17,6 +17,7 @@ import (
 	"github.com/ringcast/ringcast/pubsub"
 	"github.com/ringcast/ringcast/pubsub/gateway"
 	"github.com/ringcast/ringcast/pubsub/metrics"
+	"github.com/ringcast/ringcast/pubsub/store"
 )
 
 // MetricsFlags holds the values of the flags about metrics and profiles.
@@ -38,7 +39,11 @@ func (c *Command) declareMetrics() *MetricsFlags {
 // Metrics says what GET /metrics reports: a node, and optionally a
 // gateway and the notification system.
 type Metrics struct {
-	Node    *pubsub.Node
+	Node *pubsub.Node
+	// Store, when it tells its size (store.Sizer), adds
+	// ringcast_store_size_bytes. RegisterMetrics sets it to the store
+	// StartNode opened.
+	Store   pubsub.Store
 	Gateway *gateway.Handler // nil: no gateway
 	Notify  *Notify          // nil: no notification system
 	// Guard reads the counters of the Guard in front of the listener
@@ -66,6 +71,9 @@ func NewMetricsHandler(m Metrics, log *slog.Logger) http.Handler {
 	if m.Gateway != nil {
 		reg.MustRegister(metrics.NewGatewayCollector(m.Gateway))
 	}
+	if sz, ok := m.Store.(store.Sizer); ok {
+		reg.MustRegister(metrics.NewStoreCollector(sz))
+	}
 	if m.Guard != nil {
 		reg.MustRegister(newGuardCollector(m.Guard))
 	}
@@ -81,6 +89,9 @@ func NewMetricsHandler(m Metrics, log *slog.Logger) http.Handler {
 // RegisterMetrics registers GET /metrics (NewMetricsHandler) on mux and,
 // with --pprof, the Go profiles under /debug/pprof/.
 func (e *Env) RegisterMetrics(mux *http.ServeMux, m Metrics) {
+	if m.Store == nil {
+		m.Store = e.store
+	}
 	mux.Handle("/metrics", NewMetricsHandler(m, e.Log))
 	if f := e.cmd.metrics; f != nil && f.Pprof {
 		mux.Handle("/debug/pprof/", PprofHandler(f.PprofAllowRemote))
