@@ -3,7 +3,6 @@ package pubsub
 import (
 	"fmt"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/ringcast/ringcast/pubsub/store"
@@ -44,13 +43,10 @@ func newDurabilityRules(rules []Durability) (durabilityRules, error) {
 	seen := make(map[string]bool, len(out))
 	for _, r := range out {
 		p := r.Pattern
+		if err := checkPattern("Durability", p); err != nil {
+			return nil, err
+		}
 		switch {
-		case p == "":
-			return nil, fmt.Errorf("%w: Durability pattern is empty", ErrInvalidConfig)
-		case strings.Contains(strings.TrimSuffix(p, "*"), "*"):
-			return nil, fmt.Errorf("%w: Durability pattern %q: '*' may only end a pattern", ErrInvalidConfig, p)
-		case !strings.HasSuffix(p, "*") && ValidateTopic(p) != nil:
-			return nil, fmt.Errorf("%w: Durability pattern %q is not a valid topic name", ErrInvalidConfig, p)
 		case r.MaxAge < 0:
 			return nil, fmt.Errorf("%w: Durability pattern %q: negative MaxAge", ErrInvalidConfig, p)
 		case r.Memory && (r.MaxAge != 0 || r.MaxCount != 0):
@@ -60,28 +56,14 @@ func newDurabilityRules(rules []Durability) (durabilityRules, error) {
 		}
 		seen[p] = true
 	}
-	slices.SortStableFunc(out, func(a, b Durability) int {
-		aw, bw := strings.HasSuffix(a.Pattern, "*"), strings.HasSuffix(b.Pattern, "*")
-		switch {
-		case aw != bw && !aw:
-			return -1
-		case aw != bw:
-			return 1
-		}
-		return len(b.Pattern) - len(a.Pattern)
-	})
+	slices.SortStableFunc(out, func(a, b Durability) int { return comparePatterns(a.Pattern, b.Pattern) })
 	return out, nil
 }
 
 // match returns the rule topic follows, or nil (memory-only).
 func (rs durabilityRules) match(topic string) *Durability {
 	for i := range rs {
-		p := rs[i].Pattern
-		if prefix, ok := strings.CutSuffix(p, "*"); ok {
-			if strings.HasPrefix(topic, prefix) {
-				return &rs[i]
-			}
-		} else if p == topic {
+		if patternMatches(rs[i].Pattern, topic) {
 			return &rs[i]
 		}
 	}

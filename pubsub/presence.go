@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strings"
 
 	"github.com/ringcast/ringcast/pubsub/internal/wire"
 	"github.com/ringcast/ringcast/pubsub/topics"
@@ -70,13 +69,10 @@ func newPresenceRules(rules []PresenceRule) (presenceRules, error) {
 	for i := range out {
 		r := &out[i]
 		p := r.Pattern
+		if err := checkPattern("Presence", p); err != nil {
+			return nil, err
+		}
 		switch {
-		case p == "":
-			return nil, fmt.Errorf("%w: Presence pattern is empty", ErrInvalidConfig)
-		case strings.Contains(strings.TrimSuffix(p, "*"), "*"):
-			return nil, fmt.Errorf("%w: Presence pattern %q: '*' may only end a pattern", ErrInvalidConfig, p)
-		case !strings.HasSuffix(p, "*") && ValidateTopic(p) != nil:
-			return nil, fmt.Errorf("%w: Presence pattern %q is not a valid topic name", ErrInvalidConfig, p)
 		case r.MaxEntries < 0 || r.MaxMetasPerKey < 0:
 			return nil, fmt.Errorf("%w: Presence pattern %q: negative bound", ErrInvalidConfig, p)
 		case seen[p]:
@@ -90,28 +86,14 @@ func newPresenceRules(rules []PresenceRule) (presenceRules, error) {
 			r.MaxMetasPerKey = DefaultPresenceMaxMetas
 		}
 	}
-	slices.SortStableFunc(out, func(a, b PresenceRule) int {
-		aw, bw := strings.HasSuffix(a.Pattern, "*"), strings.HasSuffix(b.Pattern, "*")
-		switch {
-		case aw != bw && !aw:
-			return -1
-		case aw != bw:
-			return 1
-		}
-		return len(b.Pattern) - len(a.Pattern)
-	})
+	slices.SortStableFunc(out, func(a, b PresenceRule) int { return comparePatterns(a.Pattern, b.Pattern) })
 	return out, nil
 }
 
 // match returns the rule topic follows, or nil (presence off).
 func (rs presenceRules) match(topic string) *PresenceRule {
 	for i := range rs {
-		p := rs[i].Pattern
-		if prefix, ok := strings.CutSuffix(p, "*"); ok {
-			if strings.HasPrefix(topic, prefix) {
-				return &rs[i]
-			}
-		} else if p == topic {
+		if patternMatches(rs[i].Pattern, topic) {
 			return &rs[i]
 		}
 	}
