@@ -268,7 +268,8 @@
 // of a node, acknowledgements and redelivery), queue_store.go (a durable
 // group's cursor in the store, and the replay after it).
 //
-// Durable topics: durability.go (which topics, their retention; pattern.go, the topic patterns of its rules and of presence's),
+// Durable topics: durability.go (which topics, their retention; the
+// topic patterns of its rules, and of presence's, are in pattern.go),
 // durable.go (claims in the store, step-down, reads from it), commit.go
 // (group commit), storeretention.go (the retention sweep).
 //
