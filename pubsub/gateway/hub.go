@@ -61,9 +61,9 @@ type topicSub struct {
 	unsubscribe func() error
 	err         error // why the subscription failed or ended
 
-	// A private subscription serves one recovering join (joinSince) and is
-	// not in the hub's map; pre holds what it delivers before the join is
-	// attached.
+	// A private subscription serves one join (joinPrivate: a recovering
+	// join, a queue group member) and is not in the hub's map; pre holds
+	// what it delivers before the join is attached.
 	private bool
 	pre     []*broadcast
 }

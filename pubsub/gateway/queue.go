@@ -40,58 +40,23 @@ func validQueueGroup(group string) bool {
 }
 
 // joinQueue joins j as a member of a queue group, with a broker
-// subscription of its own that is not in the hub's map (as joinSince's).
+// subscription of its own (joinPrivate).
 func (hb *hub) joinQueue(ctx context.Context, j *join, group string, reply outItem) error {
 	qb, ok := hb.h.broker.(QueueBroker)
 	if !ok {
 		return errQueueUnsupported
 	}
-	s := new(hubShard)
-	t := &topicSub{
-		hub:     hb,
-		shard:   s,
-		topic:   j.topic,
-		ready:   make(chan struct{}),
-		state:   stateSubscribing,
-		members: make(map[*join]struct{}),
-		private: true,
-	}
-	j.private = s
-	ctx, cancel := context.WithTimeout(ctx, hb.h.opts.JoinTimeout)
-	unsub, err := qb.SubscribeQueue(ctx, j.topic, group, t.deliver, t.closed)
-	timedOut := ctx.Err() != nil
-	cancel()
-	s.Lock()
-	defer close(t.ready)
-	if err == nil && t.state == stateEnded {
-		err = t.err
-		unsub = nil
-	}
-	if err != nil {
-		t.state = stateEnded
-		s.Unlock()
-		if unsub != nil {
-			hb.unsubscribe(j.topic, unsub)
-		}
+	timedOut := false
+	subscribed, err := hb.joinPrivate(ctx, j, func(ctx context.Context, t *topicSub) (func() error, outItem, error) {
+		unsub, err := qb.SubscribeQueue(ctx, j.topic, group, t.deliver, t.closed)
+		timedOut = ctx.Err() != nil
+		return unsub, reply, err
+	})
+	if err != nil && !subscribed {
 		hb.h.stats.subscribeErrors.Add(1)
 		if timedOut {
 			return errJoinTimeout
 		}
-		return err
 	}
-	t.state = stateActive
-	t.unsubscribe = unsub
-	hb.h.stats.topics.Add(1)
-	if err := hb.attachLocked(t, j, reply); err != nil {
-		unsub := hb.releaseLocked(t)
-		s.Unlock()
-		hb.unsubscribe(j.topic, unsub)
-		return err
-	}
-	for _, b := range t.pre {
-		j.conn.deliver(j, b)
-	}
-	t.pre = nil
-	s.Unlock()
-	return nil
+	return err
 }

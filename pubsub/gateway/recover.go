@@ -48,8 +48,25 @@ type Recoverer interface {
 // queued, so the client sees the join reply first, then the recovered
 // messages, then live ones.
 func (hb *hub) joinSince(ctx context.Context, j *join, r Recoverer, from Position, reply func(Recovery) outItem) error {
-	// The subscription is not in the hub's map: it gets a shard of its own,
-	// of which only the lock is used, in the same lock order as the hub's.
+	_, err := hb.joinPrivate(ctx, j, func(ctx context.Context, t *topicSub) (func() error, outItem, error) {
+		rec, err := r.SubscribeSince(ctx, j.topic, from, t.deliver, t.closed)
+		if err != nil {
+			return rec.Unsubscribe, outItem{}, err
+		}
+		return rec.Unsubscribe, reply(rec), nil
+	})
+	return err
+}
+
+// joinPrivate joins j with a broker subscription of its own, not in the
+// hub's map (a recovering join's, a queue group member's), which
+// subscribe makes within the join timeout. Messages delivered before
+// subscribe returns wait in the subscription until j is a member and the
+// reply subscribe returned is queued. subscribed is false when the error
+// is subscribe's, or the subscription ended before j could join it.
+func (hb *hub) joinPrivate(ctx context.Context, j *join, subscribe func(ctx context.Context, t *topicSub) (unsub func() error, reply outItem, err error)) (subscribed bool, err error) {
+	// The subscription gets a shard of its own, of which only the lock is
+	// used, in the same lock order as the hub's.
 	s := new(hubShard)
 	t := &topicSub{
 		hub:     hb,
@@ -62,35 +79,35 @@ func (hb *hub) joinSince(ctx context.Context, j *join, r Recoverer, from Positio
 	}
 	j.private = s
 	ctx, cancel := context.WithTimeout(ctx, hb.h.opts.JoinTimeout)
-	rec, err := r.SubscribeSince(ctx, j.topic, from, t.deliver, t.closed)
+	unsub, reply, err := subscribe(ctx, t)
 	cancel()
 	s.Lock()
 	defer close(t.ready)
 	if err == nil && t.state == stateEnded {
 		err = t.err
-		rec.Unsubscribe = nil
+		unsub = nil
 	}
 	if err != nil {
 		t.state = stateEnded
 		s.Unlock()
-		if rec.Unsubscribe != nil {
-			hb.unsubscribe(j.topic, rec.Unsubscribe)
+		if unsub != nil {
+			hb.unsubscribe(j.topic, unsub)
 		}
-		return err
+		return false, err
 	}
 	t.state = stateActive
-	t.unsubscribe = rec.Unsubscribe
+	t.unsubscribe = unsub
 	hb.h.stats.topics.Add(1)
-	if err := hb.attachLocked(t, j, reply(rec)); err != nil {
+	if err := hb.attachLocked(t, j, reply); err != nil {
 		unsub := hb.releaseLocked(t)
 		s.Unlock()
 		hb.unsubscribe(j.topic, unsub)
-		return err
+		return true, err
 	}
 	for _, b := range t.pre {
 		j.conn.deliver(j, b)
 	}
 	t.pre = nil
 	s.Unlock()
-	return nil
+	return true, nil
 }
