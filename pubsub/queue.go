@@ -194,14 +194,8 @@ func (n *Node) subscribeQueue(ctx context.Context, s *Subscription, o subscribeO
 		n.queueJoin(lq, true)
 	}
 	q.reg.Unlock()
-	select {
-	case <-lq.ready:
-	case <-ctx.Done():
-		s.end(ctx.Err())
-		n.detach(s)
-		return nil, ctx.Err()
-	case <-n.done:
-		return nil, ErrClosed
+	if err := n.awaitReady(ctx, s, lq.ready); err != nil {
+		return nil, err
 	}
 	lq.mu.Lock()
 	err := lq.regErr

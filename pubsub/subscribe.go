@@ -66,14 +66,8 @@ func (n *Node) subscribe(ctx context.Context, topic string, fn func(Message), op
 		n.register(lt, true)
 	}
 	reg.Unlock()
-	select {
-	case <-lt.ready:
-	case <-ctx.Done():
-		s.end(ctx.Err())
-		n.detach(s)
-		return nil, ctx.Err()
-	case <-n.done:
-		return nil, ErrClosed
+	if err := n.awaitReady(ctx, s, lt.ready); err != nil {
+		return nil, err
 	}
 	lt.mu.Lock()
 	err := lt.regErr
@@ -94,6 +88,22 @@ func (n *Node) subscribe(ctx context.Context, topic string, fn func(Message), op
 		return nil, err
 	}
 	return s, nil
+}
+
+// awaitReady waits until ready is closed (the registration s's Subscribe
+// started was answered), ctx ends (s ends and is detached), or the node
+// closes.
+func (n *Node) awaitReady(ctx context.Context, s *Subscription, ready <-chan struct{}) error {
+	select {
+	case <-ready:
+		return nil
+	case <-ctx.Done():
+		s.end(ctx.Err())
+		n.detach(s)
+		return ctx.Err()
+	case <-n.done:
+		return ErrClosed
+	}
 }
 
 // register sends the topic's registration to its owner (0→1, or again
