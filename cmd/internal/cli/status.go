@@ -1,21 +1,16 @@
 package cli
 
 import (
-	"bytes"
 	"context"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
-	"io/fs"
-	"mime"
 	"net/http"
-	"path"
 	"runtime/debug"
 	"slices"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/ringcast/ringcast/cmd/internal/webasset"
 	"github.com/ringcast/ringcast/pubsub"
 	"github.com/ringcast/ringcast/pubsub/gateway"
 )
@@ -403,41 +398,21 @@ func (h *statusHandler) updateMembers(node *pubsub.Node, now time.Time) []Status
 //go:embed status
 var statusFS embed.FS
 
-// statusFile is one embedded file of the status page.
-type statusFile struct {
-	name  string
-	ctype string
-	etag  string
-	data  []byte
-}
-
 // statusFiles are the page's files by their path; StatusPath is the page.
 var statusFiles = loadStatusFiles()
 
-func loadStatusFiles() map[string]*statusFile {
-	out := make(map[string]*statusFile)
-	entries, err := fs.ReadDir(statusFS, "status")
+func loadStatusFiles() map[string]*webasset.Asset {
+	files, err := webasset.Load(statusFS, "status")
 	if err != nil {
 		panic("cli: embedded status page: " + err.Error())
 	}
-	for _, e := range entries {
-		data, err := fs.ReadFile(statusFS, "status/"+e.Name())
-		if err != nil {
-			panic("cli: embedded status page: " + err.Error())
-		}
-		sum := sha256.Sum256(data)
-		ctype := mime.TypeByExtension(path.Ext(e.Name()))
-		if path.Ext(e.Name()) == ".js" {
-			ctype = "text/javascript; charset=utf-8"
-		}
-		p := StatusAssets + e.Name()
-		if e.Name() == "index.html" {
+	out := make(map[string]*webasset.Asset, len(files))
+	for name, a := range files {
+		p := StatusAssets + name
+		if name == "index.html" {
 			p = StatusPath
 		}
-		out[p] = &statusFile{name: e.Name(), ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, data: data}
-	}
-	if out[StatusPath] == nil {
-		panic("cli: embedded status page: no index.html")
+		out[p] = a
 	}
 	return out
 }
@@ -450,13 +425,5 @@ func serveStatusAsset(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	hd := w.Header()
-	hd.Set("Content-Type", f.ctype)
-	hd.Set("Content-Security-Policy", StatusContentSecurityPolicy)
-	hd.Set("X-Content-Type-Options", "nosniff")
-	hd.Set("X-Frame-Options", "DENY")
-	hd.Set("Referrer-Policy", "no-referrer")
-	hd.Set("Cache-Control", "no-cache")
-	hd.Set("ETag", f.etag)
-	http.ServeContent(w, r, f.name, time.Time{}, bytes.NewReader(f.data))
+	f.Serve(w, r, StatusContentSecurityPolicy)
 }

@@ -1,16 +1,11 @@
 package web
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
-	"io/fs"
-	"mime"
 	"net/http"
-	"path"
 	"strings"
-	"time"
+
+	"github.com/ringcast/ringcast/cmd/internal/webasset"
 )
 
 // Paths of the page.
@@ -31,52 +26,18 @@ const ContentSecurityPolicy = "default-src 'none'; script-src 'self'; style-src 
 //go:embed assets
 var assets embed.FS
 
-// asset is one embedded file, ready to serve.
-type asset struct {
-	name  string
-	ctype string
-	etag  string
-	data  []byte
-}
-
-// files are the embedded files by their path below Prefix; index is the
-// page itself.
+// files are the embedded files by their name (served below Prefix);
+// index is the page itself.
 var files, index = loadAssets()
 
-func loadAssets() (map[string]*asset, *asset) {
-	out := make(map[string]*asset)
-	entries, err := fs.ReadDir(assets, "assets")
+func loadAssets() (map[string]*webasset.Asset, *webasset.Asset) {
+	out, err := webasset.Load(assets, "assets")
 	if err != nil {
 		panic("notify/web: embedded assets: " + err.Error())
 	}
-	for _, e := range entries {
-		data, err := fs.ReadFile(assets, "assets/"+e.Name())
-		if err != nil {
-			panic("notify/web: embedded assets: " + err.Error())
-		}
-		out[e.Name()] = newAsset(e.Name(), data)
-	}
 	idx := out["index.html"]
-	if idx == nil {
-		panic("notify/web: embedded assets: no index.html")
-	}
 	delete(out, "index.html")
 	return out, idx
-}
-
-func newAsset(name string, data []byte) *asset {
-	sum := sha256.Sum256(data)
-	ctype := mime.TypeByExtension(path.Ext(name))
-	switch path.Ext(name) {
-	case ".md":
-		ctype = "text/plain; charset=utf-8"
-	case ".js":
-		ctype = "text/javascript; charset=utf-8"
-	}
-	if ctype == "" {
-		ctype = "application/octet-stream"
-	}
-	return &asset{name: name, ctype: ctype, etag: `"` + hex.EncodeToString(sum[:12]) + `"`, data: data}
 }
 
 // Register adds the page to mux: GET / and GET /notify/….
@@ -102,7 +63,7 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
 		return
 	}
-	var a *asset
+	var a *webasset.Asset
 	switch p := r.URL.Path; {
 	case p == Root:
 		a = index
@@ -113,13 +74,5 @@ func serve(w http.ResponseWriter, r *http.Request) {
 		http.NotFound(w, r)
 		return
 	}
-	h := w.Header()
-	h.Set("Content-Type", a.ctype)
-	h.Set("Content-Security-Policy", ContentSecurityPolicy)
-	h.Set("X-Content-Type-Options", "nosniff")
-	h.Set("X-Frame-Options", "DENY")
-	h.Set("Referrer-Policy", "no-referrer")
-	h.Set("Cache-Control", "no-cache")
-	h.Set("ETag", a.etag)
-	http.ServeContent(w, r, a.name, time.Time{}, bytes.NewReader(a.data))
+	a.Serve(w, r, ContentSecurityPolicy)
 }
