@@ -29,6 +29,24 @@ func (q *queueTally) add(member string, seq uint64) {
 	q.got[member] = append(q.got[member], seq)
 }
 
+// covers reports whether every sequence number of want was tallied.
+func (q *queueTally) covers(want map[uint64]bool) bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	seen := make(map[uint64]bool)
+	for _, seqs := range q.got {
+		for _, s := range seqs {
+			seen[s] = true
+		}
+	}
+	for s := range want {
+		if !seen[s] {
+			return false
+		}
+	}
+	return true
+}
+
 func (q *queueTally) total() int {
 	q.mu.Lock()
 	defer q.mu.Unlock()
@@ -326,22 +344,7 @@ func TestQueueDurableRedelivers(t *testing.T) {
 	}
 	pubs.Wait()
 	// Duplicates are allowed (at least once); losses are not.
-	waitFor(t, 30*time.Second, "every message to be acknowledged", func() bool {
-		acked.mu.Lock()
-		defer acked.mu.Unlock()
-		seen := make(map[uint64]bool)
-		for _, seqs := range acked.got {
-			for _, s := range seqs {
-				seen[s] = true
-			}
-		}
-		for s := range want {
-			if !seen[s] {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, 30*time.Second, "every message to be acknowledged", func() bool { return acked.covers(want) })
 	var redelivered uint64
 	var qs QueueStats
 	for _, n := range c.nodes {
@@ -603,22 +606,7 @@ func TestQueueDurableNodeKilled(t *testing.T) {
 	if err := c.nodes[2].Close(); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, 30*time.Second, "every message to be acknowledged", func() bool {
-		acked.mu.Lock()
-		defer acked.mu.Unlock()
-		seen := make(map[uint64]bool)
-		for _, seqs := range acked.got {
-			for _, s := range seqs {
-				seen[s] = true
-			}
-		}
-		for s := range want {
-			if !seen[s] {
-				return false
-			}
-		}
-		return true
-	})
+	waitFor(t, 30*time.Second, "every message to be acknowledged", func() bool { return acked.covers(want) })
 	_ = survivor.Unsubscribe()
 	wg.Wait()
 	// Let the survivors declare the node dead, so that no probe of it is
