@@ -82,25 +82,8 @@ type LinkStats struct {
 }
 
 // RefusedStats counts the inbound peer connections a node closed before
-// or instead of serving them, by reason.
-type RefusedStats struct {
-	// MaxInbound counts connections closed at once because the node had
-	// as many inbound connections open as it allows.
-	MaxInbound uint64 `json:"max_inbound"`
-	// PendingPerAddr counts connections closed at once because their IP
-	// address had as many handshakes in progress as one address may.
-	PendingPerAddr uint64 `json:"pending_per_addr"`
-	// ProtectedMode counts connections refused by protected mode (a
-	// non-loopback peer without a secret or TLS configured).
-	ProtectedMode uint64 `json:"protected_mode"`
-	// Handshake counts other failed handshakes: a bad or missing secret,
-	// certificate, cluster name or protocol version, a timeout, garbage.
-	Handshake uint64 `json:"handshake"`
-	// Violations counts authenticated connections closed on a protocol
-	// violation: an oversized or malformed frame, or a sealed frame that
-	// does not authenticate.
-	Violations uint64 `json:"violations"`
-}
+// or instead of serving them, by reason (see transport.RefusedStats).
+type RefusedStats = transport.RefusedStats
 
 // PeerLinkStats holds the counters of the links with one peer. Handshake
 // frames are not counted; Ping frames are.
@@ -125,7 +108,7 @@ type PeerLinkStats struct {
 
 // linkStats converts the transport's counters.
 func linkStats(s transport.Stats) LinkStats {
-	ls := LinkStats{Peers: make(map[string]PeerLinkStats, len(s.Peers)), Refused: RefusedStats(s.Refused)}
+	ls := LinkStats{Peers: make(map[string]PeerLinkStats, len(s.Peers)), Refused: s.Refused}
 	for name, p := range s.Peers {
 		ls.Peers[name] = PeerLinkStats{
 			Sent:          frameCounts(p.Sent),
