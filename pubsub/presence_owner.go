@@ -42,6 +42,19 @@ func newPresenceOwners(n *Node) *presenceOwners {
 	return &presenceOwners{n: n, sets: make(map[string]*presenceSet)}
 }
 
+// lockSet returns topic's set, made if need be, locked (s.mu) and not
+// dropped: a set dropped meanwhile is replaced by a new one.
+func (o *presenceOwners) lockSet(topic string, rule *PresenceRule) *presenceSet {
+	for {
+		s := o.set(topic, rule)
+		s.mu.Lock()
+		if !s.dropped {
+			return s
+		}
+		s.mu.Unlock()
+	}
+}
+
 // set returns topic's set, made if need be.
 func (o *presenceOwners) set(topic string, rule *PresenceRule) *presenceSet {
 	o.mu.Lock()
@@ -109,17 +122,10 @@ func (o *presenceOwners) report(origin string, m *wire.PresenceReport) *wire.Pre
 		ack.Code, ack.Err = errorCode(err), err.Error()
 		return ack
 	}
-	for {
-		s := o.set(m.Topic, rule)
-		s.mu.Lock()
-		if s.dropped {
-			s.mu.Unlock()
-			continue
-		}
-		o.applyLocked(s, origin, m, ack)
-		s.mu.Unlock()
-		return ack
-	}
+	s := o.lockSet(m.Topic, rule)
+	o.applyLocked(s, origin, m, ack)
+	s.mu.Unlock()
+	return ack
 }
 
 // applyLocked applies m to s and sends the change to the watchers. s.mu
@@ -249,35 +255,27 @@ func (o *presenceOwners) watch(node string, m *wire.PresenceWatch, send func(*wi
 		send(&wire.PresenceSync{ReqID: m.ReqID, Topic: m.Topic, Code: errorCode(err), Err: err.Error()})
 		return
 	}
-	for {
-		s := o.set(m.Topic, rule)
-		s.mu.Lock()
-		if s.dropped {
-			s.mu.Unlock()
-			continue
-		}
-		s.watchers[node] = struct{}{}
-		chunk := presenceChunk(o.n.cfg)
-		cur := &wire.PresenceSync{ReqID: m.ReqID, Topic: m.Topic, Seq: s.seq}
-		size := 0
-		for origin, entries := range s.origins {
-			for _, e := range entries {
-				es := wire.PresenceEntrySize(&e) + len(origin)
-				if size+es > chunk && len(cur.Entries) > 0 {
-					cur.More = true
-					send(cur)
-					cur = &wire.PresenceSync{ReqID: m.ReqID, Topic: m.Topic, Seq: s.seq}
-					size = 0
-				}
-				cur.Origins = append(cur.Origins, origin)
-				cur.Entries = append(cur.Entries, e)
-				size += es
+	s := o.lockSet(m.Topic, rule)
+	s.watchers[node] = struct{}{}
+	chunk := presenceChunk(o.n.cfg)
+	cur := &wire.PresenceSync{ReqID: m.ReqID, Topic: m.Topic, Seq: s.seq}
+	size := 0
+	for origin, entries := range s.origins {
+		for _, e := range entries {
+			es := wire.PresenceEntrySize(&e) + len(origin)
+			if size+es > chunk && len(cur.Entries) > 0 {
+				cur.More = true
+				send(cur)
+				cur = &wire.PresenceSync{ReqID: m.ReqID, Topic: m.Topic, Seq: s.seq}
+				size = 0
 			}
+			cur.Origins = append(cur.Origins, origin)
+			cur.Entries = append(cur.Entries, e)
+			size += es
 		}
-		send(cur)
-		s.mu.Unlock()
-		return
 	}
+	send(cur)
+	s.mu.Unlock()
 }
 
 // unwatch stops sending topic's changes to node.
